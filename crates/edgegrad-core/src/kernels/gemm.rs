@@ -1,0 +1,313 @@
+//! f32 GEMM: C (+)= A·B with A and B given by arbitrary strides, so transposed operands (the
+//! backward pass's Aᵀ·G and G·Bᵀ) are read in place, never materialised.
+//!
+//! BLIS-style blocking: B is packed into KC×NR column slivers, A into MR×KC row panels, and a
+//! register-tiled MR×NR micro-kernel (f32x4 accumulators) runs over them. Work is split over the
+//! pool by tiles of C. The sum over k always runs in the same order (KC blocks in sequence, each
+//! summed in registers from 0 and then added to C), whatever the tiling or thread count, so every
+//! element of C is bitwise identical for 1 or N threads.
+
+use crate::parallel::{for_each, num_threads, SharedMut};
+use crate::scratch::{self, Slot};
+use crate::simd::F32x4;
+
+pub const MR: usize = 4;
+pub const NR: usize = 8;
+pub const KC: usize = 256;
+pub const MC: usize = 64;
+pub const NC: usize = 2048;
+/// Below this many multiply-adds, one thread does the whole product.
+const PAR_MIN_WORK: usize = 48 * 48 * 48;
+
+/// A read-only matrix: element (i, j) is `data[offset + i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    pub fn row_major(data: &'a [f32], cols: usize) -> Self {
+        Mat { data, offset: 0, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major `rows x cols` matrix, read in place.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Mat { data, offset: 0, rs: 1, cs: cols }
+    }
+    pub fn at_offset(self, offset: usize) -> Self {
+        Mat { offset: self.offset + offset, ..self }
+    }
+}
+
+/// Packs B[pc..pc+kc, j0..j0+nr) as one sliver: `out[p*NR + j]`, zero-padded to NR columns.
+fn pack_b_sliver(b: Mat, pc: usize, kc: usize, j0: usize, nr: usize, out: &mut [f32]) {
+    let base = b.offset + pc * b.rs + j0 * b.cs;
+    if b.cs == 1 && nr == NR {
+        for p in 0..kc {
+            let src = base + p * b.rs;
+            out[p * NR..p * NR + NR].copy_from_slice(&b.data[src..src + NR]);
+        }
+    } else {
+        for p in 0..kc {
+            let row = &mut out[p * NR..p * NR + NR];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = if j < nr { b.data[base + p * b.rs + j * b.cs] } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Packs A[i0..i0+mc, pc..pc+kc) into MR-row panels: panel r holds `out[r*MR*kc + p*MR + i]`.
+fn pack_a(a: Mat, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+    let panels = mc.div_ceil(MR);
+    for r in 0..panels {
+        let panel = &mut out[r * MR * kc..(r + 1) * MR * kc];
+        let rows = (mc - r * MR).min(MR);
+        for i in 0..MR {
+            if i < rows {
+                let base = a.offset + (i0 + r * MR + i) * a.rs + pc * a.cs;
+                if a.cs == 1 {
+                    let src = &a.data[base..base + kc];
+                    for (p, &v) in src.iter().enumerate() {
+                        panel[p * MR + i] = v;
+                    }
+                } else {
+                    for p in 0..kc {
+                        panel[p * MR + i] = a.data[base + p * a.cs];
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    panel[p * MR + i] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// C[0..mr, 0..nr] (+)= Ap·Bp for one MR×NR tile.
+///
+/// # Safety
+/// `ap` holds `kc*MR` floats, `bp` holds `kc*NR`, and `c` addresses `mr` rows of `nr` writable
+/// floats at row stride `ldc` that no other thread touches during the call.
+#[inline(always)]
+unsafe fn micro_kernel(kc: usize, ap: *const f32, bp: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, overwrite: bool) {
+    let mut acc = [[F32x4::zero(); 2]; MR];
+    for p in 0..kc {
+        let b0 = F32x4::load(bp.add(p * NR));
+        let b1 = F32x4::load(bp.add(p * NR + 4));
+        let a = ap.add(p * MR);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = F32x4::load_splat(a.add(r));
+            row[0] = row[0].add(av.mul(b0));
+            row[1] = row[1].add(av.mul(b1));
+        }
+    }
+    if mr == MR && nr == NR {
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            if overwrite {
+                row[0].store(cr);
+                row[1].store(cr.add(4));
+            } else {
+                F32x4::load(cr).add(row[0]).store(cr);
+                F32x4::load(cr.add(4)).add(row[1]).store(cr.add(4));
+            }
+        }
+    } else {
+        let mut tile = [0.0f32; MR * NR];
+        for (r, row) in acc.iter().enumerate() {
+            row[0].store(tile.as_mut_ptr().add(r * NR));
+            row[1].store(tile.as_mut_ptr().add(r * NR + 4));
+        }
+        for r in 0..mr {
+            for j in 0..nr {
+                let dst = c.add(r * ldc + j);
+                *dst = if overwrite { tile[r * NR + j] } else { *dst + tile[r * NR + j] };
+            }
+        }
+    }
+}
+
+/// Where a product runs: spread over the pool, or wholly on one pool thread (inside a task).
+#[derive(Clone, Copy)]
+enum Mode {
+    Parallel,
+    Serial(usize),
+}
+
+/// C = A·B (or C += A·B with `accumulate`) for an m×n×k product. C is row-major at `c_off` with
+/// row stride `ldc` inside `c`.
+pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_off: usize, ldc: usize, accumulate: bool) {
+    assert!(m == 0 || n == 0 || c_off + (m - 1) * ldc + n <= c.len(), "gemm: C is too small");
+    let mode = if num_threads() > 1 && m * n * k >= PAR_MIN_WORK { Mode::Parallel } else { Mode::Serial(crate::parallel::current_thread()) };
+    gemm_impl(m, n, k, a, b, SharedMut(c.as_mut_ptr()), c_off, ldc, accumulate, mode);
+}
+
+/// `batch` independent products; matrix `i` of A, B and C starts at `i * stride` (0 broadcasts).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batched(
+    batch: usize, m: usize, n: usize, k: usize,
+    a: Mat, a_stride: usize, b: Mat, b_stride: usize,
+    c: &mut [f32], c_stride: usize, accumulate: bool,
+) {
+    if batch == 0 {
+        return;
+    }
+    assert!(m == 0 || n == 0 || (batch - 1) * c_stride + (m - 1) * n + n <= c.len(), "gemm_batched: C is too small");
+    let cp = SharedMut(c.as_mut_ptr());
+    let small = m * n * k < PAR_MIN_WORK * 4;
+    if batch > 1 && small && num_threads() > 1 {
+        // Many small products (attention heads): one product per task.
+        for_each(batch, &|i, thread| {
+            gemm_impl(m, n, k, a.at_offset(i * a_stride), b.at_offset(i * b_stride), cp, i * c_stride, n, accumulate, Mode::Serial(thread));
+        });
+    } else {
+        for i in 0..batch {
+            let mode = if num_threads() > 1 && m * n * k >= PAR_MIN_WORK { Mode::Parallel } else { Mode::Serial(crate::parallel::current_thread()) };
+            gemm_impl(m, n, k, a.at_offset(i * a_stride), b.at_offset(i * b_stride), cp, i * c_stride, n, accumulate, mode);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_off: usize, ldc: usize, accumulate: bool, mode: Mode) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row i of C is in bounds (checked by the callers) and owned by this call.
+                unsafe { c.slice(c_off + i * ldc, n).fill(0.0) };
+            }
+        }
+        return;
+    }
+    let run = |tasks: usize, f: &(dyn Fn(usize, usize) + Sync)| match mode {
+        Mode::Parallel => for_each(tasks, f),
+        Mode::Serial(thread) => (0..tasks).for_each(|t| f(t, thread)),
+    };
+    let mut jc = 0;
+    while jc < n {
+        let nc = NC.min(n - jc);
+        let slivers = nc.div_ceil(NR);
+        let mut pc = 0;
+        while pc < k {
+            let kc = KC.min(k - pc);
+            let overwrite = pc == 0 && !accumulate;
+            let bp_len = slivers * NR * kc;
+            // SAFETY: the shared slot is only used by the caller of a parallel region; in serial
+            // mode each pool thread has its own slot.
+            let bp = SharedMut(unsafe {
+                match mode {
+                    Mode::Parallel => scratch::shared(Slot::GemmB, bp_len),
+                    Mode::Serial(t) => scratch::per_thread(Slot::GemmB, t, bp_len).as_mut_ptr(),
+                }
+            });
+            run(slivers.div_ceil(8), &|t, _| {
+                for s in t * 8..((t + 1) * 8).min(slivers) {
+                    let j0 = s * NR;
+                    // SAFETY: sliver s owns bp[s*NR*kc .. (s+1)*NR*kc).
+                    let out = unsafe { bp.slice(s * NR * kc, NR * kc) };
+                    pack_b_sliver(b, pc, kc, jc + j0, NR.min(nc - j0), out);
+                }
+            });
+            let m_tiles = m.div_ceil(MC);
+            // Enough tiles to keep several threads busy even when m is small.
+            let n_tiles = (8usize.div_ceil(m_tiles)).min(slivers).max(1);
+            let slivers_per_tile = slivers.div_ceil(n_tiles);
+            run(m_tiles * n_tiles, &|t, thread| {
+                let (mi, ni) = (t / n_tiles, t % n_tiles);
+                let i0 = mi * MC;
+                let mc = MC.min(m - i0);
+                let s0 = ni * slivers_per_tile;
+                let s1 = (s0 + slivers_per_tile).min(slivers);
+                if s0 >= s1 {
+                    return;
+                }
+                let panels = mc.div_ceil(MR);
+                // SAFETY: `thread` is this task's pool thread; the slot is not borrowed elsewhere.
+                let ap = unsafe { scratch::per_thread(Slot::GemmA, thread, panels * MR * kc) };
+                pack_a(a, i0, mc, pc, kc, ap);
+                for s in s0..s1 {
+                    let j0 = s * NR;
+                    let nr = NR.min(nc - j0);
+                    for r in 0..panels {
+                        let mr = MR.min(mc - r * MR);
+                        // SAFETY: this task owns rows i0..i0+mc and columns of slivers s0..s1 of C;
+                        // packed panels hold kc*MR and kc*NR floats.
+                        unsafe {
+                            micro_kernel(kc, ap.as_ptr().add(r * MR * kc), bp.ptr().add(s * NR * kc),
+                                c.ptr().add(c_off + (i0 + r * MR) * ldc + jc + j0), ldc, mr, nr, overwrite);
+                        }
+                    }
+                }
+            });
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn naive(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    s += a.data[a.offset + i * a.rs + p * a.cs] as f64 * b.data[b.offset + p * b.rs + j * b.cs] as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+    #[test]
+    fn matches_naive_on_awkward_shapes() {
+        for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (65, 17, 300), (4, 8, 256), (130, 70, 513), (1, 300, 40), (0, 3, 4), (3, 3, 0)] {
+            let a = data(m * k, 1);
+            let b = data(k * n, 2);
+            let mut c = vec![7.0; m * n];
+            gemm(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n), &mut c, 0, n, false);
+            let want = naive(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n));
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {y}");
+            }
+        }
+    }
+    #[test]
+    fn transposed_operands_and_accumulate() {
+        let (m, n, k) = (37, 29, 45);
+        let at = data(k * m, 3); // stored k x m, used as its transpose
+        let bt = data(n * k, 4); // stored n x k
+        let mut c = vec![1.0; m * n];
+        gemm(m, n, k, Mat::transposed(&at, m), Mat::transposed(&bt, k), &mut c, 0, n, true);
+        let want = naive(m, n, k, Mat::transposed(&at, m), Mat::transposed(&bt, k));
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - (y + 1.0)).abs() < 1e-3, "{x} vs {}", y + 1.0);
+        }
+    }
+    #[test]
+    fn bitwise_identical_across_threads() {
+        let (m, n, k) = (200, 150, 700);
+        let a = data(m * k, 5);
+        let b = data(k * n, 6);
+        let mut c1 = vec![0.0; m * n];
+        let mut c4 = vec![0.0; m * n];
+        crate::parallel::set_num_threads(1);
+        gemm(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n), &mut c1, 0, n, false);
+        crate::parallel::set_num_threads(4);
+        gemm(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n), &mut c4, 0, n, false);
+        crate::parallel::set_num_threads(1);
+        assert!(c1.iter().zip(&c4).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}

@@ -1,0 +1,28 @@
+//! Differentiable ops: each validates its inputs (typed errors, never a panic), runs a kernel,
+//! and records its backward next to the forward, so both live in one place.
+
+mod elementwise;
+mod linalg;
+mod reduce;
+mod shape_ops;
+
+pub use elementwise::*;
+pub use linalg::*;
+pub use reduce::*;
+pub use shape_ops::*;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ensure;
+use crate::tensor::Tensor;
+
+/// Fails with a DTypeError unless `t` is float32.
+pub(crate) fn expect_f32(t: &Tensor, op: &str) -> Result<()> {
+    ensure!(t.dtype() == DType::F32, DType, "{} expects float32 input, got {}", op, t.dtype());
+    Ok(())
+}
+
+/// A fresh contiguous float tensor from a buffer the caller filled completely.
+pub(crate) fn new_f32(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Tensor::from_f32(data, shape)
+}

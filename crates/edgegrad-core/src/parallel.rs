@@ -1,0 +1,287 @@
+//! The worker pool that kernels split their work over.
+//!
+//! Kernels call `for_each(n_tasks, |task, thread| ...)`. The decomposition into tasks depends only
+//! on the problem's shape, never on the number of threads, and each output element is written by
+//! exactly one task in a fixed order: so results are bitwise identical for any thread count.
+//!
+//! On wasm with atomics the pool is the calling thread plus workers started by the host (Node
+//! `worker_threads` or Web Workers), each running `worker_loop` on the same shared memory. Idle
+//! workers sleep in `memory.atomic.wait32` (no spinning). The calling thread takes tasks too; when
+//! it runs out of tasks it waits for the stragglers: with `memory.atomic.wait32` where the host
+//! lets it block (Node, a Web Worker), by spinning otherwise (a browser's main thread forbids
+//! blocking waits). That spin only lasts while other threads finish tasks already claimed.
+//!
+//! Natively (tests) the pool is emulated with scoped std threads, so the same determinism tests
+//! run under `cargo test`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Upper bound on threads in a pool; sizes per-thread scratch tables.
+pub const MAX_THREADS: usize = 16;
+
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Threads used by kernels from now on (calling thread included), clamped to what is available.
+pub fn set_num_threads(n: usize) -> usize {
+    let n = n.clamp(1, available_threads());
+    NUM_THREADS.store(n, Ordering::SeqCst);
+    n
+}
+
+pub fn num_threads() -> usize {
+    NUM_THREADS.load(Ordering::SeqCst)
+}
+
+/// Runs `f(task, thread)` for every task in `0..n_tasks`, spread over the pool. `thread` is in
+/// `0..num_threads()` and identifies a per-thread scratch slot; it never changes results.
+pub fn for_each(n_tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let threads = num_threads().min(n_tasks);
+    if threads <= 1 || imp::in_parallel_region() {
+        let me = current_thread();
+        for t in 0..n_tasks {
+            f(t, me);
+        }
+        return;
+    }
+    imp::run(n_tasks, threads, f);
+}
+
+/// Number of tasks to cut `n` items into so that each task gets about `grain` items.
+pub fn tasks_for(n: usize, grain: usize) -> usize {
+    n.div_ceil(grain.max(1)).max(1)
+}
+
+/// A raw pointer that tasks may share. Invariant kept by every user: concurrent tasks write
+/// disjoint index ranges through it, and the pointee outlives the `for_each` call.
+#[derive(Clone, Copy)]
+pub struct SharedMut<T>(pub *mut T);
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    /// The raw pointer (a method, so closures capture the whole Sync wrapper, not the field).
+    #[inline]
+    pub fn ptr(self) -> *mut T {
+        self.0
+    }
+    /// # Safety
+    /// `[start, start+len)` must be in bounds and written by no other task concurrently.
+    #[inline]
+    pub unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+pub fn available_threads() -> usize {
+    imp::available()
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The pool index of the thread running this code (0 outside any job and on the caller).
+pub fn current_thread() -> usize {
+    CURRENT.with(|c| c.get())
+}
+
+fn set_current_thread(t: usize) {
+    CURRENT.with(|c| c.set(t));
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub use imp::{set_main_can_block, set_workers, worker_loop};
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+mod imp {
+    use super::*;
+    use core::arch::wasm32::{memory_atomic_notify, memory_atomic_wait32};
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+
+    // The job: a fat pointer to the closure, split in two words, valid while `run` is on stack.
+    static JOB_DATA: AtomicUsize = AtomicUsize::new(0);
+    static JOB_VTABLE: AtomicUsize = AtomicUsize::new(0);
+    static JOB_TASKS: AtomicUsize = AtomicUsize::new(0);
+    static JOB_THREADS: AtomicUsize = AtomicUsize::new(0);
+    static NEXT_TASK: AtomicUsize = AtomicUsize::new(0);
+    /// Threads (workers) still working on the current job; the caller waits for 0.
+    static BUSY: AtomicU32 = AtomicU32::new(0);
+    /// Futex word workers sleep on; bumped once per job.
+    static GENERATION: AtomicU32 = AtomicU32::new(0);
+    static WORKERS: AtomicUsize = AtomicUsize::new(0);
+    static MAIN_CAN_BLOCK: AtomicBool = AtomicBool::new(false);
+    static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+    thread_local! {
+        static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        static IN_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub fn available() -> usize {
+        (WORKERS.load(Ordering::SeqCst) + 1).min(MAX_THREADS)
+    }
+
+    /// Called by the host once its workers have entered `worker_loop`.
+    pub fn set_workers(n: usize) {
+        WORKERS.store(n.min(MAX_THREADS - 1), Ordering::SeqCst);
+    }
+
+    /// Node's main thread and Web Workers may block in `Atomics.wait`; a browser's main thread may not.
+    pub fn set_main_can_block(b: bool) {
+        MAIN_CAN_BLOCK.store(b, Ordering::SeqCst);
+    }
+
+    pub fn in_parallel_region() -> bool {
+        IS_WORKER.with(|w| w.get()) || IN_JOB.with(|j| j.get())
+    }
+
+    fn job() -> &'static (dyn Fn(usize, usize) + Sync) {
+        let parts = [JOB_DATA.load(Ordering::SeqCst), JOB_VTABLE.load(Ordering::SeqCst)];
+        // SAFETY: `run` stored a valid fat pointer before bumping GENERATION and keeps the closure
+        // alive until BUSY drops to zero, which happens only after every worker stopped using it.
+        unsafe { std::mem::transmute::<[usize; 2], &'static (dyn Fn(usize, usize) + Sync)>(parts) }
+    }
+
+    fn drain(f: &(dyn Fn(usize, usize) + Sync), thread: usize) {
+        let n = JOB_TASKS.load(Ordering::SeqCst);
+        loop {
+            let t = NEXT_TASK.fetch_add(1, Ordering::SeqCst);
+            if t >= n {
+                break;
+            }
+            f(t, thread);
+        }
+    }
+
+    pub fn run(n_tasks: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        // SAFETY: erasing the lifetime is sound because we do not return before every worker has
+        // finished with the closure (BUSY == 0 below).
+        let parts: [usize; 2] = unsafe { std::mem::transmute(f) };
+        JOB_DATA.store(parts[0], Ordering::SeqCst);
+        JOB_VTABLE.store(parts[1], Ordering::SeqCst);
+        JOB_TASKS.store(n_tasks, Ordering::SeqCst);
+        JOB_THREADS.store(threads, Ordering::SeqCst);
+        NEXT_TASK.store(0, Ordering::SeqCst);
+        let helpers = threads - 1;
+        BUSY.store(helpers as u32, Ordering::SeqCst);
+        GENERATION.fetch_add(1, Ordering::SeqCst);
+        unsafe {
+            memory_atomic_notify(GENERATION.as_ptr() as *mut i32, helpers as u32);
+        }
+        IN_JOB.with(|j| j.set(true));
+        drain(f, 0);
+        IN_JOB.with(|j| j.set(false));
+        let can_block = MAIN_CAN_BLOCK.load(Ordering::SeqCst);
+        loop {
+            let busy = BUSY.load(Ordering::SeqCst);
+            if busy == 0 {
+                break;
+            }
+            if can_block {
+                unsafe {
+                    memory_atomic_wait32(BUSY.as_ptr() as *mut i32, busy as i32, -1);
+                }
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Body of every pool worker: sleep until a job is posted, help with it, repeat.
+    /// `id` starts at 1 (0 is the calling thread).
+    pub fn worker_loop(id: usize) {
+        IS_WORKER.with(|w| w.set(true));
+        set_current_thread(id);
+        let mut seen = GENERATION.load(Ordering::SeqCst);
+        loop {
+            unsafe {
+                memory_atomic_wait32(GENERATION.as_ptr() as *mut i32, seen as i32, -1);
+            }
+            if SHUTDOWN.load(Ordering::SeqCst) {
+                return;
+            }
+            let gen = GENERATION.load(Ordering::SeqCst);
+            if gen == seen {
+                continue; // spurious wake-up
+            }
+            seen = gen;
+            if id >= JOB_THREADS.load(Ordering::SeqCst) {
+                continue; // this job uses fewer threads than the pool has
+            }
+            drain(job(), id);
+            if BUSY.fetch_sub(1, Ordering::SeqCst) == 1 {
+                unsafe {
+                    memory_atomic_notify(BUSY.as_ptr() as *mut i32, 1);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! { static IN_JOB: Cell<bool> = const { Cell::new(false) }; }
+
+    pub fn available() -> usize {
+        MAX_THREADS
+    }
+
+    pub fn in_parallel_region() -> bool {
+        IN_JOB.with(|j| j.get())
+    }
+
+    /// Native emulation: scoped threads claim tasks from a shared counter, as wasm workers do.
+    pub fn run(n_tasks: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for thread in 0..threads {
+                let next = &next;
+                s.spawn(move || {
+                    IN_JOB.with(|j| j.set(true));
+                    set_current_thread(thread);
+                    loop {
+                        let t = next.fetch_add(1, Ordering::SeqCst);
+                        if t >= n_tasks {
+                            break;
+                        }
+                        f(t, thread);
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+mod imp {
+    use super::*;
+    pub fn available() -> usize {
+        1
+    }
+    pub fn in_parallel_region() -> bool {
+        false
+    }
+    pub fn run(n_tasks: usize, _threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        for t in 0..n_tasks {
+            f(t, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn every_task_runs_once() {
+        set_num_threads(4);
+        let hits: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+        for_each(100, &|t, thread| {
+            assert!(thread < 4);
+            hits[t].fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::SeqCst) == 1));
+        set_num_threads(1);
+    }
+}
