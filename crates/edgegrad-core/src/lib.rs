@@ -1,3 +1,4 @@
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 //! edgegrad's engine: tensors in linear memory, SIMD kernels split over a deterministic worker
 //! pool, a reverse-mode autograd tape, and a counter-based RNG. Plain Rust: the wasm boundary
 //! lives in `edgegrad-wasm`; everything here is tested natively with `cargo test`.

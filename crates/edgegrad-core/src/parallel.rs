@@ -84,6 +84,7 @@ pub fn current_thread() -> usize {
     CURRENT.with(|c| c.get())
 }
 
+#[cfg_attr(all(target_arch = "wasm32", not(target_feature = "atomics")), allow(dead_code))]
 fn set_current_thread(t: usize) {
     CURRENT.with(|c| c.set(t));
 }
@@ -256,7 +257,6 @@ mod imp {
 
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 mod imp {
-    use super::*;
     pub fn available() -> usize {
         1
     }

@@ -1,1 +1,13 @@
-//! placeholder, replaced below
+//! The wasm boundary: one exported function per op, integer handles in and out, no element loops
+//! in JS. Failures cross as JS `Error`s whose `name` is the error kind ("ShapeError", ...); the
+//! TypeScript SDK turns them into its typed error classes.
+//!
+//! Tensors live in a handle table on the thread that drives the engine (the JS caller). A handle
+//! packs a slot index with a generation, so a stale handle is reported instead of aliasing a new
+//! tensor.
+
+
+mod handles;
+mod exports;
+
+pub use exports::*;

@@ -1,0 +1,442 @@
+//! Exported functions. Each validates through the core (typed errors), never panics on user input.
+
+use crate::handles;
+use edgegrad_core::autograd;
+use edgegrad_core::ops::{self, BinaryOp, CompareOp, UnaryOp};
+use edgegrad_core::rng::Generator;
+use edgegrad_core::{parallel, storage, DType, Error, ErrorKind, Tensor};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+type R<T> = Result<T, JsValue>;
+
+fn js_err(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    err.set_name(e.kind.name());
+    err.into()
+}
+
+fn arg_err(msg: String) -> JsValue {
+    js_err(Error::new(ErrorKind::Argument, msg))
+}
+
+fn t(h: u32) -> R<Tensor> {
+    handles::get(h).map_err(js_err)
+}
+
+fn out(r: edgegrad_core::Result<Tensor>) -> R<u32> {
+    handles::insert(r.map_err(js_err)?).map_err(js_err)
+}
+
+fn shape_of(s: &[u32]) -> Vec<usize> {
+    s.iter().map(|&d| d as usize).collect()
+}
+
+fn axes_of(a: &[i32]) -> Vec<isize> {
+    a.iter().map(|&d| d as isize).collect()
+}
+
+fn dtype_of(code: u8) -> R<DType> {
+    DType::from_code(code).ok_or_else(|| arg_err(format!("unknown dtype code {}", code)))
+}
+
+// ------------------------------------------------------------------ engine and threads
+
+/// Called once on the driving thread. `can_block`: may this thread use `Atomics.wait`?
+#[wasm_bindgen]
+pub fn engine_init(can_block: bool) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    parallel::set_main_can_block(can_block);
+    let _ = can_block;
+}
+
+/// True in the threaded build (shared memory + atomics).
+#[wasm_bindgen]
+pub fn engine_threaded() -> bool {
+    cfg!(target_feature = "atomics")
+}
+
+/// Called by the host after `n` workers entered `worker_entry`.
+#[wasm_bindgen]
+pub fn engine_set_workers(n: u32) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    parallel::set_workers(n as usize);
+    let _ = n;
+}
+
+/// Body of a pool worker: never returns while the pool lives (it sleeps in `memory.atomic.wait`).
+#[wasm_bindgen]
+pub fn worker_entry(id: u32) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    parallel::worker_loop(id as usize);
+    let _ = id;
+}
+
+#[wasm_bindgen]
+pub fn engine_set_num_threads(n: u32) -> u32 {
+    parallel::set_num_threads(n as usize) as u32
+}
+
+#[wasm_bindgen]
+pub fn engine_num_threads() -> u32 {
+    parallel::num_threads() as u32
+}
+
+/// `[live tensors, live bytes, live storages, pooled bytes]`.
+#[wasm_bindgen]
+pub fn engine_memory() -> Vec<f64> {
+    let m = storage::memory_stats();
+    vec![handles::live() as f64, m.bytes as f64, m.storages as f64, m.cached_bytes as f64]
+}
+
+#[wasm_bindgen]
+pub fn engine_release_pool() {
+    storage::release_pool();
+}
+
+// ------------------------------------------------------------------ RNG
+
+thread_local! {
+    static RNG: RefCell<Generator> = RefCell::new(Generator::new(0));
+}
+
+#[wasm_bindgen]
+pub fn rng_seed(seed: f64) -> R<()> {
+    if !(seed >= 0.0 && seed.fract() == 0.0 && seed <= 9007199254740991.0) {
+        return Err(arg_err(format!("seed must be a non-negative integer, got {}", seed)));
+    }
+    RNG.with(|r| *r.borrow_mut() = Generator::new(seed as u64));
+    Ok(())
+}
+
+/// Runs `f` on a fresh generator for an explicit seed, else on the global stream.
+fn with_rng<T>(seed: Option<f64>, f: impl FnOnce(&mut Generator) -> T) -> R<T> {
+    match seed {
+        Some(s) => {
+            if !(s >= 0.0 && s.fract() == 0.0 && s <= 9007199254740991.0) {
+                return Err(arg_err(format!("seed must be a non-negative integer, got {}", s)));
+            }
+            Ok(f(&mut Generator::new(s as u64)))
+        }
+        None => Ok(RNG.with(|r| f(&mut r.borrow_mut()))),
+    }
+}
+
+fn checked_numel(shape: &[usize]) -> R<usize> {
+    edgegrad_core::shape::check_shape_valid(shape).map_err(js_err)?;
+    Ok(shape.iter().product())
+}
+
+/// kind: 0 uniform(a, b), 1 normal(mean a, std b), 2 truncated normal, 3 bernoulli(p = a)
+#[wasm_bindgen]
+pub fn rng_tensor(kind: u8, shape: &[u32], a: f32, b: f32, seed: Option<f64>) -> R<u32> {
+    let s = shape_of(shape);
+    let n = checked_numel(&s)?;
+    let data = with_rng(seed, |g| match kind {
+        0 => Ok(g.uniform(n, a, b)),
+        1 => Ok(g.normal(n, a, b)),
+        2 => Ok(g.truncated_normal(n, a, b)),
+        3 => Ok(g.bernoulli(n, a)),
+        _ => Err(arg_err(format!("unknown random distribution {}", kind))),
+    })??;
+    out(Tensor::from_f32(data, &s))
+}
+
+#[wasm_bindgen]
+pub fn rng_permutation(n: u32, seed: Option<f64>) -> R<u32> {
+    let p = with_rng(seed, |g| g.permutation(n as usize))?;
+    out(Tensor::from_i32(p, &[n as usize]))
+}
+
+#[wasm_bindgen]
+pub fn rng_randint(shape: &[u32], lo: i32, hi: i32, seed: Option<f64>) -> R<u32> {
+    if hi <= lo {
+        return Err(arg_err(format!("randint needs low < high, got [{}, {})", lo, hi)));
+    }
+    let s = shape_of(shape);
+    let n = checked_numel(&s)?;
+    let v = with_rng(seed, |g| g.randint(n, lo, hi))?;
+    out(Tensor::from_i32(v, &s))
+}
+
+// ------------------------------------------------------------------ creation and copy-out
+
+#[wasm_bindgen]
+pub fn tensor_from_f32(data: Vec<f32>, shape: &[u32]) -> R<u32> {
+    out(Tensor::from_f32(data, &shape_of(shape)))
+}
+#[wasm_bindgen]
+pub fn tensor_from_i32(data: Vec<i32>, shape: &[u32]) -> R<u32> {
+    out(Tensor::from_i32(data, &shape_of(shape)))
+}
+#[wasm_bindgen]
+pub fn tensor_from_i8(data: Vec<i8>, shape: &[u32]) -> R<u32> {
+    out(Tensor::from_i8(data, &shape_of(shape)))
+}
+#[wasm_bindgen]
+pub fn tensor_full(shape: &[u32], value: f64, dtype: u8) -> R<u32> {
+    out(Tensor::full(&shape_of(shape), value, dtype_of(dtype)?))
+}
+#[wasm_bindgen]
+pub fn tensor_arange(start: f64, end: f64, step: f64, dtype: u8) -> R<u32> {
+    out(Tensor::arange(start, end, step, dtype_of(dtype)?))
+}
+#[wasm_bindgen]
+pub fn tensor_to_f32(h: u32) -> R<Vec<f32>> {
+    t(h)?.to_vec_f32().map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn tensor_to_i32(h: u32) -> R<Vec<i32>> {
+    t(h)?.to_vec_i32().map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn tensor_to_i8(h: u32) -> R<Vec<i8>> {
+    t(h)?.to_vec_i8().map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn tensor_shape(h: u32) -> R<Vec<u32>> {
+    Ok(t(h)?.shape().iter().map(|&d| d as u32).collect())
+}
+#[wasm_bindgen]
+pub fn tensor_dtype(h: u32) -> R<u8> {
+    Ok(t(h)?.dtype() as u8)
+}
+#[wasm_bindgen]
+pub fn tensor_is_contiguous(h: u32) -> R<bool> {
+    Ok(t(h)?.is_contiguous())
+}
+/// A second handle to the same tensor (shares storage and autograd state).
+#[wasm_bindgen]
+pub fn tensor_clone_handle(h: u32) -> R<u32> {
+    out(Ok(t(h)?))
+}
+#[wasm_bindgen]
+pub fn tensor_dispose(h: u32) -> R<()> {
+    handles::remove(h).map_err(js_err)
+}
+
+// ------------------------------------------------------------------ autograd
+
+#[wasm_bindgen]
+pub fn grad_requires(h: u32) -> R<bool> {
+    Ok(t(h)?.requires_grad())
+}
+#[wasm_bindgen]
+pub fn grad_set_requires(h: u32, on: bool) -> R<()> {
+    t(h)?.set_requires_grad(on).map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn grad_retain(h: u32) -> R<()> {
+    t(h)?.retain_grad().map_err(js_err)
+}
+/// A new handle to the gradient, or 0 when there is none.
+#[wasm_bindgen]
+pub fn grad_get(h: u32) -> R<u32> {
+    match t(h)?.grad() {
+        Some(g) => out(Ok(g)),
+        None => Ok(0),
+    }
+}
+#[wasm_bindgen]
+pub fn grad_set(h: u32, g: u32) -> R<()> {
+    let grad = if g == 0 { None } else { Some(t(g)?) };
+    t(h)?.set_grad(grad).map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn grad_zero(h: u32) -> R<()> {
+    t(h)?.zero_grad();
+    Ok(())
+}
+#[wasm_bindgen]
+pub fn grad_is_leaf(h: u32) -> R<bool> {
+    Ok(t(h)?.is_leaf())
+}
+#[wasm_bindgen]
+pub fn grad_fn_name(h: u32) -> R<Option<String>> {
+    Ok(t(h)?.grad_fn_name().map(|s| s.to_string()))
+}
+/// `grad` 0 means "ones" (the tensor must then be a scalar).
+#[wasm_bindgen]
+pub fn grad_backward(h: u32, grad: u32, retain_graph: bool) -> R<()> {
+    let g = if grad == 0 { None } else { Some(t(grad)?) };
+    autograd::backward(&t(h)?, g, retain_graph).map_err(js_err)
+}
+#[wasm_bindgen]
+pub fn grad_push_no_grad() {
+    autograd::push_no_grad();
+}
+#[wasm_bindgen]
+pub fn grad_pop_no_grad() {
+    autograd::pop_no_grad();
+}
+#[wasm_bindgen]
+pub fn grad_enabled() -> bool {
+    autograd::is_grad_enabled()
+}
+#[wasm_bindgen]
+pub fn tensor_detach(h: u32) -> R<u32> {
+    out(Ok(t(h)?.detach()))
+}
+
+// ------------------------------------------------------------------ ops
+
+fn binary_op(code: u8) -> R<BinaryOp> {
+    Ok(match code {
+        0 => BinaryOp::Add,
+        1 => BinaryOp::Sub,
+        2 => BinaryOp::Mul,
+        3 => BinaryOp::Div,
+        4 => BinaryOp::Pow,
+        5 => BinaryOp::Maximum,
+        6 => BinaryOp::Minimum,
+        _ => return Err(arg_err(format!("unknown binary op {}", code))),
+    })
+}
+
+fn unary_op(code: u8) -> R<UnaryOp> {
+    Ok(match code {
+        0 => UnaryOp::Neg,
+        1 => UnaryOp::Exp,
+        2 => UnaryOp::Log,
+        3 => UnaryOp::Sqrt,
+        4 => UnaryOp::Abs,
+        5 => UnaryOp::Relu,
+        6 => UnaryOp::Sigmoid,
+        7 => UnaryOp::Tanh,
+        _ => return Err(arg_err(format!("unknown unary op {}", code))),
+    })
+}
+
+#[wasm_bindgen]
+pub fn op_binary(code: u8, a: u32, b: u32) -> R<u32> {
+    out(ops::binary(binary_op(code)?, &t(a)?, &t(b)?))
+}
+#[wasm_bindgen]
+pub fn op_unary(code: u8, a: u32) -> R<u32> {
+    out(ops::unary(unary_op(code)?, &t(a)?))
+}
+#[wasm_bindgen]
+pub fn op_affine(a: u32, scale: f32, shift: f32) -> R<u32> {
+    out(ops::affine_scalar(&t(a)?, scale, shift))
+}
+#[wasm_bindgen]
+pub fn op_pow_scalar(a: u32, p: f32) -> R<u32> {
+    out(ops::pow_scalar(&t(a)?, p))
+}
+#[wasm_bindgen]
+pub fn op_clamp(a: u32, lo: f32, hi: f32) -> R<u32> {
+    out(ops::clamp(&t(a)?, lo, hi))
+}
+#[wasm_bindgen]
+pub fn op_compare(code: u8, a: u32, b: u32) -> R<u32> {
+    let op = match code {
+        0 => CompareOp::Eq,
+        1 => CompareOp::Ne,
+        2 => CompareOp::Lt,
+        3 => CompareOp::Le,
+        4 => CompareOp::Gt,
+        5 => CompareOp::Ge,
+        _ => return Err(arg_err(format!("unknown comparison {}", code))),
+    };
+    out(ops::compare(op, &t(a)?, &t(b)?))
+}
+#[wasm_bindgen]
+pub fn op_where(c: u32, a: u32, b: u32) -> R<u32> {
+    out(ops::where_(&t(c)?, &t(a)?, &t(b)?))
+}
+#[wasm_bindgen]
+pub fn op_cast(a: u32, dtype: u8) -> R<u32> {
+    out(ops::cast(&t(a)?, dtype_of(dtype)?))
+}
+/// code: 0 sum, 1 mean, 2 max, 3 min
+#[wasm_bindgen]
+pub fn op_reduce(code: u8, a: u32, axes: &[i32], keepdims: bool) -> R<u32> {
+    let x = t(a)?;
+    let ax = axes_of(axes);
+    out(match code {
+        0 => ops::sum(&x, &ax, keepdims),
+        1 => ops::mean(&x, &ax, keepdims),
+        2 => ops::max(&x, &ax, keepdims),
+        3 => ops::min(&x, &ax, keepdims),
+        _ => return Err(arg_err(format!("unknown reduction {}", code))),
+    })
+}
+#[wasm_bindgen]
+pub fn op_argmax(a: u32, axis: i32, keepdims: bool) -> R<u32> {
+    out(ops::argmax(&t(a)?, axis as isize, keepdims))
+}
+#[wasm_bindgen]
+pub fn op_softmax(a: u32, axis: i32, log: bool) -> R<u32> {
+    let x = t(a)?;
+    out(if log { ops::log_softmax(&x, axis as isize) } else { ops::softmax(&x, axis as isize) })
+}
+#[wasm_bindgen]
+pub fn op_matmul(a: u32, b: u32) -> R<u32> {
+    out(ops::matmul(&t(a)?, &t(b)?))
+}
+#[wasm_bindgen]
+pub fn op_bmm(a: u32, b: u32, ta: bool, tb: bool) -> R<u32> {
+    out(ops::bmm(&t(a)?, &t(b)?, ta, tb))
+}
+#[wasm_bindgen]
+pub fn op_reshape(a: u32, shape: &[i32]) -> R<u32> {
+    let x = t(a)?;
+    let spec: Vec<isize> = shape.iter().map(|&d| d as isize).collect();
+    let s = ops::infer_shape(&spec, x.numel(), x.shape()).map_err(js_err)?;
+    out(ops::reshape(&x, &s))
+}
+#[wasm_bindgen]
+pub fn op_permute(a: u32, perm: &[i32]) -> R<u32> {
+    out(ops::permute(&t(a)?, &axes_of(perm)))
+}
+#[wasm_bindgen]
+pub fn op_transpose(a: u32, d0: i32, d1: i32) -> R<u32> {
+    out(ops::transpose(&t(a)?, d0 as isize, d1 as isize))
+}
+#[wasm_bindgen]
+pub fn op_expand(a: u32, shape: &[u32]) -> R<u32> {
+    out(ops::expand(&t(a)?, &shape_of(shape)))
+}
+#[wasm_bindgen]
+pub fn op_slice(a: u32, starts: &[i32], ends: &[i32], steps: &[i32]) -> R<u32> {
+    out(ops::slice(&t(a)?, &axes_of(starts), &axes_of(ends), &axes_of(steps)))
+}
+#[wasm_bindgen]
+pub fn op_concat(hs: &[u32], axis: i32) -> R<u32> {
+    let xs: Vec<Tensor> = hs.iter().map(|&h| t(h)).collect::<R<_>>()?;
+    out(ops::concat(&xs, axis as isize))
+}
+#[wasm_bindgen]
+pub fn op_index_select(a: u32, axis: i32, idx: u32) -> R<u32> {
+    out(ops::index_select(&t(a)?, axis as isize, &t(idx)?))
+}
+#[wasm_bindgen]
+pub fn op_gather(a: u32, axis: i32, idx: u32) -> R<u32> {
+    out(ops::gather(&t(a)?, axis as isize, &t(idx)?))
+}
+#[wasm_bindgen]
+pub fn op_contiguous(a: u32) -> R<u32> {
+    out(ops::contiguous(&t(a)?))
+}
+#[wasm_bindgen]
+pub fn op_copy(a: u32) -> R<u32> {
+    out(ops::copy(&t(a)?))
+}
+
+/// `[dtype code, ...shape]` in one call (what the SDK caches on each tensor).
+#[wasm_bindgen]
+pub fn tensor_meta(h: u32) -> R<Vec<u32>> {
+    let x = t(h)?;
+    let mut v = Vec::with_capacity(x.rank() + 1);
+    v.push(x.dtype() as u32);
+    v.extend(x.shape().iter().map(|&d| d as u32));
+    Ok(v)
+}
+#[wasm_bindgen]
+pub fn op_add_scalar(a: u32, s: f32) -> R<u32> {
+    out(ops::add_scalar(&t(a)?, s))
+}
+#[wasm_bindgen]
+pub fn op_mul_scalar(a: u32, s: f32) -> R<u32> {
+    out(ops::mul_scalar(&t(a)?, s))
+}

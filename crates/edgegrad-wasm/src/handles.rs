@@ -1,0 +1,88 @@
+//! Handle table: u32 handles to `Tensor`s, with generations to catch stale handles.
+
+use edgegrad_core::{Error, ErrorKind, Result, Tensor};
+use std::cell::RefCell;
+
+const INDEX_BITS: u32 = 20;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+const GEN_MASK: u32 = (1 << (32 - INDEX_BITS)) - 1;
+
+struct Slot {
+    gen: u32,
+    tensor: Option<Tensor>,
+}
+
+#[derive(Default)]
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+thread_local! {
+    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+}
+
+/// Registers a tensor; the handle is never 0.
+pub fn insert(t: Tensor) -> Result<u32> {
+    TABLE.with(|tb| {
+        let mut tb = tb.borrow_mut();
+        tb.live += 1;
+        if let Some(i) = tb.free.pop() {
+            let slot = &mut tb.slots[i as usize];
+            slot.gen = (slot.gen + 1) & GEN_MASK;
+            if slot.gen == 0 {
+                slot.gen = 1;
+            }
+            slot.tensor = Some(t);
+            return Ok((slot.gen << INDEX_BITS) | i);
+        }
+        let i = tb.slots.len() as u32;
+        if i > INDEX_MASK {
+            tb.live -= 1;
+            return Err(Error::new(ErrorKind::Argument,
+                format!("more than {} live tensors: dispose tensors you no longer need", INDEX_MASK)));
+        }
+        tb.slots.push(Slot { gen: 1, tensor: Some(t) });
+        Ok((1 << INDEX_BITS) | i)
+    })
+}
+
+fn stale(h: u32) -> Error {
+    Error::new(ErrorKind::Argument, format!("tensor handle {} is not live (the tensor was disposed)", h))
+}
+
+pub fn get(h: u32) -> Result<Tensor> {
+    TABLE.with(|tb| {
+        let tb = tb.borrow();
+        let (i, g) = ((h & INDEX_MASK) as usize, h >> INDEX_BITS);
+        match tb.slots.get(i) {
+            Some(Slot { gen, tensor: Some(t) }) if *gen == g => Ok(t.clone()),
+            _ => Err(stale(h)),
+        }
+    })
+}
+
+pub fn remove(h: u32) -> Result<()> {
+    // Take the tensor out first and drop it after releasing the table borrow (dropping can free a
+    // graph, which never touches the table, but keep the borrow short anyway).
+    let t = TABLE.with(|tb| {
+        let mut tb = tb.borrow_mut();
+        let (i, g) = ((h & INDEX_MASK) as usize, h >> INDEX_BITS);
+        match tb.slots.get_mut(i) {
+            Some(slot) if slot.gen == g && slot.tensor.is_some() => {
+                let t = slot.tensor.take();
+                tb.free.push(i as u32);
+                tb.live -= 1;
+                Ok(t)
+            }
+            _ => Err(stale(h)),
+        }
+    })?;
+    drop(t);
+    Ok(())
+}
+
+pub fn live() -> usize {
+    TABLE.with(|tb| tb.borrow().live)
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the two wasm engines and their wasm-bindgen glue into sdk/wasm/{mt,st}:
+#   mt: simd128 + atomics + shared memory (threads), st: simd128, single-threaded.
+# Uses Debian's rustc-web (Rust for wasm32 with the std sources) with build-std, and wasm-ld-19.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUSTC_BIN=${EDGEGRAD_RUSTC:-/usr/bin/rustc}
+CARGO_BIN=${EDGEGRAD_CARGO:-/usr/bin/cargo}
+LINKER=${EDGEGRAD_WASM_LD:-wasm-ld-19}
+PROFILE_DIR=release
+
+build() {
+  local variant=$1 features=$2; shift 2
+  local target_dir=target/wasm-$variant
+  local flags="-C target-feature=$features -C linker=$LINKER $*"
+  echo "[build-wasm] $variant: cargo build (features $features)"
+  RUSTC="$RUSTC_BIN" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
+    "$CARGO_BIN" build --release --quiet -p edgegrad-wasm --target wasm32-unknown-unknown \
+      --target-dir "$target_dir" -Z build-std=std,panic_abort
+  local wasm=$target_dir/wasm32-unknown-unknown/$PROFILE_DIR/edgegrad_wasm.wasm
+  local out=sdk/wasm/$variant
+  if [ ! -f "$out/edgegrad.js" ] || [ "$wasm" -nt "$out/edgegrad_bg.wasm" ]; then
+    mkdir -p "$out"
+    wasm-bindgen --target web --out-dir "$out" --out-name edgegrad "$wasm"
+    echo "[build-wasm] $variant: $(stat -c %s "$out/edgegrad_bg.wasm") bytes"
+  fi
+}
+
+# 4 GiB maximum: wasm32's limit; browsers only reserve address space for it.
+build mt +simd128,+atomics,+bulk-memory,+mutable-globals \
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+build st +simd128,+bulk-memory,+mutable-globals

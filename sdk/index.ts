@@ -1,0 +1,23 @@
+/**
+ * edgegrad: deep learning at the edge. A Rust engine compiled to WebAssembly (SIMD, threads)
+ * under this typed API; identical results in Node.js and browsers.
+ *
+ * ```ts
+ * import * as eg from 'edgegrad';
+ * await eg.init();
+ * const w = eg.randn([3, 2], 0, 1, { seed: 1 }).requiresGrad_();
+ * const loss = eg.tidy(() => eg.tensor([[1, 2, 3]]).matmul(w).relu().sum());
+ * loss.backward();
+ * console.log(w.grad!.dataSync());
+ * ```
+ */
+export { init, backendInfo, setNumThreads, shutdownWorkers, isInitialized } from './runtime.js';
+export type { InitOptions, BackendInfo, Build } from './runtime.js';
+export { tidy, keep, dispose, memory, releasePool } from './memory.js';
+export type { MemoryInfo } from './memory.js';
+export { Tensor, isTensor } from './tensor.js';
+export type { DType, DataArray, TensorLike, NestedArray } from './tensor.js';
+export * from './creation.js';
+export * from './ops.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export * from './errors.js';

@@ -1,0 +1,118 @@
+/**
+ * Memory management. Tensors hold engine memory until disposed. Three tools, in order of
+ * preference: `tidy(fn)` frees every tensor created inside `fn` except those it returns;
+ * `t.dispose()` frees one tensor; a FinalizationRegistry frees tensors the garbage collector
+ * found unreachable — a safety net, not a plan (GC timing is unpredictable).
+ */
+import { ArgumentError } from './errors.js';
+import { E, isInitialized, wasmMemory } from './runtime.js';
+
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+const scopes: Set<Disposable>[] = [];
+
+const registry = new FinalizationRegistry<number>((handle) => {
+  if (!isInitialized()) return;
+  try {
+    E().tensor_dispose(handle);
+  } catch {
+    // already gone
+  }
+});
+
+/** Called by every new tensor: joins the innermost tidy scope and the GC safety net. */
+export function track(t: Disposable, handle: number): void {
+  registry.register(t, handle, t);
+  if (scopes.length > 0) scopes[scopes.length - 1].add(t);
+}
+
+/** Called on dispose. */
+export function untrack(t: Disposable): void {
+  registry.unregister(t);
+  for (const s of scopes) s.delete(t);
+}
+
+function collect(value: unknown, out: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (typeof (value as Disposable).dispose === 'function' && 'isDisposed' in (value as object) && (value as { __tensor?: true }).__tensor) {
+    out.add(value as Disposable);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collect(v, out, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, seen);
+  }
+}
+
+/**
+ * Runs `fn` and frees every tensor it created, except the tensors in its result (a tensor, or
+ * arrays/plain objects/Maps of tensors), which move to the enclosing scope. Synchronous only.
+ */
+export function tidy<T>(fn: () => T): T {
+  scopes.push(new Set());
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    for (const t of scopes.pop()!) if (!t.isDisposed) t.dispose();
+    throw e;
+  }
+  const scope = scopes.pop()!;
+  if (result instanceof Promise) {
+    for (const t of scope) if (!t.isDisposed) t.dispose();
+    throw new ArgumentError('tidy() cannot wrap an async function: tensors would be freed before it finishes');
+  }
+  const kept = new Set<Disposable>();
+  collect(result, kept, new Set());
+  for (const t of scope) {
+    if (kept.has(t)) {
+      if (scopes.length > 0) scopes[scopes.length - 1].add(t);
+    } else if (!t.isDisposed) {
+      t.dispose();
+    }
+  }
+  return result;
+}
+
+/** Takes a tensor out of every tidy scope, so only an explicit `dispose()` frees it. */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+/** Disposes every tensor found in `value` (a tensor, or arrays/objects/Maps of them). */
+export function dispose(value: unknown): void {
+  const found = new Set<Disposable>();
+  collect(value, found, new Set());
+  for (const t of found) if (!t.isDisposed) t.dispose();
+}
+
+export interface MemoryInfo {
+  /** Tensors alive in the engine (handles not yet disposed). */
+  numTensors: number;
+  /** Bytes held by live tensor storage (views share storage). */
+  numBytes: number;
+  /** Distinct storage buffers alive. */
+  numBuffers: number;
+  /** Bytes kept in the engine's buffer pool for reuse. */
+  pooledBytes: number;
+  /** Size of the wasm linear memory (grows, never shrinks). */
+  wasmBytes: number;
+}
+
+export function memory(): MemoryInfo {
+  const [numTensors, numBytes, numBuffers, pooledBytes] = E().engine_memory();
+  return { numTensors, numBytes, numBuffers, pooledBytes, wasmBytes: wasmMemory().buffer.byteLength };
+}
+
+/** Returns pooled buffers to the engine's allocator. */
+export function releasePool(): void {
+  E().engine_release_pool();
+}

@@ -1,0 +1,463 @@
+/**
+ * The Tensor: a handle to engine memory plus its cached shape and dtype. Every op is one engine
+ * call with integer handles; no element is touched in JS. Ops return new tensors (which join the
+ * enclosing `tidy` scope); `dispose()` frees one.
+ */
+import { ArgumentError, DisposedError, DTypeError, ShapeError } from './errors.js';
+import { call, E } from './runtime.js';
+import { keep, track, untrack } from './memory.js';
+
+export type DType = 'float32' | 'int32' | 'int8';
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'int8' ? Int8Array : Float32Array;
+export type DataArray = Float32Array | Int32Array | Int8Array;
+/** Nested arrays of numbers (any depth), a typed array, or a single number. */
+export type TensorLike = number | DataArray | number[] | NestedArray;
+export interface NestedArray extends Array<number | NestedArray> {}
+
+const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, int8: 2 };
+const CODE_DTYPE: DType[] = ['float32', 'int32', 'int8'];
+
+export function dtypeCode(d: DType): number {
+  const c = DTYPE_CODE[d];
+  if (c === undefined) throw new DTypeError(`unknown dtype '${String(d)}' (expected float32, int32 or int8)`);
+  return c;
+}
+
+const enum Bin { Add = 0, Sub = 1, Mul = 2, Div = 3, Pow = 4, Maximum = 5, Minimum = 6 }
+const enum Un { Neg = 0, Exp = 1, Log = 2, Sqrt = 3, Abs = 4, Relu = 5, Sigmoid = 6, Tanh = 7 }
+const enum Red { Sum = 0, Mean = 1, Max = 2, Min = 3 }
+const enum Cmp { Eq = 0, Ne = 1, Lt = 2, Le = 3, Gt = 4, Ge = 5 }
+
+/** Counter bumped by every backward/zeroGrad, so cached `.grad` wrappers know when to refresh. */
+let gradEpoch = 0;
+export function bumpGradEpoch(): void {
+  gradEpoch++;
+}
+
+function axesArg(axis: number | number[] | undefined): Int32Array {
+  if (axis === undefined) return new Int32Array(0);
+  const a = Array.isArray(axis) ? axis : [axis];
+  for (const x of a) if (!Number.isInteger(x)) throw new ArgumentError(`axis must be an integer, got ${x}`);
+  return Int32Array.from(a);
+}
+
+function shapeArg(shape: readonly number[], what = 'shape'): Uint32Array {
+  if (!Array.isArray(shape)) throw new ShapeError(`${what} must be an array of sizes, got ${String(shape)}`);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid size ${d}`);
+  }
+  return Uint32Array.from(shape);
+}
+
+export class Tensor {
+  /** Marker for `tidy` result scanning. */
+  readonly __tensor = true as const;
+  #h: number;
+  #shape: number[];
+  #dtype: DType;
+  #grad: Tensor | null = null;
+  #gradEpoch = -1;
+
+  /** Wraps an engine handle (internal: use the creation functions). */
+  constructor(handle: number) {
+    const meta = call((e) => e.tensor_meta(handle));
+    this.#h = handle;
+    this.#dtype = CODE_DTYPE[meta[0]];
+    this.#shape = Array.from(meta.subarray(1));
+    track(this, handle);
+  }
+
+  /** The engine handle; throws DisposedError after `dispose()`. */
+  get handle(): number {
+    if (this.#h === 0) {
+      throw new DisposedError(`this tensor (${this.#dtype} [${this.#shape.join(', ')}]) was disposed and cannot be used`);
+    }
+    return this.#h;
+  }
+  get shape(): number[] {
+    return this.#shape.slice();
+  }
+  get dtype(): DType {
+    return this.#dtype;
+  }
+  get rank(): number {
+    return this.#shape.length;
+  }
+  get size(): number {
+    return this.#shape.reduce((a, b) => a * b, 1);
+  }
+  get isDisposed(): boolean {
+    return this.#h === 0;
+  }
+
+  /** Frees the tensor's engine memory (its storage is freed once no view or graph uses it). */
+  dispose(): void {
+    if (this.#h === 0) return;
+    const h = this.#h;
+    this.#h = 0;
+    untrack(this);
+    this.#grad?.dispose();
+    this.#grad = null;
+    call((e) => e.tensor_dispose(h));
+  }
+
+  // ---------------------------------------------------------------- copy-out
+
+  /** A copy of the elements in row-major order. */
+  dataSync(): DataArray {
+    const h = this.handle;
+    switch (this.#dtype) {
+      case 'int32':
+        return call((e) => e.tensor_to_i32(h));
+      case 'int8':
+        return call((e) => e.tensor_to_i8(h));
+      default:
+        return call((e) => e.tensor_to_f32(h));
+    }
+  }
+  /** Async form of `dataSync()` (same copy; async for API symmetry with I/O-bound backends). */
+  async data(): Promise<DataArray> {
+    return this.dataSync();
+  }
+  /** The elements as nested arrays. */
+  arraySync(): number | NestedArray {
+    const flat = this.dataSync();
+    if (this.rank === 0) return flat[0];
+    const build = (dim: number, offset: number): NestedArray => {
+      const n = this.#shape[dim];
+      const stride = this.#shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+      const out: NestedArray = [];
+      for (let i = 0; i < n; i++) {
+        out.push(dim === this.rank - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride));
+      }
+      return out;
+    };
+    return build(0, 0);
+  }
+  async array(): Promise<number | NestedArray> {
+    return this.arraySync();
+  }
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new ShapeError(`item() needs a tensor with one element, got shape [${this.#shape.join(', ')}]`);
+    return this.dataSync()[0];
+  }
+  toString(): string {
+    if (this.#h === 0) return `Tensor(disposed)`;
+    const n = this.size;
+    const vals = Array.from(this.dataSync().subarray(0, Math.min(n, 8))).map((v) => +v.toPrecision(5));
+    return `Tensor(${this.#dtype} [${this.#shape.join(', ')}]: ${vals.join(', ')}${n > 8 ? ', ...' : ''})`;
+  }
+
+  // ---------------------------------------------------------------- autograd
+
+  get requiresGrad(): boolean {
+    return call((e) => e.grad_requires(this.handle));
+  }
+  set requiresGrad(on: boolean) {
+    call((e) => e.grad_set_requires(this.handle, on));
+  }
+  /** Marks this leaf as trainable and returns it (chainable). */
+  requiresGrad_(on = true): this {
+    this.requiresGrad = on;
+    return this;
+  }
+  get isLeaf(): boolean {
+    return call((e) => e.grad_is_leaf(this.handle));
+  }
+  /** Name of the op that produced this tensor in the autograd graph, if any. */
+  get gradFn(): string | null {
+    return call((e) => e.grad_fn_name(this.handle)) ?? null;
+  }
+  /** Keep this non-leaf tensor's gradient after backward (saliency, Grad-CAM...). */
+  retainGrad(): this {
+    call((e) => e.grad_retain(this.handle));
+    return this;
+  }
+  /**
+   * The accumulated gradient, or null. The returned tensor belongs to this tensor: do not dispose
+   * it; it is refreshed after each backward and freed with this tensor.
+   */
+  get grad(): Tensor | null {
+    const h = this.handle;
+    if (this.#gradEpoch === gradEpoch && this.#grad && !this.#grad.isDisposed) return this.#grad;
+    this.#grad?.dispose();
+    const gh = call((e) => e.grad_get(h));
+    this.#grad = gh === 0 ? null : keep(new Tensor(gh));
+    this.#gradEpoch = gradEpoch;
+    return this.#grad;
+  }
+  set grad(g: Tensor | null) {
+    call((e) => e.grad_set(this.handle, g === null ? 0 : g.handle));
+    gradEpoch++;
+  }
+  zeroGrad(): void {
+    call((e) => e.grad_zero(this.handle));
+    gradEpoch++;
+  }
+  /**
+   * Backpropagates from this tensor (a scalar, unless `grad` is given) and accumulates gradients
+   * into every leaf that requires them. The graph is freed unless `retainGraph`.
+   */
+  backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    const g = grad === undefined ? 0 : grad.handle;
+    call((e) => e.grad_backward(this.handle, g, opts.retainGraph ?? false));
+    gradEpoch++;
+  }
+  /** Same storage, no autograd history. */
+  detach(): Tensor {
+    return this.#wrap((e) => e.tensor_detach(this.handle));
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #wrap(f: (e: ReturnType<typeof E>) => number): Tensor {
+    return new Tensor(call(f));
+  }
+  #binary(code: Bin, other: Tensor | number): Tensor {
+    if (typeof other === 'number') {
+      const s = scalarTensor(other);
+      try {
+        return this.#wrap((e) => e.op_binary(code, this.handle, s.handle));
+      } finally {
+        s.dispose();
+      }
+    }
+    assertTensor(other);
+    return this.#wrap((e) => e.op_binary(code, this.handle, other.handle));
+  }
+  #unary(code: Un): Tensor {
+    return this.#wrap((e) => e.op_unary(code, this.handle));
+  }
+  #reduce(code: Red, axis?: number | number[], keepDims = false): Tensor {
+    const ax = axesArg(axis);
+    return this.#wrap((e) => e.op_reduce(code, this.handle, ax, keepDims));
+  }
+  #compare(code: Cmp, other: Tensor | number): Tensor {
+    if (typeof other === 'number') {
+      const s = scalarTensor(other);
+      try {
+        return this.#wrap((e) => e.op_compare(code, this.handle, s.handle));
+      } finally {
+        s.dispose();
+      }
+    }
+    assertTensor(other);
+    return this.#wrap((e) => e.op_compare(code, this.handle, other.handle));
+  }
+
+  // ---------------------------------------------------------------- arithmetic (broadcasting)
+
+  add(other: Tensor | number): Tensor {
+    return typeof other === 'number' ? this.#wrap((e) => e.op_add_scalar(this.handle, other)) : this.#binary(Bin.Add, other);
+  }
+  sub(other: Tensor | number): Tensor {
+    return typeof other === 'number' ? this.#wrap((e) => e.op_add_scalar(this.handle, -other)) : this.#binary(Bin.Sub, other);
+  }
+  mul(other: Tensor | number): Tensor {
+    return typeof other === 'number' ? this.#wrap((e) => e.op_mul_scalar(this.handle, other)) : this.#binary(Bin.Mul, other);
+  }
+  div(other: Tensor | number): Tensor {
+    return this.#binary(Bin.Div, other);
+  }
+  /** Elementwise power; a number exponent takes a fast path. */
+  pow(exponent: Tensor | number): Tensor {
+    return typeof exponent === 'number' ? this.#wrap((e) => e.op_pow_scalar(this.handle, exponent)) : this.#binary(Bin.Pow, exponent);
+  }
+  maximum(other: Tensor | number): Tensor {
+    return this.#binary(Bin.Maximum, other);
+  }
+  minimum(other: Tensor | number): Tensor {
+    return this.#binary(Bin.Minimum, other);
+  }
+
+  // ---------------------------------------------------------------- unary math and activations
+
+  neg(): Tensor {
+    return this.#unary(Un.Neg);
+  }
+  exp(): Tensor {
+    return this.#unary(Un.Exp);
+  }
+  log(): Tensor {
+    return this.#unary(Un.Log);
+  }
+  sqrt(): Tensor {
+    return this.#unary(Un.Sqrt);
+  }
+  abs(): Tensor {
+    return this.#unary(Un.Abs);
+  }
+  relu(): Tensor {
+    return this.#unary(Un.Relu);
+  }
+  sigmoid(): Tensor {
+    return this.#unary(Un.Sigmoid);
+  }
+  tanh(): Tensor {
+    return this.#unary(Un.Tanh);
+  }
+  square(): Tensor {
+    return this.pow(2);
+  }
+  /** Clamps into [min, max]; either bound may be omitted. */
+  clamp(min = -Infinity, max = Infinity): Tensor {
+    return this.#wrap((e) => e.op_clamp(this.handle, min, max));
+  }
+  /** `this * scale + shift` in one pass. */
+  affine(scale: number, shift: number): Tensor {
+    return this.#wrap((e) => e.op_affine(this.handle, scale, shift));
+  }
+
+  // ---------------------------------------------------------------- comparisons (1.0 / 0.0 masks)
+
+  equal(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Eq, o);
+  }
+  notEqual(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Ne, o);
+  }
+  less(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Lt, o);
+  }
+  lessEqual(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Le, o);
+  }
+  greater(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Gt, o);
+  }
+  greaterEqual(o: Tensor | number): Tensor {
+    return this.#compare(Cmp.Ge, o);
+  }
+
+  // ---------------------------------------------------------------- reductions
+
+  sum(axis?: number | number[], keepDims = false): Tensor {
+    return this.#reduce(Red.Sum, axis, keepDims);
+  }
+  mean(axis?: number | number[], keepDims = false): Tensor {
+    return this.#reduce(Red.Mean, axis, keepDims);
+  }
+  max(axis?: number | number[], keepDims = false): Tensor {
+    return this.#reduce(Red.Max, axis, keepDims);
+  }
+  min(axis?: number | number[], keepDims = false): Tensor {
+    return this.#reduce(Red.Min, axis, keepDims);
+  }
+  /** Index of the largest value along `axis` (first on ties), int32. */
+  argMax(axis = -1, keepDims = false): Tensor {
+    return this.#wrap((e) => e.op_argmax(this.handle, axis, keepDims));
+  }
+  /** Numerically stable softmax along `axis`. */
+  softmax(axis = -1): Tensor {
+    return this.#wrap((e) => e.op_softmax(this.handle, axis, false));
+  }
+  /** Numerically stable log-softmax along `axis`. */
+  logSoftmax(axis = -1): Tensor {
+    return this.#wrap((e) => e.op_softmax(this.handle, axis, true));
+  }
+
+  // ---------------------------------------------------------------- linear algebra
+
+  /** NumPy matmul: batched over leading dims (broadcast); 1-D operands act as vectors. */
+  matmul(other: Tensor): Tensor {
+    assertTensor(other);
+    return this.#wrap((e) => e.op_matmul(this.handle, other.handle));
+  }
+  /** Batched product with either operand's last two dims read transposed (no copy). */
+  matmulT(other: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
+    assertTensor(other);
+    return this.#wrap((e) => e.op_bmm(this.handle, other.handle, transposeA, transposeB));
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  /** A view with a new shape (one size may be -1). Copies only if this tensor is not contiguous. */
+  reshape(shape: number[]): Tensor {
+    for (const d of shape) if (!Number.isInteger(d) || d < -1) throw new ShapeError(`reshape: invalid size ${d} in [${shape.join(', ')}]`);
+    return this.#wrap((e) => e.op_reshape(this.handle, Int32Array.from(shape)));
+  }
+  flatten(): Tensor {
+    return this.reshape([-1]);
+  }
+  /** Inserts a size-1 dimension at `axis`. */
+  expandDims(axis = 0): Tensor {
+    const r = this.rank;
+    const a = axis < 0 ? axis + r + 1 : axis;
+    if (!Number.isInteger(a) || a < 0 || a > r) throw new ShapeError(`expandDims: axis ${axis} out of range for rank ${r}`);
+    const s = this.shape;
+    s.splice(a, 0, 1);
+    return this.reshape(s);
+  }
+  /** Removes size-1 dimensions (all, or the given axes). */
+  squeeze(axis?: number | number[]): Tensor {
+    const r = this.rank;
+    const axes = axis === undefined ? this.#shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)
+      : (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + r : a));
+    for (const a of axes) {
+      if (a < 0 || a >= r || this.#shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} of shape [${this.#shape.join(', ')}] is not of size 1`);
+    }
+    return this.reshape(this.#shape.filter((_, i) => !axes.includes(i)));
+  }
+  /** Reorders dimensions (a view): axis i of the result is axis `perm[i]` of this tensor. */
+  permute(perm: number[]): Tensor {
+    return this.#wrap((e) => e.op_permute(this.handle, axesArg(perm)));
+  }
+  /** Swaps two axes (default: the last two). A view. */
+  transpose(a = -2, b = -1): Tensor {
+    return this.#wrap((e) => e.op_transpose(this.handle, a, b));
+  }
+  /** Broadcasts to `shape` (a view). */
+  expand(shape: number[]): Tensor {
+    return this.#wrap((e) => e.op_expand(this.handle, shapeArg(shape)));
+  }
+  /**
+   * A strided window (a view). `begin`/`end` per axis (negative counts from the end; `end`
+   * omitted means "to the end"), optional `step` >= 1.
+   */
+  slice(begin: number[], end?: number[], step?: number[]): Tensor {
+    const r = this.rank;
+    if (begin.length !== r) throw new ShapeError(`slice: begin has ${begin.length} entries for a tensor of rank ${r}`);
+    const e_ = end ?? this.#shape;
+    return this.#wrap((e) => e.op_slice(this.handle, axesArg(begin), axesArg(e_.map((v, i) => (v === Infinity ? this.#shape[i] : v))), axesArg(step ?? [])));
+  }
+  /** Picks entries along `axis` by int32 indices of any shape (like `tf.gather`). */
+  indexSelect(axis: number, indices: Tensor): Tensor {
+    assertTensor(indices);
+    return this.#wrap((e) => e.op_index_select(this.handle, axis, indices.handle));
+  }
+  /** `out[..i..] = this[..indices[..i..]..]` along `axis` (like `torch.gather`). */
+  gather(axis: number, indices: Tensor): Tensor {
+    assertTensor(indices);
+    return this.#wrap((e) => e.op_gather(this.handle, axis, indices.handle));
+  }
+  /** A contiguous tensor with the same values (this one if already contiguous). */
+  contiguous(): Tensor {
+    return this.#wrap((e) => e.op_contiguous(this.handle));
+  }
+  get isContiguous(): boolean {
+    return call((e) => e.tensor_is_contiguous(this.handle));
+  }
+  /** A copy with its own storage (gradients pass through). */
+  clone(): Tensor {
+    return this.#wrap((e) => e.op_copy(this.handle));
+  }
+  /** Converts the dtype (float -> int truncates toward zero; int8 saturates). */
+  cast(dtype: DType): Tensor {
+    const c = dtypeCode(dtype);
+    return this.#wrap((e) => e.op_cast(this.handle, c));
+  }
+}
+
+function assertTensor(t: unknown): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new ArgumentError(`expected a Tensor, got ${t === null ? 'null' : typeof t}`);
+}
+
+export function scalarTensor(v: number, dtype: DType = 'float32'): Tensor {
+  const c = dtypeCode(dtype);
+  return new Tensor(call((e) => e.tensor_full(new Uint32Array(0), v, c)));
+}
+
+export function isTensor(x: unknown): x is Tensor {
+  return x instanceof Tensor;
+}
