@@ -9,10 +9,11 @@
  *
  * The pool: `threads - 1` workers (Node `worker_threads` or Web Workers, behind one bootstrap,
  * `worker.js`) instantiate the same module on the same memory and sleep in `memory.atomic.wait`
- * until a kernel posts work. The thread that calls edgegrad joins the work itself. Browsers forbid
- * blocking waits on their main thread, so there it waits for the last tasks of a kernel by
- * spinning (only while other threads finish tasks already claimed — never while idle); in Node and
- * in workers it blocks in `Atomics.wait`. Everything stays synchronous for the caller.
+ * until a kernel posts work. The thread that calls edgegrad joins the work itself and never
+ * blocks: browsers forbid `Atomics.wait` on their main thread, so the caller waits for the last
+ * tasks of a kernel by spinning — only while other threads finish tasks they already claimed,
+ * never while idle. Everything stays synchronous for the caller, and works unchanged on a browser
+ * main thread, in a Web Worker and in Node.
  */
 import * as threadedGlue from './wasm/mt/edgegrad.js';
 import * as singleGlue from './wasm/st/edgegrad.js';
@@ -40,8 +41,6 @@ export interface BackendInfo {
   maxThreads: number;
   runtime: 'node' | 'browser' | 'worker';
   crossOriginIsolated: boolean;
-  /** Whether the calling thread waits for workers with `Atomics.wait` (false on a browser's main thread). */
-  blockingWait: boolean;
   /** Why the threaded build was not used, when it was not. */
   fallbackReason?: string;
 }
@@ -141,7 +140,6 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   const want = opts.backend ?? 'auto';
   const threads = Math.floor(opts.threads ?? defaultThreads());
   if (!(threads >= 1 && threads <= 16)) throw new BackendError(`threads must be between 1 and 16, got ${opts.threads}`);
-  const blockingWait = runtime !== 'browser';
   let fallbackReason: string | undefined;
 
   if (want === 'simd-threads' && !sabOk) {
@@ -154,7 +152,6 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
       const shared = exports.memory;
       memory = shared;
       engine = threadedGlue as unknown as Engine;
-      engine.engine_init(blockingWait);
       const spawned: PoolWorker[] = [];
       try {
         for (let id = 1; id < threads; id++) spawned.push(await spawnWorker(id, module, shared));
@@ -167,7 +164,7 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
       engine.engine_set_workers(workers.length);
       engine.engine_set_num_threads(workers.length + 1);
       return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
-        crossOriginIsolated: coi, blockingWait, fallbackReason });
+        crossOriginIsolated: coi, fallbackReason });
     } catch (e) {
       if (want === 'simd-threads') throw e;
       engine = null;
@@ -182,8 +179,7 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   const exports = (await singleGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
   memory = exports.memory;
   engine = singleGlue;
-  engine.engine_init(blockingWait);
-  return (info = { build: 'simd', threads: 1, maxThreads: 1, runtime, crossOriginIsolated: coi, blockingWait,
+  return (info = { build: 'simd', threads: 1, maxThreads: 1, runtime, crossOriginIsolated: coi,
     fallbackReason: want === 'simd' ? 'single-threaded build requested' : fallbackReason });
 }
 

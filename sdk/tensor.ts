@@ -442,6 +442,15 @@ export class Tensor {
   clone(): Tensor {
     return this.#wrap((e) => e.op_copy(this.handle));
   }
+  /**
+   * Overwrites this tensor's values in place with `value`'s (same shape and dtype). Not recorded
+   * by autograd; graphs that saved this tensor will refuse to run backward afterwards.
+   */
+  assign(value: Tensor): this {
+    assertTensor(value);
+    call((e) => e.op_assign(this.handle, value.handle));
+    return this;
+  }
   /** Converts the dtype (float -> int truncates toward zero; int8 saturates). */
   cast(dtype: DType): Tensor {
     const c = dtypeCode(dtype);

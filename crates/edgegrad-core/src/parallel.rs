@@ -7,9 +7,11 @@
 //! On wasm with atomics the pool is the calling thread plus workers started by the host (Node
 //! `worker_threads` or Web Workers), each running `worker_loop` on the same shared memory. Idle
 //! workers sleep in `memory.atomic.wait32` (no spinning). The calling thread takes tasks too; when
-//! it runs out of tasks it waits for the stragglers: with `memory.atomic.wait32` where the host
-//! lets it block (Node, a Web Worker), by spinning otherwise (a browser's main thread forbids
-//! blocking waits). That spin only lasts while other threads finish tasks already claimed.
+//! it runs out of tasks it spins until the other threads finish the tasks they already claimed.
+//! It never executes a blocking wait: a browser's main thread forbids it, and on Node's main
+//! thread we measured V8 corrupting the caller's shadow stack after `memory.atomic.wait32`
+//! returned (reproduced with every reduction kernel; gone with the spin). The spin is bounded by
+//! one task's duration, never idle time.
 //!
 //! Natively (tests) the pool is emulated with scoped std threads, so the same determinism tests
 //! run under `cargo test`.
@@ -90,7 +92,7 @@ fn set_current_thread(t: usize) {
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-pub use imp::{set_main_can_block, set_workers, worker_loop};
+pub use imp::{set_workers, worker_loop};
 
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 mod imp {
@@ -104,12 +106,11 @@ mod imp {
     static JOB_TASKS: AtomicUsize = AtomicUsize::new(0);
     static JOB_THREADS: AtomicUsize = AtomicUsize::new(0);
     static NEXT_TASK: AtomicUsize = AtomicUsize::new(0);
-    /// Threads (workers) still working on the current job; the caller waits for 0.
+    /// Threads (workers) still working on the current job; the caller spins until 0.
     static BUSY: AtomicU32 = AtomicU32::new(0);
     /// Futex word workers sleep on; bumped once per job.
     static GENERATION: AtomicU32 = AtomicU32::new(0);
     static WORKERS: AtomicUsize = AtomicUsize::new(0);
-    static MAIN_CAN_BLOCK: AtomicBool = AtomicBool::new(false);
     static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
     thread_local! {
@@ -124,11 +125,6 @@ mod imp {
     /// Called by the host once its workers have entered `worker_loop`.
     pub fn set_workers(n: usize) {
         WORKERS.store(n.min(MAX_THREADS - 1), Ordering::SeqCst);
-    }
-
-    /// Node's main thread and Web Workers may block in `Atomics.wait`; a browser's main thread may not.
-    pub fn set_main_can_block(b: bool) {
-        MAIN_CAN_BLOCK.store(b, Ordering::SeqCst);
     }
 
     pub fn in_parallel_region() -> bool {
@@ -171,19 +167,8 @@ mod imp {
         IN_JOB.with(|j| j.set(true));
         drain(f, 0);
         IN_JOB.with(|j| j.set(false));
-        let can_block = MAIN_CAN_BLOCK.load(Ordering::SeqCst);
-        loop {
-            let busy = BUSY.load(Ordering::SeqCst);
-            if busy == 0 {
-                break;
-            }
-            if can_block {
-                unsafe {
-                    memory_atomic_wait32(BUSY.as_ptr() as *mut i32, busy as i32, -1);
-                }
-            } else {
-                core::hint::spin_loop();
-            }
+        while BUSY.load(Ordering::SeqCst) != 0 {
+            core::hint::spin_loop();
         }
     }
 
@@ -209,11 +194,7 @@ mod imp {
                 continue; // this job uses fewer threads than the pool has
             }
             drain(job(), id);
-            if BUSY.fetch_sub(1, Ordering::SeqCst) == 1 {
-                unsafe {
-                    memory_atomic_notify(BUSY.as_ptr() as *mut i32, 1);
-                }
-            }
+            BUSY.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -42,14 +42,6 @@ fn dtype_of(code: u8) -> R<DType> {
 
 // ------------------------------------------------------------------ engine and threads
 
-/// Called once on the driving thread. `can_block`: may this thread use `Atomics.wait`?
-#[wasm_bindgen]
-pub fn engine_init(can_block: bool) {
-    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-    parallel::set_main_can_block(can_block);
-    let _ = can_block;
-}
-
 /// True in the threaded build (shared memory + atomics).
 #[wasm_bindgen]
 pub fn engine_threaded() -> bool {
@@ -439,4 +431,8 @@ pub fn op_add_scalar(a: u32, s: f32) -> R<u32> {
 #[wasm_bindgen]
 pub fn op_mul_scalar(a: u32, s: f32) -> R<u32> {
     out(ops::mul_scalar(&t(a)?, s))
+}
+#[wasm_bindgen]
+pub fn op_assign(dst: u32, src: u32) -> R<()> {
+    ops::assign(&t(dst)?, &t(src)?).map_err(js_err)
 }

@@ -146,3 +146,25 @@ pub fn softmax_rows(x: &[f32], len: usize, out: &mut [f32], log: bool) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn column_reduction_in_parallel_matches_serial() {
+        let (outer, red, inner) = (3, 128, 300);
+        let x: Vec<f32> = (0..outer * red * inner).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+        let mut serial = vec![0.0; outer * inner];
+        let mut par = vec![0.0; outer * inner];
+        crate::parallel::set_num_threads(1);
+        reduce_mid(&x, outer, red, inner, ReduceOp::Sum, &mut serial);
+        crate::parallel::set_num_threads(4);
+        reduce_mid(&x, outer, red, inner, ReduceOp::Sum, &mut par);
+        reduce_mid(&x, outer, red, inner, ReduceOp::Max, &mut par);
+        reduce_mid(&x, outer, red, inner, ReduceOp::Sum, &mut par);
+        crate::parallel::set_num_threads(1);
+        assert_eq!(serial, par);
+        let want: f32 = (0..red).map(|r| x[r * inner + 5]).sum();
+        assert!((serial[5] - want).abs() < 1e-2);
+    }
+}

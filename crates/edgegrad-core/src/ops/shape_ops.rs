@@ -348,3 +348,38 @@ pub fn gather(x: &Tensor, axis: isize, indices: &Tensor) -> Result<Tensor> {
         Ok(vec![Some(new_f32(gx, &in_shape)?)])
     }))
 }
+
+/// Copies `src`'s values into `dst` in place (no autograd; bumps `dst`'s storage version so
+/// graphs that saved it refuse to run backward). Used for parameter updates and loading weights.
+pub fn assign(dst: &Tensor, src: &Tensor) -> Result<()> {
+    ensure!(dst.dtype() == src.dtype(), DType, "assign: cannot write {} values into a {} tensor", src.dtype(), dst.dtype());
+    ensure!(dst.shape() == src.shape(), Shape, "assign: shape {} does not match the destination's {}",
+        fmt_shape(src.shape()), fmt_shape(dst.shape()));
+    ensure!(dst.is_contiguous(), Argument, "assign: the destination must be contiguous");
+    let s = src.contiguous_nograd()?;
+    match dst.dtype() {
+        DType::F32 => {
+            let v = s.f32s()?.to_vec();
+            dst.f32s_mut()?.copy_from_slice(&v);
+        }
+        _ => {
+            let bytes = s.to_bytes()?;
+            let (o, n) = (dst.offset(), dst.numel());
+            let mut b = dst.storage().borrow_mut();
+            match &mut *b {
+                crate::storage::Buffer::I32(v) => {
+                    for (i, c) in bytes.chunks_exact(4).enumerate().take(n) {
+                        v[o + i] = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    }
+                }
+                crate::storage::Buffer::I8(v) => {
+                    for (i, &c) in bytes.iter().enumerate().take(n) {
+                        v[o + i] = c as i8;
+                    }
+                }
+                crate::storage::Buffer::F32(_) => unreachable!("dtype checked above"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+/** Shared test helpers: engine setup, gradient checking, runtime detection. */
+import { expect } from 'vitest';
+import * as eg from '../sdk/index.js';
+
+export const isBrowser = typeof window !== 'undefined';
+
+/** Initialises the engine once per test file (threaded, 2 threads where available). */
+export async function setup(opts: eg.InitOptions = {}): Promise<eg.BackendInfo> {
+  return eg.init({ threads: 2, ...opts });
+}
+
+export interface GradInput {
+  shape: number[];
+  values: number[] | Float32Array;
+}
+
+/** Deterministic test values in [lo, hi). */
+export function vals(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  return eg.tidy(() => eg.rand([n], lo, hi, { seed }).dataSync() as Float32Array);
+}
+
+/** Values in ±[lo, hi] (away from 0, so kinks like relu's stay out of finite differences). */
+export function awayFromZero(n: number, seed: number, lo = 0.1, hi = 1): Float32Array {
+  const m = vals(n, seed, lo, hi);
+  const s = vals(n, seed + 1000, 0, 1);
+  return m.map((v, i) => (s[i] < 0.5 ? -v : v));
+}
+
+/**
+ * Compares autograd's gradient of sum(f(xs) * w) (w random) with central finite differences, for
+ * every element of every input.
+ */
+export function gradcheck(name: string, inputs: GradInput[], f: (xs: eg.Tensor[]) => eg.Tensor, tol = 2e-2): void {
+  const eps = 1e-3;
+  eg.tidy(() => {
+    const xs = inputs.map((i) => eg.tensor(Float32Array.from(i.values), i.shape).requiresGrad_());
+    const out = f(xs);
+    const w = eg.rand(out.shape, -1, 1, { seed: 99 });
+    out.mul(w).sum().backward();
+    const wv = w.dataSync();
+    const objective = (ins: GradInput[]): number =>
+      eg.tidy(() => eg.noGrad(() => {
+        const o = f(ins.map((i) => eg.tensor(Float32Array.from(i.values), i.shape))).dataSync();
+        let s = 0;
+        for (let k = 0; k < o.length; k++) s += o[k] * wv[k];
+        return s;
+      }));
+    xs.forEach((x, ii) => {
+      const g = x.grad;
+      expect(g, `${name}: input ${ii} got no gradient`).not.toBeNull();
+      const analytic = g!.dataSync();
+      for (let j = 0; j < inputs[ii].values.length; j++) {
+        const plus = inputs.map((i) => ({ shape: i.shape, values: Float32Array.from(i.values) }));
+        const minus = inputs.map((i) => ({ shape: i.shape, values: Float32Array.from(i.values) }));
+        plus[ii].values[j] += eps;
+        minus[ii].values[j] -= eps;
+        const numeric = (objective(plus) - objective(minus)) / (2 * eps);
+        const a = analytic[j];
+        const bound = tol * Math.max(Math.abs(numeric), Math.abs(a)) + 2e-3;
+        if (!(Math.abs(a - numeric) <= bound)) {
+          throw new Error(`${name}: input ${ii} element ${j}: analytic ${a}, numeric ${numeric}`);
+        }
+      }
+    });
+  });
+}
+
+/** Hex SHA-256 of the bytes of some typed arrays (WebCrypto: same in Node 20 and browsers). */
+export async function digest(arrays: ArrayBufferView[]): Promise<string> {
+  const total = arrays.reduce((n, a) => n + a.byteLength, 0);
+  const buf = new Uint8Array(total);
+  let off = 0;
+  for (const a of arrays) {
+    buf.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
+    off += a.byteLength;
+  }
+  const h = await crypto.subtle.digest('SHA-256', buf);
+  return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The fixed-seed workload whose digest `fixtures/determinism.json` stores. */
+export function determinismWorkload(): ArrayBufferView[] {
+  return eg.tidy(() => {
+    const x = eg.randn([128, 200], 0, 1, { seed: 11 });
+    const w1 = eg.randn([200, 300], 0, 0.07, { seed: 12 }).requiresGrad_();
+    const w2 = eg.randn([300, 160], 0, 0.06, { seed: 13 }).requiresGrad_();
+    const b1 = eg.rand([300], -0.1, 0.1, { seed: 14 }).requiresGrad_();
+    const h = x.matmul(w1).add(b1).tanh();
+    const logits = h.matmul(w2);
+    const p = logits.softmax(-1);
+    const target = eg.rand(p.shape, 0, 1, { seed: 15 });
+    const loss = p.mul(target).sum().add(logits.logSoftmax().mean().neg());
+    loss.backward();
+    return [p.dataSync(), loss.dataSync(), w1.grad!.dataSync(), w2.grad!.dataSync(), b1.grad!.dataSync()];
+  });
+}
