@@ -14,10 +14,17 @@ build() {
   local variant=$1 features=$2; shift 2
   local target_dir=target/wasm-$variant
   local flags="-C target-feature=$features -C linker=$LINKER $*"
-  echo "[build-wasm] $variant: cargo build (features $features)"
-  RUSTC="$RUSTC_BIN" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
-    "$CARGO_BIN" build --release --quiet -p edgegrad-wasm --target wasm32-unknown-unknown \
-      --target-dir "$target_dir" -Z build-std=std,panic_abort
+  local log; log=$(mktemp)
+  # Output goes to a log shown only on failure (rustc warns that +atomics is unstable every time).
+  if ! RUSTC="$RUSTC_BIN" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" \
+    "$CARGO_BIN" build --release -p edgegrad-wasm --target wasm32-unknown-unknown \
+      --target-dir "$target_dir" -Z build-std=std,panic_abort >"$log" 2>&1; then
+    cat "$log"; rm -f "$log"
+    echo "[build-wasm] $variant: cargo build failed" >&2
+    exit 1
+  fi
+  grep -E "^(warning|error)" "$log" | grep -vE "unstable feature specified|generated [0-9]+ warning" | sort -u | sed "s/^/[build-wasm] $variant: /" || true
+  rm -f "$log"
   local wasm=$target_dir/wasm32-unknown-unknown/$PROFILE_DIR/edgegrad_wasm.wasm
   local out=sdk/wasm/$variant
   if [ ! -f "$out/edgegrad.js" ] || [ "$wasm" -nt "$out/edgegrad_bg.wasm" ]; then

@@ -21,3 +21,5 @@ export * from './creation.js';
 export * from './ops.js';
 export { noGrad, isGradEnabled } from './autograd.js';
 export * from './errors.js';
+export { loadDigits, readAsset } from './datasets.js';
+export type { Digits } from './datasets.js';

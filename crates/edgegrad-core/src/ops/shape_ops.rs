@@ -252,10 +252,9 @@ fn check_indices(idx: &[i32], dim: usize, what: &str) -> Result<()> {
 }
 
 /// Picks slices along `axis` by integer indices of any shape (like `tf.gather`): the output shape
-/// is `x.shape[..axis] + indices.shape + x.shape[axis+1..]`.
+/// is `x.shape[..axis] + indices.shape + x.shape[axis+1..]`. Any dtype; differentiable for float32.
 pub fn index_select(x: &Tensor, axis: isize, indices: &Tensor) -> Result<Tensor> {
     ensure!(indices.dtype() == DType::I32, DType, "index_select: indices must be int32, got {}", indices.dtype());
-    super::expect_f32(x, "index_select")?;
     let a = norm_axis(axis, x.rank())?;
     let idx = indices.to_vec_i32()?;
     let dim = x.shape()[a];
@@ -266,9 +265,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &Tensor) -> Result<Tensor>
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&x.shape()[a + 1..]);
     let xc = x.contiguous_nograd()?;
-    let mut out = alloc_f32(numel(&shape));
-    {
-        let v = xc.f32s()?;
+    fn select<T: Copy>(v: &[T], out: &mut [T], idx: &[i32], outer: usize, dim: usize, inner: usize) {
         let k = idx.len();
         for o in 0..outer {
             for (j, &i) in idx.iter().enumerate() {
@@ -278,6 +275,23 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &Tensor) -> Result<Tensor>
             }
         }
     }
+    let out = match x.dtype() {
+        DType::F32 => {
+            let mut out = alloc_f32(numel(&shape));
+            select(&xc.f32s()?, &mut out, &idx, outer, dim, inner);
+            out
+        }
+        DType::I32 => {
+            let mut out = vec![0i32; numel(&shape)];
+            select(&xc.i32s()?, &mut out, &idx, outer, dim, inner);
+            return Tensor::from_i32(out, &shape);
+        }
+        DType::I8 => {
+            let mut out = vec![0i8; numel(&shape)];
+            select(&xc.i8s()?, &mut out, &idx, outer, dim, inner);
+            return Tensor::from_i8(out, &shape);
+        }
+    };
     let out = new_f32(out, &shape)?;
     let in_shape = x.shape().to_vec();
     Ok(record(out, "index_select", &[x], move |g, _| {

@@ -1,0 +1,54 @@
+/** Shared benchmark plumbing: timing, records, and the edgegrad engine setup. */
+
+export interface BenchRecord {
+  workload: string;
+  engine: string;
+  size: string | number;
+  threads: number;
+  medianMs: number;
+  gflops: number | null;
+  /** Other figures a workload reports (samples/s, peak memory...). */
+  extra?: Record<string, number | string>;
+  /** Why a configuration could not run, when it could not. */
+  note?: string;
+}
+
+/** Median wall time of `fn` over `reps` runs after `warmup` runs (ms). */
+export async function timeIt(fn: () => unknown | Promise<unknown>, reps = 10, warmup = 3): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const mid = times.length >> 1;
+  return times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+}
+
+/** Repetitions: at least `min`, more for fast workloads, so each measurement spans ~`targetMs`. */
+export async function adaptiveReps(fn: () => unknown | Promise<unknown>, min = 10, targetMs = 1500): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  const once = Math.max(performance.now() - t0, 0.01);
+  return Math.max(min, Math.min(200, Math.ceil(targetMs / once)));
+}
+
+/** Deterministic pseudo-random floats in [-1, 1) (identical inputs for every engine). */
+export function randomFloats(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = (s >>> 0) / 2147483648 - 1;
+  }
+  return out;
+}
+
+export function emit(records: BenchRecord[]): void {
+  // The orchestrator reads this line from the child's stdout.
+  console.log(`@@records ${JSON.stringify(records)}`);
+}
