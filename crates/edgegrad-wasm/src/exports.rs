@@ -8,35 +8,35 @@ use edgegrad_core::{parallel, storage, DType, Error, ErrorKind, Tensor};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
-type R<T> = Result<T, JsValue>;
+pub(crate) type R<T> = Result<T, JsValue>;
 
-fn js_err(e: Error) -> JsValue {
+pub(crate) fn js_err(e: Error) -> JsValue {
     let err = js_sys::Error::new(&e.message);
     err.set_name(e.kind.name());
     err.into()
 }
 
-fn arg_err(msg: String) -> JsValue {
+pub(crate) fn arg_err(msg: String) -> JsValue {
     js_err(Error::new(ErrorKind::Argument, msg))
 }
 
-fn t(h: u32) -> R<Tensor> {
+pub(crate) fn t(h: u32) -> R<Tensor> {
     handles::get(h).map_err(js_err)
 }
 
-fn out(r: edgegrad_core::Result<Tensor>) -> R<u32> {
+pub(crate) fn out(r: edgegrad_core::Result<Tensor>) -> R<u32> {
     handles::insert(r.map_err(js_err)?).map_err(js_err)
 }
 
-fn shape_of(s: &[u32]) -> Vec<usize> {
+pub(crate) fn shape_of(s: &[u32]) -> Vec<usize> {
     s.iter().map(|&d| d as usize).collect()
 }
 
-fn axes_of(a: &[i32]) -> Vec<isize> {
+pub(crate) fn axes_of(a: &[i32]) -> Vec<isize> {
     a.iter().map(|&d| d as isize).collect()
 }
 
-fn dtype_of(code: u8) -> R<DType> {
+pub(crate) fn dtype_of(code: u8) -> R<DType> {
     DType::from_code(code).ok_or_else(|| arg_err(format!("unknown dtype code {}", code)))
 }
 

@@ -9,5 +9,9 @@
 
 mod handles;
 mod exports;
+mod exports_conv;
+mod exports_nn;
 
 pub use exports::*;
+pub use exports_conv::*;
+pub use exports_nn::*;

@@ -1,13 +1,22 @@
 //! Differentiable ops: each validates its inputs (typed errors, never a panic), runs a kernel,
 //! and records its backward next to the forward, so both live in one place.
 
+mod activation;
+mod conv;
 mod elementwise;
 mod linalg;
+mod norm;
+pub mod optim;
+mod pool;
 mod reduce;
 mod shape_ops;
 
+pub use activation::*;
+pub use conv::*;
 pub use elementwise::*;
 pub use linalg::*;
+pub use norm::*;
+pub use pool::*;
 pub use reduce::*;
 pub use shape_ops::*;
 

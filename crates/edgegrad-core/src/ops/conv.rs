@@ -1,0 +1,1 @@
+//! 2-D convolution (NHWC activations, HWIO weights) with stride, padding, dilation and groups.

@@ -1,0 +1,1 @@
+//! Normalisation layers with fused kernels: batch norm and layer norm.

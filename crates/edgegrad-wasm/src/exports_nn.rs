@@ -1,0 +1,1 @@
+//! Exports for activations, normalisation and optimizers.
