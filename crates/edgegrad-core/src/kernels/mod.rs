@@ -1,8 +1,10 @@
 //! Compute kernels on plain slices. No allocation in hot loops; `unsafe` only where a comment
 //! states the invariant that makes it sound.
 
+pub mod conv;
 pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod math;
+pub mod pool;
 pub mod reduce;

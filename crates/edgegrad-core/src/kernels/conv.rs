@@ -1,0 +1,487 @@
+//! 2-D convolution kernels: NHWC activations, HWIO weights `[KH, KW, Cin/groups, Cout]`.
+//!
+//! General path (any stride, padding, dilation, groups): the output pixels `N*OH*OW` are cut
+//! into chunks whose size depends only on the shape. For each chunk and group, an im2col patch
+//! `[pixels, KH*KW*Cin_g]` is built in parallel in the shared `ConvPatch` scratch (each task owns
+//! whole patch rows, and the matching output rows, which it pre-fills with the bias), then
+//! multiplied by the group's weight slice with the pool-parallel `gemm`; `Mat` offsets and
+//! strides pick the group's columns of W and of the output in place.
+//!
+//! Backward per chunk and group: `dW_g (+)= patchᵀ · dY_g` (chunks in order, the first one
+//! overwrites), and `dX += col2im(dY_g · W_gᵀ)` done as a gather: each task owns whole rows of dX
+//! and adds the chunk's contributions to each element in (ky, kx) order. Every dX element thus
+//! receives its terms in one order fixed by the shape (chunk order, then ky, then kx), whatever
+//! the thread count.
+//!
+//! Special cases: a pointwise conv (1x1, stride 1, no padding, one group) is one GEMM on x viewed
+//! as `[N*H*W, Cin]`; a depthwise conv (one input and one output channel per group) runs a
+//! direct kernel vectorised over channels. The GEMM runs on the calling thread (it splits itself
+//! over the pool), never inside our tasks, because its parallel mode uses a shared scratch slot.
+
+use crate::kernels::elementwise::GRAIN;
+use crate::kernels::gemm::{gemm, Mat};
+use crate::parallel::{for_each, tasks_for, SharedMut};
+use crate::scratch::{self, Slot};
+use crate::simd::F32x4;
+
+/// Floats of im2col patch per chunk (4 MiB): bounds the scratch memory while keeping each GEMM
+/// big enough to spread over the pool.
+pub const PATCH_BUDGET: usize = 1 << 20;
+/// Output channels per task in the depthwise weight-gradient reduction.
+const DW_CHANNEL_BLOCK: usize = 64;
+
+/// Everything a kernel needs to know about one convolution. `pt`/`pl` are the top/left padding;
+/// bottom/right padding only enter through `oh`/`ow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub cout: usize,
+    pub groups: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+    pub fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+    /// Length of one im2col row (the GEMM's inner dimension).
+    pub fn k(&self) -> usize {
+        self.kh * self.kw * self.cin_g()
+    }
+    pub fn pixels(&self) -> usize {
+        self.n * self.oh * self.ow
+    }
+    /// 1x1, stride 1, no padding, one group: the conv is a plain matrix product.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.pt == 0 && self.pl == 0
+            && self.groups == 1 && self.oh == self.h && self.ow == self.w
+    }
+    /// One input and one output channel per group (groups == Cin == Cout).
+    pub fn is_depthwise(&self) -> bool {
+        self.cin_g() == 1 && self.cout_g() == 1
+    }
+    /// Output pixels per chunk of the general path (depends only on the shape).
+    pub fn chunk_pixels(&self) -> usize {
+        let mut c = PATCH_BUDGET / self.k().max(1);
+        if c >= 64 {
+            c -= c % 64;
+        }
+        c.max(1).min(self.pixels().max(1))
+    }
+    /// Input row read by kernel row `ky` of output row `oy`, if it is not padding.
+    #[inline(always)]
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let t = oy * self.sh + ky * self.dh;
+        if t < self.pt || t - self.pt >= self.h { None } else { Some(t - self.pt) }
+    }
+    #[inline(always)]
+    fn in_col(&self, ox: usize, kx: usize) -> Option<usize> {
+        let t = ox * self.sw + kx * self.dw;
+        if t < self.pl || t - self.pl >= self.w { None } else { Some(t - self.pl) }
+    }
+    /// The output row whose kernel row `ky` reads input row `iy`, if any.
+    #[inline(always)]
+    fn out_row(&self, iy: usize, ky: usize) -> Option<usize> {
+        let (t, o) = (iy + self.pt, ky * self.dh);
+        if t < o || (t - o) % self.sh != 0 {
+            return None;
+        }
+        let oy = (t - o) / self.sh;
+        if oy < self.oh { Some(oy) } else { None }
+    }
+    #[inline(always)]
+    fn out_col(&self, ix: usize, kx: usize) -> Option<usize> {
+        let (t, o) = (ix + self.pl, kx * self.dw);
+        if t < o || (t - o) % self.sw != 0 {
+            return None;
+        }
+        let ox = (t - o) / self.sw;
+        if ox < self.ow { Some(ox) } else { None }
+    }
+}
+
+// ------------------------------------------------------------------ small vector helpers
+
+/// `dst[i] += src[i]`. The scalar tail does the same IEEE add as a vector lane.
+#[inline(always)]
+pub(crate) fn add_assign(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let body = n & !3;
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 4 <= body <= n, and both slices hold at least n floats.
+        unsafe { F32x4::load(d.add(i)).add(F32x4::load(s.add(i))).store(d.add(i)) };
+        i += 4;
+    }
+    for i in body..n {
+        dst[i] += src[i];
+    }
+}
+
+/// `dst[i] += a[i] * b[i]` (a multiply then an add: no fused multiply-add anywhere).
+#[inline(always)]
+fn mul_add_assign(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    let n = dst.len().min(a.len()).min(b.len());
+    let body = n & !3;
+    let (d, pa, pb) = (dst.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 4 <= body <= n, and all three slices hold at least n floats.
+        unsafe {
+            let p = F32x4::load(pa.add(i)).mul(F32x4::load(pb.add(i)));
+            F32x4::load(d.add(i)).add(p).store(d.add(i));
+        }
+        i += 4;
+    }
+    for i in body..n {
+        dst[i] += a[i] * b[i];
+    }
+}
+
+/// Writes `row` into each of `rows` consecutive rows of `out` (bias pre-fill), in parallel.
+fn fill_rows(out: &mut [f32], row: &[f32]) {
+    let len = row.len();
+    if len == 0 {
+        return;
+    }
+    let rows = out.len() / len;
+    let per = (GRAIN / len).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(rows, per), &|t, _| {
+        for r in t * per..((t + 1) * per).min(rows) {
+            // SAFETY: row r (len floats, inside `out`) belongs to this task only.
+            unsafe { op.slice(r * len, len) }.copy_from_slice(row);
+        }
+    });
+}
+
+// ------------------------------------------------------------------ im2col / col2im
+
+/// One im2col row: the receptive field of output pixel (n, oy, ox) for group `grp`, laid out
+/// `(ky, kx, c)` like the weights' rows; padding reads as zero.
+#[inline]
+fn im2col_row(x: &[f32], g: &ConvGeom, grp: usize, n: usize, oy: usize, ox: usize, dst: &mut [f32]) {
+    let cg = g.cin_g();
+    let c0 = grp * cg;
+    let run = g.kw * cg;
+    for ky in 0..g.kh {
+        let row = &mut dst[ky * run..(ky + 1) * run];
+        let Some(iy) = g.in_row(oy, ky) else {
+            row.fill(0.0);
+            continue;
+        };
+        let base = (n * g.h + iy) * g.w;
+        let t0 = ox * g.sw;
+        if g.groups == 1 && g.dw == 1 && t0 >= g.pl && t0 - g.pl + g.kw <= g.w {
+            // The whole kernel row is one contiguous run of x.
+            let s = (base + t0 - g.pl) * g.cin;
+            row.copy_from_slice(&x[s..s + run]);
+            continue;
+        }
+        for kx in 0..g.kw {
+            let d = &mut row[kx * cg..(kx + 1) * cg];
+            match g.in_col(ox, kx) {
+                None => d.fill(0.0),
+                Some(ix) => {
+                    let s = (base + ix) * g.cin + c0;
+                    d.copy_from_slice(&x[s..s + cg]);
+                }
+            }
+        }
+    }
+}
+
+/// Builds the patch rows of pixels `p0..p0+rows` (group `grp`) at `patch`, in parallel. With
+/// `bias`, each task also writes the bias into the output rows of its pixels (all channels).
+///
+/// # Safety
+/// `patch` must address `rows * g.k()` writable floats and the output (if given) `g.pixels() *
+/// g.cout`, with nothing else reading or writing them during the call.
+unsafe fn im2col(x: &[f32], g: &ConvGeom, grp: usize, p0: usize, rows: usize, patch: SharedMut<f32>,
+                 bias: Option<(&[f32], SharedMut<f32>)>) {
+    let k = g.k();
+    let per = (GRAIN / k.max(1)).max(1);
+    for_each(tasks_for(rows, per), &|t, _| {
+        let (r0, r1) = (t * per, ((t + 1) * per).min(rows));
+        let p = p0 + r0;
+        let (mut n, mut oy, mut ox) = (p / (g.oh * g.ow), (p / g.ow) % g.oh, p % g.ow);
+        for r in r0..r1 {
+            // SAFETY: patch row r belongs to this task (rows are split between tasks), in bounds
+            // by the function's contract.
+            let dst = unsafe { patch.slice(r * k, k) };
+            im2col_row(x, g, grp, n, oy, ox, dst);
+            if let Some((b, out)) = bias {
+                // SAFETY: output row p0 + r belongs to this task for the same reason.
+                unsafe { out.slice((p0 + r) * g.cout, g.cout) }.copy_from_slice(b);
+            }
+            ox += 1;
+            if ox == g.ow {
+                ox = 0;
+                oy += 1;
+                if oy == g.oh {
+                    oy = 0;
+                    n += 1;
+                }
+            }
+        }
+    });
+}
+
+/// `dx[:, :, :, group grp] += col2im(dcol)` for the chunk of pixels `p0..p0+rows`, as a gather
+/// over input rows: a task owns whole input rows, each element gets its terms in (ky, kx) order.
+fn col2im_gather(dcol: &[f32], g: &ConvGeom, grp: usize, p0: usize, rows: usize, dx: &mut [f32]) {
+    let (k, cg) = (g.k(), g.cin_g());
+    let p1 = p0 + rows;
+    // Global input rows (n*H + iy) that the chunk's output rows can touch: a superset is fine.
+    let (r_first, r_last) = (p0 / g.ow, (p1 - 1) / g.ow);
+    let lo = (r_first / g.oh) * g.h + ((r_first % g.oh) * g.sh).saturating_sub(g.pt).min(g.h);
+    let hi = (r_last / g.oh) * g.h
+        + ((r_last % g.oh) * g.sh + (g.kh - 1) * g.dh + 1).saturating_sub(g.pt).min(g.h);
+    if hi <= lo {
+        return;
+    }
+    let row_len = g.w * g.cin;
+    let per = (GRAIN / (g.w * cg * g.kh * g.kw).max(1)).max(1);
+    let dxp = SharedMut(dx.as_mut_ptr());
+    for_each(tasks_for(hi - lo, per), &|t, _| {
+        for gi in lo + t * per..(lo + (t + 1) * per).min(hi) {
+            let (n, iy) = (gi / g.h, gi % g.h);
+            // SAFETY: input row gi (row_len floats of dx) belongs to this task only.
+            let drow = unsafe { dxp.slice(gi * row_len, row_len) };
+            for ky in 0..g.kh {
+                let Some(oy) = g.out_row(iy, ky) else { continue };
+                let rbase = (n * g.oh + oy) * g.ow;
+                for ix in 0..g.w {
+                    let dst = &mut drow[ix * g.cin + grp * cg..][..cg];
+                    for kx in 0..g.kw {
+                        let Some(ox) = g.out_col(ix, kx) else { continue };
+                        let pix = rbase + ox;
+                        if pix < p0 || pix >= p1 {
+                            continue;
+                        }
+                        add_assign(dst, &dcol[(pix - p0) * k + (ky * g.kw + kx) * cg..][..cg]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+// ------------------------------------------------------------------ forward
+
+/// `out = conv(x, w) (+ bias)`; `out` holds `g.pixels() * g.cout` floats (any contents).
+pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
+    assert!(x.len() == g.n * g.h * g.w * g.cin && w.len() == g.k() * g.cout && out.len() == g.pixels() * g.cout,
+        "conv2d_forward: buffer sizes do not match the geometry");
+    let p = g.pixels();
+    if p == 0 || g.cout == 0 {
+        return;
+    }
+    if g.is_pointwise() {
+        if let Some(b) = bias {
+            fill_rows(out, b);
+        }
+        gemm(p, g.cout, g.cin, Mat::row_major(x, g.cin), Mat::row_major(w, g.cout), out, 0, g.cout, bias.is_some());
+        return;
+    }
+    if g.is_depthwise() {
+        depthwise_forward(x, w, bias, g, out);
+        return;
+    }
+    let (k, cgo) = (g.k(), g.cout_g());
+    let chunk = g.chunk_pixels();
+    // SAFETY: we are the calling thread, outside any parallel region, and hold no other borrow
+    // of the shared ConvPatch slot; the pointer stays valid until the next `shared` call.
+    let patch = unsafe { scratch::shared(Slot::ConvPatch, chunk * k) };
+    let mut p0 = 0;
+    while p0 < p {
+        let rows = chunk.min(p - p0);
+        for grp in 0..g.groups {
+            let fill = if grp == 0 { bias.map(|b| (b, SharedMut(out.as_mut_ptr()))) } else { None };
+            // SAFETY: the patch holds chunk*k >= rows*k floats and `out` pixels*cout; both are
+            // only touched by this call's tasks until it returns.
+            unsafe { im2col(x, g, grp, p0, rows, SharedMut(patch), fill) };
+            // SAFETY: the first rows*k floats of the patch were all written just above and
+            // nothing writes them while the product reads them.
+            let a = unsafe { std::slice::from_raw_parts(patch, rows * k) };
+            let b = Mat { data: w, offset: grp * cgo, rs: g.cout, cs: 1 };
+            gemm(rows, cgo, k, Mat::row_major(a, k), b, out, p0 * g.cout + grp * cgo, g.cout, bias.is_some());
+        }
+        p0 += rows;
+    }
+}
+
+/// Depthwise forward: out[p, c] = bias[c] + Σ_(ky, kx) x[.., c] * w[ky, kx, 0, c], in that order.
+fn depthwise_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
+    let c = g.cout;
+    let rows = g.n * g.oh;
+    let per = (GRAIN / (g.ow * c * g.kh * g.kw).max(1)).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(rows, per), &|t, _| {
+        for r in t * per..((t + 1) * per).min(rows) {
+            let (n, oy) = (r / g.oh, r % g.oh);
+            // SAFETY: output row r (ow * c floats) belongs to this task only.
+            let orow = unsafe { op.slice(r * g.ow * c, g.ow * c) };
+            for ox in 0..g.ow {
+                let dst = &mut orow[ox * c..(ox + 1) * c];
+                match bias {
+                    Some(b) => dst.copy_from_slice(b),
+                    None => dst.fill(0.0),
+                }
+                for ky in 0..g.kh {
+                    let Some(iy) = g.in_row(oy, ky) else { continue };
+                    for kx in 0..g.kw {
+                        let Some(ix) = g.in_col(ox, kx) else { continue };
+                        let xs = &x[((n * g.h + iy) * g.w + ix) * c..][..c];
+                        mul_add_assign(dst, xs, &w[(ky * g.kw + kx) * c..][..c]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+// ------------------------------------------------------------------ backward
+
+/// Gradients of `conv2d_forward` for output gradient `dy`: `dx` (N*H*W*Cin floats) and `dw`
+/// (like `w`) are fully overwritten when given. The bias gradient is a plain column sum of `dy`.
+pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeom, mut dx: Option<&mut [f32]>, mut dw: Option<&mut [f32]>) {
+    assert!(x.len() == g.n * g.h * g.w * g.cin && w.len() == g.k() * g.cout && dy.len() == g.pixels() * g.cout
+        && dx.as_ref().is_none_or(|d| d.len() == x.len()) && dw.as_ref().is_none_or(|d| d.len() == w.len()),
+        "conv2d_backward: buffer sizes do not match the geometry");
+    let p = g.pixels();
+    if g.is_pointwise() {
+        if let Some(dw) = dw {
+            // dW = Xᵀ · dY (k = 0 pixels gives zeros).
+            gemm(g.cin, g.cout, p, Mat::transposed(x, g.cin), Mat::row_major(dy, g.cout), dw, 0, g.cout, false);
+        }
+        if let Some(dx) = dx {
+            // dX = dY · Wᵀ
+            gemm(p, g.cin, g.cout, Mat::row_major(dy, g.cout), Mat::transposed(w, g.cout), dx, 0, g.cin, false);
+        }
+        return;
+    }
+    if g.is_depthwise() {
+        if let Some(dx) = dx {
+            depthwise_backward_input(w, dy, g, dx);
+        }
+        if let Some(dw) = dw {
+            depthwise_backward_weight(x, dy, g, dw);
+        }
+        return;
+    }
+    if let Some(d) = dx.as_deref_mut() {
+        d.fill(0.0);
+    }
+    if p == 0 || g.cout == 0 {
+        if let Some(d) = dw {
+            d.fill(0.0);
+        }
+        return;
+    }
+    let (k, cgo) = (g.k(), g.cout_g());
+    let chunk = g.chunk_pixels();
+    // SAFETY: as in the forward: calling thread, no other live borrow of the shared slot.
+    let buf = unsafe { scratch::shared(Slot::ConvPatch, chunk * k) };
+    let mut p0 = 0;
+    while p0 < p {
+        let rows = chunk.min(p - p0);
+        for grp in 0..g.groups {
+            let dy_g = Mat { data: dy, offset: p0 * g.cout + grp * cgo, rs: g.cout, cs: 1 };
+            if let Some(dw) = dw.as_deref_mut() {
+                // SAFETY: the buffer holds chunk*k >= rows*k floats, only this call's tasks
+                // write it, and no output is pre-filled.
+                unsafe { im2col(x, g, grp, p0, rows, SharedMut(buf), None) };
+                // SAFETY: rows*k floats fully written above, read-only during the product.
+                let a = unsafe { std::slice::from_raw_parts(buf, rows * k) };
+                // dW_g (+)= patchᵀ · dY_g, the first chunk overwriting.
+                gemm(k, cgo, rows, Mat::transposed(a, k), dy_g, dw, grp * cgo, g.cout, p0 > 0);
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // SAFETY: rows*k floats of the buffer, no other live reference to them (the
+                // patch slice above is dead).
+                let dcol = unsafe { std::slice::from_raw_parts_mut(buf, rows * k) };
+                // dcol = dY_g · W_gᵀ, element (pixel, (ky, kx, c)).
+                let wt = Mat { data: w, offset: grp * cgo, rs: 1, cs: g.cout };
+                gemm(rows, k, cgo, dy_g, wt, dcol, 0, k, false);
+                col2im_gather(dcol, g, grp, p0, rows, dx);
+            }
+        }
+        p0 += rows;
+    }
+}
+
+/// Depthwise dX as a gather: dx[n, iy, ix, c] = Σ_(ky, kx) dy[n, oy, ox, c] * w[ky, kx, 0, c].
+fn depthwise_backward_input(w: &[f32], dy: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let c = g.cin;
+    let rows = g.n * g.h;
+    let row_len = g.w * c;
+    let per = (GRAIN / (row_len * g.kh * g.kw).max(1)).max(1);
+    let dxp = SharedMut(dx.as_mut_ptr());
+    for_each(tasks_for(rows, per), &|t, _| {
+        for gi in t * per..((t + 1) * per).min(rows) {
+            let (n, iy) = (gi / g.h, gi % g.h);
+            // SAFETY: input row gi belongs to this task only.
+            let drow = unsafe { dxp.slice(gi * row_len, row_len) };
+            drow.fill(0.0);
+            for ky in 0..g.kh {
+                let Some(oy) = g.out_row(iy, ky) else { continue };
+                for ix in 0..g.w {
+                    for kx in 0..g.kw {
+                        let Some(ox) = g.out_col(ix, kx) else { continue };
+                        let src = &dy[((n * g.oh + oy) * g.ow + ox) * c..][..c];
+                        mul_add_assign(&mut drow[ix * c..(ix + 1) * c], src, &w[(ky * g.kw + kx) * c..][..c]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Depthwise dW: dw[ky, kx, 0, c] = Σ over pixels in order of x[n, iy, ix, c] * dy[n, oy, ox, c].
+/// A task owns one kernel tap and one block of channels, and sums every pixel itself.
+fn depthwise_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
+    let c = g.cout;
+    let blocks = c.div_ceil(DW_CHANNEL_BLOCK).max(1);
+    let taps = g.kh * g.kw;
+    let dwp = SharedMut(dw.as_mut_ptr());
+    for_each(taps * blocks, &|t, _| {
+        let (tap, b) = (t / blocks, t % blocks);
+        let (ky, kx) = (tap / g.kw, tap % g.kw);
+        let c0 = b * DW_CHANNEL_BLOCK;
+        let c1 = (c0 + DW_CHANNEL_BLOCK).min(c);
+        if c0 >= c1 {
+            return;
+        }
+        // SAFETY: dw[tap*c + c0 .. tap*c + c1] belongs to this task only.
+        let dst = unsafe { dwp.slice(tap * c + c0, c1 - c0) };
+        dst.fill(0.0);
+        for n in 0..g.n {
+            for oy in 0..g.oh {
+                let Some(iy) = g.in_row(oy, ky) else { continue };
+                for ox in 0..g.ow {
+                    let Some(ix) = g.in_col(ox, kx) else { continue };
+                    let xs = &x[((n * g.h + iy) * g.w + ix) * c + c0..][..c1 - c0];
+                    let ds = &dy[((n * g.oh + oy) * g.ow + ox) * c + c0..][..c1 - c0];
+                    mul_add_assign(dst, xs, ds);
+                }
+            }
+        }
+    });
+}
