@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node --import tsx examples/mlp-digits.ts "$@"
+exec node --import tsx examples/train-digits.ts "$@"

@@ -18,7 +18,9 @@ export async function readAsset(url: URL): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
+/** Gunzips unless the bytes are already plain (servers often send .gz with Content-Encoding: gzip, which fetch decodes). */
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  if (!(bytes[0] === 0x1f && bytes[1] === 0x8b)) return bytes;
   const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }

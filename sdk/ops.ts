@@ -41,6 +41,12 @@ export const square = (x: Tensor): Tensor => x.square();
 export const relu = (x: Tensor): Tensor => x.relu();
 export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
 export const tanh = (x: Tensor): Tensor => x.tanh();
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => x.leakyRelu(alpha);
+export const elu = (x: Tensor, alpha = 1): Tensor => x.elu(alpha);
+export const gelu = (x: Tensor, approximate = false): Tensor => x.gelu(approximate);
+export const silu = (x: Tensor): Tensor => x.silu();
+export const softplus = (x: Tensor): Tensor => x.softplus();
+export const log1p = (x: Tensor): Tensor => x.log1p();
 export const clamp = (x: Tensor, min?: number, max?: number): Tensor => x.clamp(min, max);
 
 export const sum = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => x.sum(axis, keepDims);

@@ -297,6 +297,33 @@ export class Tensor {
   tanh(): Tensor {
     return this.#unary(Un.Tanh);
   }
+  /** max(x, alpha·x). */
+  leakyRelu(alpha = 0.01): Tensor {
+    return this.#act(0, alpha);
+  }
+  /** x for x > 0, alpha·(exp(x) - 1) otherwise. */
+  elu(alpha = 1): Tensor {
+    return this.#act(1, alpha);
+  }
+  /** 0.5·x·(1 + erf(x/√2)); `approximate` uses the tanh form. */
+  gelu(approximate = false): Tensor {
+    return this.#act(approximate ? 3 : 2, 0);
+  }
+  /** x·sigmoid(x) (Swish). */
+  silu(): Tensor {
+    return this.#act(4, 0);
+  }
+  /** log(1 + exp(x)), computed stably. */
+  softplus(): Tensor {
+    return this.#act(5, 0);
+  }
+  /** log(1 + x), accurate for tiny x. */
+  log1p(): Tensor {
+    return this.#act(6, 0);
+  }
+  #act(code: number, alpha: number): Tensor {
+    return this.#wrap((e) => e.op_activation(code, this.handle, alpha));
+  }
   square(): Tensor {
     return this.pow(2);
   }

@@ -14,9 +14,19 @@ export interface GradInput {
   values: number[] | Float32Array;
 }
 
-/** Deterministic test values in [lo, hi). */
+/** Deterministic test values in [lo, hi) from a small JS generator (usable before `init`). */
 export function vals(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  return eg.tidy(() => eg.rand([n], lo, hi, { seed }).dataSync() as Float32Array);
+  let s = (seed * 2654435761 + 12345) >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = lo + ((hi - lo) * s) / 4294967296;
+  }
+  return out;
 }
 
 /** Values in ±[lo, hi] (away from 0, so kinks like relu's stay out of finite differences). */

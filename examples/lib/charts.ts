@@ -1,0 +1,39 @@
+/**
+ * Training curves as images: Vega-Lite specs rendered to SVG by Vega (pure JS), then to PNG by
+ * resvg. Used by the examples' reports.
+ */
+import { writeFile } from 'node:fs/promises';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import { Resvg } from '@resvg/resvg-js';
+
+export interface Series {
+  name: string;
+  values: number[];
+}
+
+/** A line chart of several series against the epoch; writes `<path>.svg` and `<path>.png`. */
+export async function lineChart(path: string, title: string, yTitle: string, series: Series[]): Promise<string[]> {
+  const rows = series.flatMap((s) => s.values.map((v, i) => ({ epoch: i + 1, value: v, series: s.name })));
+  const spec: vl.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 520,
+    height: 300,
+    background: 'white',
+    data: { values: rows },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  };
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  const png = new Resvg(svg, { fitTo: { mode: 'width', value: 1040 }, font: { loadSystemFonts: true } }).render().asPng();
+  await writeFile(`${path}.svg`, svg);
+  await writeFile(`${path}.png`, png);
+  return [`${path}.svg`, `${path}.png`];
+}

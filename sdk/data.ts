@@ -1,0 +1,142 @@
+/**
+ * Data utilities: one-hot encoding, seeded train/test splits, standardisation, and `Dataset`, which
+ * streams (optionally shuffled) mini-batches from tensors or from any async source.
+ */
+import { ArgumentError, DTypeError, ShapeError } from './errors.js';
+import { randperm, tensor } from './creation.js';
+import { keep, tidy } from './memory.js';
+import { noGrad } from './autograd.js';
+import { Tensor } from './tensor.js';
+
+/** int32 class indices (any shape) -> float32 one-hot with a trailing class axis. */
+export function oneHot(labels: Tensor, numClasses: number): Tensor {
+  if (labels.dtype !== 'int32') throw new DTypeError(`oneHot expects int32 labels, got ${labels.dtype}`);
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw new ArgumentError(`numClasses must be a positive integer, got ${numClasses}`);
+  return tidy(() => {
+    const eye = tensor(Float32Array.from({ length: numClasses * numClasses }, (_, i) => (i % (numClasses + 1) === 0 ? 1 : 0)), [numClasses, numClasses]);
+    return eye.indexSelect(0, labels);
+  });
+}
+
+function checkSameLength(xs: Tensor[]): number {
+  const n = xs[0].shape[0];
+  for (const t of xs) {
+    if (t.rank < 1 || t.shape[0] !== n) throw new ShapeError(`all tensors need the same first (sample) dimension: got ${xs.map((x) => `[${x.shape.join(', ')}]`).join(' and ')}`);
+  }
+  return n;
+}
+
+/** Rows `indices` of each tensor. */
+export function takeRows(xs: Tensor[], indices: Tensor | Int32Array): Tensor[] {
+  const idx = indices instanceof Tensor ? indices : tensor(indices, [indices.length], 'int32');
+  try {
+    return xs.map((t) => noGrad(() => t.indexSelect(0, idx)));
+  } finally {
+    if (!(indices instanceof Tensor)) idx.dispose();
+  }
+}
+
+/**
+ * Splits tensors (sharing their first dimension) into train and test parts after a seeded
+ * shuffle. Returns `[train..., test...]` in the order given, e.g. `[xTrain, yTrain, xTest, yTest]`.
+ */
+export function trainTestSplit(xs: Tensor[], o: { testSize?: number; seed?: number; shuffle?: boolean } = {}): Tensor[] {
+  const n = checkSameLength(xs);
+  const testSize = o.testSize ?? 0.2;
+  const nTest = testSize >= 1 ? Math.floor(testSize) : Math.round(n * testSize);
+  if (!(nTest >= 1 && nTest < n)) throw new ArgumentError(`testSize ${testSize} leaves no train or no test samples out of ${n}`);
+  const order = (o.shuffle ?? true)
+    ? tidy(() => randperm(n, { seed: o.seed ?? 0 }).dataSync() as Int32Array)
+    : Int32Array.from({ length: n }, (_, i) => i);
+  const train = takeRows(xs, order.subarray(0, n - nTest));
+  const test = takeRows(xs, order.subarray(n - nTest));
+  return [...train, ...test];
+}
+
+/** Per-feature standardisation: learns mean and std over the first axis, then (x − mean) / std. */
+export class Standardizer {
+  mean: Tensor | null = null;
+  std: Tensor | null = null;
+  fit(x: Tensor): this {
+    this.dispose();
+    tidy(() => {
+      const m = x.mean(0);
+      const s = x.sub(m).square().mean(0).sqrt().maximum(1e-8);
+      this.mean = keep(m);
+      this.std = keep(s);
+    });
+    return this;
+  }
+  transform(x: Tensor): Tensor {
+    if (!this.mean || !this.std) throw new ArgumentError('Standardizer.transform() before fit()');
+    return tidy(() => x.sub(this.mean!).div(this.std!));
+  }
+  fitTransform(x: Tensor): Tensor {
+    return this.fit(x).transform(x);
+  }
+  dispose(): void {
+    this.mean?.dispose();
+    this.std?.dispose();
+    this.mean = this.std = null;
+  }
+}
+
+/** Scales into [0, 1] per feature using the min and max over the first axis. */
+export function minMaxScale(x: Tensor): Tensor {
+  return tidy(() => {
+    const lo = x.min(0);
+    const range = x.max(0).sub(lo).maximum(1e-8);
+    return x.sub(lo).div(range);
+  });
+}
+
+export interface Batch {
+  x: Tensor;
+  y?: Tensor;
+}
+
+/**
+ * A source of mini-batches. `Dataset.fromTensors(x, y)` slices tensors; `Dataset.fromGenerator`
+ * wraps any async iterator of batches (streaming from disk or network). Batches are new tensors:
+ * the consumer disposes them (`fit` does).
+ */
+export class Dataset {
+  private constructor(
+    private readonly source: (epoch: number) => AsyncIterable<Batch>,
+    readonly size: number | null,
+  ) {}
+
+  static fromTensors(x: Tensor, y?: Tensor, o: { batchSize?: number; shuffle?: boolean; seed?: number; dropLast?: boolean } = {}): Dataset {
+    const n = checkSameLength(y ? [x, y] : [x]);
+    const bs = o.batchSize ?? 32;
+    if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+    const seed = o.seed ?? 0;
+    const source = (epoch: number): AsyncIterable<Batch> => ({
+      async *[Symbol.asyncIterator]() {
+        const order = o.shuffle
+          ? tidy(() => randperm(n, { seed: seed * 100_003 + epoch }).dataSync() as Int32Array)
+          : Int32Array.from({ length: n }, (_, i) => i);
+        const end = o.dropLast ? n - (n % bs) : n;
+        for (let s = 0; s < end; s += bs) {
+          const [bx, by] = takeRows(y ? [x, y] : [x], order.subarray(s, Math.min(s + bs, n)));
+          yield { x: bx, y: by };
+        }
+      },
+    });
+    return new Dataset(source, Math.ceil((o.dropLast ? n - (n % bs) : n) / bs));
+  }
+
+  /** `make(epoch)` returns the batches of one epoch. */
+  static fromGenerator(make: (epoch: number) => AsyncIterable<Batch> | Iterable<Batch>, batchesPerEpoch: number | null = null): Dataset {
+    return new Dataset((epoch) => {
+      const it = make(epoch);
+      if (Symbol.asyncIterator in it) return it as AsyncIterable<Batch>;
+      return { async *[Symbol.asyncIterator]() { yield* it as Iterable<Batch>; } };
+    }, batchesPerEpoch);
+  }
+
+  /** The batches of epoch `epoch` (shuffling depends on it). */
+  batches(epoch = 0): AsyncIterable<Batch> {
+    return this.source(epoch);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Layer ops as functions (like `torch.nn.functional`): convolution, pooling, normalisation,
+ * dropout and the linear map. Layouts: activations NHWC, convolution weights HWIO
+ * `[kh, kw, inChannels / groups, outChannels]`, linear weights `[out, in]` (PyTorch's layout).
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { bernoulli } from '../creation.js';
+import { call } from '../runtime.js';
+import { Tensor } from '../tensor.js';
+
+export type Pair = number | [number, number];
+/** `'valid'`, `'same'` (output = ceil(input / stride)), one number, `[vertical, horizontal]`, or `[top, bottom, left, right]`. */
+export type Padding = 'valid' | 'same' | number | [number, number] | [number, number, number, number];
+
+function pair(v: Pair, what: string): [number, number] {
+  const p: [number, number] = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1)) {
+    throw new ArgumentError(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+/** Explicit [top, bottom, left, right] padding for an input of size (h, w). 'same' follows TensorFlow (extra row/column at the bottom/right). */
+export function resolvePadding(padding: Padding, inH: number, inW: number, kernel: [number, number], stride: [number, number], dilation: [number, number] = [1, 1]): [number, number, number, number] {
+  if (padding === 'valid') return [0, 0, 0, 0];
+  if (padding === 'same') {
+    const total = (size: number, k: number, s: number, d: number) => Math.max((Math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0);
+    const th = total(inH, kernel[0], stride[0], dilation[0]);
+    const tw = total(inW, kernel[1], stride[1], dilation[1]);
+    return [Math.floor(th / 2), th - Math.floor(th / 2), Math.floor(tw / 2), tw - Math.floor(tw / 2)];
+  }
+  const p = typeof padding === 'number' ? [padding, padding, padding, padding]
+    : padding.length === 2 ? [padding[0], padding[0], padding[1], padding[1]] : padding;
+  if (p.length !== 4 || !p.every((x) => Number.isInteger(x) && x >= 0)) {
+    throw new ArgumentError(`padding must be 'same', 'valid', or non-negative integers, got ${JSON.stringify(padding)}`);
+  }
+  return p as [number, number, number, number];
+}
+
+function spatial(x: Tensor, op: string): [number, number] {
+  if (x.rank !== 4) throw new ShapeError(`${op} expects NHWC input of rank 4, got shape [${x.shape.join(', ')}]`);
+  return [x.shape[1], x.shape[2]];
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Padding;
+  dilation?: Pair;
+  groups?: number;
+}
+
+/** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const [h, w] = spatial(x, 'conv2d');
+  if (weight.rank !== 4) throw new ShapeError(`conv2d weight must be [kh, kw, in/groups, out], got [${weight.shape.join(', ')}]`);
+  const stride = pair(opts.stride ?? 1, 'stride');
+  const dilation = pair(opts.dilation ?? 1, 'dilation');
+  const pad = resolvePadding(opts.padding ?? 'valid', h, w, [weight.shape[0], weight.shape[1]], stride, dilation);
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new ArgumentError(`groups must be a positive integer, got ${groups}`);
+  return new Tensor(call((e) => e.op_conv2d(x.handle, weight.handle, bias ? bias.handle : 0,
+    Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups)));
+}
+
+export interface Pool2dOptions {
+  stride?: Pair;
+  padding?: Padding;
+}
+
+function poolArgs(x: Tensor, kernel: Pair, opts: Pool2dOptions, op: string) {
+  const [h, w] = spatial(x, op);
+  const k = pair(kernel, 'kernel size');
+  const stride = pair(opts.stride ?? k, 'stride');
+  const pad = resolvePadding(opts.padding ?? 'valid', h, w, k, stride);
+  return [Uint32Array.from(k), Uint32Array.from(stride), Uint32Array.from(pad)] as const;
+}
+
+/** Max pooling over NHWC windows (stride defaults to the kernel size). */
+export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
+  const [k, s, p] = poolArgs(x, kernel, opts, 'maxPool2d');
+  return new Tensor(call((e) => e.op_max_pool2d(x.handle, k, s, p)));
+}
+
+/** Average pooling; padding is excluded from the average unless `countIncludePad`. */
+export function avgPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions & { countIncludePad?: boolean } = {}): Tensor {
+  const [k, s, p] = poolArgs(x, kernel, opts, 'avgPool2d');
+  return new Tensor(call((e) => e.op_avg_pool2d(x.handle, k, s, p, opts.countIncludePad ?? false)));
+}
+
+/** Mean over H and W: `[N, H, W, C]` -> `[N, C]`. */
+export function globalAvgPool2d(x: Tensor): Tensor {
+  spatial(x, 'globalAvgPool2d');
+  return x.mean([1, 2]);
+}
+
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  training?: boolean;
+  /** Weight of the new batch in the running statistics (PyTorch convention; Keras' 0.99 is 0.01 here). */
+  momentum?: number;
+  eps?: number;
+  /** Running variance from the unbiased batch variance (PyTorch); false = biased (Keras/tfjs). */
+  unbiasedRunningVar?: boolean;
+}
+
+/** Batch normalisation over every dim but the last (channels-last). Updates running stats in place when training. */
+export function batchNorm(x: Tensor, o: BatchNormOptions = {}): Tensor {
+  const h = (t?: Tensor | null) => (t ? t.handle : 0);
+  return new Tensor(call((e) => e.op_batch_norm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar),
+    o.training ?? true, o.momentum ?? 0.1, o.eps ?? 1e-5, o.unbiasedRunningVar ?? true)));
+}
+
+/** Layer normalisation over the last `normalizedDims` dims. */
+export function layerNorm(x: Tensor, normalizedDims = 1, o: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
+  return new Tensor(call((e) => e.op_layer_norm(x.handle, o.weight ? o.weight.handle : 0, o.bias ? o.bias.handle : 0, normalizedDims, o.eps ?? 1e-5)));
+}
+
+/** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p). Identity when not training. */
+export function dropout(x: Tensor, p: number, training = true, seed?: number): Tensor {
+  if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout probability must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x.clone();
+  const mask = bernoulli(x.shape, 1 - p, seed === undefined ? undefined : { seed });
+  try {
+    return x.mul(mask).mul(1 / (1 - p));
+  } finally {
+    mask.dispose();
+  }
+}
+
+/** `x · weightᵀ + bias` with weight `[out, in]` (read transposed in place, no copy). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (x.rank < 1 || weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new ShapeError(`linear: input [${x.shape.join(', ')}] does not match weight [out, in] = [${weight.shape.join(', ')}]`);
+  }
+  const x2 = x.rank === 1 ? x.reshape([1, -1]) : x;
+  const y = x2.matmulT(weight, false, true);
+  const out = bias ? y.add(bias) : y;
+  if (bias) y.dispose();
+  if (x.rank === 1) {
+    x2.dispose();
+    const r = out.reshape([-1]);
+    out.dispose();
+    return r;
+  }
+  return out;
+}

@@ -1,0 +1,290 @@
+/**
+ * `Module`: the building block of models (PyTorch's `nn.Module`). A module owns named parameters
+ * (trainable tensors), buffers (state such as batch-norm running statistics) and submodules, has
+ * train/eval modes, a state dict, freezing, and the Keras-style `compile`/`fit`/`evaluate`/
+ * `predict` (see `train/trainer.ts`), so one model definition works in both styles.
+ *
+ * Parameters and buffers are exempt from `tidy` (they live until `dispose()`). State-dict keys use
+ * PyTorch's names (`weight`, `bias`, `running_mean`, ...), joined with dots.
+ */
+import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { keep } from '../memory.js';
+import { noGrad } from '../autograd.js';
+import type { Tensor } from '../tensor.js';
+import { penalty, type Regularizer } from './regularizers.js';
+import type { CompileOptions, FitOptions, History } from '../train/trainer.js';
+import type { Dataset } from '../data.js';
+import type { Logs } from '../train/callbacks.js';
+
+/** The Keras-style training methods, provided by `train/trainer.ts` (kept apart to keep this file small). */
+export interface TrainingImpl {
+  compile(m: Module, o: CompileOptions): void;
+  fit(m: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, o?: FitOptions): Promise<History>;
+  evaluate(m: Module, x: Tensor | Dataset, y?: Tensor, o?: { batchSize?: number }): Promise<Logs>;
+  predict(m: Module, x: Tensor, o?: { batchSize?: number }): Tensor;
+}
+let training: TrainingImpl | null = null;
+export function setTrainingImpl(t: TrainingImpl): void {
+  training = t;
+}
+function impl(): TrainingImpl {
+  if (!training) throw new ArgumentError('training support is not loaded (import edgegrad, not a deep file)');
+  return training;
+}
+
+/** A serialisable description of a module: its registered class name and constructor options. */
+export interface ModuleConfig {
+  className: string;
+  config: Record<string, unknown>;
+}
+
+type Factory = (config: Record<string, unknown>) => Module;
+const registry = new Map<string, Factory>();
+
+/** Makes a module class loadable by `moduleFromConfig`/`loadModel` under `className`. */
+export function registerModule(className: string, factory: Factory): void {
+  registry.set(className, factory);
+}
+
+export function moduleFromConfig(c: ModuleConfig): Module {
+  const f = c && registry.get(c.className);
+  if (!f) throw new ArgumentError(`unknown module class '${c?.className}': register it with registerModule()`);
+  return f(c.config ?? {});
+}
+
+export abstract class Module {
+  training = true;
+  readonly #params = new Map<string, Tensor>();
+  readonly #buffers = new Map<string, Tensor>();
+  readonly #children = new Map<string, Module>();
+  readonly #regularizers = new Map<string, Regularizer>();
+  #activityLosses: Tensor[] = [];
+
+  /** Computes the module's output. */
+  abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
+
+  /** The class name this module registers under, for configs. */
+  get className(): string {
+    return this.constructor.name;
+  }
+
+  /** Constructor options that rebuild this module (see `registerModule`). */
+  getConfig(): Record<string, unknown> {
+    throw new ArgumentError(`${this.className} does not describe its configuration: implement getConfig() and registerModule() to save it`);
+  }
+
+  toConfig(): ModuleConfig {
+    return { className: this.className, config: this.getConfig() };
+  }
+
+  // ------------------------------------------------------------------ registration
+
+  /** Registers a trainable tensor (marks it requiresGrad and exempts it from tidy). */
+  protected registerParameter(name: string, t: Tensor, regularizer?: Regularizer | null): Tensor {
+    const old = this.#params.get(name);
+    if (old && old !== t) old.dispose();
+    keep(t);
+    if (t.dtype !== 'float32') throw new DTypeError(`parameter '${name}' must be float32, got ${t.dtype}`);
+    t.requiresGrad_(true);
+    this.#params.set(name, t);
+    if (regularizer && (regularizer.l1 > 0 || regularizer.l2 > 0)) this.#regularizers.set(name, regularizer);
+    return t;
+  }
+  /** Registers non-trainable state that belongs in the state dict (exempt from tidy). */
+  protected registerBuffer(name: string, t: Tensor): Tensor {
+    const old = this.#buffers.get(name);
+    if (old && old !== t) old.dispose();
+    keep(t);
+    this.#buffers.set(name, t);
+    return t;
+  }
+  /** Registers (or replaces, disposing the old one) a submodule. */
+  registerModule<M extends Module>(name: string, m: M): M {
+    if (!(m instanceof Module)) throw new ArgumentError(`registerModule('${name}') needs a Module`);
+    const old = this.#children.get(name);
+    if (old && old !== m) old.dispose();
+    this.#children.set(name, m);
+    return m;
+  }
+  /** A direct submodule by name. */
+  getModule(name: string): Module {
+    const m = this.#children.get(name);
+    if (!m) throw new ArgumentError(`${this.className} has no submodule '${name}' (has: ${[...this.#children.keys()].join(', ') || 'none'})`);
+    return m;
+  }
+  protected param(name: string): Tensor {
+    const p = this.#params.get(name);
+    if (!p) throw new ArgumentError(`${this.className} has no parameter '${name}'`);
+    return p;
+  }
+  protected buffer(name: string): Tensor {
+    const b = this.#buffers.get(name);
+    if (!b) throw new ArgumentError(`${this.className} has no buffer '${name}'`);
+    return b;
+  }
+  protected hasParam(name: string): boolean {
+    return this.#params.has(name);
+  }
+
+  // ------------------------------------------------------------------ traversal
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [n, c] of this.#children) yield* c.namedModules(prefix ? `${prefix}.${n}` : n);
+  }
+  children(): Module[] {
+    return [...this.#children.values()];
+  }
+  namedChildren(): [string, Module][] {
+    return [...this.#children.entries()];
+  }
+  namedParameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [path, m] of this.namedModules()) {
+      for (const [n, p] of m.#params) out.push([path ? `${path}.${n}` : n, p]);
+    }
+    return out;
+  }
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+  /** Parameters that are not frozen. */
+  trainableParameters(): Tensor[] {
+    return this.parameters().filter((p) => p.requiresGrad);
+  }
+  namedBuffers(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [path, m] of this.namedModules()) {
+      for (const [n, b] of m.#buffers) out.push([path ? `${path}.${n}` : n, b]);
+    }
+    return out;
+  }
+  /** Number of parameter elements (all, or only trainable ones). */
+  numParameters(trainableOnly = false): number {
+    return (trainableOnly ? this.trainableParameters() : this.parameters()).reduce((n, p) => n + p.size, 0);
+  }
+
+  // ------------------------------------------------------------------ modes, freezing
+
+  /** Training mode (dropout active, batch statistics in batch norm) for this module and all below. */
+  train(on = true): this {
+    for (const [, m] of this.namedModules()) m.training = on;
+    return this;
+  }
+  /** Evaluation mode. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Stops training the named parameters or submodules (by dotted path prefix: `'features'`,
+   * `'features.0.weight'`); with no argument, all of them.
+   */
+  freeze(...paths: string[]): this {
+    this.#setTrainable(paths, false);
+    return this;
+  }
+  unfreeze(...paths: string[]): this {
+    this.#setTrainable(paths, true);
+    return this;
+  }
+  #setTrainable(paths: string[], on: boolean): void {
+    const named = this.namedParameters();
+    let hit = 0;
+    for (const [name, p] of named) {
+      if (paths.length === 0 || paths.some((q) => name === q || name.startsWith(`${q}.`))) {
+        p.requiresGrad = on;
+        hit++;
+      }
+    }
+    if (paths.length > 0 && hit === 0) {
+      throw new ArgumentError(`no parameter matches ${paths.map((p) => `'${p}'`).join(', ')} (parameters: ${named.map(([n]) => n).join(', ')})`);
+    }
+  }
+
+  // ------------------------------------------------------------------ state dict
+
+  /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [n, p] of this.namedParameters()) out[n] = p;
+    for (const [n, b] of this.namedBuffers()) out[n] = b;
+    return out;
+  }
+
+  /**
+   * Copies values into this module's parameters and buffers (in place, so optimizers keep
+   * working). `strict` (default) requires exactly the same names; shapes and dtypes must match.
+   */
+  loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    const src = state instanceof Map ? state : new Map(Object.entries(state));
+    const own = this.stateDict();
+    const missing = Object.keys(own).filter((k) => !src.has(k));
+    const unexpected = [...src.keys()].filter((k) => !(k in own));
+    if ((opts.strict ?? true) && (missing.length || unexpected.length)) {
+      throw new ArgumentError(`loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`);
+    }
+    for (const [k, t] of Object.entries(own)) {
+      const v = src.get(k);
+      if (!v) continue;
+      if (v.dtype !== t.dtype) throw new DTypeError(`loadStateDict: '${k}' is ${v.dtype} but the model expects ${t.dtype}`);
+      if (v.shape.join() !== t.shape.join()) throw new ShapeError(`loadStateDict: '${k}' has shape [${v.shape.join(', ')}] but the model expects [${t.shape.join(', ')}]`);
+      noGrad(() => t.assign(v));
+    }
+    return { missing, unexpected };
+  }
+
+  // ------------------------------------------------------------------ regularization
+
+  /** Records an activity penalty for the current forward pass (collected by `regularizationLoss`). */
+  protected addActivityLoss(t: Tensor): void {
+    if (this.training) this.#activityLosses.push(t);
+  }
+  /**
+   * Sum of every weight penalty and of the activity penalties recorded since the last call, over
+   * the whole module tree; null when there are none. Call it inside the same `tidy` as forward.
+   */
+  regularizationLoss(): Tensor | null {
+    const terms: Tensor[] = [];
+    for (const [, m] of this.namedModules()) {
+      for (const [name, r] of m.#regularizers) {
+        const p = m.#params.get(name);
+        if (p && p.requiresGrad) terms.push(penalty(r, p));
+      }
+      terms.push(...m.#activityLosses);
+      m.#activityLosses = [];
+    }
+    if (terms.length === 0) return null;
+    return terms.reduce((a, b) => a.add(b));
+  }
+
+  // ------------------------------------------------------------------ Keras-style training
+
+  /** Sets the optimizer, loss and metrics used by `fit` and `evaluate`. */
+  compile(o: CompileOptions): this {
+    impl().compile(this, o);
+    return this;
+  }
+  /** Trains on tensors (`x`, `y`) or on a `Dataset` of batches; resolves to the history. */
+  fit(x: Tensor | Dataset, y?: Tensor | FitOptions, o?: FitOptions): Promise<History> {
+    return impl().fit(this, x, y, o);
+  }
+  /** Loss and metrics over the data, in evaluation mode. */
+  evaluate(x: Tensor | Dataset, y?: Tensor, o?: { batchSize?: number }): Promise<Logs> {
+    return impl().evaluate(this, x, y, o);
+  }
+  /** Outputs for `x` in evaluation mode, computed in batches. */
+  predict(x: Tensor, o?: { batchSize?: number }): Tensor {
+    return impl().predict(this, x, o);
+  }
+
+  /** Frees every parameter and buffer of this module tree. */
+  dispose(): void {
+    for (const [, m] of this.namedModules()) {
+      for (const p of m.#params.values()) p.dispose();
+      for (const b of m.#buffers.values()) b.dispose();
+      m.#params.clear();
+      m.#buffers.clear();
+    }
+  }
+}

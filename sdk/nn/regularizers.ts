@@ -1,0 +1,26 @@
+/** L1 / L2 penalties for weights, biases and activations, added to the training loss. */
+import { ArgumentError } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+
+export interface Regularizer {
+  l1: number;
+  l2: number;
+}
+
+function check(v: number, what: string): number {
+  if (!(v >= 0 && Number.isFinite(v))) throw new ArgumentError(`${what} regularization factor must be finite and >= 0, got ${v}`);
+  return v;
+}
+
+export const l1 = (factor = 0.01): Regularizer => ({ l1: check(factor, 'L1'), l2: 0 });
+export const l2 = (factor = 0.01): Regularizer => ({ l1: 0, l2: check(factor, 'L2') });
+export const l1l2 = (l1f = 0.01, l2f = 0.01): Regularizer => ({ l1: check(l1f, 'L1'), l2: check(l2f, 'L2') });
+
+/** l1·Σ|t| + l2·Σt² (Keras' convention: no 1/2 factor), differentiable. */
+export function penalty(r: Regularizer, t: Tensor): Tensor {
+  const parts: Tensor[] = [];
+  if (r.l1 > 0) parts.push(t.abs().sum().mul(r.l1));
+  if (r.l2 > 0) parts.push(t.square().sum().mul(r.l2));
+  if (parts.length === 0) return t.sum().mul(0);
+  return parts.length === 1 ? parts[0] : parts[0].add(parts[1]);
+}

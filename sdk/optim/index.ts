@@ -1,0 +1,3 @@
+/** `eg.optim`: optimizers, gradient clipping and learning-rate schedules. */
+export * from './optimizers.js';
+export * from './schedules.js';

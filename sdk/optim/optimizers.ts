@@ -1,0 +1,267 @@
+/**
+ * Optimizers. Each parameter update is one fused, in-place engine kernel (PyTorch's formulas).
+ * Parameter groups carry their own hyper-parameters (`{ params, lr, weightDecay, ... }`);
+ * `stateDict()`/`loadStateDict()` capture hyper-parameters, step counts and moment tensors, so
+ * training resumes exactly.
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { full, zeros } from '../creation.js';
+import { keep, tidy } from '../memory.js';
+import { call } from '../runtime.js';
+import { bumpGradEpoch, type Tensor } from '../tensor.js';
+
+export interface ParamGroup<H> {
+  params: Tensor[];
+  /** Hyper-parameters of this group (defaults filled in). */
+  options: H;
+}
+export type ParamsArg<H> = Tensor[] | ({ params: Tensor[] } & Partial<H>)[];
+
+/** The serialisable state of an optimizer. */
+export interface OptimizerState {
+  groups: Record<string, number | boolean>[];
+  /** Per parameter (in group order): step count and named state tensors. */
+  params: { step: number; tensors: Record<string, Tensor> }[];
+}
+
+interface ParamState {
+  step: number;
+  tensors: Record<string, Tensor>;
+}
+
+export abstract class Optimizer<H extends { lr: number }> {
+  readonly groups: ParamGroup<H>[];
+  protected readonly state = new Map<Tensor, ParamState>();
+
+  constructor(params: ParamsArg<H>, defaults: H) {
+    if (!Array.isArray(params) || params.length === 0) throw new ArgumentError('an optimizer needs a non-empty list of parameters or parameter groups');
+    const groups = (params[0] as { params?: unknown }).params !== undefined
+      ? (params as ({ params: Tensor[] } & Partial<H>)[]).map(({ params: ps, ...h }) => ({ params: ps, options: { ...defaults, ...h } as H }))
+      : [{ params: params as Tensor[], options: { ...defaults } }];
+    for (const g of groups) {
+      this.validate(g.options);
+      if (!Array.isArray(g.params)) throw new ArgumentError('a parameter group needs a `params` array');
+    }
+    this.groups = groups;
+  }
+
+  /** Checks hyper-parameters; subclasses add theirs. */
+  protected validate(h: H): void {
+    if (!(h.lr >= 0 && Number.isFinite(h.lr))) throw new ArgumentError(`learning rate must be finite and >= 0, got ${h.lr}`);
+  }
+
+  /** Learning rate of group 0 (schedulers set every group). */
+  get lr(): number {
+    return this.groups[0].options.lr;
+  }
+  set lr(v: number) {
+    for (const g of this.groups) g.options.lr = v;
+  }
+
+  protected stateOf(p: Tensor, names: string[]): ParamState {
+    let s = this.state.get(p);
+    if (!s) {
+      const tensors: Record<string, Tensor> = {};
+      for (const n of names) tensors[n] = keep(zeros(p.shape));
+      s = { step: 0, tensors };
+      this.state.set(p, s);
+    }
+    return s;
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        if (!p.requiresGrad) continue;
+        const grad = p.grad;
+        if (!grad) continue;
+        this.update(p, grad, g.options);
+      }
+    }
+  }
+
+  protected abstract update(p: Tensor, g: Tensor, h: H): void;
+
+  /** Clears the gradients of every parameter. */
+  zeroGrad(): void {
+    for (const g of this.groups) for (const p of g.params) p.zeroGrad();
+  }
+
+  stateDict(): OptimizerState {
+    const params: OptimizerState['params'] = [];
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        const s = this.state.get(p);
+        params.push({ step: s?.step ?? 0, tensors: s ? { ...s.tensors } : {} });
+      }
+    }
+    return { groups: this.groups.map((g) => ({ ...(g.options as unknown as Record<string, number | boolean>) })), params };
+  }
+
+  /** Restores hyper-parameters, step counts and moments (copied into this optimizer's own tensors). */
+  loadStateDict(st: OptimizerState): void {
+    if (!st || st.groups?.length !== this.groups.length) {
+      throw new ArgumentError(`optimizer state has ${st?.groups?.length} parameter groups, this optimizer has ${this.groups.length}`);
+    }
+    const flat = this.groups.flatMap((g) => g.params);
+    if (st.params.length !== flat.length) throw new ArgumentError(`optimizer state covers ${st.params.length} parameters, this optimizer has ${flat.length}`);
+    st.groups.forEach((h, i) => Object.assign(this.groups[i].options, h));
+    flat.forEach((p, i) => {
+      const src = st.params[i];
+      const names = Object.keys(src.tensors);
+      const s = this.stateOf(p, names);
+      for (const n of names) {
+        const t = src.tensors[n];
+        if (t.shape.join() !== p.shape.join()) throw new ShapeError(`optimizer state '${n}' of parameter ${i} has shape [${t.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
+        s.tensors[n] ??= keep(zeros(p.shape));
+        s.tensors[n].assign(t);
+      }
+      s.step = src.step;
+    });
+  }
+
+  /** Frees the optimizer's state tensors. */
+  dispose(): void {
+    for (const s of this.state.values()) for (const t of Object.values(s.tensors)) t.dispose();
+    this.state.clear();
+  }
+}
+
+export interface SGDOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
+/** Stochastic gradient descent with optional momentum (Nesterov) and weight decay. */
+export class SGD extends Optimizer<SGDOptions> {
+  constructor(params: ParamsArg<SGDOptions>, o: Partial<SGDOptions> = {}) {
+    super(params, { lr: 0.01, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...o });
+  }
+  protected override validate(h: SGDOptions): void {
+    super.validate(h);
+    if (!(h.momentum >= 0)) throw new ArgumentError(`momentum must be >= 0, got ${h.momentum}`);
+    if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) throw new ArgumentError('Nesterov momentum needs momentum > 0 and dampening 0');
+  }
+  protected update(p: Tensor, g: Tensor, h: SGDOptions): void {
+    const s = this.stateOf(p, h.momentum > 0 ? ['momentum_buffer'] : []);
+    const buf = s.tensors.momentum_buffer;
+    call((e) => e.optim_sgd(p.handle, g.handle, buf ? buf.handle : 0, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, s.step === 0));
+    s.step++;
+  }
+}
+
+export interface AdamOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+function checkBetas(h: AdamOptions): void {
+  for (const [n, b] of [['beta1', h.beta1], ['beta2', h.beta2]] as const) {
+    if (!(b >= 0 && b < 1)) throw new ArgumentError(`${n} must be in [0, 1), got ${b}`);
+  }
+  if (!(h.eps > 0)) throw new ArgumentError(`eps must be > 0, got ${h.eps}`);
+}
+/** Adam (weight decay added to the gradient, i.e. L2). */
+export class Adam extends Optimizer<AdamOptions> {
+  protected decoupled = false;
+  constructor(params: ParamsArg<AdamOptions>, o: Partial<AdamOptions> = {}) {
+    super(params, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...o });
+  }
+  protected override validate(h: AdamOptions): void {
+    super.validate(h);
+    checkBetas(h);
+  }
+  protected update(p: Tensor, g: Tensor, h: AdamOptions): void {
+    const s = this.stateOf(p, ['exp_avg', 'exp_avg_sq']);
+    s.step++;
+    call((e) => e.optim_adam(p.handle, g.handle, s.tensors.exp_avg.handle, s.tensors.exp_avg_sq.handle, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, this.decoupled, s.step));
+  }
+}
+/** AdamW: Adam with decoupled weight decay (p ← p·(1 − lr·wd) before the update). */
+export class AdamW extends Adam {
+  protected override decoupled = true;
+  constructor(params: ParamsArg<AdamOptions>, o: Partial<AdamOptions> = {}) {
+    super(params, { weightDecay: 0.01, ...o });
+  }
+}
+
+export interface RMSPropOptions {
+  lr: number;
+  alpha: number;
+  eps: number;
+  weightDecay: number;
+  momentum: number;
+  centered: boolean;
+}
+/** RMSProp, optionally with momentum and centering. */
+export class RMSProp extends Optimizer<RMSPropOptions> {
+  constructor(params: ParamsArg<RMSPropOptions>, o: Partial<RMSPropOptions> = {}) {
+    super(params, { lr: 0.01, alpha: 0.99, eps: 1e-8, weightDecay: 0, momentum: 0, centered: false, ...o });
+  }
+  protected override validate(h: RMSPropOptions): void {
+    super.validate(h);
+    if (!(h.alpha >= 0 && h.alpha < 1)) throw new ArgumentError(`alpha must be in [0, 1), got ${h.alpha}`);
+    if (!(h.momentum >= 0)) throw new ArgumentError(`momentum must be >= 0, got ${h.momentum}`);
+  }
+  protected update(p: Tensor, g: Tensor, h: RMSPropOptions): void {
+    const names = ['square_avg', ...(h.momentum > 0 ? ['momentum_buffer'] : []), ...(h.centered ? ['grad_avg'] : [])];
+    const s = this.stateOf(p, names);
+    const t = s.tensors;
+    call((e) => e.optim_rmsprop(p.handle, g.handle, t.square_avg.handle, t.momentum_buffer?.handle ?? 0, t.grad_avg?.handle ?? 0,
+      h.lr, h.alpha, h.eps, h.weightDecay, h.momentum, h.centered));
+    s.step++;
+  }
+}
+
+export interface AdagradOptions {
+  lr: number;
+  lrDecay: number;
+  weightDecay: number;
+  eps: number;
+  initialAccumulatorValue: number;
+}
+/** Adagrad. */
+export class Adagrad extends Optimizer<AdagradOptions> {
+  constructor(params: ParamsArg<AdagradOptions>, o: Partial<AdagradOptions> = {}) {
+    super(params, { lr: 0.01, lrDecay: 0, weightDecay: 0, eps: 1e-10, initialAccumulatorValue: 0, ...o });
+  }
+  protected update(p: Tensor, g: Tensor, h: AdagradOptions): void {
+    const fresh = !this.state.has(p);
+    const s = this.stateOf(p, ['sum']);
+    if (fresh && h.initialAccumulatorValue !== 0) tidy(() => { s.tensors.sum.assign(full(p.shape, h.initialAccumulatorValue)); });
+    s.step++;
+    call((e) => e.optim_adagrad(p.handle, g.handle, s.tensors.sum.handle, h.lr, h.lrDecay, h.weightDecay, h.eps, s.step));
+  }
+}
+
+// ------------------------------------------------------------------------------ gradient clipping
+
+function gradsOf(params: Tensor[]): Tensor[] {
+  return params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+}
+
+/** Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  if (!(maxNorm > 0)) throw new ArgumentError(`maxNorm must be > 0, got ${maxNorm}`);
+  const grads = gradsOf(params);
+  if (grads.length === 0) return 0;
+  const norm = call((e) => e.grad_global_norm(Uint32Array.from(grads.map((g) => g.handle))));
+  if (norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const g of grads) call((e) => e.tensor_scale_(g.handle, scale));
+    bumpGradEpoch();
+  }
+  return norm;
+}
+
+/** Clamps every gradient element into [-clipValue, clipValue]. */
+export function clipGradValue(params: Tensor[], clipValue: number): void {
+  if (!(clipValue > 0)) throw new ArgumentError(`clipValue must be > 0, got ${clipValue}`);
+  for (const g of gradsOf(params)) call((e) => e.tensor_clamp_(g.handle, -clipValue, clipValue));
+  bumpGradEpoch();
+}

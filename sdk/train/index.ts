@@ -1,0 +1,5 @@
+/** `eg.train`: metrics and callbacks for `fit` (which lives on every Module). */
+import './trainer.js';
+export type { CompileOptions, FitOptions, History } from './trainer.js';
+export * from './callbacks.js';
+export * as metrics from './metrics.js';

@@ -1,0 +1,238 @@
+/**
+ * Keras-style training on any `Module`: `compile` (optimizer, loss, metrics), `fit` (epochs,
+ * mini-batches with seeded shuffling, validation split or data, callbacks, progress), `evaluate`
+ * and `predict` in batches. Attached to `Module.prototype`, so one model definition works with both
+ * the PyTorch-style loop and these.
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { concat } from '../ops.js';
+import { noGrad } from '../autograd.js';
+import { tidy } from '../memory.js';
+import { Dataset, takeRows, type Batch } from '../data.js';
+import { getLoss, type LossFn, type LossName } from '../losses.js';
+import { setTrainingImpl, type Module } from '../nn/module.js';
+import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
+import type { Tensor } from '../tensor.js';
+import type { Callback, Logs, TrainingContext } from './callbacks.js';
+import { resolveMetric, type MetricFn, type MetricName, type NamedMetric } from './metrics.js';
+import { Progress } from './progress.js';
+
+export interface CompileOptions {
+  optimizer: Optimizer<{ lr: number }>;
+  loss: LossName | LossFn;
+  metrics?: (MetricName | NamedMetric | MetricFn)[];
+  /** Clip gradients to this global L2 norm before each step. */
+  clipGradNorm?: number;
+  /** Clip every gradient element into ±this before each step. */
+  clipGradValue?: number;
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  /** Seed of the per-epoch shuffles. */
+  seed?: number;
+  /** Fraction of the samples (taken from the end, before shuffling) held out for validation. */
+  validationSplit?: number;
+  validationData?: [Tensor, Tensor] | Dataset;
+  callbacks?: Callback[];
+  /** 0 silent, 1 progress bar in a terminal (log lines otherwise), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  initialEpoch?: number;
+}
+
+export interface History {
+  epoch: number[];
+  history: Record<string, number[]>;
+}
+
+interface Compiled {
+  optimizer: Optimizer<{ lr: number }>;
+  loss: LossFn;
+  metrics: NamedMetric[];
+  clipNorm?: number;
+  clipValue?: number;
+}
+
+const compiled = new WeakMap<Module, Compiled>();
+
+function getCompiled(m: Module): Compiled {
+  const c = compiled.get(m);
+  if (!c) throw new ArgumentError('call model.compile({ optimizer, loss }) before fit() or evaluate()');
+  return c;
+}
+
+function compile(m: Module, o: CompileOptions): void {
+  if (!o || !o.optimizer) throw new ArgumentError('compile() needs an optimizer');
+  compiled.set(m, {
+    optimizer: o.optimizer, loss: getLoss(o.loss), metrics: (o.metrics ?? []).map(resolveMetric),
+    clipNorm: o.clipGradNorm, clipValue: o.clipGradValue,
+  });
+}
+
+/** Sums of per-batch values weighted by batch size. */
+class Meter {
+  sums: Record<string, number> = {};
+  count = 0;
+  add(values: Record<string, number>, n: number): void {
+    for (const [k, v] of Object.entries(values)) this.sums[k] = (this.sums[k] ?? 0) + v * n;
+    this.count += n;
+  }
+  means(prefix = ''): Logs {
+    return Object.fromEntries(Object.entries(this.sums).map(([k, v]) => [prefix + k, v / Math.max(this.count, 1)]));
+  }
+}
+
+function evalBatch(model: Module, c: Compiled, b: Batch, meter: Meter): void {
+  tidy(() => noGrad(() => {
+    if (!b.y) throw new ArgumentError('evaluation needs targets');
+    const pred = model.forward(b.x);
+    const values: Record<string, number> = { loss: c.loss(pred, b.y).item() };
+    for (const m of c.metrics) values[m.name] = m.fn(pred, b.y).item();
+    meter.add(values, b.x.shape[0]);
+  }));
+}
+
+async function runEvaluation(model: Module, c: Compiled, data: Dataset, prefix: string): Promise<Logs> {
+  const wasTraining = model.training;
+  model.eval();
+  const meter = new Meter();
+  try {
+    for await (const b of data.batches(0)) {
+      try {
+        evalBatch(model, c, b, meter);
+      } finally {
+        b.x.dispose();
+        b.y?.dispose();
+      }
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return meter.means(prefix);
+}
+
+async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, maybe?: FitOptions): Promise<History> {
+  const c = getCompiled(model);
+  const isDs = x instanceof Dataset;
+  const o: FitOptions = (isDs ? (y as FitOptions) : maybe) ?? {};
+  const epochs = o.epochs ?? 1;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`epochs must be a positive integer, got ${epochs}`);
+  let train: Dataset;
+  let val: Dataset | null = null;
+  const owned: Tensor[] = [];
+  if (isDs) {
+    train = x;
+    if (o.validationSplit) throw new ArgumentError('validationSplit needs tensors; pass validationData with a Dataset');
+  } else {
+    const yt = y as Tensor | undefined;
+    if (!yt) throw new ArgumentError('fit(x, y, options) needs targets y');
+    if (x.shape[0] !== yt.shape[0]) throw new ShapeError(`fit: x has ${x.shape[0]} samples but y has ${yt.shape[0]}`);
+    let xt = x;
+    let ytt = yt;
+    if (o.validationSplit) {
+      const n = x.shape[0];
+      const nVal = Math.round(n * o.validationSplit);
+      if (!(o.validationSplit > 0 && o.validationSplit < 1) || nVal < 1 || nVal >= n) throw new ArgumentError(`validationSplit ${o.validationSplit} leaves no training or no validation samples out of ${n}`);
+      const idx = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
+      const [xa, ya] = takeRows([x, yt], idx(0, n - nVal));
+      const [xb, yb] = takeRows([x, yt], idx(n - nVal, n));
+      owned.push(xa, ya, xb, yb);
+      xt = xa;
+      ytt = ya;
+      val = Dataset.fromTensors(xb, yb, { batchSize: o.batchSize ?? 32 });
+    }
+    train = Dataset.fromTensors(xt, ytt, { batchSize: o.batchSize ?? 32, shuffle: o.shuffle ?? true, seed: o.seed ?? 0 });
+  }
+  if (o.validationData) {
+    val = o.validationData instanceof Dataset ? o.validationData : Dataset.fromTensors(o.validationData[0], o.validationData[1], { batchSize: o.batchSize ?? 32 });
+  }
+
+  const ctx: TrainingContext = { model, optimizer: c.optimizer, stopTraining: false, epochs, batchesPerEpoch: train.size };
+  const callbacks = o.callbacks ?? [];
+  for (const cb of callbacks) cb.setContext(ctx);
+  const progress = await Progress.create(o.verbose ?? 1);
+  const history: History = { epoch: [], history: {} };
+  const params = model.trainableParameters();
+  try {
+    for (const cb of callbacks) await cb.onTrainBegin({});
+    for (let epoch = o.initialEpoch ?? 0; epoch < epochs && !ctx.stopTraining; epoch++) {
+      model.train();
+      for (const cb of callbacks) await cb.onEpochBegin(epoch);
+      progress?.epochBegin(epoch, epochs, train.size);
+      const meter = new Meter();
+      let batch = 0;
+      for await (const b of train.batches(epoch)) {
+        for (const cb of callbacks) await cb.onBatchBegin(batch);
+        let values: Record<string, number>;
+        try {
+          values = tidy(() => {
+            if (!b.y) throw new ArgumentError('training batches need targets');
+            c.optimizer.zeroGrad();
+            const pred = model.forward(b.x);
+            const loss = c.loss(pred, b.y);
+            const reg = model.regularizationLoss();
+            (reg ? loss.add(reg) : loss).backward();
+            if (c.clipValue !== undefined) clipGradValue(params, c.clipValue);
+            if (c.clipNorm !== undefined) clipGradNorm(params, c.clipNorm);
+            c.optimizer.step();
+            const v: Record<string, number> = { loss: loss.item() };
+            noGrad(() => {
+              for (const m of c.metrics) v[m.name] = m.fn(pred.detach(), b.y!).item();
+            });
+            return v;
+          });
+        } finally {
+          b.x.dispose();
+          b.y?.dispose();
+        }
+        meter.add(values, b.x.shape[0]);
+        const logs = meter.means();
+        progress?.batchEnd(batch, logs);
+        for (const cb of callbacks) await cb.onBatchEnd(batch, logs);
+        batch++;
+      }
+      const logs: Logs = meter.means();
+      if (val) Object.assign(logs, await runEvaluation(model, c, val, 'val_'));
+      for (const cb of callbacks) await cb.onEpochEnd(epoch, logs);
+      progress?.epochEnd(epoch, epochs, logs);
+      history.epoch.push(epoch);
+      for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+      // Let the host breathe between epochs (UI in browsers, I/O in Node).
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    for (const cb of callbacks) await cb.onTrainEnd({});
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+  return history;
+}
+
+async function evaluate(model: Module, x: Tensor | Dataset, y?: Tensor, o: { batchSize?: number } = {}): Promise<Logs> {
+  const c = getCompiled(model);
+  const data = x instanceof Dataset ? x : Dataset.fromTensors(x, y, { batchSize: o.batchSize ?? 32 });
+  return runEvaluation(model, c, data, '');
+}
+
+function predict(model: Module, x: Tensor, o: { batchSize?: number } = {}): Tensor {
+  const bs = o.batchSize ?? 32;
+  if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    return tidy(() => noGrad(() => {
+      const n = x.shape[0];
+      const outs: Tensor[] = [];
+      for (let s = 0; s < n; s += bs) {
+        const e = Math.min(s + bs, n);
+        outs.push(model.forward(x.slice([s, ...x.shape.slice(1).map(() => 0)], [e, ...x.shape.slice(1)])));
+      }
+      return outs.length === 1 ? outs[0] : concat(outs, 0);
+    }));
+  } finally {
+    model.train(wasTraining);
+  }
+}
+
+setTrainingImpl({ compile, fit, evaluate, predict });
