@@ -31,3 +31,4 @@ export * as train from './train/index.js';
 export { saveModel, loadModel, serializeModel, saveWeights, loadWeights } from './io/model-io.js';
 export type { ModelArtifacts, ModelJson, ModelSource, SaveOptions } from './io/model-io.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
+export * as compress from './compress/index.js';

@@ -11,7 +11,11 @@ mod handles;
 mod exports;
 mod exports_conv;
 mod exports_nn;
+mod exports_quant;
+mod exports_seq;
 
 pub use exports::*;
 pub use exports_conv::*;
 pub use exports_nn::*;
+pub use exports_quant::*;
+pub use exports_seq::*;

@@ -8,3 +8,5 @@ pub mod gemm;
 pub mod math;
 pub mod pool;
 pub mod reduce;
+pub mod int8;
+pub mod rnn;

@@ -2,21 +2,26 @@
 //! and records its backward next to the forward, so both live in one place.
 
 mod activation;
+mod attention;
 mod conv;
 mod elementwise;
 mod linalg;
 mod norm;
 pub mod optim;
 mod pool;
+pub mod quant;
+mod recurrent;
 mod reduce;
 mod shape_ops;
 
 pub use activation::*;
+pub use attention::*;
 pub use conv::*;
 pub use elementwise::*;
 pub use linalg::*;
 pub use norm::*;
 pub use pool::*;
+pub use recurrent::*;
 pub use reduce::*;
 pub use shape_ops::*;
 

@@ -1,0 +1,1 @@
+//! Recurrent cell kernels (SimpleRNN, LSTM, GRU) and their backward through time.

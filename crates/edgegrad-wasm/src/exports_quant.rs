@@ -1,0 +1,1 @@
+//! Exports for quantized inference and compression.

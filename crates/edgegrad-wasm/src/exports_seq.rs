@@ -1,0 +1,1 @@
+//! Exports for recurrent layers and attention.

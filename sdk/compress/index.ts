@@ -1,0 +1,2 @@
+/** `eg.compress`: quantization, pruning, distillation, binarization and reports. */
+export {};
