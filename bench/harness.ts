@@ -52,3 +52,40 @@ export function emit(records: BenchRecord[]): void {
   // The orchestrator reads this line from the child's stdout.
   console.log(`@@records ${JSON.stringify(records)}`);
 }
+
+/** One configuration of a workload, run in its own process. */
+export interface Job {
+  engine: string;
+  threads: number;
+  [k: string]: unknown;
+}
+
+export interface Workload {
+  jobs(): Job[];
+  run(job: Job): Promise<BenchRecord[]>;
+}
+
+/**
+ * Entry point shared by every workload file: `node --import tsx bench/workloads/x.ts --list` prints
+ * its jobs; `--job '<json>'` runs one and prints its records.
+ */
+export async function main(w: Workload, metaUrl: string): Promise<void> {
+  if (metaUrl !== `file://${process.argv[1]}`) return;
+  const i = process.argv.indexOf('--job');
+  if (process.argv.includes('--list')) {
+    console.log(`@@jobs ${JSON.stringify(w.jobs())}`);
+  } else if (i >= 0) {
+    emit(await w.run(JSON.parse(process.argv[i + 1]) as Job));
+  } else {
+    const all: BenchRecord[] = [];
+    for (const j of w.jobs()) all.push(...(await w.run(j)));
+    emit(all);
+  }
+  // Peers may keep worker threads alive; the records are out, so end the process.
+  process.exit(0);
+}
+
+/** Median time of an async function, with adaptive repetitions (>= 10). */
+export async function measure(fn: () => unknown | Promise<unknown>, minReps = 10): Promise<number> {
+  return timeIt(fn, await adaptiveReps(fn, minReps), 3);
+}

@@ -7,29 +7,41 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import type { BenchRecord } from './harness.js';
+import type { BenchRecord, Job } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const all = readdirSync(`${here}workloads`).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const workloads = wanted.length ? all.filter((w) => wanted.includes(w)) : all;
 
+function child(file: string, args: string[]): { line?: string; status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { line: r.stdout.split('\n').find((l) => l.startsWith('@@')), status: r.status, stderr: r.stderr };
+}
+
 const records: BenchRecord[] = [];
 for (const w of workloads) {
-  process.stdout.write(`[bench] ${w} ... `);
-  const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', `${here}workloads/${w}.ts`], {
-    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('@@records '));
-  if (r.status !== 0 || !line) {
-    console.log(`failed (exit ${r.status})\n${r.stderr}`);
+  const file = `${here}workloads/${w}.ts`;
+  const listed = child(file, ['--list']);
+  if (listed.status !== 0 || !listed.line) {
+    console.log(`[bench] ${w}: cannot list jobs (exit ${listed.status})\n${listed.stderr}`);
     process.exitCode = 1;
     continue;
   }
-  const recs = JSON.parse(line.slice('@@records '.length)) as BenchRecord[];
-  records.push(...recs);
-  console.log(`${recs.length} records in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const jobs = JSON.parse(listed.line.slice('@@jobs '.length)) as Job[];
+  for (const job of jobs) {
+    process.stdout.write(`[bench] ${w} ${job.engine} ${job.threads}t${job.variant ? ` ${job.variant}` : ''} ... `);
+    const t0 = Date.now();
+    const r = child(file, ['--job', JSON.stringify(job)]);
+    if (r.status !== 0 || !r.line) {
+      console.log(`failed (exit ${r.status})\n${r.stderr.slice(-2000)}`);
+      records.push({ workload: w, engine: job.engine, size: String(job.variant ?? ''), threads: job.threads, medianMs: NaN, gflops: null, note: `failed: ${r.stderr.trim().split('\n').pop()}` });
+      continue;
+    }
+    const recs = JSON.parse(r.line.slice('@@records '.length)) as BenchRecord[];
+    records.push(...recs);
+    console.log(`${recs.length} records in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
 }
 
 const fmt = (v: number | null, d = 2) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed(d));
