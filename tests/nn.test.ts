@@ -143,6 +143,20 @@ describe('layer gradients', () => {
       expect(sp[2]).toBeCloseTo(Math.LN2, 6);
     });
   });
+  it('fused ReLU epilogues (linear, conv2d) match the unfused ops and differentiate', () => {
+    gradcheck('linear relu', [{ shape: [3, 4], values: v(12, 30) }, { shape: [5, 4], values: v(20, 31) }, { shape: [5], values: awayFromZero(5, 32, 0.3, 1) }],
+      ([x, w, b]) => F.linear(x, w, b, { activation: 'relu' }));
+    gradcheck('conv2d relu', [{ shape: [1, 4, 4, 2], values: v(32, 33) }, { shape: [3, 3, 2, 3], values: v(54, 34) }, { shape: [3], values: awayFromZero(3, 35, 0.3, 1) }],
+      ([x, w, b]) => F.conv2d(x, w, b, { padding: 'same', activation: 'relu' }));
+    eg.tidy(() => {
+      const x = eg.rand([2, 6, 6, 3], -1, 1, { seed: 36 });
+      const w = eg.rand([3, 3, 3, 8], -1, 1, { seed: 37 });
+      const a = F.conv2d(x, w, null, { padding: 'same', activation: 'relu' }).dataSync();
+      const b = F.conv2d(x, w, null, { padding: 'same' }).relu().dataSync();
+      a.forEach((val, i) => expect(val).toBeCloseTo(b[i], 5));
+      expect(() => F.linear(x, w, null, { activation: 'tanh' as 'relu' })).toThrow(eg.ArgumentError);
+    });
+  });
   it('linear, embedding and dropout', () => {
     gradcheck('linear', [{ shape: [3, 4], values: v(12, 17) }, { shape: [5, 4], values: v(20, 18) }, { shape: [5], values: v(5, 19) }],
       ([x, w, b]) => F.linear(x, w, b));

@@ -47,6 +47,14 @@ export interface Conv2dOptions {
   padding?: Padding;
   dilation?: Pair;
   groups?: number;
+  /** A fused epilogue: ReLU applied in the same pass (backward masks the gradient accordingly). */
+  activation?: 'relu' | null;
+}
+
+function fusedRelu(activation: 'relu' | null | undefined, op: string): boolean {
+  if (activation === undefined || activation === null) return false;
+  if (activation === 'relu') return true;
+  throw new ArgumentError(`${op}: the only fused activation is 'relu', got ${JSON.stringify(activation)}`);
 }
 
 /** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
@@ -58,7 +66,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const pad = resolvePadding(opts.padding ?? 'valid', h, w, [weight.shape[0], weight.shape[1]], stride, dilation);
   const groups = opts.groups ?? 1;
   if (!Number.isInteger(groups) || groups < 1) throw new ArgumentError(`groups must be a positive integer, got ${groups}`);
-  return new Tensor(call((e) => e.op_conv2d(x.handle, weight.handle, bias ? bias.handle : 0,
+  const relu = fusedRelu(opts.activation, 'conv2d');
+  return new Tensor(call((e) => (relu ? e.op_conv2d_relu : e.op_conv2d)(x.handle, weight.handle, bias ? bias.handle : 0,
     Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups)));
 }
 
@@ -130,20 +139,8 @@ export function dropout(x: Tensor, p: number, training = true, seed?: number): T
   }
 }
 
-/** `x · weightᵀ + bias` with weight `[out, in]` (read transposed in place, no copy). */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  if (x.rank < 1 || weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
-    throw new ShapeError(`linear: input [${x.shape.join(', ')}] does not match weight [out, in] = [${weight.shape.join(', ')}]`);
-  }
-  const x2 = x.rank === 1 ? x.reshape([1, -1]) : x;
-  const y = x2.matmulT(weight, false, true);
-  const out = bias ? y.add(bias) : y;
-  if (bias) y.dispose();
-  if (x.rank === 1) {
-    x2.dispose();
-    const r = out.reshape([-1]);
-    out.dispose();
-    return r;
-  }
-  return out;
+/** `x · weightᵀ + bias` (then ReLU with `activation: 'relu'`) with weight `[out, in]`, read transposed in place: one engine op. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: { activation?: 'relu' | null } = {}): Tensor {
+  const relu = fusedRelu(opts.activation, 'linear');
+  return new Tensor(call((e) => e.op_linear(x.handle, weight.handle, bias ? bias.handle : 0, relu)));
 }

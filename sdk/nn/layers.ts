@@ -30,7 +30,10 @@ export interface WeightOptions {
 
 // ------------------------------------------------------------------------------------- Linear
 
-export interface LinearOptions extends WeightOptions {}
+export interface LinearOptions extends WeightOptions {
+  /** Fused ReLU epilogue (one pass instead of a separate ReLU layer). */
+  activation?: 'relu' | null;
+}
 
 /** y = x·Wᵀ + b over the last dimension. */
 export class Linear extends Module {
@@ -54,7 +57,7 @@ export class Linear extends Module {
     return this.hasParam('bias') ? this.param('bias') : null;
   }
   forward(x: Tensor): Tensor {
-    const y = F.linear(x, this.weight, this.bias);
+    const y = F.linear(x, this.weight, this.bias, { activation: this.#opts.activation });
     if (this.#opts.activityRegularizer) this.addActivityLoss(penalty(this.#opts.activityRegularizer, y));
     return y;
   }

@@ -94,6 +94,28 @@ fn matmul_variants() {
 }
 
 #[test]
+fn fused_linear_and_conv_relu() {
+    gradcheck("linear", vec![(v(12, 90), vec![3, 4]), (v(20, 91), vec![5, 4]), (v(5, 92), vec![5])],
+        |x| ops::linear(&x[0], &x[1], Some(&x[2]), false));
+    gradcheck("linear relu", vec![(v(24, 93), vec![2, 3, 4]), (v(20, 94), vec![5, 4]), (away_from_zero(5, 95, 0.3, 1.0), vec![5])],
+        |x| ops::linear(&x[0], &x[1], Some(&x[2]), true));
+    gradcheck("linear m=1 no bias", vec![(v(4, 96), vec![1, 4]), (v(12, 97), vec![3, 4])], |x| ops::linear(&x[0], &x[1], None, false));
+    let o = ops::Conv2dOptions { stride: [1, 1], padding: [1, 1, 1, 1], dilation: [1, 1], groups: 1 };
+    gradcheck("conv relu (direct path)", vec![(v(2 * 4 * 4 * 2, 98), vec![2, 4, 4, 2]), (v(3 * 3 * 2 * 3, 99), vec![3, 3, 2, 3]), (away_from_zero(3, 100, 0.3, 1.0), vec![3])],
+        |x| ops::conv2d_act(&x[0], &x[1], Some(&x[2]), &o, true));
+    gradcheck("conv relu (gemm path)", vec![(v(1 * 3 * 3 * 5, 101), vec![1, 3, 3, 5]), (v(3 * 3 * 5 * 2, 102), vec![3, 3, 5, 2]), (away_from_zero(2, 103, 0.3, 1.0), vec![2])],
+        |x| ops::conv2d_act(&x[0], &x[1], Some(&x[2]), &o, true));
+    // forward equals the unfused composition
+    let x = Tensor::from_f32(v(2 * 5 * 5 * 3, 104), &[2, 5, 5, 3]).unwrap();
+    let w = Tensor::from_f32(v(3 * 3 * 3 * 7, 105), &[3, 3, 3, 7]).unwrap();
+    let fused = ops::conv2d_act(&x, &w, None, &o, true).unwrap().to_vec_f32().unwrap();
+    let plain = ops::relu(&ops::conv2d(&x, &w, None, &o).unwrap()).unwrap().to_vec_f32().unwrap();
+    for (a, b) in fused.iter().zip(&plain) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
 fn layout_ops() {
     gradcheck("reshape", vec![(v(12, 50), vec![3, 4])], |x| ops::reshape(&ops::mul_scalar(&x[0], 2.0)?, &[2, 6]));
     gradcheck("permute", vec![(v(24, 51), vec![2, 3, 4])], |x| ops::contiguous(&ops::permute(&x[0], &[2, 0, 1])?));

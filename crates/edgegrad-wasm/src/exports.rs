@@ -436,3 +436,9 @@ pub fn op_mul_scalar(a: u32, s: f32) -> R<u32> {
 pub fn op_assign(dst: u32, src: u32) -> R<()> {
     ops::assign(&t(dst)?, &t(src)?).map_err(js_err)
 }
+/// Dense layer `x · wᵀ + bias` (weight `[out, in]`), optionally with a fused ReLU. `bias` 0 = none.
+#[wasm_bindgen]
+pub fn op_linear(x: u32, w: u32, bias: u32, relu: bool) -> R<u32> {
+    let b = if bias == 0 { None } else { Some(t(bias)?) };
+    out(ops::linear(&t(x)?, &t(w)?, b.as_ref(), relu))
+}

@@ -21,14 +21,18 @@ fn fixed<const N: usize>(op: &str, what: &str, v: &[u32]) -> R<[usize; N]> {
 /// 2-D convolution; `bias` 0 means none.
 #[wasm_bindgen]
 pub fn op_conv2d(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<u32> {
-    let o = Conv2dOptions {
+    let o = conv_options(stride, padding, dilation, groups)?;
+    let b = if bias == 0 { None } else { Some(t(bias)?) };
+    out(ops::conv2d(&t(x)?, &t(w)?, b.as_ref(), &o))
+}
+
+fn conv_options(stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<Conv2dOptions> {
+    Ok(Conv2dOptions {
         stride: fixed("conv2d", "stride", stride)?,
         padding: fixed("conv2d", "padding [top, bottom, left, right]", padding)?,
         dilation: fixed("conv2d", "dilation", dilation)?,
         groups: groups as usize,
-    };
-    let b = if bias == 0 { None } else { Some(t(bias)?) };
-    out(ops::conv2d(&t(x)?, &t(w)?, b.as_ref(), &o))
+    })
 }
 
 #[wasm_bindgen]
@@ -45,4 +49,12 @@ pub fn op_avg_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32], co
     let s = fixed("avg_pool2d", "stride", stride)?;
     let p = fixed("avg_pool2d", "padding [top, bottom, left, right]", padding)?;
     out(ops::avg_pool2d(&t(x)?, k, s, p, count_include_pad))
+}
+
+/// `op_conv2d` with a fused ReLU epilogue.
+#[wasm_bindgen]
+pub fn op_conv2d_relu(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<u32> {
+    let o = conv_options(stride, padding, dilation, groups)?;
+    let b = if bias == 0 { None } else { Some(t(bias)?) };
+    out(ops::conv2d_act(&t(x)?, &t(w)?, b.as_ref(), &o, true))
 }

@@ -285,6 +285,175 @@ fn col2im_gather(dcol: &[f32], g: &ConvGeom, grp: usize, p0: usize, rows: usize,
 
 // ------------------------------------------------------------------ forward
 
+/// Receptive fields (KH·KW·Cin) up to this size use the direct kernel: first layers of image
+/// models, where an im2col GEMM with such a short inner dimension is dominated by packing.
+pub const DIRECT_MAX_K: usize = 32;
+
+/// `out = conv(x, w) (+ bias)`, then ReLU if `relu`; `out` holds `g.pixels() * g.cout` floats
+/// (any contents).
+pub fn conv2d_forward_act(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
+    if g.groups == 1 && g.k() <= DIRECT_MAX_K && !g.is_pointwise() && g.pixels() > 0 && g.cout > 0 {
+        direct_forward(x, w, bias, g, relu, out);
+        return;
+    }
+    conv2d_forward(x, w, bias, g, out);
+    if relu {
+        crate::kernels::elementwise::unary_inplace(out, |v| v.pmax(F32x4::zero()));
+    }
+}
+
+/// Direct convolution for small receptive fields (one group): each task computes whole output
+/// rows; per pixel the accumulators for up to 16 output channels stay in registers while the
+/// taps (ky, kx, ci) are added in that order. Weights are first copied with their channel count
+/// padded to a multiple of 4 so every load is a full vector.
+fn direct_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
+    let (k, cout, cin) = (g.k(), g.cout, g.cin);
+    let cp = cout.div_ceil(4) * 4;
+    // SAFETY: we are the calling thread, outside any parallel region; nothing else holds the shared
+    // Misc slot during this call, and the slice is not used after it returns.
+    let wp: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(scratch::shared(Slot::Misc, k * cp + cp), k * cp + cp) };
+    wp.fill(0.0);
+    for r in 0..k {
+        wp[r * cp..r * cp + cout].copy_from_slice(&w[r * cout..(r + 1) * cout]);
+    }
+    if let Some(b) = bias {
+        wp[k * cp..k * cp + cout].copy_from_slice(b);
+    }
+    let (wp, bias_row) = (&wp[..k * cp], &wp[k * cp..]);
+    // Input offset of each flattened tap (ky, kx, ci) from a window's top-left element.
+    let mut offs = [0usize; DIRECT_MAX_K];
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            for ci in 0..cin {
+                offs[(ky * g.kw + kx) * cin + ci] = (ky * g.dh * g.w + kx * g.dw) * cin + ci;
+            }
+        }
+    }
+    let offs = &offs[..k];
+    let rows = g.n * g.oh;
+    let per = (GRAIN / (g.ow * cp * k).max(1)).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(rows, per), &|t, _| {
+        let (r0, r1) = (t * per, ((t + 1) * per).min(rows));
+        for row in r0..r1 {
+            // SAFETY: this task owns output rows r0..r1.
+            let orow = unsafe { op.slice(row * g.ow * cout, g.ow * cout) };
+            let mut c0 = 0;
+            while c0 < cout {
+                // Channel blocks of up to 16 with a compile-time vector count, so the
+                // accumulators live in registers.
+                match (cout - c0).min(16).div_ceil(4) {
+                    1 => direct_block::<1>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                    2 => direct_block::<2>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                    3 => direct_block::<3>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                    _ => direct_block::<4>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                }
+                c0 += 16;
+            }
+        }
+    });
+}
+
+/// One output row, channels `c0 .. c0 + 4·NV` (clipped to Cout), of the direct convolution.
+/// Interior pixels (every tap inside the image) run a tight loop over the flattened taps, two
+/// pixels at a time so each weight vector load feeds both; border pixels check each tap.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn direct_block<const NV: usize>(x: &[f32], wp: &[f32], bias_row: &[f32], g: &ConvGeom, relu: bool, row: usize, c0: usize, orow: &mut [f32], offs: &[usize]) {
+    let (cin, cout) = (g.cin, g.cout);
+    let cp = bias_row.len();
+    let (n, oy) = (row / g.oh, row % g.oh);
+    let cn = (cout - c0).min(4 * NV);
+    let iy0 = (oy * g.sh) as isize - g.pt as isize;
+    let row_inside = iy0 >= 0 && (iy0 + ((g.kh - 1) * g.dh) as isize) < g.h as isize;
+    // Output columns whose whole window lies inside the image horizontally.
+    let ox_lo = g.pl.div_ceil(g.sw).min(g.ow);
+    let reach = (g.kw - 1) * g.dw;
+    let ox_hi = if g.w + g.pl >= reach + 1 { ((g.w + g.pl - reach - 1) / g.sw + 1).min(g.ow) } else { 0 };
+    let (ox_lo, ox_hi) = if row_inside && ox_lo < ox_hi { (ox_lo, ox_hi) } else { (g.ow, g.ow) };
+    let bias = |acc: &mut [F32x4; NV]| {
+        for (q, a) in acc.iter_mut().enumerate() {
+            // SAFETY: bias_row holds cp >= c0 + 4q + 4 floats (cp is Cout rounded up to 4).
+            *a = unsafe { F32x4::load(bias_row.as_ptr().add(c0 + 4 * q)) };
+        }
+    };
+    let mut tmp = [0.0f32; 16];
+    let mut store = |acc: &[F32x4; NV], ox: usize, orow: &mut [f32]| {
+        for (q, a) in acc.iter().enumerate() {
+            let v = if relu { a.pmax(F32x4::zero()) } else { *a };
+            // SAFETY: tmp holds 16 floats and 4q + 4 <= 4·NV <= 16.
+            unsafe { v.store(tmp.as_mut_ptr().add(4 * q)) };
+        }
+        orow[ox * cout + c0..ox * cout + c0 + cn].copy_from_slice(&tmp[..cn]);
+    };
+    let checked = |ox: usize, acc: &mut [F32x4; NV]| {
+        bias(acc);
+        for ky in 0..g.kh {
+            let iy = iy0 + (ky * g.dh) as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            for kx in 0..g.kw {
+                let ix = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
+                if ix < 0 || ix >= g.w as isize {
+                    continue;
+                }
+                let xs = &x[((n * g.h + iy as usize) * g.w + ix as usize) * cin..][..cin];
+                let wb = (ky * g.kw + kx) * cin;
+                for (ci, &xv) in xs.iter().enumerate() {
+                    let xv = F32x4::splat(xv);
+                    let wr = &wp[(wb + ci) * cp + c0..][..4 * NV];
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: `wr` holds 4·NV floats.
+                        *a = a.add(xv.mul(unsafe { F32x4::load(wr.as_ptr().add(4 * q)) }));
+                    }
+                }
+            }
+        }
+    };
+    let mut acc = [F32x4::zero(); NV];
+    for ox in (0..ox_lo).chain(ox_hi..g.ow) {
+        checked(ox, &mut acc);
+        store(&acc, ox, orow);
+    }
+    let mut ox = ox_lo;
+    let step = g.sw * cin;
+    while ox < ox_hi {
+        let base = ((n * g.h + iy0 as usize) * g.w + ox * g.sw - g.pl) * cin;
+        if ox + 1 < ox_hi {
+            let (mut a0, mut a1) = ([F32x4::zero(); NV], [F32x4::zero(); NV]);
+            bias(&mut a0);
+            bias(&mut a1);
+            for (t, &off) in offs.iter().enumerate() {
+                let x0 = F32x4::splat(x[base + off]);
+                let x1 = F32x4::splat(x[base + step + off]);
+                let wr = &wp[t * cp + c0..][..4 * NV];
+                for q in 0..NV {
+                    // SAFETY: `wr` holds 4·NV floats.
+                    let wv = unsafe { F32x4::load(wr.as_ptr().add(4 * q)) };
+                    a0[q] = a0[q].add(x0.mul(wv));
+                    a1[q] = a1[q].add(x1.mul(wv));
+                }
+            }
+            store(&a0, ox, orow);
+            store(&a1, ox + 1, orow);
+            ox += 2;
+        } else {
+            bias(&mut acc);
+            for (t, &off) in offs.iter().enumerate() {
+                let x0 = F32x4::splat(x[base + off]);
+                let wr = &wp[t * cp + c0..][..4 * NV];
+                for (q, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: `wr` holds 4·NV floats.
+                    *a = a.add(x0.mul(unsafe { F32x4::load(wr.as_ptr().add(4 * q)) }));
+                }
+            }
+            store(&acc, ox, orow);
+            ox += 1;
+        }
+    }
+}
+
 /// `out = conv(x, w) (+ bias)`; `out` holds `g.pixels() * g.cout` floats (any contents).
 pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
     assert!(x.len() == g.n * g.h * g.w * g.cin && w.len() == g.k() * g.cout && out.len() == g.pixels() * g.cout,

@@ -19,6 +19,18 @@ pub fn unary(src: &[f32], dst: &mut [f32], f: impl Fn(F32x4) -> F32x4 + Sync) {
     });
 }
 
+/// `buf[i] = f(buf[i])` in place, in parallel chunks.
+pub fn unary_inplace(buf: &mut [f32], f: impl Fn(F32x4) -> F32x4 + Sync) {
+    let n = buf.len();
+    let d = SharedMut(buf.as_mut_ptr());
+    for_each(tasks_for(n, GRAIN), &|t, _| {
+        let (s, e) = (t * GRAIN, ((t + 1) * GRAIN).min(n));
+        // SAFETY: task t owns buf[s..e].
+        let chunk = unsafe { d.slice(s, e - s) };
+        crate::kernels::math::map1_inplace(chunk, &f);
+    });
+}
+
 /// `dst[i] = f(a[i], b[i])` for same-length inputs.
 pub fn zip(a: &[f32], b: &[f32], dst: &mut [f32], f: impl Fn(F32x4, F32x4) -> F32x4 + Sync) {
     let n = dst.len();

@@ -19,6 +19,12 @@ pub const NC: usize = 2048;
 /// Below this many multiply-adds, one thread does the whole product.
 const PAR_MIN_WORK: usize = 48 * 48 * 48;
 
+/// Products with at most this many rows skip packing (matrix-vector shaped work: batch-1
+/// inference, the last layers of small models), where packing B would cost as much as the product.
+const SMALL_M: usize = 3;
+/// Columns of C per task in the matrix-vector path.
+const GEMV_COLS: usize = 64;
+
 /// A read-only matrix: element (i, j) is `data[offset + i*rs + j*cs]`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -172,6 +178,95 @@ pub fn gemm_batched(
     }
 }
 
+/// C (+)= A·B for m <= SMALL_M without packing. Each element of C is one sum over k in a fixed
+/// order (vector lanes combined in a fixed tree), computed by one task.
+#[allow(clippy::too_many_arguments)]
+fn gemv(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_off: usize, ldc: usize, accumulate: bool, mode: Mode) {
+    let blocks = n.div_ceil(GEMV_COLS);
+    let body = |t: usize, _thread: usize| {
+        let (j0, j1) = (t * GEMV_COLS, ((t + 1) * GEMV_COLS).min(n));
+        for i in 0..m {
+            // SAFETY: this task owns columns j0..j1 of every row of C in this call.
+            let crow = unsafe { c.slice(c_off + i * ldc + j0, j1 - j0) };
+            let arow = |p: usize| a.data[a.offset + i * a.rs + p * a.cs];
+            if b.cs == 1 {
+                // Rows of B are contiguous: c_row += Σ_p a[i,p] · B[p, j0..j1], vectorised over j.
+                let mut acc = [F32x4::zero(); GEMV_COLS / 4];
+                let w = j1 - j0;
+                let full = w / 4;
+                let mut tail = [0.0f32; 4];
+                for p in 0..k {
+                    let av = F32x4::splat(arow(p));
+                    let row = &b.data[b.offset + p * b.rs + j0..b.offset + p * b.rs + j1];
+                    for (q, accq) in acc.iter_mut().enumerate().take(full) {
+                        // SAFETY: 4*q + 4 <= w = row.len().
+                        *accq = accq.add(av.mul(unsafe { F32x4::load(row.as_ptr().add(4 * q)) }));
+                    }
+                    for (e, t) in tail.iter_mut().enumerate().take(w - 4 * full) {
+                        *t += arow(p) * row[4 * full + e];
+                    }
+                }
+                for (q, accq) in acc.iter().enumerate().take(full) {
+                    let mut v = [0.0f32; 4];
+                    // SAFETY: `v` holds 4 floats.
+                    unsafe { accq.store(v.as_mut_ptr()) };
+                    for (e, x) in v.iter().enumerate() {
+                        let d = &mut crow[4 * q + e];
+                        *d = if accumulate { *d + x } else { *x };
+                    }
+                }
+                for (e, x) in tail.iter().enumerate().take(w - 4 * full) {
+                    let d = &mut crow[4 * full + e];
+                    *d = if accumulate { *d + x } else { *x };
+                }
+            } else if b.rs == 1 && a.cs == 1 {
+                // Columns of B and the row of A are contiguous: one dot product per element.
+                let ar = &a.data[a.offset + i * a.rs..a.offset + i * a.rs + k];
+                for (jj, d) in crow.iter_mut().enumerate() {
+                    let col = &b.data[b.offset + (j0 + jj) * b.cs..b.offset + (j0 + jj) * b.cs + k];
+                    let v = dot(ar, col);
+                    *d = if accumulate { *d + v } else { v };
+                }
+            } else {
+                for (jj, d) in crow.iter_mut().enumerate() {
+                    let mut sum = 0.0f32;
+                    for p in 0..k {
+                        sum += arow(p) * b.data[b.offset + p * b.rs + (j0 + jj) * b.cs];
+                    }
+                    *d = if accumulate { *d + sum } else { sum };
+                }
+            }
+        }
+    };
+    match mode {
+        Mode::Parallel if blocks > 1 && m * n * k >= PAR_MIN_WORK => for_each(blocks, &body),
+        Mode::Parallel => (0..blocks).for_each(|t| body(t, crate::parallel::current_thread())),
+        Mode::Serial(thread) => (0..blocks).for_each(|t| body(t, thread)),
+    }
+}
+
+/// Σ x·y over contiguous slices: 16 lanes, combined in a fixed order, then the tail.
+#[inline]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let body = n & !15;
+    let mut acc = [F32x4::zero(); 4];
+    let (px, py) = (x.as_ptr(), y.as_ptr());
+    let mut i = 0;
+    while i < body {
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16 <= body <= len of both slices.
+            unsafe { *a = a.add(F32x4::load(px.add(i + 4 * j)).mul(F32x4::load(py.add(i + 4 * j)))) };
+        }
+        i += 16;
+    }
+    let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).hsum();
+    for t in body..n {
+        s += x[t] * y[t];
+    }
+    s
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gemm_impl(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_off: usize, ldc: usize, accumulate: bool, mode: Mode) {
     if m == 0 || n == 0 {
@@ -185,6 +280,9 @@ fn gemm_impl(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_
             }
         }
         return;
+    }
+    if m <= SMALL_M {
+        return gemv(m, n, k, a, b, c, c_off, ldc, accumulate, mode);
     }
     let run = |tasks: usize, f: &(dyn Fn(usize, usize) + Sync)| match mode {
         Mode::Parallel => for_each(tasks, f),
@@ -294,6 +392,24 @@ mod tests {
         let want = naive(m, n, k, Mat::transposed(&at, m), Mat::transposed(&bt, k));
         for (x, y) in c.iter().zip(&want) {
             assert!((x - (y + 1.0)).abs() < 1e-3, "{x} vs {}", y + 1.0);
+        }
+    }
+    #[test]
+    fn small_m_paths_match_naive() {
+        for &(m, n, k) in &[(1, 10, 1568), (2, 70, 33), (3, 130, 5), (1, 1, 1)] {
+            let a = data(m * k, 7);
+            let bt = data(n * k, 8); // stored n x k: used transposed (columns contiguous)
+            let b = data(k * n, 9); // row-major
+            for (bm, want) in [
+                (Mat::transposed(&bt, k), naive(m, n, k, Mat::row_major(&a, k), Mat::transposed(&bt, k))),
+                (Mat::row_major(&b, n), naive(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n))),
+            ] {
+                let mut c = vec![0.5; m * n];
+                gemm(m, n, k, Mat::row_major(&a, k), bm, &mut c, 0, n, true);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - (y + 0.5)).abs() < 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {}", y + 0.5);
+                }
+            }
         }
     }
     #[test]

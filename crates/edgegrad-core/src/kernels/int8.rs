@@ -1,1 +1,886 @@
-//! int8 kernels: GEMM and convolution with exact int32 accumulation, requantization.
+//! int8 kernels: GEMM and convolution with exact int32 accumulation, requantization with
+//! fixed-point multipliers, int8 pooling and elementwise ops.
+//!
+//! ## Vector types
+//! `I16x8` and `I8x16` (wasm `simd128` on wasm32, plain-array twins elsewhere, like
+//! `crate::simd`), plus a few `I32x4` helpers simd.rs does not have. Everything here is integer
+//! arithmetic, so results are exact and identical in every engine and for any thread count.
+//!
+//! ## GEMM: `C = A·B` with A int8 `[m, k]` (activations) and B int8 `[k, n]` (weights)
+//! The product runs on `i32x4.dot_i16x8_s` (x86 `pmaddwd`): eight i16 products summed pairwise
+//! into four exact i32 lanes. Both operands are widened to i16 once, while packing:
+//! - B (weights, packed once per model by `pack_b`) in slivers of `NR = 8` columns; for each pair
+//!   of rows `(2p, 2p+1)` a sliver holds 8 i32 words, word j = `w[2p][j] | w[2p+1][j] << 16`
+//!   (two i16 lanes), i.e. two v128 per pair of rows.
+//! - A (per call, per task) in panels of `MR` rows; word `(p, i)` = `a[i][2p] | a[i][2p+1] << 16`.
+//!   The micro-kernel splats one word (`v128.load32_splat`) so that `dot(splat, b)` gives, per
+//!   column j, `a[i][2p]·w[2p][j] + a[i][2p+1]·w[2p+1][j]`.
+//! The micro-kernel keeps an `MR x NR` tile of i32 accumulators (8 vectors) in registers over the
+//! whole k range (no k blocking: integer sums do not depend on their order anyway), starting
+//! from a per-column offset (bias and zero-point correction), and its epilogue requantizes
+//! straight from the registers to int8, or dequantizes to f32, or stores the raw i32.
+//!
+//! Work is split over the pool by tiles of C (MC rows x a run of slivers); each task packs its
+//! own A rows (for a convolution, it builds the im2col rows on the fly: no patch buffer).
+//!
+//! ## Requantization
+//! `q = clamp(zp + round(acc · M))` with `M = mult · 2^(left - 32 - right)`, mult an i32 with
+//! `|mult| < 2^31`, one `(left, right)` pair per layer: `round(x) = floor(x + 1/2)` computed as
+//! `((acc · mult) << left + 2^(31 + right)) >> (32 + right)` with a 64-bit product (wasm
+//! `i64x2.extmul`), keeping the high half (a lane shuffle) and an arithmetic shift.
+//! When `left > 0` (M >= 1/2), `acc` is first clamped to `±lim`, which changes nothing that
+//! would not saturate anyway and keeps the product inside i64.
+
+use crate::kernels::conv::ConvGeom;
+use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
+use crate::scratch::{self, Slot};
+use crate::simd::{F32x4, I32x4};
+
+/// Rows of the micro-kernel tile.
+pub const MR: usize = 4;
+/// Columns of the micro-kernel tile (two i32x4 vectors), and of a packed weight sliver.
+pub const NR: usize = 8;
+/// Rows of C per task.
+pub const MC: usize = 64;
+/// Below this many multiply-adds a product runs on the calling thread only.
+const PAR_MIN_WORK: usize = 48 * 48 * 48;
+/// Elements per task in elementwise int8 kernels.
+const EW_GRAIN: usize = 32 * 1024;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use crate::simd::I32x4;
+    use core::arch::wasm32::*;
+
+    /// Eight i16 lanes.
+    #[derive(Clone, Copy)]
+    pub struct I16x8(pub v128);
+    /// Sixteen i8 lanes.
+    #[derive(Clone, Copy)]
+    pub struct I8x16(pub v128);
+
+    impl I16x8 {
+        /// # Safety
+        /// `p` must point to 8 readable i16 (no alignment needed).
+        #[inline(always)]
+        pub unsafe fn load(p: *const i16) -> Self { I16x8(v128_load(p as *const v128)) }
+        /// The two i16 lanes of the word at `p`, repeated four times.
+        /// # Safety
+        /// `p` must point to one readable i32.
+        #[inline(always)]
+        pub unsafe fn load_pair_splat(p: *const i32) -> Self { I16x8(v128_load32_splat(p as *const u32)) }
+        /// Lane i: `self[2i]·o[2i] + self[2i+1]·o[2i+1]`, exact in i32 (wasm `i32x4.dot_i16x8_s`).
+        #[inline(always)]
+        pub fn dot(self, o: Self) -> I32x4 { I32x4(i32x4_dot_i16x8(self.0, o.0)) }
+        /// Eight i8 sign-extended to i16 (wasm `i16x8.load8x8_s`).
+        /// # Safety
+        /// `p` must point to 8 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load_i8x8(p: *const i8) -> Self { I16x8(i16x8_load_extend_i8x8(p)) }
+        /// The same 128 bits as four i32 words (word j = lanes 2j, 2j+1).
+        #[inline(always)]
+        pub fn words(self) -> I32x4 { I32x4(self.0) }
+    }
+
+    /// 4x4 transpose of i32 words: row i of the result is word i of each input.
+    #[inline(always)]
+    pub fn transpose4(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> [I32x4; 4] {
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(a.0, b.0);
+        let t1 = i32x4_shuffle::<0, 4, 1, 5>(c.0, d.0);
+        let t2 = i32x4_shuffle::<2, 6, 3, 7>(a.0, b.0);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(c.0, d.0);
+        [I32x4(i32x4_shuffle::<0, 1, 4, 5>(t0, t1)), I32x4(i32x4_shuffle::<2, 3, 6, 7>(t0, t1)),
+         I32x4(i32x4_shuffle::<0, 1, 4, 5>(t2, t3)), I32x4(i32x4_shuffle::<2, 3, 6, 7>(t2, t3))]
+    }
+
+    impl I8x16 {
+        /// Saturating narrow of 16 i32 lanes (a: lanes 0-3, b: 4-7, c: 8-11, d: 12-15).
+        #[inline(always)]
+        pub fn narrow(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> Self {
+            I8x16(i8x16_narrow_i16x8(i16x8_narrow_i32x4(a.0, b.0), i16x8_narrow_i32x4(c.0, d.0)))
+        }
+        /// # Safety
+        /// `p` must point to 8 writable bytes.
+        #[inline(always)]
+        pub unsafe fn store_low8(self, p: *mut i8) { v128_store64_lane::<0>(self.0, p as *mut u64) }
+        #[inline(always)]
+        pub fn lanes(self) -> [i8; 16] {
+            let mut out = [0i8; 16];
+            // SAFETY: `out` holds 16 writable bytes.
+            unsafe { v128_store(out.as_mut_ptr() as *mut v128, self.0) };
+            out
+        }
+    }
+
+    /// # Safety
+    /// `p` must point to 4 readable i32.
+    #[inline(always)]
+    pub unsafe fn load_i32(p: *const i32) -> I32x4 { I32x4(v128_load(p as *const v128)) }
+    /// # Safety
+    /// `p` must point to 4 writable i32.
+    #[inline(always)]
+    pub unsafe fn store_i32(v: I32x4, p: *mut i32) { v128_store(p as *mut v128, v.0) }
+    #[inline(always)]
+    pub fn max_i32(a: I32x4, b: I32x4) -> I32x4 { I32x4(i32x4_max(a.0, b.0)) }
+    #[inline(always)]
+    pub fn min_i32(a: I32x4, b: I32x4) -> I32x4 { I32x4(i32x4_min(a.0, b.0)) }
+    #[inline(always)]
+    pub fn xor(a: I32x4, b: I32x4) -> I32x4 { I32x4(v128_xor(a.0, b.0)) }
+    /// Per lane `((a · m) << left + round) >> 32` (64-bit product, arithmetic), then `>> right`.
+    #[inline(always)]
+    pub fn mul_shift(a: I32x4, m: I32x4, left: u32, right: u32, round: i64) -> I32x4 {
+        let mut lo = i64x2_extmul_low_i32x4(a.0, m.0);
+        let mut hi = i64x2_extmul_high_i32x4(a.0, m.0);
+        if left > 0 {
+            lo = i64x2_shl(lo, left);
+            hi = i64x2_shl(hi, left);
+        }
+        let r = i64x2_splat(round);
+        let v = i32x4_shuffle::<1, 3, 5, 7>(i64x2_add(lo, r), i64x2_add(hi, r));
+        I32x4(i32x4_shr(v, right))
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod imp {
+    use crate::simd::I32x4;
+
+    #[derive(Clone, Copy)]
+    pub struct I16x8(pub [i16; 8]);
+    #[derive(Clone, Copy)]
+    pub struct I8x16(pub [i8; 16]);
+
+    impl I16x8 {
+        /// # Safety
+        /// `p` must point to 8 readable i16.
+        #[inline(always)]
+        pub unsafe fn load(p: *const i16) -> Self { I16x8(std::ptr::read_unaligned(p as *const [i16; 8])) }
+        /// # Safety
+        /// `p` must point to one readable i32.
+        #[inline(always)]
+        pub unsafe fn load_pair_splat(p: *const i32) -> Self {
+            let w = std::ptr::read_unaligned(p);
+            let (lo, hi) = (w as i16, (w >> 16) as i16);
+            I16x8([lo, hi, lo, hi, lo, hi, lo, hi])
+        }
+        #[inline(always)]
+        pub fn dot(self, o: Self) -> I32x4 {
+            let (a, b) = (self.0, o.0);
+            I32x4([0, 1, 2, 3].map(|i| {
+                (a[2 * i] as i32 * b[2 * i] as i32).wrapping_add(a[2 * i + 1] as i32 * b[2 * i + 1] as i32)
+            }))
+        }
+        /// # Safety
+        /// `p` must point to 8 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load_i8x8(p: *const i8) -> Self {
+            let b = std::ptr::read_unaligned(p as *const [i8; 8]);
+            I16x8(b.map(|v| v as i16))
+        }
+        #[inline(always)]
+        pub fn words(self) -> I32x4 {
+            let l = self.0;
+            I32x4([0, 1, 2, 3].map(|j| ((l[2 * j] as u16 as u32) | ((l[2 * j + 1] as u16 as u32) << 16)) as i32))
+        }
+    }
+
+    #[inline(always)]
+    pub fn transpose4(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> [I32x4; 4] {
+        let m = [a.0, b.0, c.0, d.0];
+        [0, 1, 2, 3].map(|i| I32x4([m[0][i], m[1][i], m[2][i], m[3][i]]))
+    }
+
+    impl I8x16 {
+        #[inline(always)]
+        pub fn narrow(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> Self {
+            let sat = |x: i32| x.clamp(-32768, 32767).clamp(-128, 127) as i8;
+            let mut out = [0i8; 16];
+            for (j, v) in [a, b, c, d].iter().enumerate() {
+                for i in 0..4 {
+                    out[j * 4 + i] = sat(v.0[i]);
+                }
+            }
+            I8x16(out)
+        }
+        /// # Safety
+        /// `p` must point to 8 writable bytes.
+        #[inline(always)]
+        pub unsafe fn store_low8(self, p: *mut i8) { std::ptr::copy_nonoverlapping(self.0.as_ptr(), p, 8) }
+        #[inline(always)]
+        pub fn lanes(self) -> [i8; 16] { self.0 }
+    }
+
+    /// # Safety
+    /// `p` must point to 4 readable i32.
+    #[inline(always)]
+    pub unsafe fn load_i32(p: *const i32) -> I32x4 { I32x4(std::ptr::read_unaligned(p as *const [i32; 4])) }
+    /// # Safety
+    /// `p` must point to 4 writable i32.
+    #[inline(always)]
+    pub unsafe fn store_i32(v: I32x4, p: *mut i32) { std::ptr::write_unaligned(p as *mut [i32; 4], v.0) }
+    #[inline(always)]
+    pub fn max_i32(a: I32x4, b: I32x4) -> I32x4 { I32x4([0, 1, 2, 3].map(|i| a.0[i].max(b.0[i]))) }
+    #[inline(always)]
+    pub fn min_i32(a: I32x4, b: I32x4) -> I32x4 { I32x4([0, 1, 2, 3].map(|i| a.0[i].min(b.0[i]))) }
+    #[inline(always)]
+    pub fn xor(a: I32x4, b: I32x4) -> I32x4 { I32x4([0, 1, 2, 3].map(|i| a.0[i] ^ b.0[i])) }
+    #[inline(always)]
+    pub fn mul_shift(a: I32x4, m: I32x4, left: u32, right: u32, round: i64) -> I32x4 {
+        I32x4([0, 1, 2, 3].map(|i| {
+            let p = ((a.0[i] as i64 * m.0[i] as i64) << left).wrapping_add(round);
+            ((p >> 32) as i32) >> right
+        }))
+    }
+}
+
+pub use imp::{load_i32, max_i32, min_i32, mul_shift, store_i32, transpose4, xor, I16x8, I8x16};
+
+/// Two i8 values as the two i16 lanes of one i32 word (`lo` in the low half).
+#[inline(always)]
+pub fn pack16(lo: i8, hi: i8) -> i32 {
+    ((lo as i16 as u16 as u32) | ((hi as i16 as u16 as u32) << 16)) as i32
+}
+
+// ------------------------------------------------------------------ requantization
+
+/// The per-layer part of a requantization `q = clamp(zp + round(acc · mult · 2^(left-32-right)))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    pub left: u32,
+    pub right: u32,
+    pub zero_point: i32,
+    pub qmin: i32,
+    pub qmax: i32,
+}
+
+impl Requant {
+    /// `2^(31 + right)`: the rounding term.
+    #[inline(always)]
+    pub fn round(&self) -> i64 {
+        1i64 << (31 + self.right)
+    }
+    /// Bound on |acc| that keeps `(acc · mult) << left` inside i64.
+    #[inline(always)]
+    pub fn lim(&self) -> i32 {
+        if self.left == 0 { i32::MAX } else { (1i32 << (31 - self.left.min(30))) - 1 }
+    }
+    /// Scalar form of the vector epilogue (same bits).
+    #[inline(always)]
+    pub fn apply(&self, acc: i32, mult: i32) -> i32 {
+        let lim = self.lim();
+        let a = acc.clamp(-lim, lim);
+        let p = ((a as i64 * mult as i64) << self.left).wrapping_add(self.round());
+        let v = ((p >> 32) as i32) >> self.right;
+        v.saturating_add(self.zero_point).clamp(self.qmin, self.qmax)
+    }
+    #[inline(always)]
+    fn apply4(&self, acc: I32x4, mult: I32x4, consts: &RqVec) -> I32x4 {
+        let a = if self.left > 0 { min_i32(max_i32(acc, consts.nlim), consts.lim) } else { acc };
+        let v = mul_shift(a, mult, self.left, self.right, consts.round).add(consts.zp);
+        min_i32(max_i32(v, consts.qmin), consts.qmax)
+    }
+}
+
+/// Splatted constants of a `Requant`.
+#[derive(Clone, Copy)]
+struct RqVec {
+    lim: I32x4,
+    nlim: I32x4,
+    zp: I32x4,
+    qmin: I32x4,
+    qmax: I32x4,
+    round: i64,
+}
+
+impl RqVec {
+    fn new(r: &Requant) -> RqVec {
+        RqVec {
+            lim: I32x4::splat(r.lim()),
+            nlim: I32x4::splat(-r.lim()),
+            zp: I32x4::splat(r.zero_point),
+            qmin: I32x4::splat(r.qmin),
+            qmax: I32x4::splat(r.qmax),
+            round: r.round(),
+        }
+    }
+}
+
+/// Per-channel multipliers with one shared `(left, right)` for real factors `real[c] >= 0`:
+/// `real[c] ≈ mult[c] · 2^(left - 32 - right)`, the largest mult in `[2^30, 2^31)`.
+/// Returns None when a factor is not finite, negative or at least 2^20 (the output scale would
+/// be absurdly small next to the inputs').
+pub fn quantize_multipliers(real: &[f64]) -> Option<(Vec<i32>, u32, u32)> {
+    if real.iter().any(|r| !r.is_finite() || *r < 0.0 || *r >= (1u64 << 20) as f64) {
+        return None;
+    }
+    let max = real.iter().cloned().fold(0.0f64, f64::max);
+    if max == 0.0 {
+        return Some((vec![0; real.len()], 0, 0));
+    }
+    // sh: the power of two with max · 2^sh in [2^30, 2^31).
+    let mut sh: i32 = 0;
+    while max * 2f64.powi(sh) < (1u64 << 30) as f64 {
+        sh += 1;
+    }
+    while max * 2f64.powi(sh) >= (1u64 << 31) as f64 {
+        sh -= 1;
+    }
+    loop {
+        let mults: Vec<i64> = real.iter().map(|r| (r * 2f64.powi(sh) + 0.5).floor() as i64).collect();
+        if mults.iter().any(|&m| m >= 1i64 << 31) {
+            sh -= 1;
+            continue;
+        }
+        if sh > 62 {
+            // Every product rounds to zero.
+            return Some((vec![0; real.len()], 0, 0));
+        }
+        let (left, right) = if sh >= 32 { (0, (sh - 32) as u32) } else { ((32 - sh) as u32, 0) };
+        return Some((mults.into_iter().map(|m| m as i32).collect(), left, right));
+    }
+}
+
+// ------------------------------------------------------------------ weight packing
+
+/// Packed length (in i32 words) of one group's `[k, n]` weights.
+pub fn packed_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * k.div_ceil(2) * NR
+}
+
+/// Packs weights `w(kk, j) = w[off + kk*rs + j*cs]` (`kk < k`, `j < n`) into slivers of `NR`
+/// columns, pairs of rows widened to i16 and interleaved (see the module docs). Zero-padded.
+pub fn pack_b(w: &[i8], off: usize, rs: usize, cs: usize, k: usize, n: usize, out: &mut [i32]) {
+    let kp = k.div_ceil(2);
+    assert!(out.len() >= packed_len(k, n), "pack_b: output too small");
+    let at = |kk: usize, j: usize| if kk < k && j < n { w[off + kk * rs + j * cs] } else { 0 };
+    for s in 0..n.div_ceil(NR) {
+        for p in 0..kp {
+            let dst = &mut out[(s * kp + p) * NR..(s * kp + p + 1) * NR];
+            for (jj, d) in dst.iter_mut().enumerate() {
+                let j = s * NR + jj;
+                *d = pack16(at(2 * p, j), at(2 * p + 1, j));
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ A operand sources
+
+/// Where the rows of A come from: a dense matrix, or the im2col rows of a convolution (built on
+/// the fly while packing, padding reading as `pad`).
+#[derive(Clone, Copy)]
+pub enum ASrc<'a, T> {
+    /// Row i is `data[off + i*lda ..][..k]`.
+    Dense { data: &'a [T], off: usize, lda: usize },
+    /// Row i is the receptive field of output pixel i for group `grp`, laid out `(ky, kx, c)`.
+    Im2col { x: &'a [T], g: &'a ConvGeom, grp: usize, pad: T },
+}
+
+/// The im2col row of output pixel `pix` (group `grp`) into `dst` (`g.k()` values).
+pub fn im2col_row<T: Copy>(x: &[T], g: &ConvGeom, grp: usize, pix: usize, pad: T, dst: &mut [T]) {
+    let (n, oy, ox) = (pix / (g.oh * g.ow), (pix / g.ow) % g.oh, pix % g.ow);
+    let cg = g.cin_g();
+    let c0 = grp * cg;
+    let run = g.kw * cg;
+    for ky in 0..g.kh {
+        let row = &mut dst[ky * run..(ky + 1) * run];
+        let t = oy * g.sh + ky * g.dh;
+        if t < g.pt || t - g.pt >= g.h {
+            row.fill(pad);
+            continue;
+        }
+        let base = (n * g.h + t - g.pt) * g.w;
+        let t0 = ox * g.sw;
+        if g.groups == 1 && g.dw == 1 && t0 >= g.pl && t0 - g.pl + g.kw <= g.w {
+            let s = (base + t0 - g.pl) * g.cin;
+            row.copy_from_slice(&x[s..s + run]);
+            continue;
+        }
+        for kx in 0..g.kw {
+            let d = &mut row[kx * cg..(kx + 1) * cg];
+            let tx = ox * g.sw + kx * g.dw;
+            if tx < g.pl || tx - g.pl >= g.w {
+                d.fill(pad);
+            } else {
+                let s = (base + tx - g.pl) * g.cin + c0;
+                d.copy_from_slice(&x[s..s + cg]);
+            }
+        }
+    }
+}
+
+/// Reinterprets a per-thread f32 scratch slot as `len` values of `T` (i8 or i32).
+///
+/// # Safety
+/// Same contract as `scratch::per_thread`; `T` must be a plain integer type of size <= 4 whose
+/// alignment divides f32's (i8, i32).
+#[allow(clippy::mut_from_ref)]
+unsafe fn scratch_as<T>(slot: Slot, thread: usize, len: usize) -> &'static mut [T] {
+    let floats = (len * std::mem::size_of::<T>()).div_ceil(4);
+    let s = scratch::per_thread(slot, thread, floats);
+    std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut T, len)
+}
+
+/// Packs rows `i0..i0+rows` of A into MR-row panels of i16 pairs: panel r holds
+/// `out[(r*kp + p)*MR + i] = pack16(a[i][2p], a[i][2p+1])`, zero-padded.
+fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8], out: &mut [i32]) {
+    let kp = k.div_ceil(2);
+    let panels = rows.div_ceil(MR);
+    for r in 0..panels {
+        let panel = &mut out[r * kp * MR..(r + 1) * kp * MR];
+        let live = (rows - r * MR).min(MR);
+        // Fill the row buffer (im2col) or point at the dense rows.
+        let mut starts = [0usize; MR];
+        let data: &[i8] = match *src {
+            ASrc::Dense { data, off, lda } => {
+                for (i, s) in starts.iter_mut().enumerate().take(live) {
+                    *s = off + (i0 + r * MR + i) * lda;
+                }
+                data
+            }
+            ASrc::Im2col { x, g, grp, pad } => {
+                for (i, s) in starts.iter_mut().enumerate().take(live) {
+                    im2col_row(x, g, grp, i0 + r * MR + i, pad, &mut rowbuf[i * k..(i + 1) * k]);
+                    *s = i * k;
+                }
+                rowbuf
+            }
+        };
+        // Full panels, eight k at a time: widen each row's 8 bytes to i16 (four pair-words) and
+        // transpose the 4x4 words into the panel's (pair, row) order.
+        let mut p0 = 0;
+        if live == MR {
+            let k8 = k / 8 * 8;
+            while p0 * 2 < k8 {
+                // SAFETY: each row has k >= 2*p0 + 8 readable bytes at data[starts[i]..]; the
+                // panel has room for 16 words from index p0*MR (p0 + 4 <= kp).
+                unsafe {
+                    let r = |i: usize| I16x8::load_i8x8(data.as_ptr().add(starts[i] + 2 * p0)).words();
+                    let t = transpose4(r(0), r(1), r(2), r(3));
+                    for (j, v) in t.iter().enumerate() {
+                        store_i32(*v, panel.as_mut_ptr().add((p0 + j) * MR));
+                    }
+                }
+                p0 += 4;
+            }
+        }
+        for (i, &s) in starts.iter().enumerate() {
+            if i >= live {
+                for p in p0..kp {
+                    panel[p * MR + i] = 0;
+                }
+                continue;
+            }
+            let row = &data[s..s + k];
+            let pairs = k / 2;
+            for p in p0..pairs {
+                panel[p * MR + i] = pack16(row[2 * p], row[2 * p + 1]);
+            }
+            if k % 2 == 1 {
+                panel[pairs * MR + i] = pack16(row[k - 1], 0);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ micro-kernel
+
+/// The `MR x NR` i32 tile `init + Ap·Bp` over `kp` pairs of k.
+///
+/// # Safety
+/// `ap` holds `kp*MR` words, `bp` holds `kp*NR` words.
+#[inline(always)]
+unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
+    let mut acc = [init; MR];
+    let mut a = ap;
+    let mut b = bp;
+    for _ in 0..kp / 2 {
+        let b0 = I16x8::load(b as *const i16);
+        let b1 = I16x8::load(b.add(4) as *const i16);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = I16x8::load_pair_splat(a.add(r));
+            row[0] = row[0].add(av.dot(b0));
+            row[1] = row[1].add(av.dot(b1));
+        }
+        let b0 = I16x8::load(b.add(NR) as *const i16);
+        let b1 = I16x8::load(b.add(NR + 4) as *const i16);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = I16x8::load_pair_splat(a.add(MR + r));
+            row[0] = row[0].add(av.dot(b0));
+            row[1] = row[1].add(av.dot(b1));
+        }
+        a = a.add(2 * MR);
+        b = b.add(2 * NR);
+    }
+    if kp % 2 == 1 {
+        let b0 = I16x8::load(b as *const i16);
+        let b1 = I16x8::load(b.add(4) as *const i16);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = I16x8::load_pair_splat(a.add(r));
+            row[0] = row[0].add(av.dot(b0));
+            row[1] = row[1].add(av.dot(b1));
+        }
+    }
+    acc
+}
+
+/// What the GEMM does with each finished i32 tile (column `j` of C is output column
+/// `col0 + j`; per-column arrays are indexed from that group's first column).
+pub enum QEpilogue<'a> {
+    /// Requantize to int8 with per-column multipliers.
+    Int8 { out: SharedMut<i8>, mult: &'a [i32], rq: Requant },
+    /// `acc as f32 * scale[j]`.
+    F32 { out: SharedMut<f32>, scale: &'a [f32] },
+    /// The raw accumulators.
+    I32 { out: SharedMut<i32> },
+}
+
+/// Where the output matrix lives: row i, column j at `off + i*ldc + j`.
+#[derive(Clone, Copy)]
+pub struct OutLayout {
+    pub off: usize,
+    pub ldc: usize,
+}
+
+/// Writes one finished tile (rows `row0..row0+mr`, columns `j0..j0+nr` of C).
+///
+/// # Safety
+/// The addressed rows and columns of the output are in bounds and owned by the calling task.
+#[inline(always)]
+unsafe fn store_tile(acc: &[[I32x4; 2]; MR], mr: usize, nr: usize, row0: usize, j0: usize, o: OutLayout,
+                     epi: &QEpilogue, cols: &[i32; NR], scales: &[f32; NR], rq: &RqVec) {
+    match epi {
+        QEpilogue::Int8 { out, rq: r, .. } => {
+            let m0 = load_i32(cols.as_ptr());
+            let m1 = load_i32(cols.as_ptr().add(4));
+            for (i, row) in acc.iter().enumerate().take(mr) {
+                let v0 = r.apply4(row[0], m0, rq);
+                let v1 = r.apply4(row[1], m1, rq);
+                let q = I8x16::narrow(v0, v1, v0, v1);
+                let dst = out.ptr().add(o.off + (row0 + i) * o.ldc + j0);
+                if nr == NR {
+                    q.store_low8(dst);
+                } else {
+                    let l = q.lanes();
+                    std::ptr::copy_nonoverlapping(l.as_ptr(), dst, nr);
+                }
+            }
+        }
+        QEpilogue::F32 { out, .. } => {
+            let s0 = F32x4::load(scales.as_ptr());
+            let s1 = F32x4::load(scales.as_ptr().add(4));
+            for (i, row) in acc.iter().enumerate().take(mr) {
+                let v0 = row[0].to_f32().mul(s0);
+                let v1 = row[1].to_f32().mul(s1);
+                let dst = out.ptr().add(o.off + (row0 + i) * o.ldc + j0);
+                if nr == NR {
+                    v0.store(dst);
+                    v1.store(dst.add(4));
+                } else {
+                    let mut t = [0f32; NR];
+                    v0.store(t.as_mut_ptr());
+                    v1.store(t.as_mut_ptr().add(4));
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), dst, nr);
+                }
+            }
+        }
+        QEpilogue::I32 { out } => {
+            for (i, row) in acc.iter().enumerate().take(mr) {
+                let dst = out.ptr().add(o.off + (row0 + i) * o.ldc + j0);
+                if nr == NR {
+                    store_i32(row[0], dst);
+                    store_i32(row[1], dst.add(4));
+                } else {
+                    let mut t = [0i32; NR];
+                    store_i32(row[0], t.as_mut_ptr());
+                    store_i32(row[1], t.as_mut_ptr().add(4));
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), dst, nr);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f(task, thread)` for `n` tasks over the pool, or on the calling thread for small work.
+fn run_tasks(n: usize, parallel: bool, f: &(dyn Fn(usize, usize) + Sync)) {
+    if parallel && num_threads() > 1 {
+        for_each(n, f);
+    } else {
+        let me = current_thread();
+        for t in 0..n {
+            f(t, me);
+        }
+    }
+}
+
+/// `C[m, n] = epilogue(offsets + A·B)` for one group: A from `src` (`m x k` int8), B packed by
+/// `pack_b` (`k x n`), `offsets[j]` added to column j before the epilogue. The caller guarantees
+/// sizes (C covers `o.off + (m-1)*o.ldc + n`; per-column arrays hold n values).
+pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offsets: &[i32], epi: &QEpilogue, o: OutLayout) {
+    assert!(packed.len() >= packed_len(k, n) && offsets.len() >= n, "qgemm: operand sizes do not match");
+    match epi {
+        QEpilogue::Int8 { mult, .. } => assert!(mult.len() >= n, "qgemm: multipliers"),
+        QEpilogue::F32 { scale, .. } => assert!(scale.len() >= n, "qgemm: scales"),
+        QEpilogue::I32 { .. } => {}
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kp = k.div_ceil(2);
+    let slivers = n.div_ceil(NR);
+    let m_tiles = m.div_ceil(MC);
+    let n_tiles = 8usize.div_ceil(m_tiles).min(slivers).max(1);
+    let per = slivers.div_ceil(n_tiles);
+    let rqv = match epi {
+        QEpilogue::Int8 { rq, .. } => RqVec::new(rq),
+        _ => RqVec::new(&Requant { left: 0, right: 0, zero_point: 0, qmin: 0, qmax: 0 }),
+    };
+    let im2col = matches!(src, ASrc::Im2col { .. });
+    run_tasks(m_tiles * n_tiles, m * n * k >= PAR_MIN_WORK, &|t, thread| {
+        let (mi, ni) = (t / n_tiles, t % n_tiles);
+        let i0 = mi * MC;
+        let mc = MC.min(m - i0);
+        let (s0, s1) = (ni * per, ((ni + 1) * per).min(slivers));
+        if s0 >= s1 {
+            return;
+        }
+        let panels = mc.div_ceil(MR);
+        // SAFETY: `thread` is this task's pool thread and each slot is borrowed once here.
+        let ap: &mut [i32] = unsafe { scratch_as(Slot::GemmA, thread, panels * MR * kp) };
+        let rowbuf: &mut [i8] = if im2col { unsafe { scratch_as(Slot::GemmB, thread, MR * k) } } else { &mut [] };
+        pack_a_i8(&src, i0, mc, k, rowbuf, ap);
+        for s in s0..s1 {
+            let j0 = s * NR;
+            let nr = NR.min(n - j0);
+            let mut off = [0i32; NR];
+            let mut cols = [0i32; NR];
+            let mut scales = [0f32; NR];
+            off[..nr].copy_from_slice(&offsets[j0..j0 + nr]);
+            match epi {
+                QEpilogue::Int8 { mult, .. } => cols[..nr].copy_from_slice(&mult[j0..j0 + nr]),
+                QEpilogue::F32 { scale, .. } => scales[..nr].copy_from_slice(&scale[j0..j0 + nr]),
+                QEpilogue::I32 { .. } => {}
+            }
+            // SAFETY: `off` holds 8 i32.
+            let init = unsafe { [load_i32(off.as_ptr()), load_i32(off.as_ptr().add(4))] };
+            let bp = packed[s * kp * NR..].as_ptr();
+            for r in 0..panels {
+                let mr = MR.min(mc - r * MR);
+                // SAFETY: panel r holds kp*MR words, the sliver kp*NR; this task owns rows
+                // i0..i0+mc and the columns of slivers s0..s1 of C.
+                unsafe {
+                    let acc = micro_kernel_i8(kp, ap.as_ptr().add(r * kp * MR), bp, init);
+                    store_tile(&acc, mr, nr, i0 + r * MR, j0, o, epi, &cols, &scales, &rqv);
+                }
+            }
+        }
+    });
+}
+
+/// int8 convolution (NHWC, weights packed per group by `pack_b` with `k = kh*kw*cin_g`,
+/// `n = cout_g`, groups one after the other): im2col rows are built while packing, padding
+/// reading as `pad` (the input's zero point). Output columns `grp*cout_g..` of each group.
+pub fn qconv2d(x: &[i8], g: &ConvGeom, pad: i8, packed: &[i32], offsets: &[i32], epi: &QEpilogue) {
+    let (k, n) = (g.k(), g.cout_g());
+    let plen = packed_len(k, n);
+    assert!(x.len() == g.n * g.h * g.w * g.cin && packed.len() >= plen * g.groups && offsets.len() >= g.cout,
+        "qconv2d: buffer sizes do not match the geometry");
+    let pixels = g.pixels();
+    for grp in 0..g.groups {
+        let src = if g.is_pointwise() {
+            ASrc::Dense { data: x, off: 0, lda: g.cin }
+        } else {
+            ASrc::Im2col { x, g, grp, pad }
+        };
+        let c0 = grp * n;
+        let sub = match epi {
+            QEpilogue::Int8 { out, mult, rq } => QEpilogue::Int8 { out: *out, mult: &mult[c0..], rq: *rq },
+            QEpilogue::F32 { out, scale } => QEpilogue::F32 { out: *out, scale: &scale[c0..] },
+            QEpilogue::I32 { out } => QEpilogue::I32 { out: *out },
+        };
+        qgemm(pixels, n, k, src, &packed[grp * plen..(grp + 1) * plen], &offsets[c0..], &sub, OutLayout { off: c0, ldc: g.cout });
+    }
+}
+
+// ------------------------------------------------------------------ elementwise and pooling
+
+/// `q = clamp(floor(x / scale + 1/2) + zp, qmin, qmax)`.
+#[inline(always)]
+pub fn quantize_one(x: f32, scale: f32, zp: i32, qmin: i32, qmax: i32) -> i8 {
+    let t = (x / scale + 0.5).floor();
+    // f32 -> i32 `as` saturates (and maps NaN to 0), like wasm's trunc_sat.
+    (t as i32).saturating_add(zp).clamp(qmin, qmax) as i8
+}
+
+/// Quantizes f32 to int8, in parallel chunks.
+pub fn quantize(x: &[f32], scale: f32, zp: i32, out: &mut [i8]) {
+    let n = x.len().min(out.len());
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(n, EW_GRAIN), &|t, _| {
+        let (s, e) = (t * EW_GRAIN, ((t + 1) * EW_GRAIN).min(n));
+        // SAFETY: task t owns out[s..e].
+        let o = unsafe { op.slice(s, e - s) };
+        for (d, &v) in o.iter_mut().zip(&x[s..e]) {
+            *d = quantize_one(v, scale, zp, -128, 127);
+        }
+    });
+}
+
+/// `(q - zp) * scale`, in parallel chunks.
+pub fn dequantize(q: &[i8], scale: f32, zp: i32, out: &mut [f32]) {
+    let n = q.len().min(out.len());
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(n, EW_GRAIN), &|t, _| {
+        let (s, e) = (t * EW_GRAIN, ((t + 1) * EW_GRAIN).min(n));
+        // SAFETY: task t owns out[s..e].
+        let o = unsafe { op.slice(s, e - s) };
+        for (d, &v) in o.iter_mut().zip(&q[s..e]) {
+            *d = (v as i32 - zp) as f32 * scale;
+        }
+    });
+}
+
+/// One input of an elementwise requantization: `(q - zero_point) * mult`.
+#[derive(Clone, Copy, Debug)]
+pub struct EwInput<'a> {
+    pub q: &'a [i8],
+    pub zero_point: i32,
+    pub mult: i32,
+}
+
+/// `out = clamp(zp + round(Σ (q_i - zp_i) · mult_i / 2^shift))` for one or two inputs of the same
+/// length (residual add, requantize, relu). `|mult_i| < 2^21`, so the sum fits in i32.
+pub fn requant_sum(inputs: &[EwInput], shift: u32, zp: i32, qmin: i32, qmax: i32, out: &mut [i8]) {
+    let n = out.len();
+    assert!(inputs.iter().all(|i| i.q.len() == n) && shift < 63, "requant_sum: sizes");
+    let op = SharedMut(out.as_mut_ptr());
+    let round = if shift == 0 { 0i64 } else { 1i64 << (shift - 1) };
+    for_each(tasks_for(n, EW_GRAIN), &|t, _| {
+        let (s, e) = (t * EW_GRAIN, ((t + 1) * EW_GRAIN).min(n));
+        // SAFETY: task t owns out[s..e].
+        let o = unsafe { op.slice(s, e - s) };
+        for (idx, d) in o.iter_mut().enumerate() {
+            let i = s + idx;
+            let mut acc = 0i64;
+            for inp in inputs {
+                acc += (inp.q[i] as i32 - inp.zero_point) as i64 * inp.mult as i64;
+            }
+            let v = ((acc + round) >> shift) + zp as i64;
+            *d = v.clamp(qmin as i64, qmax as i64) as i8;
+        }
+    });
+}
+
+/// Pooling geometry (NHWC); every window overlaps the input (checked by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QPoolGeom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl QPoolGeom {
+    /// Input rows `[y0, y1)` of output row `oy` (padding excluded).
+    fn rows(&self, oy: usize) -> (usize, usize) {
+        let s = oy * self.sh;
+        (s.saturating_sub(self.pt), (s + self.kh).saturating_sub(self.pt).min(self.h))
+    }
+    fn cols(&self, ox: usize) -> (usize, usize) {
+        let s = ox * self.sw;
+        (s.saturating_sub(self.pl), (s + self.kw).saturating_sub(self.pl).min(self.w))
+    }
+}
+
+/// Max pooling on int8 (max commutes with a monotone quantization: same scale and zero point).
+pub fn qmax_pool(x: &[i8], g: &QPoolGeom, out: &mut [i8]) {
+    pool_rows(g, out, &|n, oy, ox, dst| {
+        dst.fill(i8::MIN);
+        let ((y0, y1), (x0, x1)) = (g.rows(oy), g.cols(ox));
+        for iy in y0..y1 {
+            for ix in x0..x1 {
+                let src = &x[((n * g.h + iy) * g.w + ix) * g.c..][..g.c];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = (*d).max(v);
+                }
+            }
+        }
+    });
+}
+
+/// Average pooling on int8 with unchanged scale and zero point: `round(Σ q / count)` (round half
+/// up). `count` excludes padding, or with `pad_value` the padding counts as that value.
+pub fn qavg_pool(x: &[i8], g: &QPoolGeom, pad_value: Option<i8>, out: &mut [i8]) {
+    pool_rows(g, out, &|n, oy, ox, dst| {
+        let ((y0, y1), (x0, x1)) = (g.rows(oy), g.cols(ox));
+        let inside = ((y1 - y0) * (x1 - x0)) as i64;
+        let (count, pad_sum) = match pad_value {
+            Some(p) => ((g.kh * g.kw) as i64, ((g.kh * g.kw) as i64 - inside) * p as i64),
+            None => (inside, 0),
+        };
+        for (c, d) in dst.iter_mut().enumerate() {
+            let mut s = pad_sum;
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    s += x[((n * g.h + iy) * g.w + ix) * g.c + c] as i64;
+                }
+            }
+            *d = (2 * s + count).div_euclid(2 * count).clamp(-128, 127) as i8;
+        }
+    });
+}
+
+fn pool_rows(g: &QPoolGeom, out: &mut [i8], f: &(dyn Fn(usize, usize, usize, &mut [i8]) + Sync)) {
+    let rows = g.n * g.oh;
+    let row_len = g.ow * g.c;
+    let per = (EW_GRAIN / (row_len * g.kh * g.kw).max(1)).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(rows, per), &|t, _| {
+        for r in t * per..((t + 1) * per).min(rows) {
+            // SAFETY: output row r belongs to this task only.
+            let orow = unsafe { op.slice(r * row_len, row_len) };
+            for ox in 0..g.ow {
+                f(r / g.oh, r % g.oh, ox, &mut orow[ox * g.c..(ox + 1) * g.c]);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_and_pairs() {
+        let a = I16x8([1, 2, 3, 4, -5, 6, 7, -8]);
+        let b = I16x8([1, 1, 2, 2, 3, 3, -4, 4]);
+        assert_eq!(a.dot(b).0, [3, 14, 3, -60]);
+        let w = pack16(-3, 100);
+        // SAFETY: w is one readable i32.
+        let s = unsafe { I16x8::load_pair_splat(&w) };
+        assert_eq!(s.0, [-3, 100, -3, 100, -3, 100, -3, 100]);
+    }
+
+    #[test]
+    fn requant_matches_real_arithmetic() {
+        for &m in &[0.5f64, 0.013, 1e-5, 0.99, 3.7, 0.25] {
+            let (mult, left, right) = quantize_multipliers(&[m, m / 3.0]).unwrap();
+            let rq = Requant { left, right, zero_point: 5, qmin: -128, qmax: 127 };
+            for acc in [-100000i32, -1234, -1, 0, 1, 77, 999, 31234, 1 << 20] {
+                let want = ((acc as f64 * m + 0.5).floor() + 5.0).clamp(-128.0, 127.0) as i32;
+                let got = rq.apply(acc, mult[0]);
+                assert!((got - want).abs() <= 1, "m={m} acc={acc}: {got} vs {want}");
+                let v = rq.apply4(I32x4::splat(acc), I32x4::splat(mult[0]), &RqVec::new(&rq));
+                assert_eq!(v.0, [got; 4]);
+            }
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! Compute kernels on plain slices. No allocation in hot loops; `unsafe` only where a comment
 //! states the invariant that makes it sound.
 
+pub mod attention;
+pub mod binary;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;

@@ -1,1 +1,91 @@
 //! Attention: scaled dot-product attention with masks, returning the weights of every head.
+//!
+//! `attention(q, k, v)` is `softmax(scale * q kᵀ, masked) v` built from `bmm` (which reads kᵀ in
+//! place, never copying a transpose) and one fused masked-softmax op, so the weights it returns
+//! are the very tensor the output was computed from (and are differentiable).
+//!
+//! Masks are keep-masks: nonzero = may attend, 0 = blocked (the convention of PyTorch's
+//! `scaled_dot_product_attention` with a boolean mask, and of Keras). A mask broadcasts to the
+//! scores `[..., Tq, Tk]`: a key-padding mask is `[B, 1, 1, Tk]`, a full one `[B, H, Tq, Tk]`.
+//! `causal` additionally blocks key j for query i when `j > i + Tk - Tq`.
+
+use super::{expect_f32, new_f32};
+use crate::autograd::{record, will_record, Saved};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::kernels::attention::{masked_softmax_backward, masked_softmax_forward, MaskRef, ScoreDims};
+use crate::shape::{broadcast_shapes, broadcast_strides, fmt_shape};
+use crate::storage::alloc_f32;
+use crate::tensor::Tensor;
+use crate::ensure;
+
+/// `softmax(scale * x)` over the last axis, restricted to the keys each row may attend (see the
+/// module docs for `mask` and `causal`). Rows that may attend nothing are all zeros.
+pub fn masked_softmax(x: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f32) -> Result<Tensor> {
+    const OP: &str = "masked_softmax";
+    expect_f32(x, OP)?;
+    ensure!(x.rank() >= 2, Shape, "{} needs scores of rank >= 2 ([..., queries, keys]), got shape {}", OP, fmt_shape(x.shape()));
+    ensure!(scale.is_finite(), Argument, "{}: scale must be finite, got {}", OP, scale);
+    let shape = x.shape().to_vec();
+    let mask_c = match mask {
+        Some(m) => {
+            ensure!(m.dtype() == DType::F32, DType, "{}: the mask must be float32 (1 = attend, 0 = blocked), got {}", OP, m.dtype());
+            let b = broadcast_shapes(m.shape(), &shape);
+            ensure!(b.as_deref().ok() == Some(shape.as_slice()), Shape,
+                "attention mask of shape {} does not broadcast to the scores' shape {} ([..., queries, keys])",
+                fmt_shape(m.shape()), fmt_shape(&shape));
+            Some((m.contiguous_nograd()?, broadcast_strides(m.shape(), &shape)))
+        }
+        None => None,
+    };
+    let xc = x.contiguous_nograd()?;
+    let mut out = alloc_f32(xc.numel());
+    {
+        let xv = xc.f32s()?;
+        let mv = match &mask_c {
+            Some((m, _)) => Some(m.f32s()?),
+            None => None,
+        };
+        let mref = match (&mask_c, &mv) {
+            (Some((_, strides)), Some(data)) => Some(MaskRef { data, strides }),
+            _ => None,
+        };
+        masked_softmax_forward(&xv, ScoreDims { shape: &shape }, scale, mref, causal, &mut out);
+    }
+    let out = new_f32(out, &shape)?;
+    if !will_record(&[x]) {
+        return Ok(out);
+    }
+    let ps = Saved::new(&out);
+    let tk = shape[shape.len() - 1];
+    Ok(record(out, OP, &[x], move |g, _| {
+        let p = ps.get()?;
+        let gc = g.contiguous_nograd()?;
+        let mut dx = alloc_f32(p.numel());
+        masked_softmax_backward(&p.f32s()?, &gc.f32s()?, tk, scale, &mut dx);
+        Ok(vec![Some(new_f32(dx, p.shape())?)])
+    }))
+}
+
+/// Scaled dot-product attention. `q [..., Tq, D]`, `k [..., Tk, D]`, `v [..., Tk, Dv]` (leading
+/// dims broadcast, typically `[B, heads]`); `scale` defaults to `1 / sqrt(D)`. Returns
+/// `(output [..., Tq, Dv], weights [..., Tq, Tk])`.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, causal: bool, scale: Option<f32>) -> Result<(Tensor, Tensor)> {
+    for (t, n) in [(q, "query"), (k, "key"), (v, "value")] {
+        expect_f32(t, "attention")?;
+        ensure!(t.rank() >= 2, Shape, "attention: the {} must have rank >= 2 ([..., length, dim]), got shape {}", n, fmt_shape(t.shape()));
+    }
+    let (rq, rk, rv) = (q.rank(), k.rank(), v.rank());
+    let d = q.shape()[rq - 1];
+    ensure!(k.shape()[rk - 1] == d, Shape,
+        "attention: queries have dimension {} but keys have {} (query shape {}, key shape {})",
+        d, k.shape()[rk - 1], fmt_shape(q.shape()), fmt_shape(k.shape()));
+    ensure!(k.shape()[rk - 2] == v.shape()[rv - 2], Shape,
+        "attention: {} keys but {} values (key shape {}, value shape {})",
+        k.shape()[rk - 2], v.shape()[rv - 2], fmt_shape(k.shape()), fmt_shape(v.shape()));
+    let scale = scale.unwrap_or(1.0 / (d.max(1) as f32).sqrt());
+    let scores = super::bmm(q, k, false, true)?;
+    let weights = masked_softmax(&scores, mask, causal, scale)?;
+    let out = super::bmm(&weights, v, false, false)?;
+    Ok((out, weights))
+}

@@ -3,7 +3,7 @@
 use super::{expect_f32, new_f32};
 use crate::autograd::{record, will_record, Saved};
 use crate::error::Result;
-use crate::kernels::conv::{conv2d_backward, conv2d_forward, ConvGeom};
+use crate::kernels::conv::{conv2d_backward, conv2d_forward_act, ConvGeom};
 use crate::kernels::reduce::{reduce_mid, ReduceOp};
 use crate::shape::{check_shape_valid, fmt_shape};
 use crate::storage::alloc_f32;
@@ -49,6 +49,12 @@ pub(crate) fn window_out_size(
 /// giving `[N, OH, OW, Cout]` with `OH = (H + pad_top + pad_bottom - dil_h*(KH-1) - 1) / stride_h + 1`
 /// (same for W). Differentiable with respect to x, w and bias.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
+    conv2d_act(x, w, bias, o, false)
+}
+
+/// `conv2d` followed by ReLU in the same pass when `relu` (the fused epilogue inference wants;
+/// the backward masks the incoming gradient by the output's sign first).
+pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions, relu: bool) -> Result<Tensor> {
     expect_f32(x, "conv2d")?;
     expect_f32(w, "conv2d (weights)")?;
     if let Some(b) = bias {
@@ -95,7 +101,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) 
             Some(b) => Some(b.f32s()?),
             None => None,
         };
-        conv2d_forward(&xc.f32s()?, &wc.f32s()?, bv.as_deref(), &geo, &mut out);
+        conv2d_forward_act(&xc.f32s()?, &wc.f32s()?, bv.as_deref(), &geo, relu, &mut out);
     }
     let out = new_f32(out, &out_shape)?;
 
@@ -107,8 +113,17 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) 
         return Ok(out);
     }
     let (xs, ws) = (Saved::new(x), Saved::new(w));
+    let ys = if relu { Some(Saved::new(&out)) } else { None };
     let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
-    Ok(record(out, "conv2d", &inputs, move |g, needs| {
+    Ok(record(out, if relu { "conv2d_relu" } else { "conv2d" }, &inputs, move |g, needs| {
+        let masked;
+        let g = match &ys {
+            Some(y) => {
+                masked = crate::ops::zip_f32(g, y.get()?, |g, y| crate::simd::F32x4::select(y.gt(crate::simd::F32x4::zero()), g, crate::simd::F32x4::zero()))?;
+                &masked
+            }
+            None => g,
+        };
         let gc = g.contiguous_nograd()?;
         let gv = gc.f32s()?;
         let (need_x, need_w) = (needs[0], needs[1]);

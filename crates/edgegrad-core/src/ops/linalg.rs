@@ -106,3 +106,91 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     Ok(out)
 }
+
+/// The dense layer in one op: `x · wᵀ + bias`, then ReLU if `relu`, with `w` in PyTorch's
+/// `[out, in]` layout (read transposed in place). `x` is `[..., in]`. The bias is written into
+/// the output before the product accumulates onto it, and ReLU runs over the result in place.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    expect_f32(x, "linear")?;
+    expect_f32(w, "linear (weight)")?;
+    ensure!(w.rank() == 2, Shape, "linear: the weight must be [out, in], got shape {}", fmt_shape(w.shape()));
+    let (outf, inf) = (w.shape()[0], w.shape()[1]);
+    ensure!(x.rank() >= 1 && x.shape()[x.rank() - 1] == inf, Shape,
+        "linear: input {} does not match weight [out, in] = {}", fmt_shape(x.shape()), fmt_shape(w.shape()));
+    if let Some(b) = bias {
+        expect_f32(b, "linear (bias)")?;
+        ensure!(b.shape() == [outf], Shape, "linear: bias of shape {} for {} outputs", fmt_shape(b.shape()), outf);
+    }
+    let rows = x.numel() / inf.max(1);
+    let mut out_shape = x.shape().to_vec();
+    *out_shape.last_mut().unwrap() = outf;
+    let mut out = alloc_f32(rows * outf);
+    {
+        let (xc, wc) = (x.contiguous_nograd()?, w.contiguous_nograd()?);
+        let (xv, wv) = (xc.f32s()?, wc.f32s()?);
+        match bias {
+            Some(b) => {
+                let bc = b.contiguous_nograd()?;
+                let bv = bc.f32s()?;
+                for r in out.chunks_mut(outf.max(1)) {
+                    r.copy_from_slice(&bv);
+                }
+            }
+            None => {}
+        }
+        crate::kernels::gemm::gemm(rows, outf, inf, Mat::row_major(&xv, inf), Mat::transposed(&wv, inf), &mut out, 0, outf, bias.is_some());
+        if relu {
+            crate::kernels::elementwise::unary_inplace(&mut out, |v| v.pmax(crate::simd::F32x4::zero()));
+        }
+    }
+    let out = new_f32(out, &out_shape)?;
+    let inputs: Vec<&Tensor> = match bias {
+        Some(b) => vec![x, w, b],
+        None => vec![x, w],
+    };
+    if !will_record(&inputs) {
+        return Ok(out);
+    }
+    let (xs, ws) = (Saved::new(x), Saved::new(w));
+    let ys = if relu { Some(Saved::new(&out)) } else { None };
+    let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
+    Ok(record(out, if relu { "linear_relu" } else { "linear" }, &inputs, move |g, needs| {
+        use crate::simd::F32x4;
+        let gm = match &ys {
+            Some(y) => crate::ops::zip_f32(g, y.get()?, |g, y| F32x4::select(y.gt(F32x4::zero()), g, F32x4::zero()))?,
+            None => g.contiguous_nograd()?,
+        };
+        let gv = gm.f32s()?;
+        let mut grads = Vec::with_capacity(3);
+        if needs[0] {
+            let wc = ws.get()?.contiguous_nograd()?;
+            let mut dx = alloc_f32(rows * inf);
+            crate::kernels::gemm::gemm(rows, inf, outf, Mat::row_major(&gv, outf), Mat::row_major(&wc.f32s()?, inf), &mut dx, 0, inf, false);
+            grads.push(Some(new_f32(dx, &x_shape)?));
+        } else {
+            grads.push(None);
+        }
+        if needs[1] {
+            let xc = xs.get()?.contiguous_nograd()?;
+            let mut dw = alloc_f32(outf * inf);
+            crate::kernels::gemm::gemm(outf, inf, rows, Mat::transposed(&gv, outf), Mat::row_major(&xc.f32s()?, inf), &mut dw, 0, inf, false);
+            grads.push(Some(new_f32(dw, &w_shape)?));
+        } else {
+            grads.push(None);
+        }
+        if needs.len() == 3 {
+            grads.push(if needs[2] {
+                let mut db = alloc_f32(outf);
+                if rows == 0 {
+                    db.fill(0.0);
+                } else {
+                    crate::kernels::reduce::reduce_mid(&gv, 1, rows, outf, crate::kernels::reduce::ReduceOp::Sum, &mut db);
+                }
+                Some(new_f32(db, &[outf])?)
+            } else {
+                None
+            });
+        }
+        Ok(grads)
+    }))
+}

@@ -1,0 +1,121 @@
+//! Fused masked, scaled softmax over the last axis of attention scores `[..., Tq, Tk]`, and its
+//! backward. One pass per row applies the scale, the (broadcast) keep-mask and the causal limit,
+//! and normalises; sums run in `row_sum`'s fixed order and rows are split over the pool by shape
+//! only, so results are bitwise identical for any thread count.
+
+use crate::kernels::elementwise::GRAIN;
+use crate::kernels::math;
+use crate::kernels::reduce::{row_max, row_sum};
+use crate::parallel::{for_each, tasks_for, SharedMut};
+use crate::simd::F32x4;
+
+/// A keep-mask (nonzero = attend) read through broadcast strides over the scores' shape.
+#[derive(Clone, Copy)]
+pub struct MaskRef<'a> {
+    pub data: &'a [f32],
+    /// One stride per dimension of the scores (0 on broadcast dimensions).
+    pub strides: &'a [usize],
+}
+
+/// Layout of a `[..., Tq, Tk]` block of scores.
+#[derive(Clone, Copy)]
+pub struct ScoreDims<'a> {
+    pub shape: &'a [usize],
+}
+
+impl ScoreDims<'_> {
+    fn tk(&self) -> usize {
+        self.shape[self.shape.len() - 1]
+    }
+    fn tq(&self) -> usize {
+        self.shape[self.shape.len() - 2]
+    }
+    fn rows(&self) -> usize {
+        self.shape[..self.shape.len() - 1].iter().product()
+    }
+}
+
+/// Offset of row `r`'s mask entries (the row's multi-index dotted with the mask strides).
+#[inline]
+fn mask_row_offset(shape: &[usize], strides: &[usize], mut r: usize) -> usize {
+    let lead = shape.len() - 1;
+    let mut off = 0;
+    for d in (0..lead).rev() {
+        off += (r % shape[d]) * strides[d];
+        r /= shape[d];
+    }
+    off
+}
+
+/// Columns `j < limit` may be attended by query `i` (the causal limit aligns the last query with
+/// the last key, so `Tq < Tk` works for incremental decoding).
+#[inline]
+fn causal_limit(i: usize, tq: usize, tk: usize) -> usize {
+    (i as isize + tk as isize - tq as isize + 1).clamp(0, tk as isize) as usize
+}
+
+/// `out = softmax(scale * x)` per row over the keys a row may attend; blocked keys get 0, and a
+/// row that may attend nothing is all zeros.
+pub fn masked_softmax_forward(x: &[f32], dims: ScoreDims, scale: f32, mask: Option<MaskRef>, causal: bool, out: &mut [f32]) {
+    let (tk, tq, rows) = (dims.tk(), dims.tq(), dims.rows());
+    if tk == 0 {
+        return;
+    }
+    let optr = SharedMut(out.as_mut_ptr());
+    let per = (GRAIN / tk).max(1);
+    let sv = F32x4::splat(scale);
+    let ninf = F32x4::splat(f32::NEG_INFINITY);
+    for_each(tasks_for(rows, per), &|task, _| {
+        for r in task * per..((task + 1) * per).min(rows) {
+            // SAFETY: row r of `out` belongs to this task only and is in bounds.
+            let dst = unsafe { optr.slice(r * tk, tk) };
+            let src = &x[r * tk..(r + 1) * tk];
+            let lim = if causal { causal_limit(r % tq, tq, tk) } else { tk };
+            let (d, tail) = dst.split_at_mut(lim);
+            tail.fill(0.0);
+            let s = &src[..lim];
+            match mask {
+                None => math::map1(s, d, |v| v.mul(sv)),
+                Some(m) => {
+                    let off = mask_row_offset(dims.shape, m.strides, r);
+                    let sj = m.strides[m.strides.len() - 1];
+                    for (j, (o, &v)) in d.iter_mut().zip(s).enumerate() {
+                        *o = if m.data[off + j * sj] != 0.0 { v * scale } else { f32::NEG_INFINITY };
+                    }
+                }
+            }
+            let mx = if lim == 0 { f32::NEG_INFINITY } else { row_max(d) };
+            if mx == f32::NEG_INFINITY {
+                d.fill(0.0);
+                continue;
+            }
+            let mv = F32x4::splat(mx);
+            // exp(-inf - max) is replaced by an exact 0 (the vector exp would give a subnormal).
+            math::map1_inplace(d, |v| F32x4::select(v.eq(ninf), F32x4::zero(), math::exp(v.sub(mv))));
+            let total = F32x4::splat(row_sum(d));
+            math::map1_inplace(d, |v| v.div(total));
+        }
+    });
+}
+
+/// Gradient of `masked_softmax_forward` w.r.t. its input: `scale * p * (g - sum(g * p))` per row
+/// (0 wherever p is 0, so blocked keys get no gradient).
+pub fn masked_softmax_backward(p: &[f32], g: &[f32], tk: usize, scale: f32, out: &mut [f32]) {
+    if tk == 0 {
+        return;
+    }
+    let rows = p.len() / tk;
+    let optr = SharedMut(out.as_mut_ptr());
+    let per = (GRAIN / tk).max(1);
+    let sv = F32x4::splat(scale);
+    for_each(tasks_for(rows, per), &|task, _| {
+        for r in task * per..((task + 1) * per).min(rows) {
+            // SAFETY: row r of `out` belongs to this task only and is in bounds.
+            let dst = unsafe { optr.slice(r * tk, tk) };
+            let (pr, gr) = (&p[r * tk..(r + 1) * tk], &g[r * tk..(r + 1) * tk]);
+            math::map2(gr, pr, dst, |g, p| g.mul(p));
+            let dot = F32x4::splat(row_sum(dst));
+            math::map2(gr, pr, dst, |g, p| sv.mul(p).mul(g.sub(dot)));
+        }
+    });
+}

@@ -1,0 +1,514 @@
+/**
+ * CNN building blocks and small model constructors (NHWC):
+ *
+ * - `ConvBNReLU` (torchvision's `BasicConv2d`: conv without bias, BatchNorm, ReLU),
+ * - `VGGBlock` (n × [3x3 conv, BN, ReLU], then 2x2 max-pool) and `vgg()`,
+ * - ResNet's `BasicBlock` and `Bottleneck` with identity or projection (`downsample`: 1x1 conv +
+ *   BN) shortcuts, and `resnet()` (depth 10/18/34/50/101/152 or explicit stage sizes, any width),
+ * - `InceptionModule` (parallel 1x1, 3x3, 5x5 and pool branches concatenated on channels) and
+ *   `inception()`.
+ *
+ * Parameter names follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`, `layer2.0.downsample.0`,
+ * `fc`...), so ResNet weights exported from PyTorch load through `nn.interop`. Every model has
+ * `features(x)` (pooled backbone features `[N, numFeatures]`), a head (`fc`, or `classifier` for
+ * VGG) and `replaceHead(numClasses)`; every block and model serialises through its config.
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { concat } from '../ops.js';
+import type { Tensor } from '../tensor.js';
+import * as F from './functional.js';
+import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, type BatchNormLayerOptions } from './layers.js';
+import { Module, registerModule } from './module.js';
+
+function posInt(v: unknown, what: string): number {
+  if (!Number.isInteger(v) || (v as number) < 1) throw new ArgumentError(`${what} must be a positive integer, got ${String(v)}`);
+  return v as number;
+}
+function sub(seed: number | undefined, k: number): number | undefined {
+  return seed === undefined ? undefined : seed * 1009 + k;
+}
+function checkNHWC(x: Tensor, c: number, who: string): void {
+  if (x.rank !== 4 || x.shape[3] !== c) throw new ShapeError(`${who} expects NHWC input with ${c} channels, got [${x.shape.join(', ')}]`);
+}
+
+export interface ConvBNOptions {
+  stride?: number;
+  padding?: F.Padding;
+  /** Apply ReLU after the BatchNorm (default true). */
+  relu?: boolean;
+  bn?: BatchNormLayerOptions;
+  seed?: number;
+}
+
+/** Conv (no bias, He init) → BatchNorm → ReLU; submodules `conv`, `bn`. */
+export class ConvBNReLU extends Module {
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, readonly opts: ConvBNOptions = {}) {
+    super();
+    this.registerModule('conv', new Conv2d(inChannels, outChannels, kernelSize, {
+      stride: opts.stride ?? 1, padding: opts.padding ?? 'same', bias: false, weightInit: 'heNormal', seed: opts.seed,
+    }));
+    this.registerModule('bn', new BatchNorm2d(outChannels, opts.bn));
+  }
+  forward(x: Tensor): Tensor {
+    const c = this.getModule('conv').forward(x);
+    const b = this.getModule('bn').forward(c);
+    c.dispose();
+    if (this.opts.relu === false) return b;
+    const r = b.relu();
+    b.dispose();
+    return r;
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    return { inChannels: this.inChannels, outChannels: this.outChannels, kernelSize: this.kernelSize, ...rest };
+  }
+}
+
+// ------------------------------------------------------------------------------------- VGG
+
+export interface VGGBlockOptions {
+  /** BatchNorm after each conv (default true; false gives conv with bias → ReLU). */
+  batchNorm?: boolean;
+  /** 2x2 max-pool at the end (default true). */
+  pool?: boolean;
+  seed?: number;
+}
+
+/** `numConvs` × (3x3 'same' conv → BN → ReLU), then a 2x2 max-pool. Submodules `0`, `1`, ... */
+export class VGGBlock extends Sequential {
+  readonly #args: { inChannels: number; outChannels: number; numConvs: number; opts: VGGBlockOptions };
+  constructor(inChannels: number, outChannels: number, numConvs = 2, opts: VGGBlockOptions = {}) {
+    posInt(inChannels, 'VGGBlock inChannels');
+    posInt(outChannels, 'VGGBlock outChannels');
+    posInt(numConvs, 'VGGBlock numConvs');
+    const layers: Module[] = [];
+    for (let i = 0; i < numConvs; i++) {
+      const cin = i === 0 ? inChannels : outChannels;
+      if (opts.batchNorm ?? true) layers.push(new ConvBNReLU(cin, outChannels, 3, { seed: sub(opts.seed, i) }));
+      else layers.push(new Sequential(new Conv2d(cin, outChannels, 3, { padding: 'same', weightInit: 'heNormal', seed: sub(opts.seed, i) }), new ReLU()));
+    }
+    if (opts.pool ?? true) layers.push(new MaxPool2d(2));
+    super(...layers);
+    this.#args = { inChannels, outChannels, numConvs, opts };
+  }
+  // Sequential's config lists its layers; a VGGBlock is rebuilt from its arguments instead.
+  override getConfig(): { layers: never[] } & Record<string, unknown> {
+    const { seed: _s, ...rest } = this.#args.opts;
+    return { inChannels: this.#args.inChannels, outChannels: this.#args.outChannels, numConvs: this.#args.numConvs, ...rest } as unknown as { layers: never[] };
+  }
+}
+
+export interface VGGOptions {
+  inChannels?: number;
+  numClasses?: number;
+  /** `[numConvs, channels]` per stage (each stage halves the resolution). Default `[[1, 32], [2, 64]]`. */
+  stages?: [number, number][];
+  batchNorm?: boolean;
+  /** Dropout before the classifier. */
+  dropout?: number;
+  seed?: number;
+}
+
+/** A VGG-style network: `features` (VGG blocks), global average pooling, `classifier` (Linear). */
+export class VGG extends Module {
+  readonly opts: Required<Omit<VGGOptions, 'seed'>> & { seed?: number };
+  constructor(o: VGGOptions = {}) {
+    super();
+    this.opts = { inChannels: 3, numClasses: 10, stages: [[1, 32], [2, 64]], batchNorm: true, dropout: 0, ...o };
+    const { inChannels, stages, batchNorm, numClasses, seed } = this.opts;
+    if (!Array.isArray(stages) || stages.length === 0) throw new ArgumentError('vgg needs at least one stage [numConvs, channels]');
+    let c = inChannels;
+    const blocks = stages.map(([n, ch], i) => {
+      const b = new VGGBlock(c, ch, n, { batchNorm, seed: sub(seed, i) });
+      c = ch;
+      return b;
+    });
+    this.registerModule('features', new Sequential(...blocks));
+    if (this.opts.dropout > 0) this.registerModule('dropout', new Dropout(this.opts.dropout, sub(seed, 99)));
+    this.registerModule('classifier', new Linear(c, numClasses, { seed: sub(seed, 100) }));
+  }
+  get numFeatures(): number {
+    return this.opts.stages[this.opts.stages.length - 1][1];
+  }
+  readonly headName = 'classifier';
+  /** Pooled backbone features `[N, numFeatures]`. */
+  features(x: Tensor): Tensor {
+    checkNHWC(x, this.opts.inChannels, 'VGG');
+    const f = this.getModule('features').forward(x);
+    const p = F.globalAvgPool2d(f);
+    f.dispose();
+    return p;
+  }
+  forward(x: Tensor): Tensor {
+    let h = this.features(x);
+    if (this.opts.dropout > 0) {
+      const d = this.getModule('dropout').forward(h);
+      h.dispose();
+      h = d;
+    }
+    const y = this.getModule('classifier').forward(h);
+    h.dispose();
+    return y;
+  }
+  /** Replaces the classifier (the old one is disposed) with a fresh Linear (or the given module). */
+  replaceHead(head: number | Module, seed?: number): Module {
+    return this.registerModule('classifier', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    const cls = this.getModule('classifier');
+    return { ...rest, numClasses: cls instanceof Linear ? cls.outFeatures : rest.numClasses };
+  }
+}
+
+export function vgg(o: VGGOptions = {}): VGG {
+  return new VGG(o);
+}
+
+// ------------------------------------------------------------------------------------- ResNet
+
+export interface ResidualBlockOptions {
+  stride?: number;
+  /** Projection shortcut (1x1 conv + BN). Default: when the stride or the channel count changes. */
+  projection?: boolean;
+  /** Start the last BatchNorm's scale at 0, so the block begins as the identity (Goyal et al.). */
+  zeroInitResidual?: boolean;
+  seed?: number;
+}
+
+function shortcut(inCh: number, outCh: number, stride: number, o: ResidualBlockOptions): Sequential | null {
+  const proj = o.projection ?? (stride !== 1 || inCh !== outCh);
+  if (!proj) {
+    if (inCh !== outCh || stride !== 1) throw new ArgumentError(`an identity shortcut needs stride 1 and equal channels (got ${inCh} → ${outCh}, stride ${stride})`);
+    return null;
+  }
+  return new Sequential(
+    new Conv2d(inCh, outCh, 1, { stride, bias: false, weightInit: 'heNormal', seed: sub(o.seed, 50) }),
+    new BatchNorm2d(outCh),
+  );
+}
+
+function zeroScale(bn: Module): void {
+  const w = bn.stateDict().weight;
+  const z = w.mul(0);
+  w.assign(z);
+  z.dispose();
+}
+
+/** Shared forward of residual blocks: `relu(body(x) + shortcut(x))`. */
+abstract class Residual extends Module {
+  protected abstract body(x: Tensor): Tensor;
+  abstract readonly inChannels: number;
+  forward(x: Tensor): Tensor {
+    checkNHWC(x, this.inChannels, this.className);
+    const out = this.body(x);
+    const hasDown = this.namedChildren().some(([n]) => n === 'downsample');
+    const id = hasDown ? this.getModule('downsample').forward(x) : x;
+    const s = out.add(id);
+    out.dispose();
+    if (id !== x) id.dispose();
+    const r = s.relu();
+    s.dispose();
+    return r;
+  }
+}
+
+/** ResNet's basic block: 3x3 conv (stride) → BN → ReLU → 3x3 conv → BN, plus the shortcut, ReLU. */
+export class BasicBlock extends Residual {
+  static readonly expansion = 1;
+  constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
+    super();
+    const stride = opts.stride ?? 1;
+    const c = (i: number, o: number, s: number, k: number) => new Conv2d(i, o, 3, { stride: s, padding: 1, bias: false, weightInit: 'heNormal', seed: sub(opts.seed, k) });
+    this.registerModule('conv1', c(inChannels, planes, stride, 1));
+    this.registerModule('bn1', new BatchNorm2d(planes));
+    this.registerModule('conv2', c(planes, planes, 1, 2));
+    this.registerModule('bn2', new BatchNorm2d(planes));
+    const d = shortcut(inChannels, planes, stride, opts);
+    if (d) this.registerModule('downsample', d);
+    if (opts.zeroInitResidual) zeroScale(this.getModule('bn2'));
+  }
+  get outChannels(): number {
+    return this.planes;
+  }
+  protected body(x: Tensor): Tensor {
+    const a = this.getModule('conv1').forward(x);
+    const b = this.getModule('bn1').forward(a);
+    const r = b.relu();
+    const c = this.getModule('conv2').forward(r);
+    const d = this.getModule('bn2').forward(c);
+    for (const t of [a, b, r, c]) t.dispose();
+    return d;
+  }
+  override getConfig() {
+    const { seed: _s, zeroInitResidual: _z, ...rest } = this.opts;
+    return { inChannels: this.inChannels, planes: this.planes, ...rest };
+  }
+}
+
+/** ResNet's bottleneck: 1x1 (planes) → 3x3 (stride) → 1x1 (4·planes), each with BN, plus the shortcut. */
+export class Bottleneck extends Residual {
+  static readonly expansion = 4;
+  constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
+    super();
+    const stride = opts.stride ?? 1;
+    const out = planes * Bottleneck.expansion;
+    const c = (i: number, o: number, k: number, s: number, n: number) => new Conv2d(i, o, k, { stride: s, padding: k === 3 ? 1 : 0, bias: false, weightInit: 'heNormal', seed: sub(opts.seed, n) });
+    this.registerModule('conv1', c(inChannels, planes, 1, 1, 1));
+    this.registerModule('bn1', new BatchNorm2d(planes));
+    this.registerModule('conv2', c(planes, planes, 3, stride, 2));
+    this.registerModule('bn2', new BatchNorm2d(planes));
+    this.registerModule('conv3', c(planes, out, 1, 1, 3));
+    this.registerModule('bn3', new BatchNorm2d(out));
+    const d = shortcut(inChannels, out, stride, opts);
+    if (d) this.registerModule('downsample', d);
+    if (opts.zeroInitResidual) zeroScale(this.getModule('bn3'));
+  }
+  get outChannels(): number {
+    return this.planes * Bottleneck.expansion;
+  }
+  protected body(x: Tensor): Tensor {
+    let h = x;
+    for (const [conv, bn, relu] of [['conv1', 'bn1', true], ['conv2', 'bn2', true], ['conv3', 'bn3', false]] as const) {
+      const a = this.getModule(conv).forward(h);
+      const b = this.getModule(bn).forward(a);
+      a.dispose();
+      if (h !== x) h.dispose();
+      if (relu) {
+        h = b.relu();
+        b.dispose();
+      } else h = b;
+    }
+    return h;
+  }
+  override getConfig() {
+    const { seed: _s, zeroInitResidual: _z, ...rest } = this.opts;
+    return { inChannels: this.inChannels, planes: this.planes, ...rest };
+  }
+}
+
+const DEPTHS: Record<number, { block: 'basic' | 'bottleneck'; layers: number[] }> = {
+  10: { block: 'basic', layers: [1, 1, 1, 1] },
+  18: { block: 'basic', layers: [2, 2, 2, 2] },
+  34: { block: 'basic', layers: [3, 4, 6, 3] },
+  50: { block: 'bottleneck', layers: [3, 4, 6, 3] },
+  101: { block: 'bottleneck', layers: [3, 4, 23, 3] },
+  152: { block: 'bottleneck', layers: [3, 8, 36, 3] },
+};
+
+export interface ResNetOptions {
+  /** 10, 18, 34 (basic blocks), 50, 101, 152 (bottlenecks). Default 18. Ignored when `layers` is given. */
+  depth?: number;
+  block?: 'basic' | 'bottleneck';
+  /** Blocks per stage; stage i has `width · 2^i` planes and (after the first) stride 2. */
+  layers?: number[];
+  /** Planes of the first stage (torchvision: 64). Default 64. */
+  width?: number;
+  inChannels?: number;
+  numClasses?: number;
+  /**
+   * `'imagenet'`: 7x7 stride-2 conv + 3x3 stride-2 max-pool (torchvision); `'small'`: one 3x3
+   * stride-1 conv (for 8x8 to 32x32 images). Default `'small'`.
+   */
+  stem?: 'imagenet' | 'small';
+  zeroInitResidual?: boolean;
+  seed?: number;
+}
+
+/** A ResNet (torchvision's layout and names): stem, `layer1..layerN`, global average pooling, `fc`. */
+export class ResNet extends Module {
+  readonly opts: Required<Omit<ResNetOptions, 'seed' | 'depth'>> & { seed?: number };
+  readonly numFeatures: number;
+  readonly headName = 'fc';
+  constructor(o: ResNetOptions = {}) {
+    super();
+    const d = o.layers ? null : DEPTHS[o.depth ?? 18];
+    if (!o.layers && !d) throw new ArgumentError(`resnet depth must be one of ${Object.keys(DEPTHS).join(', ')} (or give layers), got ${o.depth}`);
+    const { depth: _d, ...rest } = o;
+    this.opts = {
+      block: d?.block ?? 'basic', layers: d?.layers ?? [], width: 64, inChannels: 3, numClasses: 1000, stem: 'small', zeroInitResidual: false, ...rest,
+    };
+    const { block, layers, width, inChannels, stem, seed } = this.opts;
+    layers.forEach((n, i) => posInt(n, `resnet layers[${i}]`));
+    posInt(width, 'resnet width');
+    const B = block === 'bottleneck' ? Bottleneck : BasicBlock;
+    if (stem === 'imagenet') {
+      this.registerModule('conv1', new Conv2d(inChannels, width, 7, { stride: 2, padding: 3, bias: false, weightInit: 'heNormal', seed: sub(seed, 1) }));
+    } else {
+      this.registerModule('conv1', new Conv2d(inChannels, width, 3, { padding: 1, bias: false, weightInit: 'heNormal', seed: sub(seed, 1) }));
+    }
+    this.registerModule('bn1', new BatchNorm2d(width));
+    if (stem === 'imagenet') this.registerModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));
+    let c = width;
+    layers.forEach((n, i) => {
+      const planes = width * 2 ** i;
+      const blocks: Module[] = [];
+      for (let j = 0; j < n; j++) {
+        const b = new B(c, planes, { stride: j === 0 && i > 0 ? 2 : 1, zeroInitResidual: this.opts.zeroInitResidual, seed: sub(seed, 10 + i * 100 + j) });
+        c = b.outChannels;
+        blocks.push(b);
+      }
+      this.registerModule(`layer${i + 1}`, new Sequential(...blocks));
+    });
+    this.numFeatures = c;
+    this.registerModule('fc', new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
+  }
+  /** Pooled backbone features `[N, numFeatures]`. */
+  features(x: Tensor): Tensor {
+    checkNHWC(x, this.opts.inChannels, 'ResNet');
+    const a = this.getModule('conv1').forward(x);
+    const b = this.getModule('bn1').forward(a);
+    let h = b.relu();
+    a.dispose();
+    b.dispose();
+    if (this.opts.stem === 'imagenet') {
+      const p = this.getModule('maxpool').forward(h);
+      h.dispose();
+      h = p;
+    }
+    for (let i = 0; i < this.opts.layers.length; i++) {
+      const y = this.getModule(`layer${i + 1}`).forward(h);
+      h.dispose();
+      h = y;
+    }
+    const p = F.globalAvgPool2d(h);
+    h.dispose();
+    return p;
+  }
+  forward(x: Tensor): Tensor {
+    const f = this.features(x);
+    const y = this.getModule('fc').forward(f);
+    f.dispose();
+    return y;
+  }
+  /** Replaces `fc` (the old one is disposed) with a fresh Linear (or the given module). */
+  replaceHead(head: number | Module, seed?: number): Module {
+    return this.registerModule('fc', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    const fc = this.getModule('fc');
+    return { ...rest, numClasses: fc instanceof Linear ? fc.outFeatures : rest.numClasses };
+  }
+}
+
+export function resnet(o: ResNetOptions = {}): ResNet {
+  return new ResNet(o);
+}
+
+// ------------------------------------------------------------------------------------- Inception
+
+export interface InceptionBranches {
+  /** 1x1 branch channels. */
+  c1: number;
+  /** 3x3 branch: 1x1 reduction, then 3x3 channels. */
+  c3reduce: number;
+  c3: number;
+  /** 5x5 branch: 1x1 reduction, then 5x5 channels. */
+  c5reduce: number;
+  c5: number;
+  /** Pool branch: 3x3 max-pool (stride 1), then 1x1 channels. */
+  pool: number;
+}
+
+/**
+ * GoogLeNet's Inception module: four parallel branches — 1x1; 1x1 → 3x3; 1x1 → 5x5; 3x3
+ * max-pool → 1x1 — each conv with BN and ReLU, concatenated on channels. Submodules `branch1`
+ * to `branch4` (torchvision's names).
+ */
+export class InceptionModule extends Module {
+  readonly outChannels: number;
+  constructor(readonly inChannels: number, readonly branches: InceptionBranches, readonly seed?: number) {
+    super();
+    const b = branches;
+    for (const k of ['c1', 'c3reduce', 'c3', 'c5reduce', 'c5', 'pool'] as const) posInt(b[k], `InceptionModule ${k}`);
+    this.registerModule('branch1', new ConvBNReLU(inChannels, b.c1, 1, { seed: sub(seed, 1) }));
+    this.registerModule('branch2', new Sequential(new ConvBNReLU(inChannels, b.c3reduce, 1, { seed: sub(seed, 2) }), new ConvBNReLU(b.c3reduce, b.c3, 3, { seed: sub(seed, 3) })));
+    this.registerModule('branch3', new Sequential(new ConvBNReLU(inChannels, b.c5reduce, 1, { seed: sub(seed, 4) }), new ConvBNReLU(b.c5reduce, b.c5, 5, { seed: sub(seed, 5) })));
+    this.registerModule('branch4', new Sequential(new MaxPool2d(3, { stride: 1, padding: 'same' }), new ConvBNReLU(inChannels, b.pool, 1, { seed: sub(seed, 6) })));
+    this.outChannels = b.c1 + b.c3 + b.c5 + b.pool;
+  }
+  forward(x: Tensor): Tensor {
+    checkNHWC(x, this.inChannels, 'InceptionModule');
+    const outs = ['branch1', 'branch2', 'branch3', 'branch4'].map((n) => this.getModule(n).forward(x));
+    const y = concat(outs, -1);
+    for (const o of outs) o.dispose();
+    return y;
+  }
+  override getConfig() {
+    return { inChannels: this.inChannels, branches: this.branches };
+  }
+}
+
+export interface InceptionOptions {
+  inChannels?: number;
+  numClasses?: number;
+  /** Channel multiplier of the default architecture (default 16). */
+  width?: number;
+  /** Explicit modules; a `'pool'` entry inserts a 2x2 max-pool. Default: two modules, a pool, one module. */
+  modules?: (InceptionBranches | 'pool')[];
+  seed?: number;
+}
+
+/** A small GoogLeNet-style network: `stem` (3x3 ConvBNReLU), `blocks` (Inception modules and pools), global pooling, `fc`. */
+export class Inception extends Module {
+  readonly opts: Required<Omit<InceptionOptions, 'seed'>> & { seed?: number };
+  readonly numFeatures: number;
+  readonly headName = 'fc';
+  constructor(o: InceptionOptions = {}) {
+    super();
+    const w = o.width ?? 16;
+    const ch = (f: number) => Math.max(1, Math.round(f * w));
+    const m = (k: number): InceptionBranches => ({ c1: ch(k / 4), c3reduce: ch(k / 4), c3: ch(k / 2), c5reduce: ch(k / 8), c5: ch(k / 8), pool: ch(k / 8) });
+    this.opts = { inChannels: 3, numClasses: 10, width: w, modules: [m(1), m(2), 'pool', m(2)], ...o };
+    const { inChannels, modules, seed } = this.opts;
+    this.registerModule('stem', new ConvBNReLU(inChannels, 2 * w, 3, { seed: sub(seed, 1) }));
+    let c = 2 * w;
+    const blocks = modules.map((spec, i) => {
+      if (spec === 'pool') return new MaxPool2d(2);
+      const im = new InceptionModule(c, spec, sub(seed, 10 + i));
+      c = im.outChannels;
+      return im;
+    });
+    this.registerModule('blocks', new Sequential(...blocks));
+    this.numFeatures = c;
+    this.registerModule('fc', new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
+  }
+  features(x: Tensor): Tensor {
+    checkNHWC(x, this.opts.inChannels, 'Inception');
+    const s = this.getModule('stem').forward(x);
+    const b = this.getModule('blocks').forward(s);
+    s.dispose();
+    const p = F.globalAvgPool2d(b);
+    b.dispose();
+    return p;
+  }
+  forward(x: Tensor): Tensor {
+    const f = this.features(x);
+    const y = this.getModule('fc').forward(f);
+    f.dispose();
+    return y;
+  }
+  replaceHead(head: number | Module, seed?: number): Module {
+    return this.registerModule('fc', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    const fc = this.getModule('fc');
+    return { ...rest, numClasses: fc instanceof Linear ? fc.outFeatures : rest.numClasses };
+  }
+}
+
+export function inception(o: InceptionOptions = {}): Inception {
+  return new Inception(o);
+}
+
+type Cfg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+registerModule('ConvBNReLU', (c: Cfg) => new ConvBNReLU(c.inChannels, c.outChannels, c.kernelSize, c));
+registerModule('VGGBlock', (c: Cfg) => new VGGBlock(c.inChannels, c.outChannels, c.numConvs, c));
+registerModule('VGG', (c: Cfg) => new VGG(c));
+registerModule('BasicBlock', (c: Cfg) => new BasicBlock(c.inChannels, c.planes, c));
+registerModule('Bottleneck', (c: Cfg) => new Bottleneck(c.inChannels, c.planes, c));
+registerModule('ResNet', (c: Cfg) => new ResNet(c));
+registerModule('InceptionModule', (c: Cfg) => new InceptionModule(c.inChannels, c.branches));
+registerModule('Inception', (c: Cfg) => new Inception(c));

@@ -1,0 +1,391 @@
+/**
+ * Transformer blocks.
+ *
+ * - `TransformerEncoderLayer` / `TransformerEncoder`: PyTorch's modules (batch first), same
+ *   parameter names (`self_attn.in_proj_weight`, `linear1`, `linear2`, `norm1`, `norm2`), post-LN
+ *   by default or pre-LN with `normFirst`.
+ * - `CausalSelfAttention`, `GPTBlock` and `GPT`: a decoder-only (GPT-2 style) model with pre-LN
+ *   blocks, GELU MLP and dropout, named like nanoGPT (`transformer.wte`, `transformer.h.0.attn.c_attn`,
+ *   `lm_head`...), so nanoGPT checkpoints exported to safetensors load as they are.
+ *
+ * Every attention module can keep the weights of every head from its last forward
+ * (`keepAttentionWeights`), for visualisation: `gpt.attentionMaps()`.
+ */
+import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { keep } from '../memory.js';
+import { Tensor } from '../tensor.js';
+import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
+import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
+import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
+
+export interface TransformerEncoderLayerOptions {
+  /** Hidden size of the MLP (default 4 · dModel; PyTorch's default is 2048). */
+  dimFeedforward?: number;
+  dropout?: number;
+  activation?: 'relu' | 'gelu';
+  /** Pre-LN (LayerNorm before attention and MLP) instead of PyTorch's default post-LN. */
+  normFirst?: boolean;
+  layerNormEps?: number;
+  bias?: boolean;
+  keepAttentionWeights?: boolean;
+  seed?: number;
+}
+
+function seeded(seed: number | undefined, k: number): number | undefined {
+  return seed === undefined ? undefined : seed * 31 + k;
+}
+
+/** One Transformer encoder layer: self-attention and an MLP, each with a residual connection. */
+export class TransformerEncoderLayer extends Module {
+  readonly #opts: TransformerEncoderLayerOptions;
+  constructor(readonly dModel: number, readonly nHead: number, opts: TransformerEncoderLayerOptions = {}) {
+    super();
+    this.#opts = opts;
+    const ff = opts.dimFeedforward ?? 4 * dModel;
+    const p = opts.dropout ?? 0.1;
+    const eps = opts.layerNormEps ?? 1e-5;
+    const bias = opts.bias ?? true;
+    this.registerModule('self_attn', new MultiHeadAttention(dModel, nHead, { dropout: p, bias, seed: seeded(opts.seed, 1), keepAttentionWeights: opts.keepAttentionWeights }));
+    this.registerModule('linear1', new Linear(dModel, ff, { bias, seed: seeded(opts.seed, 2) }));
+    this.registerModule('dropout', new Dropout(p, seeded(opts.seed, 3)));
+    this.registerModule('linear2', new Linear(ff, dModel, { bias, seed: seeded(opts.seed, 4) }));
+    this.registerModule('norm1', new LayerNorm(dModel, { eps }));
+    this.registerModule('norm2', new LayerNorm(dModel, { eps }));
+    this.registerModule('dropout1', new Dropout(p, seeded(opts.seed, 5)));
+    this.registerModule('dropout2', new Dropout(p, seeded(opts.seed, 6)));
+    this.registerModule('activation', (opts.activation ?? 'relu') === 'gelu' ? new GELU() : new ReLU());
+  }
+  get selfAttn(): MultiHeadAttention {
+    return this.getModule('self_attn') as MultiHeadAttention;
+  }
+  #sa(x: Tensor, o: MultiHeadForwardOptions): Tensor {
+    const a = this.selfAttn.forward(x, x, x, o);
+    const d = this.getModule('dropout1').forward(a);
+    a.dispose();
+    return d;
+  }
+  #ff(x: Tensor): Tensor {
+    const h1 = applyToLastAxis(this.getModule('linear1'), x);
+    const h2 = this.getModule('activation').forward(h1);
+    const h3 = this.getModule('dropout').forward(h2);
+    const h4 = applyToLastAxis(this.getModule('linear2'), h3);
+    const out = this.getModule('dropout2').forward(h4);
+    for (const t of [h1, h2, h3, h4]) t.dispose();
+    return out;
+  }
+  /** `src` `[batch, length, dModel]`; masks as in `MultiHeadAttention`. */
+  forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
+    const n1 = this.getModule('norm1');
+    const n2 = this.getModule('norm2');
+    const add = (a: Tensor, b: Tensor) => {
+      const r = a.add(b);
+      b.dispose();
+      return r;
+    };
+    if (this.#opts.normFirst) {
+      const a = n1.forward(src);
+      const x = add(src, this.#sa(a, o));
+      a.dispose();
+      const b = n2.forward(x);
+      const y = add(x, this.#ff(b));
+      b.dispose();
+      x.dispose();
+      return y;
+    }
+    const s = add(src, this.#sa(src, o));
+    const x = n1.forward(s);
+    s.dispose();
+    const t = add(x, this.#ff(x));
+    const y = n2.forward(t);
+    x.dispose();
+    t.dispose();
+    return y;
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.#opts;
+    return { dModel: this.dModel, nHead: this.nHead, ...rest };
+  }
+}
+
+/** A stack of encoder layers (`layers.0`, `layers.1`, ...) and an optional final `norm`. */
+export class TransformerEncoder extends Module {
+  constructor(layers: TransformerEncoderLayer[], norm?: LayerNorm | null) {
+    super();
+    if (!Array.isArray(layers) || layers.length === 0) throw new ArgumentError('TransformerEncoder needs at least one layer');
+    this.registerModule('layers', new ModuleList(layers));
+    if (norm) this.registerModule('norm', norm);
+  }
+  /** `numLayers` fresh layers built like `TransformerEncoderLayer(dModel, nHead, opts)` (each its own seed). */
+  static create(numLayers: number, dModel: number, nHead: number, opts: TransformerEncoderLayerOptions & { finalNorm?: boolean } = {}): TransformerEncoder {
+    const { finalNorm, ...o } = opts;
+    const layers = Array.from({ length: numLayers }, (_, i) => new TransformerEncoderLayer(dModel, nHead, { ...o, seed: seeded(o.seed, 100 + i) }));
+    return new TransformerEncoder(layers, finalNorm ? new LayerNorm(dModel, { eps: o.layerNormEps }) : null);
+  }
+  get layers(): TransformerEncoderLayer[] {
+    return (this.getModule('layers') as ModuleList).children() as TransformerEncoderLayer[];
+  }
+  forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
+    let x = src;
+    for (const l of this.layers) {
+      const y = l.forward(x, o);
+      if (x !== src) x.dispose();
+      x = y;
+    }
+    if (this.namedChildren().some(([n]) => n === 'norm')) {
+      const y = this.getModule('norm').forward(x);
+      if (x !== src) x.dispose();
+      x = y;
+    }
+    return x;
+  }
+  override getConfig() {
+    const hasNorm = this.namedChildren().some(([n]) => n === 'norm');
+    return { layers: this.layers.map((l) => l.toConfig()), norm: hasNorm ? this.getModule('norm').toConfig() : null };
+  }
+}
+
+/** A list of modules named `0`, `1`, ... with no forward of its own (PyTorch's `nn.ModuleList`). */
+export class ModuleList extends Module {
+  constructor(modules: Module[] = []) {
+    super();
+    modules.forEach((m, i) => this.registerModule(String(i), m));
+  }
+  get length(): number {
+    return this.children().length;
+  }
+  at(i: number): Module {
+    return this.getModule(String(i));
+  }
+  forward(): Tensor {
+    throw new ArgumentError('ModuleList has no forward(): iterate over its modules');
+  }
+  override getConfig() {
+    return { modules: this.children().map((m) => m.toConfig()) };
+  }
+}
+
+// ------------------------------------------------------------------------------------- GPT
+
+export interface GPTBlockOptions {
+  /** MLP hidden size = mlpRatio · nEmbd (default 4). */
+  mlpRatio?: number;
+  dropout?: number;
+  bias?: boolean;
+  keepAttentionWeights?: boolean;
+  seed?: number;
+}
+
+/** Causal multi-head self-attention with nanoGPT's names: `c_attn` (E → 3E) and `c_proj` (E → E). */
+export class CausalSelfAttention extends Module {
+  readonly headDim: number;
+  keepAttentionWeights: boolean;
+  #weights: Tensor | null = null;
+  #calls = 0;
+  constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
+    super();
+    if (!Number.isInteger(nEmbd) || !Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0) {
+      throw new ArgumentError(`CausalSelfAttention: nEmbd (${nEmbd}) must be a multiple of nHead (${nHead})`);
+    }
+    this.headDim = nEmbd / nHead;
+    this.keepAttentionWeights = opts.keepAttentionWeights ?? false;
+    const bias = opts.bias ?? true;
+    this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
+    this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
+    this.registerModule('resid_dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+  }
+  /** Weights of every head from the last forward `[batch, heads, time, time]` (with `keepAttentionWeights`). */
+  get attentionWeights(): Tensor | null {
+    return this.#weights;
+  }
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new ShapeError(`CausalSelfAttention expects [batch, time, ${this.nEmbd}], got [${x.shape.join(', ')}]`);
+    const [b, t] = x.shape;
+    const qkv = applyToLastAxis(this.getModule('c_attn'), x);
+    const r = qkv.reshape([b, t, 3, this.nHead, this.headDim]);
+    const p = r.permute([2, 0, 3, 1, 4]);
+    const parts = [0, 1, 2].map((i) => p.slice([i, 0, 0, 0, 0], [i + 1, b, this.nHead, t, this.headDim]));
+    const seed = this.opts.seed === undefined ? undefined : this.opts.seed * 1_000_003 + this.#calls++;
+    const att = scaledDotProductAttention(parts[0], parts[1], parts[2], { causal: true, dropout: this.opts.dropout, training: this.training, seed });
+    const merged = att.output.permute([0, 1, 3, 2, 4]);
+    const flat = merged.reshape([b, t, this.nEmbd]);
+    const proj = applyToLastAxis(this.getModule('c_proj'), flat);
+    const y = (this.opts.dropout ?? 0) > 0 ? this.getModule('resid_dropout').forward(proj) : proj;
+    if (this.keepAttentionWeights) {
+      this.#weights?.dispose();
+      const w = att.weights.reshape([b, this.nHead, t, t]);
+      this.#weights = keep(w.detach());
+      w.dispose();
+    }
+    for (const z of [qkv, r, p, ...parts, att.output, att.weights, merged, flat]) z.dispose();
+    if (y !== proj) proj.dispose();
+    return y;
+  }
+  override dispose(): void {
+    this.#weights?.dispose();
+    this.#weights = null;
+    super.dispose();
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    return { nEmbd: this.nEmbd, nHead: this.nHead, ...rest };
+  }
+}
+
+/** nanoGPT's MLP: `c_fc` (E → ratio·E), GELU, `c_proj`, dropout. */
+export class GPTMLP extends Module {
+  constructor(readonly nEmbd: number, readonly opts: GPTBlockOptions = {}) {
+    super();
+    const hid = Math.round((opts.mlpRatio ?? 4) * nEmbd);
+    const bias = opts.bias ?? true;
+    this.registerModule('c_fc', new Linear(nEmbd, hid, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
+    this.registerModule('c_proj', new Linear(hid, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
+    this.registerModule('dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+  }
+  forward(x: Tensor): Tensor {
+    const h = applyToLastAxis(this.getModule('c_fc'), x);
+    const g = h.gelu();
+    const p = applyToLastAxis(this.getModule('c_proj'), g);
+    const y = (this.opts.dropout ?? 0) > 0 ? this.getModule('dropout').forward(p) : p;
+    h.dispose();
+    g.dispose();
+    if (y !== p) p.dispose();
+    return y;
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    return { nEmbd: this.nEmbd, ...rest };
+  }
+}
+
+/** A decoder-only (GPT-2 style) block, pre-LN: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`. */
+export class GPTBlock extends Module {
+  constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
+    super();
+    this.registerModule('ln_1', new LayerNorm(nEmbd));
+    this.registerModule('attn', new CausalSelfAttention(nEmbd, nHead, { ...opts, seed: seeded(opts.seed, 1) }));
+    this.registerModule('ln_2', new LayerNorm(nEmbd));
+    this.registerModule('mlp', new GPTMLP(nEmbd, { ...opts, seed: seeded(opts.seed, 2) }));
+  }
+  get attn(): CausalSelfAttention {
+    return this.getModule('attn') as CausalSelfAttention;
+  }
+  forward(x: Tensor): Tensor {
+    const a = this.getModule('ln_1').forward(x);
+    const b = this.attn.forward(a);
+    const x1 = x.add(b);
+    const c = this.getModule('ln_2').forward(x1);
+    const d = this.getModule('mlp').forward(c);
+    const y = x1.add(d);
+    for (const t of [a, b, x1, c, d]) t.dispose();
+    return y;
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    return { nEmbd: this.nEmbd, nHead: this.nHead, ...rest };
+  }
+}
+
+export interface GPTConfig {
+  vocabSize: number;
+  /** Longest context (positions). */
+  blockSize: number;
+  nLayer?: number;
+  nHead?: number;
+  nEmbd?: number;
+  dropout?: number;
+  bias?: boolean;
+  seed?: number;
+}
+
+/**
+ * A GPT: token and learned position embeddings, `nLayer` pre-LN blocks, a final LayerNorm and a
+ * linear head. Input int32 token ids `[batch, time]`, output logits `[batch, time, vocabSize]`.
+ * Names follow nanoGPT (`transformer.wte`, `transformer.wpe`, `transformer.h.<i>`,
+ * `transformer.ln_f`, `lm_head`).
+ */
+export class GPT extends Module {
+  readonly config: Required<Omit<GPTConfig, 'seed'>> & { seed?: number };
+  constructor(c: GPTConfig) {
+    super();
+    for (const k of ['vocabSize', 'blockSize'] as const) {
+      if (!Number.isInteger(c[k]) || c[k] < 1) throw new ArgumentError(`GPT: ${k} must be a positive integer, got ${c[k]}`);
+    }
+    this.config = { nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: true, ...c };
+    const { vocabSize, blockSize, nLayer, nHead, nEmbd, dropout, bias, seed } = this.config;
+    const tr = this.registerModule('transformer', new GPTBody());
+    tr.add('wte', new Embedding(vocabSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 1) }));
+    tr.add('wpe', new Embedding(blockSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 2) }));
+    tr.add('drop', new Dropout(dropout, seeded(seed, 3)));
+    tr.add('h', new ModuleList(Array.from({ length: nLayer }, (_, i) => new GPTBlock(nEmbd, nHead, { dropout, bias, seed: seeded(seed, 10 + i) }))));
+    tr.add('ln_f', new LayerNorm(nEmbd));
+    this.registerModule('lm_head', new Linear(nEmbd, vocabSize, { bias: false, weightInit: { normal: [0, 0.02] }, seed: seeded(seed, 4) }));
+  }
+  get blocks(): GPTBlock[] {
+    return (this.getModule('transformer').getModule('h') as ModuleList).children() as GPTBlock[];
+  }
+  /** Turns keeping of attention weights on or off in every block. */
+  keepAttentionWeights(on = true): this {
+    for (const b of this.blocks) b.attn.keepAttentionWeights = on;
+    return this;
+  }
+  /** The last forward's attention weights per layer `[batch, heads, time, time]` (after `keepAttentionWeights()`). */
+  attentionMaps(): (Tensor | null)[] {
+    return this.blocks.map((b) => b.attn.attentionWeights);
+  }
+  /** Final hidden states `[batch, time, nEmbd]` (before the head). */
+  features(idx: Tensor): Tensor {
+    if (idx.dtype !== 'int32') throw new DTypeError(`GPT expects int32 token ids, got ${idx.dtype}`);
+    if (idx.rank !== 2) throw new ShapeError(`GPT expects token ids [batch, time], got [${idx.shape.join(', ')}]`);
+    const t = idx.shape[1];
+    if (t > this.config.blockSize) throw new ShapeError(`GPT: sequence length ${t} exceeds blockSize ${this.config.blockSize}`);
+    const tr = this.getModule('transformer');
+    const tok = tr.getModule('wte').forward(idx);
+    const pos = (tr.getModule('wpe') as Embedding).weight.slice([0, 0], [t, this.config.nEmbd]);
+    const x0 = tok.add(pos);
+    let x = this.config.dropout > 0 ? tr.getModule('drop').forward(x0) : x0;
+    tok.dispose();
+    pos.dispose();
+    if (x !== x0) x0.dispose();
+    for (const b of this.blocks) {
+      const y = b.forward(x);
+      x.dispose();
+      x = y;
+    }
+    const out = tr.getModule('ln_f').forward(x);
+    x.dispose();
+    return out;
+  }
+  forward(idx: Tensor): Tensor {
+    const h = this.features(idx);
+    const logits = applyToLastAxis(this.getModule('lm_head'), h);
+    h.dispose();
+    return logits;
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.config;
+    return { ...rest };
+  }
+}
+
+/** The `transformer` container of `GPT` (named submodules, no forward of its own). */
+export class GPTBody extends Module {
+  add(name: string, m: Module): void {
+    this.registerModule(name, m);
+  }
+  forward(): Tensor {
+    throw new ArgumentError('GPT.transformer is a container: call the GPT itself');
+  }
+  override getConfig(): Record<string, unknown> {
+    throw new ArgumentError('GPT.transformer is rebuilt by GPT: save the GPT itself');
+  }
+}
+
+type Cfg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+registerModule('TransformerEncoderLayer', (c: Cfg) => new TransformerEncoderLayer(c.dModel, c.nHead, c));
+registerModule('TransformerEncoder', (c: Cfg) => new TransformerEncoder((c.layers as ModuleConfig[]).map((l) => moduleFromConfig(l) as TransformerEncoderLayer),
+  c.norm ? moduleFromConfig(c.norm as ModuleConfig) as LayerNorm : null));
+registerModule('ModuleList', (c: Cfg) => new ModuleList((c.modules as ModuleConfig[]).map(moduleFromConfig)));
+registerModule('CausalSelfAttention', (c: Cfg) => new CausalSelfAttention(c.nEmbd, c.nHead, c));
+registerModule('GPTMLP', (c: Cfg) => new GPTMLP(c.nEmbd, c));
+registerModule('GPTBlock', (c: Cfg) => new GPTBlock(c.nEmbd, c.nHead, c));
+registerModule('GPT', (c: Cfg) => new GPT(c as GPTConfig));
