@@ -14,24 +14,31 @@ export interface Disposable {
 
 const scopes: Set<Disposable>[] = [];
 
-const registry = new FinalizationRegistry<number>((handle) => {
-  if (!isInitialized()) return;
+/** What the GC safety net holds per tensor: its handle, zeroed once the tensor is disposed. */
+export interface HandleCell {
+  handle: number;
+}
+
+const registry = new FinalizationRegistry<HandleCell>((cell) => {
+  if (!isInitialized() || cell.handle === 0) return;
   try {
-    E().tensor_dispose(handle);
+    E().tensor_dispose(cell.handle);
   } catch {
     // already gone
   }
 });
 
-/** Called by every new tensor: joins the innermost tidy scope and the GC safety net. */
-export function track(t: Disposable, handle: number): void {
-  registry.register(t, handle, t);
+/**
+ * Called by every new tensor: joins the innermost tidy scope and the GC safety net. Disposing a
+ * tensor zeroes its cell instead of unregistering it (cheaper; the finalizer then does nothing).
+ */
+export function track(t: Disposable, cell: HandleCell): void {
+  registry.register(t, cell);
   if (scopes.length > 0) scopes[scopes.length - 1].add(t);
 }
 
 /** Called on dispose. */
 export function untrack(t: Disposable): void {
-  registry.unregister(t);
   for (const s of scopes) s.delete(t);
 }
 

@@ -221,6 +221,23 @@ export function shutdownWorkers(): void {
   if (info) info = { ...info, maxThreads: 1 };
 }
 
+let metaPtr = 0;
+let metaBuf: ArrayBufferLike | null = null;
+let metaView: Uint32Array | null = null;
+/**
+ * `[handle, dtype, rank, dims...]` of the tensor the engine created last, read in place from
+ * linear memory (the view is rebuilt whenever the memory has grown).
+ */
+export function lastTensorMeta(): Uint32Array {
+  const buf = wasmMemory().buffer;
+  if (buf !== metaBuf) {
+    if (metaPtr === 0) metaPtr = E().engine_meta_ptr();
+    metaView = new Uint32Array(buf, metaPtr, 32);
+    metaBuf = buf;
+  }
+  return metaView!;
+}
+
 /** The engine's linear memory (build views from `.buffer` at the moment of use: it can grow). */
 export function wasmMemory(): WebAssembly.Memory {
   if (memory === null) throw new BackendError('edgegrad is not initialised: call `await init()` first');

@@ -4,8 +4,8 @@
  * enclosing `tidy` scope); `dispose()` frees one.
  */
 import { ArgumentError, DisposedError, DTypeError, ShapeError } from './errors.js';
-import { call, E } from './runtime.js';
-import { keep, track, untrack } from './memory.js';
+import { call, E, lastTensorMeta } from './runtime.js';
+import { keep, track, untrack, type HandleCell } from './memory.js';
 
 export type DType = 'float32' | 'int32' | 'int8';
 export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'int8' ? Int8Array : Float32Array;
@@ -52,7 +52,7 @@ function shapeArg(shape: readonly number[], what = 'shape'): Uint32Array {
 export class Tensor {
   /** Marker for `tidy` result scanning. */
   readonly __tensor = true as const;
-  #h: number;
+  readonly #cell: HandleCell;
   #shape: number[];
   #dtype: DType;
   #grad: Tensor | null = null;
@@ -60,19 +60,29 @@ export class Tensor {
 
   /** Wraps an engine handle (internal: use the creation functions). */
   constructor(handle: number) {
-    const meta = call((e) => e.tensor_meta(handle));
-    this.#h = handle;
-    this.#dtype = CODE_DTYPE[meta[0]];
-    this.#shape = Array.from(meta.subarray(1));
-    track(this, handle);
+    const m = lastTensorMeta();
+    this.#cell = { handle };
+    if (m[0] === handle && m[2] !== 0xffffffff) {
+      this.#dtype = CODE_DTYPE[m[1]];
+      const rank = m[2];
+      const shape = new Array<number>(rank);
+      for (let i = 0; i < rank; i++) shape[i] = m[3 + i];
+      this.#shape = shape;
+    } else {
+      const meta = call((e) => e.tensor_meta(handle));
+      this.#dtype = CODE_DTYPE[meta[0]];
+      this.#shape = Array.from(meta.subarray(1));
+    }
+    track(this, this.#cell);
   }
 
   /** The engine handle; throws DisposedError after `dispose()`. */
   get handle(): number {
-    if (this.#h === 0) {
+    const h = this.#cell.handle;
+    if (h === 0) {
       throw new DisposedError(`this tensor (${this.#dtype} [${this.#shape.join(', ')}]) was disposed and cannot be used`);
     }
-    return this.#h;
+    return h;
   }
   get shape(): number[] {
     return this.#shape.slice();
@@ -87,14 +97,14 @@ export class Tensor {
     return this.#shape.reduce((a, b) => a * b, 1);
   }
   get isDisposed(): boolean {
-    return this.#h === 0;
+    return this.#cell.handle === 0;
   }
 
   /** Frees the tensor's engine memory (its storage is freed once no view or graph uses it). */
   dispose(): void {
-    if (this.#h === 0) return;
-    const h = this.#h;
-    this.#h = 0;
+    const h = this.#cell.handle;
+    if (h === 0) return;
+    this.#cell.handle = 0;
     untrack(this);
     this.#grad?.dispose();
     this.#grad = null;
@@ -143,7 +153,7 @@ export class Tensor {
     return this.dataSync()[0];
   }
   toString(): string {
-    if (this.#h === 0) return `Tensor(disposed)`;
+    if (this.#cell.handle === 0) return `Tensor(disposed)`;
     const n = this.size;
     const vals = Array.from(this.dataSync().subarray(0, Math.min(n, 8))).map((v) => +v.toPrecision(5));
     return `Tensor(${this.#dtype} [${this.#shape.join(', ')}]: ${vals.join(', ')}${n > 8 ? ', ...' : ''})`;

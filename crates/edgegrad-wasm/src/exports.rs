@@ -442,3 +442,9 @@ pub fn op_linear(x: u32, w: u32, bias: u32, relu: bool) -> R<u32> {
     let b = if bias == 0 { None } else { Some(t(bias)?) };
     out(ops::linear(&t(x)?, &t(w)?, b.as_ref(), relu))
 }
+
+/// Address of the metadata block `[handle, dtype, rank, dims...]` of the last tensor created.
+#[wasm_bindgen]
+pub fn engine_meta_ptr() -> u32 {
+    crate::handles::META.0.get() as u32
+}

@@ -23,8 +23,37 @@ thread_local! {
     static TABLE: RefCell<Table> = RefCell::new(Table::default());
 }
 
-/// Registers a tensor; the handle is never 0.
+/// Metadata of the tensor most recently registered: `[handle, dtype, rank, dims...]`, read by
+/// the SDK straight from linear memory, so creating a tensor costs one boundary crossing, not
+/// two. Ranks above `META_DIMS` are marked with rank `u32::MAX` (the SDK then calls `tensor_meta`).
+pub const META_DIMS: usize = 29;
+pub struct Meta(pub std::cell::UnsafeCell<[u32; META_DIMS + 3]>);
+// SAFETY: only the thread that drives the engine (the JS caller) writes or reads it.
+unsafe impl Sync for Meta {}
+pub static META: Meta = Meta(std::cell::UnsafeCell::new([0; META_DIMS + 3]));
+
+/// Registers a tensor; the handle is never 0. Also publishes its metadata in `META`.
 pub fn insert(t: Tensor) -> Result<u32> {
+    {
+        // SAFETY: single writer (the driving thread); the SDK reads it right after this returns.
+        let m = unsafe { &mut *META.0.get() };
+        m[1] = t.dtype() as u32;
+        if t.rank() <= META_DIMS {
+            m[2] = t.rank() as u32;
+            for (i, &d) in t.shape().iter().enumerate() {
+                m[3 + i] = d as u32;
+            }
+        } else {
+            m[2] = u32::MAX;
+        }
+    }
+    let h = insert_slot(t)?;
+    // SAFETY: as above.
+    unsafe { (*META.0.get())[0] = h };
+    Ok(h)
+}
+
+fn insert_slot(t: Tensor) -> Result<u32> {
     TABLE.with(|tb| {
         let mut tb = tb.borrow_mut();
         tb.live += 1;
