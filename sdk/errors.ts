@@ -29,6 +29,12 @@ const byName: Record<string, new (m: string) => EdgegradError> = {
   ShapeError, DTypeError, ArgumentError, AutogradError, FormatError, InternalError,
 };
 
+let panicMessage: (() => string | undefined) | null = null;
+/** Wiring (set by the runtime): reads the engine's recorded panic message. */
+export function setPanicMessageSource(f: () => string | undefined): void {
+  panicMessage = f;
+}
+
 /** Converts an error thrown by the wasm engine into the matching typed error. */
 export function fromEngineError(e: unknown): Error {
   if (e instanceof EdgegradError) return e;
@@ -36,8 +42,10 @@ export function fromEngineError(e: unknown): Error {
     const cls = byName[e.name];
     if (cls) return new cls(e.message);
     if (e instanceof WebAssembly.RuntimeError) {
-      return new InternalError(`the edgegrad engine trapped (${e.message}); this is a bug, please report it`);
+      const detail = panicMessage?.();
+      return new InternalError(`the edgegrad engine trapped (${e.message}${detail ? `: ${detail}` : ''}); this is a bug, please report it`);
     }
+    if (typeof e.message === 'string' && e.message.startsWith('a worker thread of the edgegrad engine failed')) return new InternalError(e.message);
     return e;
   }
   return new InternalError(String(e));

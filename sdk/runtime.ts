@@ -17,7 +17,7 @@
  */
 import * as threadedGlue from './wasm/mt/edgegrad.js';
 import * as singleGlue from './wasm/st/edgegrad.js';
-import { BackendError, fromEngineError } from './errors.js';
+import { BackendError, fromEngineError, setPanicMessageSource } from './errors.js';
 
 export type Engine = typeof singleGlue;
 export type Build = 'simd-threads' | 'simd';
@@ -68,6 +68,14 @@ export function E(): Engine {
 }
 
 /** Runs an engine call, converting engine failures into typed errors. */
+setPanicMessageSource(() => {
+  try {
+    return engine?.engine_panic_message() ?? undefined;
+  } catch {
+    return undefined;
+  }
+});
+
 export function call<T>(f: (e: Engine) => T): T {
   const e = E();
   try {

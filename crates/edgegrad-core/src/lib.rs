@@ -7,6 +7,7 @@ pub mod error;
 pub mod dtype;
 pub mod shape;
 pub mod simd;
+pub mod panic;
 pub mod parallel;
 pub mod scratch;
 pub mod storage;

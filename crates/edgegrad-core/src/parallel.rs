@@ -168,6 +168,10 @@ mod imp {
         drain(f, 0);
         IN_JOB.with(|j| j.set(false));
         while BUSY.load(Ordering::SeqCst) != 0 {
+            if crate::panic::has_panicked() {
+                // A worker died mid-task and will never finish: report instead of spinning forever.
+                crate::panic::fail_from_worker();
+            }
             core::hint::spin_loop();
         }
     }

@@ -42,6 +42,23 @@ pub(crate) fn dtype_of(code: u8) -> R<DType> {
 
 // ------------------------------------------------------------------ engine and threads
 
+fn throw_failure(msg: &str) -> ! {
+    wasm_bindgen::throw_str(msg)
+}
+
+/// Runs when each instance starts (main thread and every worker): installs the panic recorder.
+#[wasm_bindgen(start)]
+pub fn engine_start() {
+    edgegrad_core::panic::install_hook();
+    edgegrad_core::panic::set_failure_handler(throw_failure);
+}
+
+/// The message of the first Rust panic (an engine bug), for the SDK's InternalError.
+#[wasm_bindgen]
+pub fn engine_panic_message() -> Option<String> {
+    edgegrad_core::panic::message().map(|s| s.to_string())
+}
+
 /// True in the threaded build (shared memory + atomics).
 #[wasm_bindgen]
 pub fn engine_threaded() -> bool {
