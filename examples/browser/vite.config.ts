@@ -1,0 +1,9 @@
+import { defineConfig } from 'vite';
+
+// The demo page, served cross-origin isolated so the threaded engine runs (SharedArrayBuffer).
+const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+export default defineConfig({
+  root: __dirname,
+  server: { headers, fs: { allow: ['../..'] } },
+  preview: { headers },
+});
