@@ -288,7 +288,8 @@ export class MultiHeadAttention extends Module {
       [q, kh, vh] = [part(0), part(1), part(2)];
     } else {
       const proj = (x: Tensor, i: number) => {
-        const w = track(this.#projWeight(i));
+        const w = this.#projWeight(i);
+        if (this.#packed) track(w); // a view of in_proj_weight (the separate matrices are parameters: keep them)
         const bias = this.#projBias(i);
         if (bias) track(bias);
         return track(this.#heads(track(linearLastAxis(x, w, bias))));

@@ -18,7 +18,7 @@ import { concat } from '../ops.js';
 import type { Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, type BatchNormLayerOptions } from './layers.js';
-import { Module, registerModule } from './module.js';
+import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 
 function posInt(v: unknown, what: string): number {
   if (!Number.isInteger(v) || (v as number) < 1) throw new ArgumentError(`${what} must be a positive integer, got ${String(v)}`);
@@ -99,6 +99,8 @@ export class VGGBlock extends Sequential {
 }
 
 export interface VGGOptions {
+  /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
+  head?: ModuleConfig | null;
   inChannels?: number;
   numClasses?: number;
   /** `[numConvs, channels]` per stage (each stage halves the resolution). Default `[[1, 32], [2, 64]]`. */
@@ -114,7 +116,7 @@ export class VGG extends Module {
   readonly opts: Required<Omit<VGGOptions, 'seed'>> & { seed?: number };
   constructor(o: VGGOptions = {}) {
     super();
-    this.opts = { inChannels: 3, numClasses: 10, stages: [[1, 32], [2, 64]], batchNorm: true, dropout: 0, ...o };
+    this.opts = { inChannels: 3, numClasses: 10, stages: [[1, 32], [2, 64]], batchNorm: true, dropout: 0, ...o, head: o.head ?? null };
     const { inChannels, stages, batchNorm, numClasses, seed } = this.opts;
     if (!Array.isArray(stages) || stages.length === 0) throw new ArgumentError('vgg needs at least one stage [numConvs, channels]');
     let c = inChannels;
@@ -125,7 +127,7 @@ export class VGG extends Module {
     });
     this.registerModule('features', new Sequential(...blocks));
     if (this.opts.dropout > 0) this.registerModule('dropout', new Dropout(this.opts.dropout, sub(seed, 99)));
-    this.registerModule('classifier', new Linear(c, numClasses, { seed: sub(seed, 100) }));
+    this.registerModule('classifier', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, numClasses, { seed: sub(seed, 100) }));
   }
   get numFeatures(): number {
     return this.opts.stages[this.opts.stages.length - 1][1];
@@ -157,7 +159,7 @@ export class VGG extends Module {
   override getConfig() {
     const { seed: _s, ...rest } = this.opts;
     const cls = this.getModule('classifier');
-    return { ...rest, numClasses: cls instanceof Linear ? cls.outFeatures : rest.numClasses };
+    return cls instanceof Linear ? { ...rest, numClasses: cls.outFeatures, head: null } : { ...rest, head: cls.toConfig() };
   }
 }
 
@@ -297,6 +299,8 @@ const DEPTHS: Record<number, { block: 'basic' | 'bottleneck'; layers: number[] }
 };
 
 export interface ResNetOptions {
+  /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
+  head?: ModuleConfig | null;
   /** 10, 18, 34 (basic blocks), 50, 101, 152 (bottlenecks). Default 18. Ignored when `layers` is given. */
   depth?: number;
   block?: 'basic' | 'bottleneck';
@@ -327,6 +331,7 @@ export class ResNet extends Module {
     const { depth: _d, ...rest } = o;
     this.opts = {
       block: d?.block ?? 'basic', layers: d?.layers ?? [], width: 64, inChannels: 3, numClasses: 1000, stem: 'small', zeroInitResidual: false, ...rest,
+      head: rest.head ?? null,
     };
     const { block, layers, width, inChannels, stem, seed } = this.opts;
     layers.forEach((n, i) => posInt(n, `resnet layers[${i}]`));
@@ -351,7 +356,7 @@ export class ResNet extends Module {
       this.registerModule(`layer${i + 1}`, new Sequential(...blocks));
     });
     this.numFeatures = c;
-    this.registerModule('fc', new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
+    this.registerModule('fc', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
   }
   /** Pooled backbone features `[N, numFeatures]`. */
   features(x: Tensor): Tensor {
@@ -388,7 +393,7 @@ export class ResNet extends Module {
   override getConfig() {
     const { seed: _s, ...rest } = this.opts;
     const fc = this.getModule('fc');
-    return { ...rest, numClasses: fc instanceof Linear ? fc.outFeatures : rest.numClasses };
+    return fc instanceof Linear ? { ...rest, numClasses: fc.outFeatures, head: null } : { ...rest, head: fc.toConfig() };
   }
 }
 
@@ -441,6 +446,8 @@ export class InceptionModule extends Module {
 }
 
 export interface InceptionOptions {
+  /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
+  head?: ModuleConfig | null;
   inChannels?: number;
   numClasses?: number;
   /** Channel multiplier of the default architecture (default 16). */
@@ -460,7 +467,7 @@ export class Inception extends Module {
     const w = o.width ?? 16;
     const ch = (f: number) => Math.max(1, Math.round(f * w));
     const m = (k: number): InceptionBranches => ({ c1: ch(k / 4), c3reduce: ch(k / 4), c3: ch(k / 2), c5reduce: ch(k / 8), c5: ch(k / 8), pool: ch(k / 8) });
-    this.opts = { inChannels: 3, numClasses: 10, width: w, modules: [m(1), m(2), 'pool', m(2)], ...o };
+    this.opts = { inChannels: 3, numClasses: 10, width: w, modules: [m(1), m(2), 'pool', m(2)], ...o, head: o.head ?? null };
     const { inChannels, modules, seed } = this.opts;
     this.registerModule('stem', new ConvBNReLU(inChannels, 2 * w, 3, { seed: sub(seed, 1) }));
     let c = 2 * w;
@@ -472,7 +479,7 @@ export class Inception extends Module {
     });
     this.registerModule('blocks', new Sequential(...blocks));
     this.numFeatures = c;
-    this.registerModule('fc', new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
+    this.registerModule('fc', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
   }
   features(x: Tensor): Tensor {
     checkNHWC(x, this.opts.inChannels, 'Inception');
@@ -495,7 +502,7 @@ export class Inception extends Module {
   override getConfig() {
     const { seed: _s, ...rest } = this.opts;
     const fc = this.getModule('fc');
-    return { ...rest, numClasses: fc instanceof Linear ? fc.outFeatures : rest.numClasses };
+    return fc instanceof Linear ? { ...rest, numClasses: fc.outFeatures, head: null } : { ...rest, head: fc.toConfig() };
   }
 }
 

@@ -379,7 +379,8 @@ export class Bidirectional extends Module {
       }
     }
   }
-  #split(o: RecurrentRunOptions): [RecurrentRunOptions, RecurrentRunOptions] {
+  /** Splits `[2L, B, H]` initial states between the directions; the views it makes go into `owned`. */
+  #split(o: RecurrentRunOptions, owned: Tensor[]): [RecurrentRunOptions, RecurrentRunOptions] {
     const s = o.initialState;
     if (!s) return [o, o];
     const halves = (t: Tensor | null | undefined): [Tensor | null, Tensor | null] => {
@@ -387,7 +388,9 @@ export class Bidirectional extends Module {
       const n = t.shape[0];
       if (t.rank !== 3 || n % 2 !== 0) throw new ShapeError(`Bidirectional: initial states must be [2 * numLayers, batch, hidden], got [${t.shape.join(', ')}]`);
       const e = t.shape.slice(1);
-      return [t.slice([0, 0, 0], [n / 2, ...e]), t.slice([n / 2, 0, 0], [n, ...e])];
+      const parts: [Tensor, Tensor] = [t.slice([0, 0, 0], [n / 2, ...e]), t.slice([n / 2, 0, 0], [n, ...e])];
+      owned.push(...parts);
+      return parts;
     };
     let h: Tensor | null | undefined;
     let c: Tensor | null | undefined;
@@ -400,23 +403,33 @@ export class Bidirectional extends Module {
   }
   /** Merged outputs and both directions' final states (forward layers first). */
   run(x: Tensor, o: RecurrentRunOptions = {}): RecurrentResult {
-    const [of, ob] = this.#split(o);
-    const f = this.forwardLayer.run(x, of);
-    const b = this.backwardLayer.run(x, ob);
-    const output = this.#merge(f.output, b.output);
-    const h = concat([f.h, b.h], 0);
-    const c = f.c && b.c ? concat([f.c, b.c], 0) : null;
-    for (const t of [f.output, b.output, f.h, b.h, f.c, b.c]) t?.dispose();
-    return { output, h, c };
+    const owned: Tensor[] = [];
+    try {
+      const [of, ob] = this.#split(o, owned);
+      const f = this.forwardLayer.run(x, of);
+      const b = this.backwardLayer.run(x, ob);
+      const output = this.#merge(f.output, b.output);
+      const h = concat([f.h, b.h], 0);
+      const c = f.c && b.c ? concat([f.c, b.c], 0) : null;
+      for (const t of [f.output, b.output, f.h, b.h, f.c, b.c]) t?.dispose();
+      return { output, h, c };
+    } finally {
+      owned.forEach((t) => t.dispose());
+    }
   }
   forward(x: Tensor, o: RecurrentRunOptions = {}): Tensor {
-    const [of, ob] = this.#split(o);
-    const a = this.forwardLayer.forward(x, of);
-    const b = this.backwardLayer.forward(x, ob);
-    const r = this.#merge(a, b);
-    a.dispose();
-    b.dispose();
-    return r;
+    const owned: Tensor[] = [];
+    try {
+      const [of, ob] = this.#split(o, owned);
+      const a = this.forwardLayer.forward(x, of);
+      const b = this.backwardLayer.forward(x, ob);
+      const r = this.#merge(a, b);
+      a.dispose();
+      b.dispose();
+      return r;
+    } finally {
+      owned.forEach((t) => t.dispose());
+    }
   }
   override getConfig(): Record<string, unknown> {
     return { layer: this.forwardLayer.toConfig(), backwardLayer: this.backwardLayer.toConfig(), mergeMode: this.mergeMode };
