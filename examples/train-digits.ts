@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as eg from 'edgegrad';
 import { lineChart } from './lib/charts.js';
+import { compressionSection } from './lib/compression-report.js';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'reports/digits-cnn' }, epochs: { type: 'string', default: '20' } } });
 const outDir = args.out!;
@@ -94,3 +95,6 @@ if (test.accuracy < 0.97) {
   console.error(`test accuracy ${(test.accuracy * 100).toFixed(2)}% is below the 97% bar`);
   process.exitCode = 1;
 }
+
+// Compression (issue 5): int8, pruned, distilled and binary variants; adds `compression` to summary.json.
+await compressionSection({ model, xTrain, yTrain, xTest, yTest, outDir, t0 });

@@ -449,13 +449,13 @@ fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8]
         // Full panels, eight k at a time: widen each row's 8 bytes to i16 (four pair-words) and
         // transpose the 4x4 words into the panel's (pair, row) order.
         let mut p0 = 0;
-        if live == MR {
+        if MR == 4 && live == MR {
             let k8 = k / 8 * 8;
             while p0 * 2 < k8 {
                 // SAFETY: each row has k >= 2*p0 + 8 readable bytes at data[starts[i]..]; the
                 // panel has room for 16 words from index p0*MR (p0 + 4 <= kp).
                 unsafe {
-                    let r = |i: usize| I16x8::load_i8x8(data.as_ptr().add(starts[i] + 2 * p0)).words();
+                    let r = |i: usize| I16x8::load_i8x8(data.as_ptr().add(starts[i.min(MR - 1)] + 2 * p0)).words();
                     let t = transpose4(r(0), r(1), r(2), r(3));
                     for (j, v) in t.iter().enumerate() {
                         store_i32(*v, panel.as_mut_ptr().add((p0 + j) * MR));
@@ -492,27 +492,9 @@ fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8]
 #[inline(always)]
 unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
     let mut acc = [init; MR];
-    let mut a = ap;
-    let mut b = bp;
-    for _ in 0..kp / 2 {
-        let b0 = I16x8::load(b as *const i16);
-        let b1 = I16x8::load(b.add(4) as *const i16);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = I16x8::load_pair_splat(a.add(r));
-            row[0] = row[0].add(av.dot(b0));
-            row[1] = row[1].add(av.dot(b1));
-        }
-        let b0 = I16x8::load(b.add(NR) as *const i16);
-        let b1 = I16x8::load(b.add(NR + 4) as *const i16);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = I16x8::load_pair_splat(a.add(MR + r));
-            row[0] = row[0].add(av.dot(b0));
-            row[1] = row[1].add(av.dot(b1));
-        }
-        a = a.add(2 * MR);
-        b = b.add(2 * NR);
-    }
-    if kp % 2 == 1 {
+    for p in 0..kp {
+        let b = bp.add(p * NR);
+        let a = ap.add(p * MR);
         let b0 = I16x8::load(b as *const i16);
         let b1 = I16x8::load(b.add(4) as *const i16);
         for (r, row) in acc.iter_mut().enumerate() {

@@ -1,0 +1,76 @@
+/**
+ * int8 GEMM against edgegrad's own f32 GEMM, square sizes 256/512/1024, 1 and 2 threads, timed
+ * interleaved in one process (so the ratio holds while the f32 kernels change).
+ *
+ * The int8 problem (for peers, e.g. ONNX Runtime's QLinearMatMul or MatMulInteger): A `[n, n]`
+ * int8 activations (per tensor: scale 1/127, zero point 0), B `[n, n]` int8 weights (symmetric
+ * per output column, packed once as inference engines do), int32 accumulation, int8 output
+ * requantized per column (scale 0.05, zero point 0). A and B are `randomFloats(n*n, 1)` and
+ * `randomFloats(n*n, 2)` quantized. Records: size `n` (int8: `extra.dtype = 'int8'`,
+ * `extra.speedupVsF32`) and size `"n f32"` (the f32 matmul of the same floats). The GFLOP/s
+ * column of int8 rows counts 2·n³ integer operations.
+ */
+import * as eg from 'edgegrad';
+import { main, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+
+const SIZES = [256, 512, 1024];
+const gops = (n: number, ms: number) => (2 * n ** 3) / (ms * 1e6);
+
+function median(x: number[]): number {
+  const s = x.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Medians of two functions timed alternately (same conditions for both), after warm-up. */
+export function interleaved(fa: () => void, fb: () => void, minReps = 10, targetMs = 3000): [number, number] {
+  for (let i = 0; i < 3; i++) {
+    fa();
+    fb();
+  }
+  const t0 = performance.now();
+  fa();
+  fb();
+  const once = Math.max(performance.now() - t0, 0.01);
+  const reps = Math.max(minReps, Math.min(300, Math.ceil(targetMs / once)));
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    let t = performance.now();
+    fa();
+    ta.push(performance.now() - t);
+    t = performance.now();
+    fb();
+    tb.push(performance.now() - t);
+  }
+  return [median(ta), median(tb)];
+}
+
+const workload: Workload = {
+  jobs: () => [{ engine: 'edgegrad', threads: 1 }, { engine: 'edgegrad', threads: 2 }],
+  async run(job: Job): Promise<BenchRecord[]> {
+    const out: BenchRecord[] = [];
+    const info = await eg.init({ threads: job.threads });
+    eg.setNumThreads(job.threads);
+    const note = info.threads < job.threads ? `only ${info.threads} thread(s) available` : undefined;
+    const Q = eg.compress.int8;
+    for (const n of SIZES) {
+      const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
+      const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
+      const xq = { scale: 1 / 127, zeroPoint: 0 };
+      const oq = { scale: 0.05, zeroPoint: 0 };
+      const aq = Q.quantizeTensor(a, xq);
+      const bt = b.transpose().contiguous(); // weights as [out, in]
+      const [wq, ws] = Q.quantizePerChannel(bt, 0);
+      const packed = Q.packWeights(wq, 0);
+      const c = Q.layerConstants(wq, ws, null, 0, xq, oq);
+      const [f32, i8] = interleaved(() => a.matmul(b).dispose(), () => Q.qlinear(aq, packed, n, { c, out: oq, relu: false }).dispose());
+      out.push({ workload: 'int8-gemm', engine: 'edgegrad', size: `${n} f32`, threads: job.threads, medianMs: f32, gflops: gops(n, f32), extra: { dtype: 'float32' }, note });
+      out.push({ workload: 'int8-gemm', engine: 'edgegrad', size: n, threads: job.threads, medianMs: i8, gflops: gops(n, i8), extra: { dtype: 'int8', speedupVsF32: f32 / i8 }, note });
+      eg.dispose([a, b, aq, bt, wq, ws, packed, c.offsets, c.mult]);
+    }
+    return out;
+  },
+};
+export default workload;
+await main(workload, import.meta.url);

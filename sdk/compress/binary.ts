@@ -1,0 +1,280 @@
+/**
+ * Binary weights (BinaryConnect, Courbariaux et al. 2015, with XNOR-Net's per-channel scaling,
+ * Rastegari et al. 2016): a layer keeps real-valued latent weights for training and computes with
+ * `α_c · sign(w)` (α_c = mean |w| of output channel c; `sign(0) = +1`). The straight-through
+ * gradient passes `g · 1[|w| <= 1]` to the latent weights; `BinaryWeightClip` keeps them in
+ * [-1, 1] after every step.
+ *
+ * `BinaryModel.fromModule(model)` exports inference with bit-packed weights (1 bit per weight, 32x
+ * smaller than float32) for the binary layers; first/last layers that were kept in full precision
+ * stay float32 (the usual practice, reported honestly by `weightBytes()`).
+ */
+import { ArgumentError, FormatError, ShapeError } from '../errors.js';
+import { noGrad } from '../autograd.js';
+import { keep, tidy } from '../memory.js';
+import { concat } from '../ops.js';
+import { call } from '../runtime.js';
+import type { Tensor } from '../tensor.js';
+import { Module, moduleFromConfig, registerModule } from '../nn/module.js';
+import * as nn from '../nn/layers.js';
+import * as F from '../nn/functional.js';
+import { Callback, type Logs } from '../train/callbacks.js';
+import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import * as E from './engine.js';
+import {
+  disposeGraph, inputsOf, rows, serialLayer, traceModel, type GNode, type SerialConv, type SerialNode,
+} from './graph.js';
+
+/** A Linear layer computing with binarized weights `α · sign(w)` (latent float weights train). */
+export class BinaryLinear extends nn.Linear {
+  override forward(x: Tensor): Tensor {
+    const wb = E.binarize(this.weight, 0);
+    try {
+      return F.linear(x, wb, this.bias);
+    } finally {
+      wb.dispose();
+    }
+  }
+}
+
+/** A Conv2d computing with binarized weights `α · sign(w)` per output channel. */
+export class BinaryConv2d extends nn.Conv2d {
+  override forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[3] !== this.inChannels) {
+      throw new ShapeError(`BinaryConv2d expects NHWC input with ${this.inChannels} channels, got shape [${x.shape.join(', ')}]`);
+    }
+    const wb = E.binarize(this.weight, 3);
+    try {
+      const c = this.getConfig() as F.Conv2dOptions;
+      return F.conv2d(x, wb, this.bias, { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups });
+    } finally {
+      wb.dispose();
+    }
+  }
+}
+
+type Cfg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+registerModule('BinaryLinear', (c: Cfg) => new BinaryLinear(c.inFeatures, c.outFeatures, c));
+registerModule('BinaryConv2d', (c: Cfg) => new BinaryConv2d(c.inChannels, c.outChannels, c.kernelSize, c));
+
+/** Clamps every binary layer's latent weights into [-1, 1] (in place). */
+export function clipLatentWeights(model: Module): void {
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof BinaryLinear || m instanceof BinaryConv2d) call((e) => e.tensor_clamp_(m.weight.handle, -1, 1));
+  }
+}
+
+/** `fit` callback: clips the latent weights after every batch (BinaryConnect). */
+export class BinaryWeightClip extends Callback {
+  override onBatchEnd(_b: number, _l: Logs): void {
+    clipLatentWeights(this.ctx.model);
+  }
+}
+
+/**
+ * A copy of a Sequential model whose Linear/Conv2d layers (except the first and last, unless
+ * asked) compute with binary weights, starting from the original weights.
+ */
+export function binarizeModel(model: Module, o: { keepFirst?: boolean; keepLast?: boolean } = {}): nn.Sequential {
+  if (!(model instanceof nn.Sequential)) throw new ArgumentError('binarizeModel works on a Sequential model');
+  const layers = model.layers;
+  const idx = layers.map((l, i) => (l instanceof nn.Linear || l instanceof nn.Conv2d ? i : -1)).filter((i) => i >= 0);
+  const skip = new Set<number>();
+  if (o.keepFirst ?? true) skip.add(idx[0]);
+  if (o.keepLast ?? true) skip.add(idx[idx.length - 1]);
+  const out = layers.map((l, i) => {
+    const conf = l.toConfig();
+    const binary = (l instanceof nn.Linear || l instanceof nn.Conv2d) && !skip.has(i);
+    const c = moduleFromConfig(binary ? { className: l instanceof nn.Linear ? 'BinaryLinear' : 'BinaryConv2d', config: conf.config } : conf);
+    c.loadStateDict(l.stateDict());
+    return c;
+  });
+  const seq = new nn.Sequential(...out);
+  clipLatentWeights(seq);
+  return seq;
+}
+
+// ------------------------------------------------------------------------------------ inference
+
+
+interface BinaryGraphJson {
+  version: 1;
+  shapes: number[][];
+  output: number;
+  nodes: SerialNode[];
+}
+
+const FORMAT = 'edgegrad-binary';
+
+/** Inference with bit-packed binary layers (float32 activations). */
+export class BinaryModel {
+  readonly graph: BinaryGraphJson;
+  readonly #t: Record<string, Tensor>;
+  #disposed = false;
+
+  constructor(graph: BinaryGraphJson, tensors: Record<string, Tensor>) {
+    this.graph = graph;
+    this.#t = tensors;
+    for (const n of graph.nodes) {
+      if (n.op !== 'linear' && n.op !== 'conv') continue;
+      const need = n.binary ? ['bits', 'alpha'] : ['weight'];
+      if (n.hasBias) need.push('bias');
+      for (const k of need) if (!tensors[`${n.name}.${k}`]) throw new FormatError(`binary model: tensor '${n.name}.${k}' is missing`);
+    }
+    for (const t of Object.values(tensors)) keep(t);
+  }
+
+  /** Traces `model` (BatchNorm folded into the layer before it) and packs its binary layers' weights. */
+  static fromModule(model: Module, o: { inputShape: number[] }): BinaryModel {
+    const wasTraining = model.training;
+    model.eval();
+    const g = traceModel(model, o.inputShape);
+    const tensors: Record<string, Tensor> = {};
+    try {
+      const nodes: SerialNode[] = g.nodes.map((n) => {
+        if (n.op !== 'linear' && n.op !== 'conv') return { ...n } as SerialNode;
+        if (n.binary) {
+          // A folded BatchNorm scaled the latent weights per channel: sign and mean |w| follow.
+          const [bits, alpha] = E.packBinary(n.weight, n.op === 'linear' ? 0 : n.groups);
+          tensors[`${n.name}.bits`] = bits;
+          tensors[`${n.name}.alpha`] = alpha;
+        } else {
+          tensors[`${n.name}.weight`] = noGrad(() => n.weight.clone());
+        }
+        if (n.bias) tensors[`${n.name}.bias`] = noGrad(() => n.bias!.clone());
+        return serialLayer(n);
+      });
+      return new BinaryModel({ version: 1, shapes: g.shapes, output: g.output, nodes }, tensors);
+    } catch (e) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw e;
+    } finally {
+      disposeGraph(g);
+      model.train(wasTraining);
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    if (this.#disposed) throw new ArgumentError('this BinaryModel was disposed');
+    const want = this.graph.shapes[0];
+    if (x.rank !== want.length + 1 || x.shape.slice(1).join() !== want.join()) {
+      throw new ShapeError(`this binary model takes inputs [N, ${want.join(', ')}], got [${x.shape.join(', ')}]`);
+    }
+    return tidy(() => {
+      const vals: Tensor[] = [x];
+      for (const n of this.graph.nodes) vals[n.out] = this.#run(n, vals);
+      const y = vals[this.graph.output];
+      return y === x ? x.clone() : y;
+    });
+  }
+
+  #run(n: SerialNode, vals: Tensor[]): Tensor {
+    const a = vals[inputsOf(n as GNode)[0]];
+    const t = (k: string) => this.#t[`${(n as { name: string }).name}.${k}`];
+    switch (n.op) {
+      case 'linear':
+      case 'conv': {
+        const bias = n.hasBias ? t('bias') : null;
+        let z: Tensor;
+        if (n.binary) {
+          z = n.op === 'linear' ? E.binaryLinear(a, t('bits'), t('alpha'), bias)
+            : E.binaryConv2d(a, t('bits'), t('alpha'), bias, { kernel: kernelOf(this.graph, n), stride: n.stride, padding: n.padding, dilation: n.dilation, groups: n.groups });
+        } else {
+          z = n.op === 'linear' ? F.linear(a, t('weight'), bias)
+            : F.conv2d(a, t('weight'), bias, { stride: n.stride, padding: n.padding, dilation: n.dilation, groups: n.groups });
+        }
+        return n.relu ? z.relu() : z;
+      }
+      case 'maxpool':
+        return F.maxPool2d(a, n.kernel, { stride: n.stride, padding: n.padding });
+      case 'avgpool':
+        return F.avgPool2d(a, n.kernel, { stride: n.stride, padding: n.padding, countIncludePad: n.countIncludePad });
+      case 'gap':
+        return a.mean([1, 2]);
+      case 'flatten':
+        return a.reshape([a.shape[0], -1]);
+      case 'relu':
+        return a.relu();
+      case 'add': {
+        const z = a.add(vals[n.ins[1]]);
+        return n.relu ? z.relu() : z;
+      }
+      case 'concat':
+        return concat(n.ins.map((v) => vals[v]), -1);
+    }
+  }
+
+  predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
+    const bs = o.batchSize ?? 256;
+    const n = x.shape[0];
+    if (n <= bs) return this.forward(x);
+    return tidy(() => {
+      const outs: Tensor[] = [];
+      for (let s = 0; s < n; s += bs) outs.push(this.forward(rows(x, s, Math.min(s + bs, n))));
+      return concat(outs, 0);
+    });
+  }
+
+  /**
+   * Weight storage: `binary` (packed bits of the binary layers), `binaryAsFloat32` (the same
+   * weights as float32), `float` (full-precision layers' weights), `other` (α, biases).
+   */
+  weightBytes(): { binary: number; binaryAsFloat32: number; float: number; other: number } {
+    let binary = 0;
+    let asF32 = 0;
+    let float = 0;
+    let other = 0;
+    for (const n of this.graph.nodes) {
+      if (n.op !== 'linear' && n.op !== 'conv') continue;
+      const t = (k: string) => this.#t[`${n.name}.${k}`];
+      if (n.binary) {
+        binary += t('bits').size;
+        // k per group times every output channel.
+        asF32 += 4 * t('bits').shape[2] * t('alpha').size;
+        other += 4 * t('alpha').size;
+      } else float += 4 * t('weight').size;
+      if (n.hasBias) other += 4 * t('bias').size;
+    }
+    return { binary, binaryAsFloat32: asF32, float, other };
+  }
+
+  /** Weight elements (binary layers count one per latent weight) plus biases. */
+  numParameters(): number {
+    const w = this.weightBytes();
+    let biases = 0;
+    for (const n of this.graph.nodes) if ((n.op === 'linear' || n.op === 'conv') && n.hasBias) biases += this.#t[`${n.name}.bias`].size;
+    return (w.binaryAsFloat32 + w.float) / 4 + biases;
+  }
+
+  serialize(): Uint8Array {
+    return encodeSafetensors(this.#t, { format: FORMAT, graph: JSON.stringify(this.graph) });
+  }
+
+  static deserialize(bytes: Uint8Array | ArrayBuffer): BinaryModel {
+    const { tensors, metadata } = decodeSafetensors(bytes);
+    try {
+      if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad binary model (format ${JSON.stringify(metadata.format)})`);
+      const graph = JSON.parse(metadata.graph ?? 'null') as BinaryGraphJson;
+      if (graph?.version !== 1 || !Array.isArray(graph.nodes)) throw new FormatError('binary model: unsupported or corrupt graph');
+      return new BinaryModel(graph, tensors);
+    } catch (e) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw e instanceof SyntaxError ? new FormatError(`binary model: the graph metadata is not valid JSON (${e.message})`) : e;
+    }
+  }
+
+  byteSize(): number {
+    return this.serialize().length;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const t of Object.values(this.#t)) t.dispose();
+  }
+}
+
+/** `[kh, kw, cin / groups]` of a conv node. */
+function kernelOf(g: BinaryGraphJson, n: SerialConv): [number, number, number] {
+  return [n.kernel[0], n.kernel[1], g.shapes[n.in][2] / n.groups];
+}

@@ -1,0 +1,416 @@
+/**
+ * Post-training int8 quantization.
+ *
+ * `quantize(model, calibrationData, options)` traces the model (BatchNorm folded, ReLU fused),
+ * runs the float graph over the calibration samples to choose a range for every activation that
+ * an int8 op produces (min-max, a percentile, or the MSE-optimal range of a 2048-bin histogram),
+ * quantizes weights per output channel (symmetric int8) and returns a `QuantizedModel`.
+ *
+ * A `QuantizedModel` runs entirely on int8 kernels in the engine: the input is quantized once,
+ * every conv/linear is an int8 GEMM with int32 accumulation and a fixed-point requantization
+ * (ReLU fused as a clamp), pooling/flatten keep their input's quantization, residual adds and
+ * concatenations requantize their inputs, and only the last layer dequantizes (its epilogue
+ * writes float32 directly). Results are bitwise identical in every runtime and thread count.
+ *
+ * It saves to one safetensors file: int8 weights, float32 per-channel weight scales and biases,
+ * and the graph with every activation's scale and zero point in the `__metadata__`.
+ */
+import { ArgumentError, FormatError, ShapeError } from '../errors.js';
+import { noGrad } from '../autograd.js';
+import { keep, tidy } from '../memory.js';
+import { concat } from '../ops.js';
+import type { Module } from '../nn/module.js';
+import { Tensor } from '../tensor.js';
+import { readAsset } from '../datasets.js';
+import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import * as E from './engine.js';
+import type { QParams } from './engine.js';
+import {
+  disposeGraph, inputsOf, isQuantPoint, quantSource, rows, runFloat, sampleShape, serialLayer, traceModel,
+  type FloatGraph, type GNode, type SerialLayer, type SerialNode,
+} from './graph.js';
+
+export type CalibrationMethod = 'minmax' | 'percentile' | 'mse';
+
+export interface CalibrationOptions {
+  /** How activation ranges are chosen (default `'percentile'`). */
+  method?: CalibrationMethod;
+  /** Percent of the values kept inside the range for `'percentile'` (default 99.99). */
+  percentile?: number;
+  /** Histogram bins for `'percentile'` and `'mse'` (default 2048). */
+  bins?: number;
+  /** Samples per calibration batch (default 256). */
+  batchSize?: number;
+  /** Use at most this many calibration samples (default: all). */
+  maxSamples?: number;
+}
+
+export interface QuantizeOptions extends CalibrationOptions {
+  /** Per-sample input shape (default: the calibration data's shape without its first axis). */
+  inputShape?: number[];
+}
+
+const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
+const FORMAT = 'edgegrad-quantized';
+
+/** Activation ranges `[lo, hi]` of every quantization point of `g`, observed on `data`. */
+export function calibrateRanges(g: FloatGraph, data: Tensor, o: CalibrationOptions = {}): Map<number, [number, number]> {
+  const method = o.method ?? 'percentile';
+  if (!['minmax', 'percentile', 'mse'].includes(method)) throw new ArgumentError(`unknown calibration method '${method}' (minmax, percentile or mse)`);
+  const bins = o.bins ?? 2048;
+  const bs = o.batchSize ?? 256;
+  if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+  if (!Number.isInteger(bins) || bins < 16) throw new ArgumentError(`bins must be an integer >= 16, got ${bins}`);
+  const n = Math.min(data.shape[0], o.maxSamples ?? Infinity);
+  if (!(n >= 1)) throw new ArgumentError('calibration needs at least one sample');
+  const points = g.shapes.map((_, v) => v).filter((v) => isQuantPoint(g, v));
+  const lo = new Map<number, number>(points.map((v) => [v, Infinity]));
+  const hi = new Map<number, number>(points.map((v) => [v, -Infinity]));
+  const pass = (f: (v: number, t: Tensor) => void) => {
+    for (let s = 0; s < n; s += bs) {
+      tidy(() => noGrad(() => {
+        runFloat(g, rows(data, s, Math.min(s + bs, n)), { value: (v, t) => (lo.has(v) ? f(v, t) : undefined) });
+      }));
+    }
+  };
+  pass((v, t) => {
+    const [a, b] = E.minMax(t);
+    lo.set(v, Math.min(lo.get(v)!, a));
+    hi.set(v, Math.max(hi.get(v)!, b));
+  });
+  const ranges = new Map<number, [number, number]>(points.map((v) => [v, [lo.get(v)!, hi.get(v)!]]));
+  if (method !== 'minmax') {
+    const hists = new Map<number, Float64Array>(points.map((v) => [v, new Float64Array(bins)]));
+    pass((v, t) => {
+      const [a, b] = ranges.get(v)!;
+      if (!(a < b)) return;
+      const h = E.histogram(t, a, b, bins);
+      const acc = hists.get(v)!;
+      for (let i = 0; i < bins; i++) acc[i] += h[i];
+    });
+    for (const v of points) {
+      const [a, b] = ranges.get(v)!;
+      if (a < b) ranges.set(v, E.calibRange(hists.get(v)!, a, b, method, o.percentile ?? 99.99));
+    }
+  }
+  return ranges;
+}
+
+/** Quantization of every quantization point of `g`, calibrated on `data`. */
+export function calibrate(g: FloatGraph, data: Tensor, o: CalibrationOptions = {}): Map<number, QParams> {
+  const r = calibrateRanges(g, data, o);
+  return new Map([...r].map(([v, [a, b]]) => [v, E.chooseQParams(a, b)]));
+}
+
+/**
+ * Post-training quantization: a `QuantizedModel` computing `model` (in evaluation mode) with int8
+ * weights and activations, calibrated on `calibrationData` (`[N, ...inputShape]`).
+ */
+export function quantize(model: Module, calibrationData: Tensor, o: QuantizeOptions = {}): QuantizedModel {
+  const wasTraining = model.training;
+  model.eval();
+  const g = traceModel(model, o.inputShape ?? sampleShape(calibrationData));
+  try {
+    return QuantizedModel.fromFloatGraph(g, calibrate(g, calibrationData, o));
+  } finally {
+    disposeGraph(g);
+    model.train(wasTraining);
+  }
+}
+
+// ------------------------------------------------------------------------------------ the model
+
+
+/** The graph part of a quantized model file (JSON in the safetensors metadata). */
+export interface QuantizedGraphJson {
+  version: 1;
+  shapes: number[][];
+  output: number;
+  nodes: SerialNode[];
+  /** `[scale, zeroPoint]` of every quantization point, by value index. */
+  qparams: Record<string, [number, number]>;
+}
+
+interface Layer {
+  wq: Tensor;
+  wScales: Tensor;
+  bias: Tensor | null;
+  packed: Tensor;
+  consts: E.LayerConstants;
+  out: QParams | null;
+}
+
+function layerGroups(n: SerialLayer): number {
+  return n.op === 'linear' ? 0 : n.groups;
+}
+
+/** A model running on int8 kernels (see the module docs). */
+export class QuantizedModel {
+  readonly graph: QuantizedGraphJson;
+  readonly #layers = new Map<number, Layer>();
+  readonly #q = new Map<number, QParams>();
+  readonly #qcache = new Map<number, QParams>();
+  #disposed = false;
+
+  /** Builds the runtime from the graph and its tensors (`<layer>.weight` int8, `.weight_scale`, `.bias`). */
+  constructor(graph: QuantizedGraphJson, tensors: Record<string, Tensor>) {
+    this.graph = graph;
+    for (const [v, [s, z]] of Object.entries(graph.qparams)) this.#q.set(Number(v), { scale: s, zeroPoint: z });
+    try {
+      graph.nodes.forEach((n) => {
+        if (n.op !== 'linear' && n.op !== 'conv') return;
+        const get = (k: string) => {
+          const t = tensors[`${n.name}.${k}`];
+          if (!t) throw new FormatError(`quantized model: tensor '${n.name}.${k}' is missing`);
+          return t;
+        };
+        const wq = get('weight');
+        const wScales = get('weight_scale');
+        const bias = n.hasBias ? get('bias') : null;
+        if (wq.dtype !== 'int8' || wScales.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) {
+          throw new FormatError(`quantized model: layer '${n.name}' needs int8 weights and float32 scales and bias`);
+        }
+        const groups = layerGroups(n);
+        const out = this.#floatOutput(n.out) ? null : this.qOf(n.out);
+        const layer: Layer = {
+          wq: keep(wq), wScales: keep(wScales), bias: bias ? keep(bias) : null,
+          packed: keep(E.packWeights(wq, groups)),
+          consts: (() => {
+            const c = E.layerConstants(wq, wScales, bias, groups, this.qOf(n.in), out);
+            keep(c.offsets);
+            if (c.mult) keep(c.mult);
+            if (c.scales) keep(c.scales);
+            return c;
+          })(),
+          out,
+        };
+        this.#layers.set(n.out, layer);
+      });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /** Quantizes a traced float graph's weights with the given activation quantizations. */
+  static fromFloatGraph(g: FloatGraph, q: Map<number, QParams>): QuantizedModel {
+    const tensors: Record<string, Tensor> = {};
+    const nodes: SerialNode[] = g.nodes.map((n) => {
+      if (n.op !== 'linear' && n.op !== 'conv') return { ...n } as SerialNode;
+      if (n.binary) throw new ArgumentError(`layer '${n.name}' has binary weights: export it with BinaryModel, not int8 quantization`);
+      const [wq, ws] = E.quantizePerChannel(n.weight, n.op === 'linear' ? 0 : 3);
+      tensors[`${n.name}.weight`] = wq;
+      tensors[`${n.name}.weight_scale`] = ws;
+      if (n.bias) tensors[`${n.name}.bias`] = noGrad(() => n.bias!.clone());
+      return serialLayer(n);
+    });
+    const qparams: Record<string, [number, number]> = {};
+    for (const [v, p] of q) qparams[v] = [p.scale, p.zeroPoint];
+    try {
+      return new QuantizedModel({ version: 1, shapes: g.shapes, output: g.output, nodes, qparams }, tensors);
+    } catch (e) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw e;
+    }
+  }
+
+  /** Whether value v is the output of the last layer, which then writes float32 directly. */
+  #floatOutput(v: number): boolean {
+    return v === this.graph.output;
+  }
+
+  /** The quantization of value `v`. */
+  qOf(v: number): QParams {
+    let q = this.#qcache.get(v);
+    if (q) return q;
+    const src = quantSource(this.graph as unknown as FloatGraph, v);
+    q = this.#q.get(src);
+    if (!q) throw new FormatError(`quantized model: no quantization for value ${src}`);
+    this.#qcache.set(v, q);
+    return q;
+  }
+
+  /** Per-sample input shape. */
+  get inputShape(): number[] {
+    return this.graph.shapes[0].slice();
+  }
+  get inputQuantization(): QParams {
+    return this.qOf(0);
+  }
+
+  /** Weight elements (int8) plus biases and per-channel scales. */
+  numParameters(): number {
+    let n = 0;
+    for (const l of this.#layers.values()) n += l.wq.size + (l.bias?.size ?? 0);
+    return n;
+  }
+
+  /** The layers: name, kind, weight shape, input/output quantization. */
+  summary(): { name: string; op: string; weightShape: number[]; input: QParams; output: QParams | 'float32'; relu: boolean }[] {
+    return this.graph.nodes.filter((n): n is SerialLayer => n.op === 'linear' || n.op === 'conv').map((n) => ({
+      name: n.name, op: n.op, weightShape: this.#layers.get(n.out)!.wq.shape, input: this.qOf(n.in),
+      output: this.#layers.get(n.out)!.out ?? 'float32', relu: n.relu,
+    }));
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new ArgumentError('this QuantizedModel was disposed');
+  }
+
+  /** Output (float32) for one batch `[N, ...inputShape]`. */
+  forward(x: Tensor): Tensor {
+    this.#check();
+    const want = this.graph.shapes[0];
+    if (x.dtype !== 'float32') throw new ArgumentError(`a QuantizedModel takes float32 input, got ${x.dtype}`);
+    if (x.rank !== want.length + 1 || x.shape.slice(1).join() !== want.join()) {
+      throw new ShapeError(`this quantized model takes inputs [N, ${want.join(', ')}], got [${x.shape.join(', ')}]`);
+    }
+    return tidy(() => {
+      const vals: Tensor[] = [];
+      vals[0] = E.quantizeTensor(x, this.qOf(0));
+      for (const n of this.graph.nodes) vals[n.out] = this.#run(n, vals);
+      const y = vals[this.graph.output];
+      return y.dtype === 'float32' ? y : E.dequantizeTensor(y, this.qOf(this.graph.output));
+    });
+  }
+
+  #run(n: SerialNode, vals: Tensor[]): Tensor {
+    const a = vals[inputsOf(n as GNode)[0]];
+    switch (n.op) {
+      case 'linear':
+      case 'conv': {
+        const l = this.#layers.get(n.out)!;
+        const o: E.LayerOutput = { c: l.consts, out: l.out, relu: n.relu };
+        const y = n.op === 'linear'
+          ? E.qlinear(a, l.packed, l.wq.shape[1], o)
+          : E.qconv2d(a, this.qOf(n.in).zeroPoint, l.packed, {
+            kernel: [l.wq.shape[0], l.wq.shape[1], l.wq.shape[2]], stride: n.stride, padding: n.padding, dilation: n.dilation, groups: n.groups,
+          }, o);
+        // A float-output layer cannot clamp in its epilogue; apply its ReLU here.
+        return l.out === null && n.relu ? y.relu() : y;
+      }
+      case 'maxpool':
+        return E.qmaxPool2d(a, n.kernel, n.stride, n.padding);
+      case 'avgpool':
+        return E.qavgPool2d(a, n.kernel, n.stride, n.padding, n.countIncludePad, this.qOf(n.in).zeroPoint);
+      case 'gap': {
+        const [, h, w, c] = a.shape;
+        return E.qavgPool2d(a, [h, w], [h, w], [0, 0, 0, 0], false, this.qOf(n.in).zeroPoint).reshape([a.shape[0], c]);
+      }
+      case 'flatten':
+        return a.reshape([a.shape[0], -1]);
+      case 'relu': {
+        const q = this.qOf(n.in);
+        return E.qrequantize(a, q, q, true);
+      }
+      case 'add':
+        return E.qadd(a, this.qOf(n.ins[0]), vals[n.ins[1]], this.qOf(n.ins[1]), this.qOf(n.out), n.relu);
+      case 'concat':
+        return E.qconcat(n.ins.map((v) => vals[v]), n.ins.map((v) => this.qOf(v)), -1, this.qOf(n.out));
+    }
+  }
+
+  /** Outputs for `x` in batches (float32). */
+  predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
+    const bs = o.batchSize ?? 256;
+    if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+    const n = x.shape[0];
+    if (n <= bs) return this.forward(x);
+    return tidy(() => {
+      const outs: Tensor[] = [];
+      for (let s = 0; s < n; s += bs) outs.push(this.forward(rows(x, s, Math.min(s + bs, n))));
+      return concat(outs, 0);
+    });
+  }
+
+  /** The tensors a file stores (owned by this model: do not dispose them). */
+  tensors(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const n of this.graph.nodes) {
+      if (n.op !== 'linear' && n.op !== 'conv') continue;
+      const l = this.#layers.get(n.out)!;
+      out[`${n.name}.weight`] = l.wq;
+      out[`${n.name}.weight_scale`] = l.wScales;
+      if (l.bias) out[`${n.name}.bias`] = l.bias;
+    }
+    return out;
+  }
+
+  /** The model as safetensors bytes (int8 weights; the graph and activation quantization as metadata). */
+  serialize(): Uint8Array {
+    this.#check();
+    return encodeSafetensors(this.tensors(), { format: FORMAT, graph: JSON.stringify(this.graph) });
+  }
+
+  /** Rebuilds a model from `serialize()`'s bytes; FormatError when they are not one. */
+  static deserialize(bytes: Uint8Array | ArrayBuffer): QuantizedModel {
+    const { tensors, metadata } = decodeSafetensors(bytes);
+    try {
+      if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad quantized model (format ${JSON.stringify(metadata.format)}, expected '${FORMAT}')`);
+      let graph: QuantizedGraphJson;
+      try {
+        graph = JSON.parse(metadata.graph ?? '') as QuantizedGraphJson;
+      } catch (e) {
+        throw new FormatError(`quantized model: the graph metadata is not valid JSON (${(e as Error).message})`);
+      }
+      if (graph?.version !== 1 || !Array.isArray(graph.nodes) || !Array.isArray(graph.shapes)) throw new FormatError('quantized model: unsupported or corrupt graph');
+      const used = new Set(graph.nodes.filter((n) => n.op === 'linear' || n.op === 'conv')
+        .flatMap((n) => [`${(n as SerialLayer).name}.weight`, `${(n as SerialLayer).name}.weight_scale`, ...((n as SerialLayer).hasBias ? [`${(n as SerialLayer).name}.bias`] : [])]));
+      const extra = Object.keys(tensors).filter((k) => !used.has(k));
+      if (extra.length) throw new FormatError(`quantized model: unexpected tensors ${extra.join(', ')}`);
+      return new QuantizedModel(graph, tensors);
+    } catch (e) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw e;
+    }
+  }
+
+  /** Size of the serialized model in bytes. */
+  byteSize(): number {
+    return this.serialize().length;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const l of this.#layers.values()) {
+      for (const t of [l.wq, l.wScales, l.bias, l.packed, l.consts.offsets, l.consts.mult, l.consts.scales]) t?.dispose();
+    }
+    this.#layers.clear();
+  }
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+}
+
+/**
+ * Saves a quantized model: Node writes `<dir>/model.int8.safetensors`; everywhere the bytes are
+ * returned.
+ */
+export async function saveQuantizedModel(qm: QuantizedModel, dir?: string): Promise<Uint8Array> {
+  const bytes = qm.serialize();
+  if (dir !== undefined) {
+    if (!isNode) throw new ArgumentError('saveQuantizedModel(model, dir) writes files in Node only; in browsers keep the returned bytes');
+    const fs = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
+    const path = (await import(/* @vite-ignore */ 'node:path' as string)) as typeof import('node:path');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, 'model.int8.safetensors'), bytes);
+  }
+  return bytes;
+}
+
+/** Loads a quantized model from bytes, a URL, or (Node) a file or the directory `saveQuantizedModel` wrote. */
+export async function loadQuantizedModel(src: Uint8Array | ArrayBuffer | string | URL): Promise<QuantizedModel> {
+  if (src instanceof Uint8Array || src instanceof ArrayBuffer) return QuantizedModel.deserialize(src);
+  let url: URL;
+  if (src instanceof URL) url = src;
+  else if (isNode && !/^[a-z]+:\/\//i.test(src)) {
+    const fs = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
+    const path = (await import(/* @vite-ignore */ 'node:path' as string)) as typeof import('node:path');
+    const { pathToFileURL } = (await import(/* @vite-ignore */ 'node:url' as string)) as typeof import('node:url');
+    const st = await fs.stat(src).catch(() => null);
+    if (!st) throw new FormatError(`no quantized model at ${src}`);
+    url = pathToFileURL(st.isDirectory() ? path.join(src, 'model.int8.safetensors') : src);
+  } else url = new URL(src, isNode ? undefined : globalThis.location?.href);
+  return QuantizedModel.deserialize(await readAsset(url));
+}
