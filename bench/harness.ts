@@ -11,6 +11,8 @@ export interface BenchRecord {
   extra?: Record<string, number | string>;
   /** Why a configuration could not run, when it could not. */
   note?: string;
+  /** When the run that produced it happened (UTC, minutes), set by bench/run.ts. */
+  measuredAt?: string;
 }
 
 /** Median wall time of `fn` over `reps` runs after `warmup` runs (ms). */

@@ -6,12 +6,15 @@
  * int8 activations (per tensor: scale 1/127, zero point 0), B `[n, n]` int8 weights (symmetric
  * per output column, packed once as inference engines do), int32 accumulation, int8 output
  * requantized per column (scale 0.05, zero point 0). A and B are `randomFloats(n*n, 1)` and
- * `randomFloats(n*n, 2)` quantized. Records: size `n` (int8: `extra.dtype = 'int8'`,
+ * `randomFloats(n*n, 2)` quantized. ONNX Runtime Web runs the same problem as one `QLinearMatMul`
+ * (A uint8 with zero point 128 — its fast path, B an int8 initializer with per-column scales, uint8 output), 1 and 2 threads. Records: size `n` (int8: `extra.dtype = 'int8'`,
  * `extra.speedupVsF32`) and size `"n f32"` (the f32 matmul of the same floats). The GFLOP/s
  * column of int8 rows counts 2·n³ integer operations.
  */
 import * as eg from 'edgegrad';
-import { main, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+import { main, measure, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+import { loadOrt } from '../lib/peers.js';
+import { buildModel, DT } from '../lib/onnx.js';
 
 const SIZES = [256, 512, 1024];
 const gops = (n: number, ms: number) => (2 * n ** 3) / (ms * 1e6);
@@ -47,9 +50,13 @@ export function interleaved(fa: () => void, fb: () => void, minReps = 10, target
 }
 
 const workload: Workload = {
-  jobs: () => [{ engine: 'edgegrad', threads: 1 }, { engine: 'edgegrad', threads: 2 }],
+  jobs: () => [
+    { engine: 'edgegrad', threads: 1 }, { engine: 'edgegrad', threads: 2 },
+    { engine: 'ort-web', threads: 1 }, { engine: 'ort-web', threads: 2 },
+  ],
   async run(job: Job): Promise<BenchRecord[]> {
     const out: BenchRecord[] = [];
+    if (job.engine === 'ort-web') return ortInt8(job.threads);
     const info = await eg.init({ threads: job.threads });
     eg.setNumThreads(job.threads);
     const note = info.threads < job.threads ? `only ${info.threads} thread(s) available` : undefined;
@@ -72,5 +79,44 @@ const workload: Workload = {
     return out;
   },
 };
+/** The same int8 problem as one QLinearMatMul in ONNX Runtime Web (its int8 GEMM, MLAS). */
+async function ortInt8(threads: number): Promise<BenchRecord[]> {
+  const ort = await loadOrt(threads);
+  const out: BenchRecord[] = [];
+  // uint8 activations with zero point 128: ORT's fast (u8·s8) path; the s8·s8 path is far slower.
+  const q = (v: Float32Array, s: number) => Uint8Array.from(v, (x) => 128 + Math.max(-127, Math.min(127, Math.round(x / s))));
+  for (const n of SIZES) {
+    const b = randomFloats(n * n, 2); // [k, n] row-major: column j holds output channel j
+    const colScale = new Float32Array(n);
+    for (let j = 0; j < n; j++) {
+      let m = 0;
+      for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(b[i * n + j]));
+      colScale[j] = (m || 1) / 127;
+    }
+    const bq = new Int8Array(n * n);
+    for (let i = 0; i < n * n; i++) bq[i] = Math.max(-127, Math.min(127, Math.round(b[i] / colScale[i % n])));
+    const model = buildModel({
+      nodes: [{ op: 'QLinearMatMul', inputs: ['A', 'a_scale', 'a_zp', 'B', 'b_scale', 'b_zp', 'y_scale', 'y_zp'], outputs: ['Y'] }],
+      inputs: [{ name: 'A', elemType: DT.UINT8, shape: [n, n] }],
+      outputs: [{ name: 'Y', elemType: DT.UINT8, shape: [n, n] }],
+      initializers: [
+        { name: 'a_scale', dims: [], dataType: DT.FLOAT, data: Float32Array.of(1 / 127) },
+        { name: 'a_zp', dims: [], dataType: DT.UINT8, data: Uint8Array.of(128) },
+        { name: 'B', dims: [n, n], dataType: DT.INT8, data: bq },
+        { name: 'b_scale', dims: [n], dataType: DT.FLOAT, data: colScale },
+        { name: 'b_zp', dims: [n], dataType: DT.INT8, data: new Int8Array(n) },
+        { name: 'y_scale', dims: [], dataType: DT.FLOAT, data: Float32Array.of(0.05) },
+        { name: 'y_zp', dims: [], dataType: DT.UINT8, data: Uint8Array.of(128) },
+      ],
+    });
+    const s = await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const feed = { A: new ort.Tensor('uint8', q(randomFloats(n * n, 1), 1 / 127), [n, n]) };
+    const ms = await measure(async () => { await s.run(feed); });
+    out.push({ workload: 'int8-gemm', engine: 'ort-web', size: n, threads, medianMs: ms, gflops: gops(n, ms), extra: { dtype: 'int8' }, note: 'QLinearMatMul (u8·s8→u8)' });
+    await s.release();
+  }
+  return out;
+}
+
 export default workload;
 await main(workload, import.meta.url);

@@ -1,0 +1,66 @@
+/**
+ * The speed and memory targets (issues 5 and 6), checked against one benchmark run's records.
+ * Every ratio compares records from the same `npm run bench` run (absolute times are noisy here).
+ */
+import type { BenchRecord } from './harness.js';
+
+export interface TargetCheck {
+  target: string;
+  value: string;
+  met: boolean | null; // null: cannot be measured (a record is missing or the peer failed)
+}
+
+type Find = (workload: string, engine: string, size: string | number, threads: number) => BenchRecord | undefined;
+
+export function checkTargets(records: BenchRecord[]): TargetCheck[] {
+  const find: Find = (w, e, s, t) => records.find((r) => r.workload === w && r.engine === e && String(r.size) === String(s) && r.threads === t && Number.isFinite(r.medianMs));
+  const out: TargetCheck[] = [];
+  /** Speed-up of edgegrad (time of `peer` / time of ours) against `min`. */
+  const vs = (target: string, w: string, size: string | number, threads: number, peer: string, min: number, peerThreads = threads) => {
+    const ours = find(w, 'edgegrad', size, threads);
+    const theirs = find(w, peer, size, peerThreads);
+    if (!ours || !theirs) {
+      const failed = records.find((r) => r.workload === w && r.engine === peer && String(r.size) === String(size) && r.threads === peerThreads);
+      out.push({ target, value: `not measurable${failed?.note ? `: ${failed.note}` : ''}`, met: null });
+      return;
+    }
+    const x = theirs.medianMs / ours.medianMs;
+    out.push({ target, value: `${x.toFixed(2)}x (${ours.medianMs.toFixed(2)} vs ${theirs.medianMs.toFixed(2)} ms)`, met: x >= min });
+  };
+  for (const n of [512, 1024]) {
+    vs(`GEMM ${n}, 1 thread: ≥ 1.0x tfjs-wasm`, 'gemm', n, 1, 'tfjs-wasm', 1);
+    const one = find('gemm', 'edgegrad', n, 1);
+    const two = find('gemm', 'edgegrad', n, 2);
+    if (one && two) {
+      const x = one.medianMs / two.medianMs;
+      out.push({ target: `GEMM ${n}, 2 threads: ≥ 1.7x our 1 thread`, value: `${x.toFixed(2)}x`, met: x >= 1.7 });
+    }
+    vs(`GEMM ${n}, 2 threads: ≥ 1.0x onnxruntime-web 2 threads`, 'gemm', n, 2, 'ort-web', 1);
+  }
+  const conv = '1x56x56x64 k3x3x64';
+  vs('conv2d forward, 1 thread: ≥ 1.0x tfjs-wasm', 'conv2d', conv, 1, 'tfjs-wasm', 1);
+  vs('conv2d forward+backward, 1 thread: ≥ 1.5x tfjs-wasm', 'conv2d-fwd-bwd', conv, 1, 'tfjs-wasm', 1.5);
+  vs('conv2d forward+backward, 1 thread: against tfjs-cpu (tfjs-wasm cannot)', 'conv2d-fwd-bwd', conv, 1, 'tfjs-cpu', 1.5);
+  const mlp = records.find((r) => r.workload === 'mlp-train-step' && r.engine === 'edgegrad');
+  if (mlp) {
+    vs('MLP training step, 1 thread: ≥ 2x tfjs-layers (wasm)', 'mlp-train-step', mlp.size, 1, 'tfjs-wasm', 2);
+    vs('MLP training step, 1 thread: ≥ 5x tfjs-layers (cpu)', 'mlp-train-step', mlp.size, 1, 'tfjs-cpu', 5);
+    for (const r of records.filter((x) => x.workload === 'mlp-train-step' && x.engine === 'edgegrad')) {
+      const g = Number(r.extra?.wasmGrowthOver1000Steps);
+      out.push({ target: `MLP training, ${r.threads} thread(s): wasm memory growth over 1,000 steps = 0`, value: `${g} bytes (peak ${Number(r.extra?.peakWasmMB).toFixed(1)} MB)`, met: g === 0 });
+    }
+  }
+  for (const t of [1, 2]) for (const b of [1, 32]) vs(`small CNN inference, batch ${b}, ${t} thread(s): ≥ 1.0x onnxruntime-web`, 'cnn-infer', `batch ${b}`, t, 'ort-web', 1);
+  for (const r of records.filter((x) => x.engine === 'edgegrad' && x.extra?.speedupVsF32 !== undefined)) {
+    const min = r.workload === 'int8-gemm' ? 2 : 1.5;
+    if (r.workload === 'int8-gemm' && Number(r.size) < 512) continue;
+    const x = Number(r.extra!.speedupVsF32);
+    out.push({ target: `${r.workload} ${r.size}, ${r.threads} thread(s): int8 ≥ ${min}x our f32`, value: `${x.toFixed(2)}x`, met: x >= min });
+  }
+  return out;
+}
+
+export function targetsMarkdown(checks: TargetCheck[]): string {
+  const mark = (m: boolean | null) => (m === null ? 'n/a' : m ? 'met' : 'missed');
+  return ['| target | measured | status |', '|---|---|---|', ...checks.map((c) => `| ${c.target} | ${c.value} | ${mark(c.met)} |`)].join('\n');
+}
