@@ -492,8 +492,9 @@ fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8]
 #[inline(always)]
 unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
     let mut acc = [init; MR];
-    // Two pairs of k per iteration: halves the loop overhead, which is a tenth of the work here.
-    let step = |acc: &mut [[I32x4; 2]; MR], a: *const i32, b: *const i32| {
+    for p in 0..kp {
+        let b = bp.add(p * NR);
+        let a = ap.add(p * MR);
         let b0 = I16x8::load(b as *const i16);
         let b1 = I16x8::load(b.add(4) as *const i16);
         for (r, row) in acc.iter_mut().enumerate() {
@@ -501,16 +502,6 @@ unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x
             row[0] = row[0].add(av.dot(b0));
             row[1] = row[1].add(av.dot(b1));
         }
-    };
-    let (mut a, mut b) = (ap, bp);
-    for _ in 0..kp / 2 {
-        step(&mut acc, a, b);
-        step(&mut acc, a.add(MR), b.add(NR));
-        a = a.add(2 * MR);
-        b = b.add(2 * NR);
-    }
-    if kp % 2 == 1 {
-        step(&mut acc, a, b);
     }
     acc
 }
