@@ -78,6 +78,16 @@ mod imp {
             match i { 0 => f32x4_extract_lane::<0>(self.0), 1 => f32x4_extract_lane::<1>(self.0),
                       2 => f32x4_extract_lane::<2>(self.0), _ => f32x4_extract_lane::<3>(self.0) }
         }
+        /// Rows a, b, c, d of a 4x4 block → its columns.
+        #[inline(always)]
+        pub fn transpose4(a: Self, b: Self, c: Self, d: Self) -> [Self; 4] {
+            let t0 = i32x4_shuffle::<0, 4, 1, 5>(a.0, b.0);
+            let t1 = i32x4_shuffle::<0, 4, 1, 5>(c.0, d.0);
+            let t2 = i32x4_shuffle::<2, 6, 3, 7>(a.0, b.0);
+            let t3 = i32x4_shuffle::<2, 6, 3, 7>(c.0, d.0);
+            [F32x4(i32x4_shuffle::<0, 1, 4, 5>(t0, t1)), F32x4(i32x4_shuffle::<2, 3, 6, 7>(t0, t1)),
+             F32x4(i32x4_shuffle::<0, 1, 4, 5>(t2, t3)), F32x4(i32x4_shuffle::<2, 3, 6, 7>(t2, t3))]
+        }
     }
 
     impl I32x4 {
@@ -197,6 +207,12 @@ mod imp {
         pub fn trunc_to_i32(self) -> I32x4 { I32x4(self.0.map(|x| x as i32)) }
         #[inline(always)]
         pub fn lane(self, i: usize) -> f32 { self.0[i] }
+        /// Rows a, b, c, d of a 4x4 block → its columns.
+        #[inline(always)]
+        pub fn transpose4(a: Self, b: Self, c: Self, d: Self) -> [Self; 4] {
+            let m = [a.0, b.0, c.0, d.0];
+            [0, 1, 2, 3].map(|i| F32x4([m[0][i], m[1][i], m[2][i], m[3][i]]))
+        }
     }
 
     impl I32x4 {

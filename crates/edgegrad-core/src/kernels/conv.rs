@@ -1,11 +1,10 @@
 //! 2-D convolution kernels: NHWC activations, HWIO weights `[KH, KW, Cin/groups, Cout]`.
 //!
-//! General path (any stride, padding, dilation, groups): the output pixels `N*OH*OW` are cut
-//! into chunks whose size depends only on the shape. For each chunk and group, an im2col patch
-//! `[pixels, KH*KW*Cin_g]` is built in parallel in the shared `ConvPatch` scratch (each task owns
-//! whole patch rows, and the matching output rows, which it pre-fills with the bias), then
-//! multiplied by the group's weight slice with the pool-parallel `gemm`; `Mat` offsets and
-//! strides pick the group's columns of W and of the output in place.
+//! General path (any stride, padding, dilation, groups): per group, one GEMM of the implicit
+//! im2col matrix `[N*OH*OW, KH*KW*Cin_g]` by the group's weight slice, whose A panels are packed
+//! straight from x (`gemm_packing_a` + `pack_patch_panels`: the patch matrix never exists); the
+//! output rows are pre-filled with the bias. `Mat` offsets and strides pick the group's columns
+//! of W and of the output in place. (At most MR output pixels: an explicit patch and `gemm`.)
 //!
 //! Backward per chunk and group: `dW_g (+)= patchᵀ · dY_g` (chunks in order, the first one
 //! overwrites), and `dX += col2im(dY_g · W_gᵀ)` done as a gather: each task owns whole rows of dX
@@ -19,7 +18,7 @@
 //! over the pool), never inside our tasks, because its parallel mode uses a shared scratch slot.
 
 use crate::kernels::elementwise::GRAIN;
-use crate::kernels::gemm::{gemm, Mat};
+use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, MR as GEMM_MR};
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
 use crate::simd::F32x4;
@@ -202,6 +201,90 @@ fn im2col_row(x: &[f32], g: &ConvGeom, grp: usize, n: usize, oy: usize, ox: usiz
                     let s = (base + ix) * g.cin + c0;
                     d.copy_from_slice(&x[s..s + cg]);
                 }
+            }
+        }
+    }
+}
+
+/// Packs the im2col patch rows of pixels `i0..i0+mc`, columns `pc..pc+kc` (group `grp`) in the
+/// GEMM's A-panel layout (`out[r*MR*kc + p*MR + i]`, rows past `mc` zero), reading x directly.
+/// Columns run (ky, kx, c); each (ky, kx) tap is one contiguous run of channels in x.
+#[allow(clippy::too_many_arguments)]
+fn pack_patch_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+    let mr = GEMM_MR;
+    let cg = g.cin_g();
+    let c0 = grp * cg;
+    let panels = mc.div_ceil(mr);
+    let pixel = |px: usize| (px / (g.oh * g.ow), (px / g.ow) % g.oh, px % g.ow);
+    // Start of the run of x that column p (tap, channel c) of pixel (n, oy, ox) begins, if inside x.
+    let source = |(n, oy, ox): (usize, usize, usize), tap: usize, c: usize| -> Option<usize> {
+        let iy = g.in_row(oy, tap / g.kw)?;
+        let ix = g.in_col(ox, tap % g.kw)?;
+        Some(((n * g.h + iy) * g.w + ix) * g.cin + c0 + c)
+    };
+    for r in 0..panels {
+        let panel = &mut out[r * mr * kc..(r + 1) * mr * kc];
+        if mr == 4 && (r + 1) * mr <= mc {
+            // A full panel: four rows' runs read as vectors and transposed 4x4 into the panel.
+            let px = [0, 1, 2, 3].map(|i| pixel(i0 + r * mr + i));
+            let mut p = pc;
+            while p < pc + kc {
+                let (tap, c) = (p / cg, p % cg);
+                let len = (cg - c).min(pc + kc - p);
+                let src = px.map(|q| source(q, tap, c));
+                let dst = (p - pc) * mr;
+                let body = len / 4 * 4;
+                let mut q = 0;
+                while q < body {
+                    // SAFETY: each present run has len >= q + 4 floats in x; the panel holds kc*MR
+                    // floats and (p - pc + q + 4) * MR <= kc * MR.
+                    unsafe {
+                        let ld = |s: Option<usize>| s.map_or(F32x4::zero(), |s| F32x4::load(x.as_ptr().add(s + q)));
+                        let t = F32x4::transpose4(ld(src[0]), ld(src[1]), ld(src[2]), ld(src[3]));
+                        for (j, v) in t.iter().enumerate() {
+                            v.store(panel.as_mut_ptr().add(dst + (q + j) * mr));
+                        }
+                    }
+                    q += 4;
+                }
+                for q in body..len {
+                    for (i, s) in src.iter().enumerate() {
+                        panel[dst + q * mr + i] = s.map_or(0.0, |s| x[s + q]);
+                    }
+                }
+                p += len;
+            }
+            continue;
+        }
+        for i in 0..mr {
+            let row = r * mr + i;
+            if row >= mc {
+                for p in 0..kc {
+                    panel[p * mr + i] = 0.0;
+                }
+                continue;
+            }
+            let px = i0 + row;
+            let (n, oy, ox) = (px / (g.oh * g.ow), (px / g.ow) % g.oh, px % g.ow);
+            let mut p = pc;
+            while p < pc + kc {
+                let (tap, c) = (p / cg, p % cg);
+                let len = (cg - c).min(pc + kc - p);
+                let dst = (p - pc) * mr + i;
+                match (g.in_row(oy, tap / g.kw), g.in_col(ox, tap % g.kw)) {
+                    (Some(iy), Some(ix)) => {
+                        let src = &x[((n * g.h + iy) * g.w + ix) * g.cin + c0 + c..][..len];
+                        for (q, &v) in src.iter().enumerate() {
+                            panel[dst + q * mr] = v;
+                        }
+                    }
+                    _ => {
+                        for q in 0..len {
+                            panel[dst + q * mr] = 0.0;
+                        }
+                    }
+                }
+                p += len;
             }
         }
     }
@@ -474,6 +557,19 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, 
         return;
     }
     let (k, cgo) = (g.k(), g.cout_g());
+    if p > GEMM_MR {
+        // The GEMM packs its A panels straight from x (no patch matrix): one pass over the
+        // receptive fields instead of two, and no patch memory.
+        if let Some(b) = bias {
+            fill_rows(out, b);
+        }
+        for grp in 0..g.groups {
+            let b = Mat { data: w, offset: grp * cgo, rs: g.cout, cs: 1 };
+            let pack = |i0: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]| pack_patch_panels(x, g, grp, i0, mc, pc, kc, ap);
+            gemm_packing_a(p, cgo, k, &pack, b, out, grp * cgo, g.cout, bias.is_some());
+        }
+        return;
+    }
     let chunk = g.chunk_pixels();
     // SAFETY: we are the calling thread, outside any parallel region, and hold no other borrow
     // of the shared ConvPatch slot; the pointer stays valid until the next `shared` call.

@@ -47,6 +47,10 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Packs rows `i0..i0+mc`, columns `pc..pc+kc` of A into MR-row panels (`pack_a`'s layout):
+/// the A operand of `gemm_packing_a`, for an A that is never materialised (convolution patches).
+pub type PackA<'a> = dyn Fn(usize, usize, usize, usize, &mut [f32]) + Sync + 'a;
+
 /// Packs B[pc..pc+kc, j0..j0+nr) as one sliver: `out[p*NR + j]`, zero-padded to NR columns.
 fn pack_b_sliver(b: Mat, pc: usize, kc: usize, j0: usize, nr: usize, out: &mut [f32]) {
     let base = b.offset + pc * b.rs + j0 * b.cs;
@@ -71,6 +75,30 @@ fn pack_a(a: Mat, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
     for r in 0..panels {
         let panel = &mut out[r * MR * kc..(r + 1) * MR * kc];
         let rows = (mc - r * MR).min(MR);
+        if MR == 4 && rows == MR && a.cs == 1 {
+            // Four contiguous rows: 4x4 blocks transposed with vector shuffles.
+            let base = [0, 1, 2, 3].map(|i| a.offset + (i0 + r * MR + i) * a.rs + pc);
+            let body = kc / 4 * 4;
+            let mut p = 0;
+            while p < body {
+                // SAFETY: each row has kc >= p + 4 floats from base[i] (A is m×k with k >= pc + kc);
+                // the panel holds kc*MR floats and (p + 4) * MR <= kc * MR.
+                unsafe {
+                    let ld = |i: usize| F32x4::load(a.data.as_ptr().add(base[i] + p));
+                    let t = F32x4::transpose4(ld(0), ld(1), ld(2), ld(3));
+                    for (j, v) in t.iter().enumerate() {
+                        v.store(panel.as_mut_ptr().add((p + j) * MR));
+                    }
+                }
+                p += 4;
+            }
+            for p in body..kc {
+                for (i, &b) in base.iter().enumerate() {
+                    panel[p * MR + i] = a.data[b + p];
+                }
+            }
+            continue;
+        }
         for i in 0..MR {
             if i < rows {
                 let base = a.offset + (i0 + r * MR + i) * a.rs + pc * a.cs;
@@ -150,6 +178,28 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_off: 
     assert!(m == 0 || n == 0 || c_off + (m - 1) * ldc + n <= c.len(), "gemm: C is too small");
     let mode = if num_threads() > 1 && m * n * k >= PAR_MIN_WORK { Mode::Parallel } else { Mode::Serial(crate::parallel::current_thread()) };
     gemm_impl(m, n, k, a, b, SharedMut(c.as_mut_ptr()), c_off, ldc, accumulate, mode);
+}
+
+/// C (+)= A·B where A (m×k) exists only as a packing function: `pack(i0, mc, pc, kc, out)` writes
+/// rows `i0..i0+mc`, columns `pc..pc+kc` of A in `pack_a`'s panel layout (zero rows past `mc`).
+/// Needs `m > SMALL_M` (the matrix-vector path reads A directly). The sum over k runs in the
+/// same order as `gemm`'s, so results are bitwise those of `gemm` on the materialised A.
+pub fn gemm_packing_a(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: &mut [f32], c_off: usize, ldc: usize, accumulate: bool) {
+    assert!(m > SMALL_M, "gemm_packing_a: m must exceed SMALL_M");
+    assert!(n == 0 || c_off + (m - 1) * ldc + n <= c.len(), "gemm: C is too small");
+    if n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[c_off + i * ldc..c_off + i * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let mode = if num_threads() > 1 && m * n * k >= PAR_MIN_WORK { Mode::Parallel } else { Mode::Serial(crate::parallel::current_thread()) };
+    gemm_blocked(m, n, k, pack, b, SharedMut(c.as_mut_ptr()), c_off, ldc, accumulate, mode);
 }
 
 /// `batch` independent products; matrix `i` of A, B and C starts at `i * stride` (0 broadcasts).
@@ -284,6 +334,12 @@ fn gemm_impl(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_
     if m <= SMALL_M {
         return gemv(m, n, k, a, b, c, c_off, ldc, accumulate, mode);
     }
+    gemm_blocked(m, n, k, &|i0, mc, pc, kc, out: &mut [f32]| pack_a(a, i0, mc, pc, kc, out), b, c, c_off, ldc, accumulate, mode);
+}
+
+/// The packed, blocked product (m > SMALL_M, k > 0), A supplied by its packing function.
+#[allow(clippy::too_many_arguments)]
+fn gemm_blocked(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: SharedMut<f32>, c_off: usize, ldc: usize, accumulate: bool, mode: Mode) {
     let run = |tasks: usize, f: &(dyn Fn(usize, usize) + Sync)| match mode {
         Mode::Parallel => for_each(tasks, f),
         Mode::Serial(thread) => (0..tasks).for_each(|t| f(t, thread)),
@@ -329,7 +385,7 @@ fn gemm_impl(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_
                 let panels = mc.div_ceil(MR);
                 // SAFETY: `thread` is this task's pool thread; the slot is not borrowed elsewhere.
                 let ap = unsafe { scratch::per_thread(Slot::GemmA, thread, panels * MR * kc) };
-                pack_a(a, i0, mc, pc, kc, ap);
+                pack(i0, mc, pc, kc, ap);
                 for s in s0..s1 {
                     let j0 = s * NR;
                     let nr = NR.min(nc - j0);
