@@ -20,6 +20,21 @@ describe('scopes', () => {
     eg.dispose(kept);
     expect(eg.memory().numTensors).toBe(before);
   });
+  it('Sequential inference without a tape frees its intermediates (no tidy needed)', () => {
+    const { nn } = eg;
+    const m = new nn.Sequential(new nn.Linear(4, 8, { seed: 1 }), new nn.ReLU(), new nn.Dropout(0.5), new nn.Flatten(), new nn.Linear(8, 2, { seed: 2 })).eval();
+    const x = eg.ones([3, 4]);
+    const before = eg.memory().numTensors;
+    const y = eg.noGrad(() => m.forward(x));
+    expect(eg.memory().numTensors).toBe(before + 1);
+    expect(x.isDisposed).toBe(false);
+    // With a tape the intermediates stay (backward needs them) and the scope frees them.
+    const z = eg.tidy(() => m.forward(x).sum());
+    expect(Number.isFinite(z.item())).toBe(true);
+    expect(eg.tidy(() => eg.noGrad(() => m.forward(x))).dataSync()).toEqual(y.dataSync());
+    eg.dispose([x, y, z]);
+    m.dispose();
+  });
   it('nested tidy moves kept tensors to the outer scope', () => {
     const before = eg.memory().numTensors;
     eg.tidy(() => {

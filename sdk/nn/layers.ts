@@ -6,6 +6,7 @@
 import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
 import { Tensor } from '../tensor.js';
+import { isGradEnabled } from '../autograd.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
@@ -354,8 +355,15 @@ export class Sequential extends Module {
     return this;
   }
   forward(x: Tensor): Tensor {
+    // Without a tape nothing needs the intermediates: each is freed once the next layer has run,
+    // so inference outside a `tidy` neither waits for the GC nor grows the engine's memory.
+    const free = !isGradEnabled();
     let h = x;
-    for (const layer of this.children()) h = layer.forward(h);
+    for (const layer of this.children()) {
+      const next = layer.forward(h);
+      if (free && h !== x && next !== h && !h.requiresGrad) h.dispose();
+      h = next;
+    }
     return h;
   }
   override getConfig() {
