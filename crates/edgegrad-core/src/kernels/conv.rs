@@ -6,11 +6,11 @@
 //! output rows are pre-filled with the bias. `Mat` offsets and strides pick the group's columns
 //! of W and of the output in place. (At most MR output pixels: an explicit patch and `gemm`.)
 //!
-//! Backward per chunk and group: `dW_g (+)= patchᵀ · dY_g` (chunks in order, the first one
-//! overwrites), and `dX += col2im(dY_g · W_gᵀ)` done as a gather: each task owns whole rows of dX
-//! and adds the chunk's contributions to each element in (ky, kx) order. Every dX element thus
-//! receives its terms in one order fixed by the shape (chunk order, then ky, then kx), whatever
-//! the thread count.
+//! Backward: `dW_g = patchᵀ · dY_g`, one GEMM over all pixels packing patchᵀ from x
+//! (`pack_patch_t_panels`); per chunk of pixels and group, `dX += col2im(dY_g · W_gᵀ)` done as
+//! a gather: each task owns whole rows of dX and adds the chunk's contributions to each element
+//! in (ky, kx) order. Every dX element thus receives its terms in one order fixed by the shape
+//! (chunk order, then ky, then kx), whatever the thread count.
 //!
 //! Special cases: a pointwise conv (1x1, stride 1, no padding, one group) is one GEMM on x viewed
 //! as `[N*H*W, Cin]`; a depthwise conv (one input and one output channel per group) runs a
@@ -285,6 +285,62 @@ fn pack_patch_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize, 
                     }
                 }
                 p += len;
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0+mc` (patch columns: (ky, kx, c) indices), columns `pc..pc+kc` (pixels) of
+/// patchᵀ (group `grp`) in the GEMM's A-panel layout, reading x directly. When four consecutive
+/// indices are four channels of one tap, each pixel's panel column is one vector load.
+#[allow(clippy::too_many_arguments)]
+fn pack_patch_t_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+    let mr = GEMM_MR;
+    let cg = g.cin_g();
+    let c0 = grp * cg;
+    let panels = mc.div_ceil(mr);
+    let start = (pc / (g.oh * g.ow), (pc / g.ow) % g.oh, pc % g.ow);
+    let next = |(n, oy, ox): (usize, usize, usize)| {
+        if ox + 1 < g.ow { (n, oy, ox + 1) } else if oy + 1 < g.oh { (n, oy + 1, 0) } else { (n + 1, 0, 0) }
+    };
+    for r in 0..panels {
+        let panel = &mut out[r * mr * kc..(r + 1) * mr * kc];
+        let row0 = i0 + r * mr;
+        let rows = (mc - r * mr).min(mr);
+        if mr == 4 && rows == mr && row0 % cg + mr <= cg {
+            let (tap, c) = (row0 / cg, row0 % cg);
+            let (ky, kx) = (tap / g.kw, tap % g.kw);
+            let mut px = start;
+            for p in 0..kc {
+                let (n, oy, ox) = px;
+                let v = match (g.in_row(oy, ky), g.in_col(ox, kx)) {
+                    // SAFETY: channels c..c+4 of one pixel lie inside x (c + 4 <= cg).
+                    (Some(iy), Some(ix)) => unsafe { F32x4::load(x.as_ptr().add(((n * g.h + iy) * g.w + ix) * g.cin + c0 + c)) },
+                    _ => F32x4::zero(),
+                };
+                // SAFETY: the panel holds kc*MR floats.
+                unsafe { v.store(panel.as_mut_ptr().add(p * mr)) };
+                px = next(px);
+            }
+            continue;
+        }
+        for i in 0..mr {
+            if i >= rows {
+                for p in 0..kc {
+                    panel[p * mr + i] = 0.0;
+                }
+                continue;
+            }
+            let (tap, c) = ((row0 + i) / cg, (row0 + i) % cg);
+            let (ky, kx) = (tap / g.kw, tap % g.kw);
+            let mut px = start;
+            for p in 0..kc {
+                let (n, oy, ox) = px;
+                panel[p * mr + i] = match (g.in_row(oy, ky), g.in_col(ox, kx)) {
+                    (Some(iy), Some(ix)) => x[((n * g.h + iy) * g.w + ix) * g.cin + c0 + c],
+                    _ => 0.0,
+                };
+                px = next(px);
             }
         }
     }
@@ -661,6 +717,20 @@ pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeom, mut dx: O
         return;
     }
     let (k, cgo) = (g.k(), g.cout_g());
+    // dW_g = patchᵀ · dY_g over all pixels at once, the GEMM packing patchᵀ straight from x.
+    let fused_dw = k > GEMM_MR;
+    if fused_dw {
+        if let Some(dw) = dw.as_deref_mut() {
+            for grp in 0..g.groups {
+                let dy_g = Mat { data: dy, offset: grp * cgo, rs: g.cout, cs: 1 };
+                let pack = |i0: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]| pack_patch_t_panels(x, g, grp, i0, mc, pc, kc, ap);
+                gemm_packing_a(k, cgo, p, &pack, dy_g, dw, grp * cgo, g.cout, false);
+            }
+        }
+        if dx.is_none() {
+            return;
+        }
+    }
     let chunk = g.chunk_pixels();
     // SAFETY: as in the forward: calling thread, no other live borrow of the shared slot.
     let buf = unsafe { scratch::shared(Slot::ConvPatch, chunk * k) };
@@ -669,7 +739,7 @@ pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeom, mut dx: O
         let rows = chunk.min(p - p0);
         for grp in 0..g.groups {
             let dy_g = Mat { data: dy, offset: p0 * g.cout + grp * cgo, rs: g.cout, cs: 1 };
-            if let Some(dw) = dw.as_deref_mut() {
+            if let Some(dw) = dw.as_deref_mut().filter(|_| !fused_dw) {
                 // SAFETY: the buffer holds chunk*k >= rows*k floats, only this call's tasks
                 // write it, and no output is pre-filled.
                 unsafe { im2col(x, g, grp, p0, rows, SharedMut(buf), None) };
