@@ -377,6 +377,35 @@ pub enum ASrc<'a, T> {
 }
 
 /// The im2col row of output pixel `pix` (group `grp`) into `dst` (`g.k()` values).
+/// `dst = src` for the short runs of im2col (a few channels): `copy_from_slice` becomes wasm's
+/// `memory.copy`, which V8 runs as a call costing more than copying a few bytes. Volatile
+/// stores keep LLVM from turning the loop back into that call.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    if dst.len() > 32 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let src = &src[..dst.len()];
+    for (d, s) in dst.iter_mut().zip(src) {
+        // SAFETY: `d` is a valid, exclusive reference.
+        unsafe { std::ptr::write_volatile(d, *s) };
+    }
+}
+
+/// `dst.fill(v)` for short runs, for the same reason as `copy_run`.
+#[inline(always)]
+fn fill_run<T: Copy>(dst: &mut [T], v: T) {
+    if dst.len() > 32 {
+        dst.fill(v);
+        return;
+    }
+    for d in dst.iter_mut() {
+        // SAFETY: `d` is a valid, exclusive reference.
+        unsafe { std::ptr::write_volatile(d, v) };
+    }
+}
+
 pub fn im2col_row<T: Copy>(x: &[T], g: &ConvGeom, grp: usize, pix: usize, pad: T, dst: &mut [T]) {
     let (n, oy, ox) = (pix / (g.oh * g.ow), (pix / g.ow) % g.oh, pix % g.ow);
     let cg = g.cin_g();
@@ -386,24 +415,24 @@ pub fn im2col_row<T: Copy>(x: &[T], g: &ConvGeom, grp: usize, pix: usize, pad: T
         let row = &mut dst[ky * run..(ky + 1) * run];
         let t = oy * g.sh + ky * g.dh;
         if t < g.pt || t - g.pt >= g.h {
-            row.fill(pad);
+            fill_run(row, pad);
             continue;
         }
         let base = (n * g.h + t - g.pt) * g.w;
         let t0 = ox * g.sw;
         if g.groups == 1 && g.dw == 1 && t0 >= g.pl && t0 - g.pl + g.kw <= g.w {
             let s = (base + t0 - g.pl) * g.cin;
-            row.copy_from_slice(&x[s..s + run]);
+            copy_run(row, &x[s..s + run]);
             continue;
         }
         for kx in 0..g.kw {
             let d = &mut row[kx * cg..(kx + 1) * cg];
             let tx = ox * g.sw + kx * g.dw;
             if tx < g.pl || tx - g.pl >= g.w {
-                d.fill(pad);
+                fill_run(d, pad);
             } else {
                 let s = (base + tx - g.pl) * g.cin + c0;
-                d.copy_from_slice(&x[s..s + cg]);
+                copy_run(d, &x[s..s + cg]);
             }
         }
     }
