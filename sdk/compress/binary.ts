@@ -22,7 +22,7 @@ import { Callback, type Logs } from '../train/callbacks.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 import * as E from './engine.js';
 import {
-  disposeGraph, inputsOf, rows, serialLayer, traceModel, type GNode, type SerialConv, type SerialNode,
+  disposeGraph, inputsOf, predictInBatches, serialLayer, traceModel, type GNode, type SerialConv, type SerialNode,
 } from './graph.js';
 
 /** A Linear layer computing with binarized weights `α · sign(w)` (latent float weights train). */
@@ -205,14 +205,7 @@ export class BinaryModel {
   }
 
   predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
-    const bs = o.batchSize ?? 256;
-    const n = x.shape[0];
-    if (n <= bs) return this.forward(x);
-    return tidy(() => {
-      const outs: Tensor[] = [];
-      for (let s = 0; s < n; s += bs) outs.push(this.forward(rows(x, s, Math.min(s + bs, n))));
-      return concat(outs, 0);
-    });
+    return predictInBatches((b) => this.forward(b), x, o.batchSize);
   }
 
   /**

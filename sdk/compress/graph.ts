@@ -440,6 +440,18 @@ export function sampleShape(x: Tensor): number[] {
 }
 
 /** Rows `[s, e)` of a batch tensor (a view). */
+/** `forward` over `x` in batches of `batchSize` rows (default 256), the outputs concatenated. */
+export function predictInBatches(forward: (x: Tensor) => Tensor, x: Tensor, batchSize = 256): Tensor {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${batchSize}`);
+  const n = x.shape[0];
+  if (n <= batchSize) return forward(x);
+  return tidy(() => {
+    const outs: Tensor[] = [];
+    for (let s = 0; s < n; s += batchSize) outs.push(forward(rows(x, s, Math.min(s + batchSize, n))));
+    return concat(outs, 0);
+  });
+}
+
 export function rows(x: Tensor, s: number, e: number): Tensor {
   return x.slice([s, ...x.shape.slice(1).map(() => 0)], [e, ...x.shape.slice(1)]);
 }

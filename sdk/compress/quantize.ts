@@ -18,7 +18,6 @@
 import { ArgumentError, FormatError, ShapeError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
-import { concat } from '../ops.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
 import { readAsset } from '../datasets.js';
@@ -26,7 +25,7 @@ import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 import * as E from './engine.js';
 import type { QParams } from './engine.js';
 import {
-  disposeGraph, inputsOf, isQuantPoint, quantSource, rows, runFloat, sampleShape, serialLayer, traceModel,
+  disposeGraph, inputsOf, isQuantPoint, predictInBatches, quantSource, rows, runFloat, sampleShape, serialLayer, traceModel,
   type FloatGraph, type GNode, type SerialLayer, type SerialNode,
 } from './graph.js';
 
@@ -312,15 +311,7 @@ export class QuantizedModel {
 
   /** Outputs for `x` in batches (float32). */
   predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
-    const bs = o.batchSize ?? 256;
-    if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
-    const n = x.shape[0];
-    if (n <= bs) return this.forward(x);
-    return tidy(() => {
-      const outs: Tensor[] = [];
-      for (let s = 0; s < n; s += bs) outs.push(this.forward(rows(x, s, Math.min(s + bs, n))));
-      return concat(outs, 0);
-    });
+    return predictInBatches((b) => this.forward(b), x, o.batchSize);
   }
 
   /** The tensors a file stores (owned by this model: do not dispose them). */
