@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import * as eg from 'edgegrad';
+import { compressionTargets } from './lib/compression-report.js';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'reports/compress-mlp' }, epochs: { type: 'string', default: '12' } } });
 const outDir = args.out!;
@@ -161,7 +162,6 @@ const wb = packed.weightBytes();
 packed.dispose();
 bin.dispose();
 
-const drop = (s: eg.compress.CompressionStats) => pts(base.accuracy! - s.accuracy!);
 const summary = {
   task: 'compress-mlp',
   backend: { build: info.build, threads: info.threads, runtime: info.runtime },
@@ -174,15 +174,7 @@ const summary = {
   structured: { testAccuracy: ss.accuracy, parameters: ss.parameters, bytesOnDisk: ss.bytesOnDisk, latencyMs: round(ss.latencyMs!), speedup: round(ss.vsBaseline!.speedup!) },
   distilled: { studentParameters: studentStats!.parameters, parameterRatio: round(studentStats!.parameters / base.parameters, 4), temperature: 4, alpha: 0.9, epochs: studentEpochs, alone, distilled: taught, aloneMean: round(mean(alone), 4), distilledMean: round(mean(taught), 4) },
   binary: { testAccuracy: bs.accuracy, bytesOnDisk: bs.bytesOnDisk, weightBytes: wb, binaryWeightRatio: round(wb.binaryAsFloat32 / wb.binary, 2) },
-  targets: {
-    int8AccuracyDropPoints: { value: drop(qs), target: '<= 0.5', met: drop(qs) <= 0.5 },
-    int8SizeRatio: { value: round(qs.vsBaseline!.sizeRatio), target: '>= 3.5', met: qs.vsBaseline!.sizeRatio >= 3.5 },
-    sparse90AccuracyDropPoints: { value: drop(ps), target: '<= 1', met: drop(ps) <= 1 },
-    structuredAccuracyDropPoints: { value: drop(ss), target: '<= 1.5', met: drop(ss) <= 1.5 },
-    structuredSpeedup: { value: round(ss.vsBaseline!.speedup!), target: '>= 1.6', met: ss.vsBaseline!.speedup! >= 1.6 },
-    distilledBeatsAlone: { value: `${pts(mean(taught))}% vs ${pts(mean(alone))}%`, met: mean(taught) > mean(alone) },
-    binaryWeightRatio: { value: round(wb.binaryAsFloat32 / wb.binary, 2), target: '32', met: wb.binaryAsFloat32 / wb.binary >= 32 },
-  },
+  targets: compressionTargets({ base, int8: qs, pruned: ps, structured: ss, alone, distilled: taught, weightBytes: wb }),
   totalSeconds: (performance.now() - t0) / 1000,
 };
 await mkdir(outDir, { recursive: true });

@@ -70,6 +70,27 @@ function row(s: Stats) {
 }
 
 /** Runs the section, writes its files and returns what went into summary.json. */
+/** Issue 5's targets for one model's compression figures: value, target, met. */
+export function compressionTargets(o: {
+  base: Stats; int8: Stats; pruned: Stats; structured: Stats; alone: number[]; distilled: number[];
+  weightBytes: { binary: number; binaryAsFloat32: number };
+}): Record<string, { value: number | string; target?: string; met: boolean }> {
+  const drop = (s: Stats) => pts(o.base.accuracy! - s.accuracy!);
+  const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+  const size = o.int8.vsBaseline!.sizeRatio;
+  const speed = o.structured.vsBaseline!.speedup!;
+  const bits = o.weightBytes.binaryAsFloat32 / o.weightBytes.binary;
+  return {
+    int8AccuracyDropPoints: { value: drop(o.int8), target: '<= 0.5', met: drop(o.int8) <= 0.5 },
+    int8SizeRatio: { value: round(size), target: '>= 3.5', met: size >= 3.5 },
+    sparse90AccuracyDropPoints: { value: drop(o.pruned), target: '<= 1', met: drop(o.pruned) <= 1 },
+    structuredAccuracyDropPoints: { value: drop(o.structured), target: '<= 1.5', met: drop(o.structured) <= 1.5 },
+    structuredSpeedup: { value: round(speed), target: '>= 1.6', met: speed >= 1.6 },
+    distilledBeatsAlone: { value: `${pts(mean(o.distilled))}% vs ${pts(mean(o.alone))}%`, met: mean(o.distilled) > mean(o.alone) },
+    binaryWeightRatio: { value: round(bits, 2), target: '32', met: bits >= 32 },
+  };
+}
+
 export async function compressionSection(job: CompressionJob): Promise<Record<string, unknown>> {
   const { model, xTrain, yTrain, xTest, yTest, outDir } = job;
   const tStart = performance.now();
@@ -142,7 +163,6 @@ export async function compressionSection(job: CompressionJob): Promise<Record<st
   bin.dispose();
 
   const seconds = (performance.now() - tStart) / 1000;
-  const drop = (s: Stats) => pts(base.accuracy! - s.accuracy!);
   const compression = {
     seconds: round(seconds, 1),
     baseline: row(base),
@@ -157,15 +177,7 @@ export async function compressionSection(job: CompressionJob): Promise<Record<st
       distilledBeatsAlone: mean(taught) > mean(alone),
     },
     binary: { ...row(bs), weightBytes: wb, binaryWeightRatio: round(wb.binaryAsFloat32 / wb.binary, 2), note: 'first conv and final dense kept float32' },
-    targets: {
-      int8AccuracyDropPoints: { value: drop(qs), target: '<= 0.5', met: drop(qs) <= 0.5 },
-      int8SizeRatio: { value: round(qs.vsBaseline!.sizeRatio), target: '>= 3.5', met: qs.vsBaseline!.sizeRatio >= 3.5 },
-      sparse90AccuracyDropPoints: { value: drop(ps), target: '<= 1', met: drop(ps) <= 1 },
-      structuredAccuracyDropPoints: { value: drop(ss), target: '<= 1.5', met: drop(ss) <= 1.5 },
-      structuredSpeedup: { value: round(ss.vsBaseline!.speedup!), target: '>= 1.6', met: ss.vsBaseline!.speedup! >= 1.6 },
-      distilledBeatsAlone: { value: `${pts(mean(taught))}% vs ${pts(mean(alone))}%`, met: mean(taught) > mean(alone) },
-      binaryWeightRatio: { value: round(wb.binaryAsFloat32 / wb.binary, 2), target: '32', met: wb.binaryAsFloat32 / wb.binary >= 32 },
-    },
+    targets: compressionTargets({ base, int8: qs, pruned: ps, structured: ss, alone, distilled: taught, weightBytes: wb }),
   };
   pruned.dispose();
   slim.dispose();
