@@ -120,6 +120,11 @@ describe('compressionReport', () => {
     expect(qr.kind).toBe('int8');
     expect(qr.vsBaseline!.sizeRatio).toBeGreaterThan(1.2); // a tiny model: headers dominate
     expect(qr.vsBaseline!.accuracyDelta).toBeDefined();
+    expect(qr.vsBaseline!.speedup).toBeUndefined(); // not timed
+    // Timed alternately with the baseline model: the speed-up comes from those two medians.
+    const qt = C.compressionReport(qm, { latency: { x, reps: 3, against: m }, baseline: base });
+    expect(qt.latencyMs).toBeGreaterThan(0);
+    expect(qt.vsBaseline!.speedup).toBeGreaterThan(0);
     const table = C.formatCompressionTable([base, pr, qr]);
     expect(table.split('\n').length).toBe(5);
     expect(table).toContain('| base | float32 |');
