@@ -82,16 +82,6 @@ mod imp {
         pub fn words(self) -> I32x4 { I32x4(self.0) }
     }
 
-    /// 4x4 transpose of i32 words: row i of the result is word i of each input.
-    #[inline(always)]
-    pub fn transpose4(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> [I32x4; 4] {
-        let t0 = i32x4_shuffle::<0, 4, 1, 5>(a.0, b.0);
-        let t1 = i32x4_shuffle::<0, 4, 1, 5>(c.0, d.0);
-        let t2 = i32x4_shuffle::<2, 6, 3, 7>(a.0, b.0);
-        let t3 = i32x4_shuffle::<2, 6, 3, 7>(c.0, d.0);
-        [I32x4(i32x4_shuffle::<0, 1, 4, 5>(t0, t1)), I32x4(i32x4_shuffle::<2, 3, 6, 7>(t0, t1)),
-         I32x4(i32x4_shuffle::<0, 1, 4, 5>(t2, t3)), I32x4(i32x4_shuffle::<2, 3, 6, 7>(t2, t3))]
-    }
 
     impl I8x16 {
         /// Saturating narrow of 16 i32 lanes (a: lanes 0-3, b: 4-7, c: 8-11, d: 12-15).
@@ -184,11 +174,6 @@ mod imp {
         }
     }
 
-    #[inline(always)]
-    pub fn transpose4(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> [I32x4; 4] {
-        let m = [a.0, b.0, c.0, d.0];
-        [0, 1, 2, 3].map(|i| I32x4([m[0][i], m[1][i], m[2][i], m[3][i]]))
-    }
 
     impl I8x16 {
         #[inline(always)]
@@ -233,7 +218,13 @@ mod imp {
     }
 }
 
-pub use imp::{load_i32, max_i32, min_i32, mul_shift, store_i32, transpose4, xor, I16x8, I8x16};
+pub use imp::{load_i32, max_i32, min_i32, mul_shift, store_i32, xor, I16x8, I8x16};
+
+/// Rows a, b, c, d of a 4x4 block of words → its columns (the f32 shuffle on the same bits).
+#[inline(always)]
+pub fn transpose4(a: I32x4, b: I32x4, c: I32x4, d: I32x4) -> [I32x4; 4] {
+    F32x4::transpose4(a.from_bits(), b.from_bits(), c.from_bits(), d.from_bits()).map(|v| v.to_bits())
+}
 
 /// Two i8 values as the two i16 lanes of one i32 word (`lo` in the low half).
 #[inline(always)]
