@@ -8,56 +8,13 @@ use edgegrad_core::parallel;
 use edgegrad_core::rng::Generator;
 use edgegrad_core::{DType, ErrorKind, Result, Tensor};
 
-fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    Generator::new(seed).uniform(n, lo, hi)
-}
-
-fn v(n: usize, seed: u64) -> Vec<f32> {
-    rand_vec(n, seed, -1.0, 1.0)
-}
+mod common;
+use common::{gradcheck, v};
 
 /// Distinct values spaced 0.05 apart in random order: no two elements of a pooling window are
 /// within a finite-difference step of each other, so the max never switches under perturbation.
 fn distinct(n: usize, seed: u64) -> Vec<f32> {
     Generator::new(seed).permutation(n).iter().map(|&i| i as f32 * 0.05 - n as f32 * 0.025).collect()
-}
-
-/// Checks d(sum(f(xs) * w))/dx against central differences for every element of every input.
-/// (Copied from tests/gradcheck.rs.)
-#[allow(clippy::needless_range_loop)]
-fn gradcheck(name: &str, inputs: Vec<(Vec<f32>, Vec<usize>)>, f: impl Fn(&[Tensor]) -> Result<Tensor>) {
-    let eps = 1e-3f32;
-    let make = |vals: &[(Vec<f32>, Vec<usize>)], grad: bool| -> Vec<Tensor> {
-        vals.iter().map(|(v, s)| {
-            let t = Tensor::from_f32(v.clone(), s).unwrap();
-            if grad { t.set_requires_grad(true).unwrap(); }
-            t
-        }).collect()
-    };
-    let xs = make(&inputs, true);
-    let out = f(&xs).unwrap();
-    let w = Tensor::from_f32(rand_vec(out.numel(), 99, -1.0, 1.0), out.shape()).unwrap();
-    let loss = ops::sum(&ops::mul(&out, &w).unwrap(), &[], false).unwrap();
-    backward(&loss, None, false).unwrap();
-    let objective = |vals: &[(Vec<f32>, Vec<usize>)]| -> f64 {
-        let ts = make(vals, false);
-        let o = f(&ts).unwrap().to_vec_f32().unwrap();
-        let wv = w.to_vec_f32().unwrap();
-        o.iter().zip(&wv).map(|(a, b)| *a as f64 * *b as f64).sum()
-    };
-    for (ii, x) in xs.iter().enumerate() {
-        let analytic = x.grad().unwrap_or_else(|| panic!("{name}: input {ii} got no gradient")).to_vec_f32().unwrap();
-        for j in 0..inputs[ii].0.len() {
-            let mut plus = inputs.clone();
-            plus[ii].0[j] += eps;
-            let mut minus = inputs.clone();
-            minus[ii].0[j] -= eps;
-            let numeric = (objective(&plus) - objective(&minus)) / (2.0 * eps as f64);
-            let a = analytic[j] as f64;
-            let tol = 2e-2 * numeric.abs().max(a.abs()) + 2e-3;
-            assert!((a - numeric).abs() <= tol, "{name}: input {ii} element {j}: analytic {a}, numeric {numeric}");
-        }
-    }
 }
 
 fn opts(stride: [usize; 2], padding: [usize; 4], dilation: [usize; 2], groups: usize) -> Conv2dOptions {
