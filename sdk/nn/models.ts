@@ -98,6 +98,38 @@ export class VGGBlock extends Sequential {
   }
 }
 
+/**
+ * A backbone whose `features(x)` are pooled `[N, numFeatures]`, then a head module (`headName`)
+ * that `replaceHead` swaps; a custom head is saved in the config, a Linear as `numClasses`.
+ */
+abstract class HeadedNetwork extends Module {
+  abstract readonly opts: { seed?: number };
+  abstract readonly headName: string;
+  abstract get numFeatures(): number;
+  abstract features(x: Tensor): Tensor;
+  /** What runs between the features and the head (identity unless overridden). */
+  protected preHead(f: Tensor): Tensor {
+    return f;
+  }
+  forward(x: Tensor): Tensor {
+    const f = this.features(x);
+    const h = this.preHead(f);
+    if (h !== f) f.dispose();
+    const y = this.getModule(this.headName).forward(h);
+    h.dispose();
+    return y;
+  }
+  /** Replaces the head (the old one is disposed) with a fresh Linear (or the given module). */
+  replaceHead(head: number | Module, seed?: number): Module {
+    return this.registerModule(this.headName, typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
+  }
+  override getConfig() {
+    const { seed: _s, ...rest } = this.opts;
+    const head = this.getModule(this.headName);
+    return head instanceof Linear ? { ...rest, numClasses: head.outFeatures, head: null } : { ...rest, head: head.toConfig() };
+  }
+}
+
 export interface VGGOptions {
   /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
   head?: ModuleConfig | null;
@@ -112,7 +144,7 @@ export interface VGGOptions {
 }
 
 /** A VGG-style network: `features` (VGG blocks), global average pooling, `classifier` (Linear). */
-export class VGG extends Module {
+export class VGG extends HeadedNetwork {
   readonly opts: Required<Omit<VGGOptions, 'seed'>> & { seed?: number };
   constructor(o: VGGOptions = {}) {
     super();
@@ -141,25 +173,8 @@ export class VGG extends Module {
     f.dispose();
     return p;
   }
-  forward(x: Tensor): Tensor {
-    let h = this.features(x);
-    if (this.opts.dropout > 0) {
-      const d = this.getModule('dropout').forward(h);
-      h.dispose();
-      h = d;
-    }
-    const y = this.getModule('classifier').forward(h);
-    h.dispose();
-    return y;
-  }
-  /** Replaces the classifier (the old one is disposed) with a fresh Linear (or the given module). */
-  replaceHead(head: number | Module, seed?: number): Module {
-    return this.registerModule('classifier', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
-  }
-  override getConfig() {
-    const { seed: _s, ...rest } = this.opts;
-    const cls = this.getModule('classifier');
-    return cls instanceof Linear ? { ...rest, numClasses: cls.outFeatures, head: null } : { ...rest, head: cls.toConfig() };
+  protected override preHead(f: Tensor): Tensor {
+    return this.opts.dropout > 0 ? this.getModule('dropout').forward(f) : f;
   }
 }
 
@@ -320,7 +335,7 @@ export interface ResNetOptions {
 }
 
 /** A ResNet (torchvision's layout and names): stem, `layer1..layerN`, global average pooling, `fc`. */
-export class ResNet extends Module {
+export class ResNet extends HeadedNetwork {
   readonly opts: Required<Omit<ResNetOptions, 'seed' | 'depth'>> & { seed?: number };
   readonly numFeatures: number;
   readonly headName = 'fc';
@@ -379,21 +394,6 @@ export class ResNet extends Module {
     const p = F.globalAvgPool2d(h);
     h.dispose();
     return p;
-  }
-  forward(x: Tensor): Tensor {
-    const f = this.features(x);
-    const y = this.getModule('fc').forward(f);
-    f.dispose();
-    return y;
-  }
-  /** Replaces `fc` (the old one is disposed) with a fresh Linear (or the given module). */
-  replaceHead(head: number | Module, seed?: number): Module {
-    return this.registerModule('fc', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
-  }
-  override getConfig() {
-    const { seed: _s, ...rest } = this.opts;
-    const fc = this.getModule('fc');
-    return fc instanceof Linear ? { ...rest, numClasses: fc.outFeatures, head: null } : { ...rest, head: fc.toConfig() };
   }
 }
 
@@ -458,7 +458,7 @@ export interface InceptionOptions {
 }
 
 /** A small GoogLeNet-style network: `stem` (3x3 ConvBNReLU), `blocks` (Inception modules and pools), global pooling, `fc`. */
-export class Inception extends Module {
+export class Inception extends HeadedNetwork {
   readonly opts: Required<Omit<InceptionOptions, 'seed'>> & { seed?: number };
   readonly numFeatures: number;
   readonly headName = 'fc';
@@ -489,20 +489,6 @@ export class Inception extends Module {
     const p = F.globalAvgPool2d(b);
     b.dispose();
     return p;
-  }
-  forward(x: Tensor): Tensor {
-    const f = this.features(x);
-    const y = this.getModule('fc').forward(f);
-    f.dispose();
-    return y;
-  }
-  replaceHead(head: number | Module, seed?: number): Module {
-    return this.registerModule('fc', typeof head === 'number' ? new Linear(this.numFeatures, head, { seed }) : head);
-  }
-  override getConfig() {
-    const { seed: _s, ...rest } = this.opts;
-    const fc = this.getModule('fc');
-    return fc instanceof Linear ? { ...rest, numClasses: fc.outFeatures, head: null } : { ...rest, head: fc.toConfig() };
   }
 }
 
