@@ -32,6 +32,7 @@
 //! would not saturate anyway and keeps the product inside i64.
 
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::pool::PoolGeom;
 use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
 use crate::simd::{F32x4, I32x4};
@@ -773,40 +774,23 @@ pub fn requant_sum(inputs: &[EwInput], shift: u32, zp: i32, qmin: i32, qmax: i32
     });
 }
 
-/// Pooling geometry (NHWC); every window overlaps the input (checked by the caller).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QPoolGeom {
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub pt: usize,
-    pub pl: usize,
-    pub oh: usize,
-    pub ow: usize,
+/// Input rows `[y0, y1)` of output row `oy`'s window (padding excluded).
+fn window_rows(g: &PoolGeom, oy: usize) -> (usize, usize) {
+    let s = oy * g.sh;
+    (s.saturating_sub(g.pt), (s + g.kh).saturating_sub(g.pt).min(g.h))
 }
 
-impl QPoolGeom {
-    /// Input rows `[y0, y1)` of output row `oy` (padding excluded).
-    fn rows(&self, oy: usize) -> (usize, usize) {
-        let s = oy * self.sh;
-        (s.saturating_sub(self.pt), (s + self.kh).saturating_sub(self.pt).min(self.h))
-    }
-    fn cols(&self, ox: usize) -> (usize, usize) {
-        let s = ox * self.sw;
-        (s.saturating_sub(self.pl), (s + self.kw).saturating_sub(self.pl).min(self.w))
-    }
+/// Input columns `[x0, x1)` of output column `ox`'s window (padding excluded).
+fn window_cols(g: &PoolGeom, ox: usize) -> (usize, usize) {
+    let s = ox * g.sw;
+    (s.saturating_sub(g.pl), (s + g.kw).saturating_sub(g.pl).min(g.w))
 }
 
 /// Max pooling on int8 (max commutes with a monotone quantization: same scale and zero point).
-pub fn qmax_pool(x: &[i8], g: &QPoolGeom, out: &mut [i8]) {
+pub fn qmax_pool(x: &[i8], g: &PoolGeom, out: &mut [i8]) {
     pool_rows(g, out, &|n, oy, ox, dst| {
         dst.fill(i8::MIN);
-        let ((y0, y1), (x0, x1)) = (g.rows(oy), g.cols(ox));
+        let ((y0, y1), (x0, x1)) = (window_rows(g, oy), window_cols(g, ox));
         for iy in y0..y1 {
             for ix in x0..x1 {
                 let src = &x[((n * g.h + iy) * g.w + ix) * g.c..][..g.c];
@@ -820,9 +804,9 @@ pub fn qmax_pool(x: &[i8], g: &QPoolGeom, out: &mut [i8]) {
 
 /// Average pooling on int8 with unchanged scale and zero point: `round(Σ q / count)` (round half
 /// up). `count` excludes padding, or with `pad_value` the padding counts as that value.
-pub fn qavg_pool(x: &[i8], g: &QPoolGeom, pad_value: Option<i8>, out: &mut [i8]) {
+pub fn qavg_pool(x: &[i8], g: &PoolGeom, pad_value: Option<i8>, out: &mut [i8]) {
     pool_rows(g, out, &|n, oy, ox, dst| {
-        let ((y0, y1), (x0, x1)) = (g.rows(oy), g.cols(ox));
+        let ((y0, y1), (x0, x1)) = (window_rows(g, oy), window_cols(g, ox));
         let inside = ((y1 - y0) * (x1 - x0)) as i64;
         let (count, pad_sum) = match pad_value {
             Some(p) => ((g.kh * g.kw) as i64, ((g.kh * g.kw) as i64 - inside) * p as i64),
@@ -840,7 +824,7 @@ pub fn qavg_pool(x: &[i8], g: &QPoolGeom, pad_value: Option<i8>, out: &mut [i8])
     });
 }
 
-fn pool_rows(g: &QPoolGeom, out: &mut [i8], f: &(dyn Fn(usize, usize, usize, &mut [i8]) + Sync)) {
+fn pool_rows(g: &PoolGeom, out: &mut [i8], f: &(dyn Fn(usize, usize, usize, &mut [i8]) + Sync)) {
     let rows = g.n * g.oh;
     let row_len = g.ow * g.c;
     let per = (EW_GRAIN / (row_len * g.kh * g.kw).max(1)).max(1);

@@ -19,6 +19,11 @@ use crate::ensure;
 
 fn pool_geom(op: &str, x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Result<PoolGeom> {
     expect_f32(x, op)?;
+    window_geom(op, x, kernel, stride, padding)
+}
+
+/// The geometry of NHWC pooling windows over `x` (any dtype), with the argument checks.
+pub(crate) fn window_geom(op: &str, x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Result<PoolGeom> {
     ensure!(x.rank() == 4, Shape, "{} expects an NHWC input of rank 4, got shape {}", op, fmt_shape(x.shape()));
     let [kh, kw] = kernel;
     let [sh, sw] = stride;

@@ -17,8 +17,9 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::kernels::binary;
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::pool::PoolGeom;
 use crate::kernels::int8::{self, pack_b, packed_len, quantize_multipliers, quantize_one, EwInput, OutLayout, QEpilogue,
-    QPoolGeom, Requant};
+    Requant};
 use crate::parallel::SharedMut;
 use crate::shape::{check_shape_valid, fmt_shape, norm_axis, numel};
 use crate::storage::{alloc_f32, alloc_i32, alloc_i8};
@@ -418,22 +419,9 @@ pub fn qconv2d(x: &Tensor, x_zero_point: i32, packed: &Tensor, kernel: [usize; 3
     })
 }
 
-fn qpool_geom(op: &str, x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Result<QPoolGeom> {
+fn qpool_geom(op: &str, x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> Result<PoolGeom> {
     expect_i8(x, op)?;
-    ensure!(x.rank() == 4, Shape, "{} expects an NHWC input of rank 4, got shape {}", op, fmt_shape(x.shape()));
-    let [kh, kw] = kernel;
-    let [sh, sw] = stride;
-    let [pt, pb, pl, pr] = padding;
-    ensure!(kh >= 1 && kw >= 1, Argument, "{}: the kernel must be at least 1x1, got [{}, {}]", op, kh, kw);
-    ensure!(sh >= 1 && sw >= 1, Argument, "{}: strides must be at least 1, got [{}, {}]", op, sh, sw);
-    let (n, h, w, c) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-    let oh = window_out_size(op, "height", h, pt, pb, kh, 1, sh)?;
-    let ow = window_out_size(op, "width", w, pl, pr, kw, 1, sw)?;
-    ensure!(pt < kh && (oh - 1) * sh < h + pt && pl < kw && (ow - 1) * sw < w + pl, Argument,
-        "{}: with kernel [{}, {}], stride [{}, {}] and padding [{}, {}, {}, {}], a window lies entirely in the padding of input {}",
-        op, kh, kw, sh, sw, pt, pb, pl, pr, fmt_shape(x.shape()));
-    check_shape_valid(&[n, oh, ow, c])?;
-    Ok(QPoolGeom { n, h, w, c, kh, kw, sh, sw, pt, pl, oh, ow })
+    super::pool::window_geom(op, x, kernel, stride, padding)
 }
 
 /// Max pooling on int8 NHWC (the output keeps the input's scale and zero point).
