@@ -114,6 +114,32 @@ describe('int8 convolution, pooling, add, concat', () => {
     });
   });
 
+  it('conv with the 2x2 max pool fused gives exactly the pooled conv output', () => {
+    eg.tidy(() => {
+      // Odd output sizes (the last row and column are dropped), groups, padding and a fused ReLU.
+      const [n, h, w, cin, cout, groups] = [3, 9, 7, 4, 12, 2];
+      const wt = eg.tensor(vals(3 * 3 * (cin / groups) * cout, 7, -0.4, 0.4), [3, 3, cin / groups, cout]);
+      const [wq, ws] = C.quantizePerChannel(wt, 3);
+      const xq = eg.tensor(ints(n * h * w * cin, 8), [n, h, w, cin], 'int8');
+      const xp = { scale: 0.05, zeroPoint: -3 };
+      const out = { scale: 0.08, zeroPoint: -10 };
+      const packed = engine.packWeights(wq, groups);
+      const c = engine.layerConstants(wq, ws, null, groups, xp, out);
+      const geo = { kernel: [3, 3, cin / groups] as [number, number, number], stride: [1, 1] as [number, number], padding: [1, 1, 1, 1] as [number, number, number, number], dilation: [1, 1] as [number, number], groups };
+      for (const threads of [1, 2]) {
+        eg.setNumThreads(threads);
+        const plain = engine.qconv2d(xq, -3, packed, geo, { c, out, relu: true });
+        const pooled = engine.qmaxPool2d(plain, [2, 2], [2, 2], [0, 0, 0, 0]);
+        const fused = engine.qconv2d(xq, -3, packed, geo, { c, out, relu: true }, true);
+        expect(fused.shape).toEqual([n, 4, 3, cout]);
+        expect(Array.from(fused.dataSync())).toEqual(Array.from(pooled.dataSync()));
+      }
+      eg.setNumThreads(2);
+      const cf = engine.layerConstants(wq, ws, null, groups, xp, null);
+      expect(() => engine.qconv2d(xq, -3, packed, geo, { c: cf, out: null, relu: false }, true)).toThrow(eg.ArgumentError);
+    });
+  });
+
   it('pools, adds and concatenates int8 tensors', () => {
     eg.tidy(() => {
       const x = eg.tensor(Int8Array.from([1, -5, 3, 7, -128, 2, 9, 0]), [1, 2, 2, 2], 'int8');

@@ -84,11 +84,12 @@ export interface ConvGeometry {
   groups: number;
 }
 
-export function qconv2d(x: Tensor, xZeroPoint: number, packed: Tensor, g: ConvGeometry, o: LayerOutput): Tensor {
+/** `maxPool2`: also max-pool 2x2 with stride 2 (int8 output only; output `[N, OH/2, OW/2, C]`). */
+export function qconv2d(x: Tensor, xZeroPoint: number, packed: Tensor, g: ConvGeometry, o: LayerOutput, maxPool2 = false): Tensor {
   const { c } = o;
   return wrap(call((e) => e.quant_conv2d(x.handle, xZeroPoint, packed.handle, u32(g.kernel), c.offsets.handle, u32(g.stride), u32(g.padding),
     u32(g.dilation), g.groups, c.mult ? c.mult.handle : 0, c.left, c.right, o.out ? o.out.scale : 1, o.out ? o.out.zeroPoint : 0, o.relu,
-    c.scales ? c.scales.handle : 0)));
+    c.scales ? c.scales.handle : 0, maxPool2)));
 }
 
 export function qmaxPool2d(x: Tensor, kernel: number[], stride: number[], padding: number[]): Tensor {

@@ -149,6 +149,8 @@ export class QuantizedModel {
   readonly #layers = new Map<number, Layer>();
   readonly #q = new Map<number, QParams>();
   readonly #qcache = new Map<number, QParams>();
+  /** Conv output value → the 2x2 stride-2 max pool output computed in that conv's epilogue. */
+  readonly #fusedPool = new Map<number, number>();
   #disposed = false;
 
   /** Builds the runtime from the graph and its tensors (`<layer>.weight` int8, `.weight_scale`, `.bias`). */
@@ -185,9 +187,25 @@ export class QuantizedModel {
         };
         this.#layers.set(n.out, layer);
       });
+      this.#planPoolFusion();
     } catch (e) {
       this.dispose();
       throw e;
+    }
+  }
+
+  /**
+   * A conv with int8 output read only by a 2x2, stride-2, unpadded max pool runs with the pool in
+   * its epilogue (max of the accumulators, then one requantization): bitwise the same result,
+   * since requantization never decreases, and a quarter of the requantizations and stores.
+   */
+  #planPoolFusion(): void {
+    const reads = new Map<number, number>([[this.graph.output, 1]]);
+    for (const n of this.graph.nodes) for (const v of inputsOf(n as GNode)) reads.set(v, (reads.get(v) ?? 0) + 1);
+    for (const p of this.graph.nodes) {
+      if (p.op !== 'maxpool' || p.kernel.join() !== '2,2' || p.stride.join() !== '2,2' || p.padding.some((x) => x !== 0)) continue;
+      const c = this.graph.nodes.find((n) => n.out === p.in);
+      if (c?.op === 'conv' && reads.get(c.out) === 1 && this.#layers.get(c.out)!.out !== null) this.#fusedPool.set(c.out, p.out);
     }
   }
 
@@ -267,13 +285,18 @@ export class QuantizedModel {
     return tidy(() => {
       const vals: Tensor[] = [];
       vals[0] = E.quantizeTensor(x, this.qOf(0));
-      for (const n of this.graph.nodes) vals[n.out] = this.#run(n, vals);
+      for (const n of this.graph.nodes) {
+        const pooled = this.#fusedPool.get(n.out);
+        if (pooled !== undefined) vals[pooled] = this.#run(n, vals, true);
+        else if (vals[n.out] === undefined) vals[n.out] = this.#run(n, vals); // a fused pool is already there
+      }
       const y = vals[this.graph.output];
       return y.dtype === 'float32' ? y : E.dequantizeTensor(y, this.qOf(this.graph.output));
     });
   }
 
-  #run(n: SerialNode, vals: Tensor[]): Tensor {
+  /** `maxPool2`: a conv also applies the 2x2 max pool that follows it (see `#planPoolFusion`). */
+  #run(n: SerialNode, vals: Tensor[], maxPool2 = false): Tensor {
     const a = vals[inputsOf(n as GNode)[0]];
     switch (n.op) {
       case 'linear':
@@ -284,7 +307,7 @@ export class QuantizedModel {
           ? E.qlinear(a, l.packed, l.wq.shape[1], o)
           : E.qconv2d(a, this.qOf(n.in).zeroPoint, l.packed, {
             kernel: [l.wq.shape[0], l.wq.shape[1], l.wq.shape[2]], stride: n.stride, padding: n.padding, dilation: n.dilation, groups: n.groups,
-          }, o);
+          }, o, maxPool2);
         // A float-output layer cannot clamp in its epilogue; apply its ReLU here.
         return l.out === null && n.relu ? y.relu() : y;
       }

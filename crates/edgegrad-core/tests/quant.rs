@@ -188,7 +188,7 @@ fn qconv2d_matches_exact_integer_reference() {
         let lay = WeightLayout::Conv { groups: o.groups };
         let l = qlayer(&w, Some(&b), lay, xp, Some(op));
         let y = quant::qconv2d(&xq, 9, &l.packed, [kh, kw, cin / o.groups], &l.offsets, &o,
-            &QOutput::Int8 { mult: l.mult.as_ref().unwrap(), left: l.left, right: l.right, q: op, relu: true }).unwrap();
+            &QOutput::Int8 { mult: l.mult.as_ref().unwrap(), left: l.left, right: l.right, q: op, relu: true }, false).unwrap();
         let (acc, shape) = conv_ref(&xq.to_vec_i8().unwrap(), 9, &l.wq.to_vec_i8().unwrap(), &l.offsets.to_vec_i32().unwrap(),
             n, h, wd, cin, kh, kw, cout, &o);
         assert_eq!(y.shape(), &shape);
@@ -198,6 +198,12 @@ fn qconv2d_matches_exact_integer_reference() {
         for (i, a) in acc.iter().enumerate() {
             assert_eq!(got[i] as i32, rq.apply(*a as i32, mult[i % cout]), "conv element {i}");
         }
+        // The fused 2x2 max pool gives exactly the pooled plain output (odd edges dropped).
+        let fused = quant::qconv2d(&xq, 9, &l.packed, [kh, kw, cin / o.groups], &l.offsets, &o,
+            &QOutput::Int8 { mult: l.mult.as_ref().unwrap(), left: l.left, right: l.right, q: op, relu: true }, true).unwrap();
+        let pooled = quant::qmax_pool2d(&y, [2, 2], [2, 2], [0; 4]).unwrap();
+        assert_eq!(fused.shape(), pooled.shape());
+        assert_eq!(fused.to_vec_i8().unwrap(), pooled.to_vec_i8().unwrap(), "fused pool, case {:?}", shape);
     }
 }
 
@@ -210,8 +216,9 @@ fn int8_kernels_are_bitwise_identical_across_threads() {
         let op = QParams::new(0.2, -5).unwrap();
         let l = qlayer(&w, None, WeightLayout::Conv { groups: 1 }, xp, Some(op));
         let o = Conv2dOptions { padding: [1, 1, 1, 1], ..Default::default() };
-        let y = quant::qconv2d(&xq, 1, &l.packed, [3, 3, 16], &l.offsets, &o,
-            &QOutput::Int8 { mult: l.mult.as_ref().unwrap(), left: l.left, right: l.right, q: op, relu: false }).unwrap();
+        let q8 = QOutput::Int8 { mult: l.mult.as_ref().unwrap(), left: l.left, right: l.right, q: op, relu: false };
+        let y = quant::qconv2d(&xq, 1, &l.packed, [3, 3, 16], &l.offsets, &o, &q8, false).unwrap();
+        let yp = quant::qconv2d(&xq, 1, &l.packed, [3, 3, 16], &l.offsets, &o, &q8, true).unwrap();
         let w2 = Tensor::from_f32(uniform(200 * 300, 23, -0.1, 0.1), &[200, 300]).unwrap();
         let x2 = Tensor::from_i8(i8s(150 * 300, 24), &[150, 300]).unwrap();
         let l2 = qlayer(&w2, None, WeightLayout::Linear, xp, None);
@@ -219,7 +226,7 @@ fn int8_kernels_are_bitwise_identical_across_threads() {
         let xf = Tensor::from_f32(uniform(150 * 300, 25, -1.0, 1.0), &[150, 300]).unwrap();
         let (bits, alpha) = quant::pack_binary(&w2, WeightLayout::Linear).unwrap();
         let y3 = quant::binary_linear(&xf, &bits, &alpha, None).unwrap();
-        (y.to_vec_i8().unwrap(), y2.to_vec_f32().unwrap(), y3.to_vec_f32().unwrap())
+        (y.to_vec_i8().unwrap(), y2.to_vec_f32().unwrap(), y3.to_vec_f32().unwrap(), yp.to_vec_i8().unwrap())
     };
     parallel::set_num_threads(1);
     let a = run();
@@ -227,6 +234,7 @@ fn int8_kernels_are_bitwise_identical_across_threads() {
     let b = run();
     parallel::set_num_threads(1);
     assert_eq!(a.0, b.0);
+    assert_eq!(a.3, b.3);
     assert!(a.1.iter().zip(&b.1).all(|(x, y)| x.to_bits() == y.to_bits()));
     assert!(a.2.iter().zip(&b.2).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
@@ -412,10 +420,18 @@ fn errors_are_typed() {
     let cw = Tensor::from_f32(uniform(3 * 3 * 4 * 8, 52, -1.0, 1.0), &[3, 3, 4, 8]).unwrap();
     let cl = qlayer(&cw, None, WeightLayout::Conv { groups: 1 }, xp, Some(xp));
     let co = QOutput::Int8 { mult: cl.mult.as_ref().unwrap(), left: cl.left, right: cl.right, q: xp, relu: false };
-    assert_eq!(kind(quant::qconv2d(&x4, 0, &cl.packed, [3, 3, 4], &cl.offsets, &Conv2dOptions::default(), &co)), ErrorKind::Shape);
-    assert_eq!(kind(quant::qconv2d(&x4, 300, &cl.packed, [3, 3, 4], &cl.offsets, &Conv2dOptions::default(), &co)), ErrorKind::Argument);
+    assert_eq!(kind(quant::qconv2d(&x4, 0, &cl.packed, [3, 3, 4], &cl.offsets, &Conv2dOptions::default(), &co, false)), ErrorKind::Shape);
+    assert_eq!(kind(quant::qconv2d(&x4, 300, &cl.packed, [3, 3, 4], &cl.offsets, &Conv2dOptions::default(), &co, false)), ErrorKind::Argument);
     assert_eq!(kind(quant::qconv2d(&x4, 0, &l.packed, [3, 3, 4], &cl.offsets,
-        &Conv2dOptions { padding: [1, 1, 1, 1], ..Default::default() }, &co)), ErrorKind::Shape);
+        &Conv2dOptions { padding: [1, 1, 1, 1], ..Default::default() }, &co, false)), ErrorKind::Shape);
+    // A fused 2x2 max pool needs an int8 output of at least 2x2.
+    let x3 = Tensor::from_i8(vec![0; 36], &[1, 3, 3, 4]).unwrap();
+    let same = Conv2dOptions { padding: [1, 1, 1, 1], ..Default::default() };
+    assert_eq!(kind(quant::qconv2d(&x3, 0, &cl.packed, [3, 3, 4], &cl.offsets, &Conv2dOptions::default(), &co, true)), ErrorKind::Shape);
+    let fl = qlayer(&cw, None, WeightLayout::Conv { groups: 1 }, xp, None);
+    let fo = QOutput::Float { scales: fl.scales.as_ref().unwrap() };
+    assert!(quant::qconv2d(&x3, 0, &fl.packed, [3, 3, 4], &fl.offsets, &same, &fo, false).is_ok());
+    assert_eq!(kind(quant::qconv2d(&x3, 0, &fl.packed, [3, 3, 4], &fl.offsets, &same, &fo, true)), ErrorKind::Argument);
     assert_eq!(kind(quant::pack_weights(&w, WeightLayout::Linear)), ErrorKind::DType);
     assert_eq!(kind(quant::quantize_per_channel(&Tensor::from_f32(vec![f32::NAN], &[1]).unwrap(), 0)), ErrorKind::Argument);
     assert_eq!(kind(quant::qmax_pool2d(&x4, [3, 3], [1, 1], [0; 4])), ErrorKind::Shape);

@@ -119,12 +119,12 @@ pub fn quant_linear(x: u32, packed: u32, in_features: u32, offsets: u32, mult: u
 #[wasm_bindgen]
 pub fn quant_conv2d(x: u32, x_zp: i32, packed: u32, kernel: &[u32], offsets: u32, stride: &[u32], padding: &[u32],
                     dilation: &[u32], groups: u32, mult: u32, left: u32, right: u32, out_scale: f32, out_zp: i32, relu: bool,
-                    scales: u32) -> R<u32> {
+                    scales: u32, max_pool2: bool) -> R<u32> {
     let co = conv_opts("quant_conv2d", stride, padding, dilation, groups)?;
     let k = fixed("quant_conv2d", "kernel [kh, kw, cin/groups]", kernel)?;
     let (m, s) = (opt(mult)?, opt(scales)?);
     let o = qout(&m, &s, left, right, out_scale, out_zp, relu)?;
-    out(quant::qconv2d(&t(x)?, x_zp, &t(packed)?, k, &t(offsets)?, &co, &o))
+    out(quant::qconv2d(&t(x)?, x_zp, &t(packed)?, k, &t(offsets)?, &co, &o, max_pool2))
 }
 
 #[wasm_bindgen]

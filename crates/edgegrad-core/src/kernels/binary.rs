@@ -10,7 +10,7 @@
 //! thread count, so results are bitwise identical for 1 or N threads.
 
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::int8::{im2col_row, load_i32, xor, ASrc, OutLayout, MC, MR, NR};
+use crate::kernels::int8::{load_i32, xor, ASrc, ConvRows, RowGather, OutLayout, MC, MR, NR};
 use crate::parallel::{current_thread, for_each, num_threads, SharedMut};
 use crate::scratch::{self, Slot};
 use crate::simd::F32x4;
@@ -40,7 +40,9 @@ pub fn pack_bits(w: &[f32], off: usize, rs: usize, cs: usize, k: usize, n: usize
 }
 
 /// Packs rows `i0..i0+rows` of A into MR-row f32 panels `out[(r*k + kk)*MR + i]`, zero-padded.
-fn pack_a_f32(src: &ASrc<f32>, i0: usize, rows: usize, k: usize, rowbuf: &mut [f32], out: &mut [f32]) {
+fn pack_a_f32(src: ASrc<f32>, i0: usize, rows: usize, k: usize, out: &mut [f32]) {
+    let mut rg = RowGather::new(src, i0);
+    let data = rg.data;
     for r in 0..rows.div_ceil(MR) {
         let panel = &mut out[r * k * MR..(r + 1) * k * MR];
         let live = (rows - r * MR).min(MR);
@@ -51,15 +53,9 @@ fn pack_a_f32(src: &ASrc<f32>, i0: usize, rows: usize, k: usize, rowbuf: &mut [f
                 }
                 continue;
             }
-            let row: &[f32] = match *src {
-                ASrc::Dense { data, off, lda } => &data[off + (i0 + r * MR + i) * lda..][..k],
-                ASrc::Im2col { x, g, grp, pad } => {
-                    im2col_row(x, g, grp, i0 + r * MR + i, pad, &mut rowbuf[..k]);
-                    &rowbuf[..k]
-                }
-            };
-            for (kk, &v) in row.iter().enumerate() {
-                panel[kk * MR + i] = v;
+            let s = rg.next_start();
+            for kk in 0..k {
+                panel[kk * MR + i] = data[s + rg.tap(kk)];
             }
         }
     }
@@ -99,7 +95,6 @@ pub fn binary_gemm(m: usize, n: usize, k: usize, src: ASrc<f32>, bits: &[i8], al
     let m_tiles = m.div_ceil(MC);
     let n_tiles = 8usize.div_ceil(m_tiles).min(slivers).max(1);
     let per = slivers.div_ceil(n_tiles);
-    let im2col = matches!(src, ASrc::Im2col { .. });
     let task = |t: usize, thread: usize| {
         let (mi, ni) = (t / n_tiles, t % n_tiles);
         let i0 = mi * MC;
@@ -111,13 +106,12 @@ pub fn binary_gemm(m: usize, n: usize, k: usize, src: ASrc<f32>, bits: &[i8], al
         let panels = mc.div_ceil(MR);
         // SAFETY: `thread` is this task's pool thread; each slot is borrowed once here, and the
         // Misc slot is reinterpreted as i32 words (same size and alignment as f32).
-        let (ap, rowbuf, signs) = unsafe {
+        let (ap, signs) = unsafe {
             let ap = scratch::per_thread(Slot::GemmA, thread, panels * MR * k);
-            let rowbuf = scratch::per_thread(Slot::GemmB, thread, if im2col { k } else { 0 });
             let s = scratch::per_thread(Slot::Misc, thread, k * NR);
-            (ap, rowbuf, std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut i32, k * NR))
+            (ap, std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut i32, k * NR))
         };
-        pack_a_f32(&src, i0, mc, k, rowbuf, ap);
+        pack_a_f32(src, i0, mc, k, ap);
         for s in s0..s1 {
             let j0 = s * NR;
             let nr = NR.min(n - j0);
@@ -182,8 +176,12 @@ pub fn binary_conv2d(x: &[f32], g: &ConvGeom, bits: &[i8], alpha: &[f32], bias: 
     assert!(x.len() == g.n * g.h * g.w * g.cin && bits.len() >= blen * g.groups && out.len() == g.pixels() * g.cout,
         "binary_conv2d: buffer sizes do not match the geometry");
     let op = SharedMut(out.as_mut_ptr());
+    let conv_rows = if g.is_pointwise() { None } else { Some(ConvRows::new(x, g, 0.0)) };
     for grp in 0..g.groups {
-        let src = if g.is_pointwise() { ASrc::Dense { data: x, off: 0, lda: g.cin } } else { ASrc::Im2col { x, g, grp, pad: 0.0 } };
+        let src = match &conv_rows {
+            None => ASrc::Dense { data: x, off: 0, lda: g.cin },
+            Some(rows) => ASrc::Im2col { rows, grp, windows: false },
+        };
         let c0 = grp * n;
         binary_gemm(g.pixels(), n, k, src, &bits[grp * blen..(grp + 1) * blen], &alpha[c0..], bias.map(|b| &b[c0..]),
             op, OutLayout { off: c0, ldc: g.cout });

@@ -31,6 +31,8 @@
 //! When `left > 0` (M >= 1/2), `acc` is first clamped to `±lim`, which changes nothing that
 //! would not saturate anyway and keeps the product inside i64.
 
+use std::borrow::Cow;
+
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::pool::PoolGeom;
 use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
@@ -358,74 +360,157 @@ pub fn pack_b(w: &[i8], off: usize, rs: usize, cs: usize, k: usize, n: usize, ou
 
 // ------------------------------------------------------------------ A operand sources
 
-/// Where the rows of A come from: a dense matrix, or the im2col rows of a convolution (built on
-/// the fly while packing, padding reading as `pad`).
+/// Where the rows of A come from: a dense matrix, or the receptive fields of a convolution's
+/// output pixels, gathered while packing (no im2col matrix).
 #[derive(Clone, Copy)]
-pub enum ASrc<'a, T> {
+pub enum ASrc<'a, T: Clone> {
     /// Row i is `data[off + i*lda ..][..k]`.
     Dense { data: &'a [T], off: usize, lda: usize },
-    /// Row i is the receptive field of output pixel i for group `grp`, laid out `(ky, kx, c)`.
-    Im2col { x: &'a [T], g: &'a ConvGeom, grp: usize, pad: T },
+    /// Row i is the receptive field, laid out `(ky, kx, c)`, for group `grp` of the output pixel
+    /// that a `PixelWalk` (raster order, or 2x2 windows) gives for row i.
+    Im2col { rows: &'a ConvRows<'a, T>, grp: usize, windows: bool },
 }
 
-/// The im2col row of output pixel `pix` (group `grp`) into `dst` (`g.k()` values).
-/// `dst = src` for the short runs of im2col (a few channels): `copy_from_slice` becomes wasm's
-/// `memory.copy`, which V8 runs as a call costing more than copying a few bytes. Volatile
-/// stores keep LLVM from turning the loop back into that call.
-#[inline(always)]
-fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
-    if dst.len() > 32 {
-        dst.copy_from_slice(src);
-        return;
-    }
-    let src = &src[..dst.len()];
-    for (d, s) in dst.iter_mut().zip(src) {
-        // SAFETY: `d` is a valid, exclusive reference.
-        unsafe { std::ptr::write_volatile(d, *s) };
-    }
+/// A convolution's input prepared for gathering GEMM rows: padded once, so that every tap is in
+/// bounds, plus the offset of each receptive-field element from its pixel's base. Gathering is
+/// then one indexed load per element, with no per-row division or bounds logic.
+pub struct ConvRows<'a, T: Clone> {
+    x: Cow<'a, [T]>,
+    /// The geometry of `x` (no padding left).
+    g: ConvGeom,
+    /// Offset of element `(ky, kx, c)` (`c < cin_g`) from the pixel's base.
+    taps: Vec<usize>,
+    /// Each aligned run of 8 taps is contiguous (packing may read 8 elements at once).
+    contig8: bool,
 }
 
-/// `dst.fill(v)` for short runs, for the same reason as `copy_run`.
-#[inline(always)]
-fn fill_run<T: Copy>(dst: &mut [T], v: T) {
-    if dst.len() > 32 {
-        dst.fill(v);
-        return;
-    }
-    for d in dst.iter_mut() {
-        // SAFETY: `d` is a valid, exclusive reference.
-        unsafe { std::ptr::write_volatile(d, v) };
-    }
-}
-
-pub fn im2col_row<T: Copy>(x: &[T], g: &ConvGeom, grp: usize, pix: usize, pad: T, dst: &mut [T]) {
-    let (n, oy, ox) = (pix / (g.oh * g.ow), (pix / g.ow) % g.oh, pix % g.ow);
-    let cg = g.cin_g();
-    let c0 = grp * cg;
-    let run = g.kw * cg;
-    for ky in 0..g.kh {
-        let row = &mut dst[ky * run..(ky + 1) * run];
-        let t = oy * g.sh + ky * g.dh;
-        if t < g.pt || t - g.pt >= g.h {
-            fill_run(row, pad);
-            continue;
-        }
-        let base = (n * g.h + t - g.pt) * g.w;
-        let t0 = ox * g.sw;
-        if g.groups == 1 && g.dw == 1 && t0 >= g.pl && t0 - g.pl + g.kw <= g.w {
-            let s = (base + t0 - g.pl) * g.cin;
-            copy_run(row, &x[s..s + run]);
-            continue;
-        }
-        for kx in 0..g.kw {
-            let d = &mut row[kx * cg..(kx + 1) * cg];
-            let tx = ox * g.sw + kx * g.dw;
-            if tx < g.pl || tx - g.pl >= g.w {
-                fill_run(d, pad);
-            } else {
-                let s = (base + tx - g.pl) * g.cin + c0;
-                copy_run(d, &x[s..s + cg]);
+impl<'a, T: Copy> ConvRows<'a, T> {
+    /// `x` NHWC for geometry `g`, padding reading as `pad`.
+    pub fn new(x: &'a [T], g: &ConvGeom, pad: T) -> ConvRows<'a, T> {
+        // Rows and columns the taps reach.
+        let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+        let wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+        let (x, h, w) = if g.pt == 0 && g.pl == 0 && hp <= g.h && wp <= g.w {
+            (Cow::Borrowed(x), g.h, g.w)
+        } else {
+            let mut buf = vec![pad; g.n * hp * wp * g.cin];
+            let cols = g.w.min(wp.saturating_sub(g.pl)) * g.cin;
+            for n in 0..g.n {
+                for iy in 0..g.h.min(hp.saturating_sub(g.pt)) {
+                    let src = &x[(n * g.h + iy) * g.w * g.cin..][..cols];
+                    buf[((n * hp + g.pt + iy) * wp + g.pl) * g.cin..][..cols].copy_from_slice(src);
+                }
             }
+            (Cow::Owned(buf), hp, wp)
+        };
+        let g = ConvGeom { h, w, pt: 0, pl: 0, ..*g };
+        let cg = g.cin_g();
+        let mut taps = Vec::with_capacity(g.k());
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                for c in 0..cg {
+                    taps.push((ky * g.dh * g.w + kx * g.dw) * g.cin + c);
+                }
+            }
+        }
+        let contig8 = taps.chunks_exact(8).all(|c| c.iter().enumerate().all(|(t, &o)| o == c[0] + t));
+        ConvRows { x, g, taps, contig8 }
+    }
+
+    /// Index of element `(0, 0, c0)` of output pixel `(n, oy, ox)`'s receptive field.
+    #[inline(always)]
+    fn base(&self, (n, oy, ox): (usize, usize, usize), c0: usize) -> usize {
+        let g = &self.g;
+        ((n * g.h + oy * g.sh) * g.w + ox * g.sw) * g.cin + c0
+    }
+}
+
+/// Output coordinates `(n, oy, ox)` of consecutive GEMM rows of a convolution, in raster order
+/// or, with `windows`, grouped by 2x2 pooling windows (rows `4w..4w+4` are the four pixels of
+/// pooled pixel w in an `(oh/2, ow/2)` grid; odd last rows/columns are never computed).
+/// Stepping instead of dividing per row: integer division costs as much as a row's packing.
+#[derive(Clone, Copy)]
+pub struct PixelWalk {
+    windows: bool,
+    /// Grid walked: `(oh, ow)`, or `(oh/2, ow/2)` with windows.
+    gh: usize,
+    gw: usize,
+    n: usize,
+    y: usize,
+    x: usize,
+    /// Position inside the window (windows only).
+    q: usize,
+}
+
+impl PixelWalk {
+    /// The walk from GEMM row `row`.
+    pub fn new(g: &ConvGeom, windows: bool, row: usize) -> PixelWalk {
+        let (gh, gw, cell, q) = if windows { (g.oh / 2, g.ow / 2, row / 4, row % 4) } else { (g.oh, g.ow, row, 0) };
+        PixelWalk { windows, gh, gw, n: cell / (gh * gw), y: (cell / gw) % gh, x: cell % gw, q }
+    }
+
+    /// The current row's `(n, oy, ox)`, then steps to the next row.
+    #[inline(always)]
+    pub fn next_pixel(&mut self) -> (usize, usize, usize) {
+        let p = if self.windows { (self.n, 2 * self.y + self.q / 2, 2 * self.x + self.q % 2) } else { (self.n, self.y, self.x) };
+        if self.windows && self.q < 3 {
+            self.q += 1;
+            return p;
+        }
+        self.q = 0;
+        self.x += 1;
+        if self.x == self.gw {
+            self.x = 0;
+            self.y += 1;
+            if self.y == self.gh {
+                self.y = 0;
+                self.n += 1;
+            }
+        }
+        p
+    }
+}
+
+/// The pieces of a row source that packing reads: the data, each live row's start in it, and
+/// the tap table (None: row elements are contiguous).
+pub struct RowGather<'a, T: Clone> {
+    pub(crate) data: &'a [T],
+    taps: Option<&'a [usize]>,
+    contig8: bool,
+    src: ASrc<'a, T>,
+    walk: Option<PixelWalk>,
+    next_row: usize,
+}
+
+impl<'a, T: Copy> RowGather<'a, T> {
+    /// Gathering rows `i0..` of `src`.
+    pub fn new(src: ASrc<'a, T>, i0: usize) -> Self {
+        match src {
+            ASrc::Dense { data, .. } => RowGather { data, taps: None, contig8: true, src, walk: None, next_row: i0 },
+            ASrc::Im2col { rows, windows, .. } => RowGather {
+                data: &rows.x, taps: Some(&rows.taps), contig8: rows.contig8, src, walk: Some(PixelWalk::new(&rows.g, windows, i0)), next_row: i0,
+            },
+        }
+    }
+
+    /// Start (in `data`) of the next row; element kk of the row is at `start + tap(kk)`.
+    #[inline(always)]
+    pub fn next_start(&mut self) -> usize {
+        let i = self.next_row;
+        self.next_row += 1;
+        match (self.src, self.walk.as_mut()) {
+            (ASrc::Dense { off, lda, .. }, _) => off + i * lda,
+            (ASrc::Im2col { rows, grp, .. }, Some(w)) => rows.base(w.next_pixel(), grp * rows.g.cin_g()),
+            (ASrc::Im2col { .. }, None) => unreachable!("im2col rows have a walk"),
+        }
+    }
+
+    /// Offset of row element kk from the row's start.
+    #[inline(always)]
+    pub fn tap(&self, kk: usize) -> usize {
+        match self.taps {
+            Some(t) => t[kk],
+            None => kk,
         }
     }
 }
@@ -444,43 +529,34 @@ unsafe fn scratch_as<T>(slot: Slot, thread: usize, len: usize) -> &'static mut [
 
 /// Packs rows `i0..i0+rows` of A into MR-row panels of i16 pairs: panel r holds
 /// `out[(r*kp + p)*MR + i] = pack16(a[i][2p], a[i][2p+1])`, zero-padded.
-fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8], out: &mut [i32]) {
+fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
     let kp = k.div_ceil(2);
-    let panels = rows.div_ceil(MR);
-    for r in 0..panels {
+    let mut rg = RowGather::new(src, i0);
+    let data = rg.data;
+    for r in 0..rows.div_ceil(MR) {
         let panel = &mut out[r * kp * MR..(r + 1) * kp * MR];
         let live = (rows - r * MR).min(MR);
-        // Fill the row buffer (im2col) or point at the dense rows.
         let mut starts = [0usize; MR];
-        let data: &[i8] = match *src {
-            ASrc::Dense { data, off, lda } => {
-                for (i, s) in starts.iter_mut().enumerate().take(live) {
-                    *s = off + (i0 + r * MR + i) * lda;
-                }
-                data
-            }
-            ASrc::Im2col { x, g, grp, pad } => {
-                for (i, s) in starts.iter_mut().enumerate().take(live) {
-                    im2col_row(x, g, grp, i0 + r * MR + i, pad, &mut rowbuf[i * k..(i + 1) * k]);
-                    *s = i * k;
-                }
-                rowbuf
-            }
-        };
-        // Full panels, eight k at a time: widen each row's 8 bytes to i16 (four pair-words) and
-        // transpose the 4x4 words into the panel's (pair, row) order.
+        for s in starts.iter_mut().take(live) {
+            *s = rg.next_start();
+        }
+        // Full panels whose runs of 8 elements are contiguous, eight k at a time: widen each
+        // row's 8 bytes to i16 (four pair-words) and transpose the 4x4 words into the panel's
+        // (pair, row) order.
         let mut p0 = 0;
-        if MR == 4 && live == MR {
-            let k8 = k / 8 * 8;
-            while p0 * 2 < k8 {
-                // SAFETY: each row has k >= 2*p0 + 8 readable bytes at data[starts[i]..]; the
-                // panel has room for 16 words from index p0*MR (p0 + 4 <= kp).
-                unsafe {
-                    let r = |i: usize| I16x8::load_i8x8(data.as_ptr().add(starts[i.min(MR - 1)] + 2 * p0)).words();
-                    let t = transpose4(r(0), r(1), r(2), r(3));
-                    for (j, v) in t.iter().enumerate() {
-                        store_i32(*v, panel.as_mut_ptr().add((p0 + j) * MR));
-                    }
+        if MR == 4 && live == MR && rg.contig8 {
+            while p0 * 2 + 8 <= k {
+                let t = rg.tap(2 * p0);
+                let row = |i: usize| {
+                    let b = &data[starts[i] + t..starts[i] + t + 8];
+                    // SAFETY: `b` holds 8 readable bytes.
+                    unsafe { I16x8::load_i8x8(b.as_ptr()) }.words()
+                };
+                let words = transpose4(row(0), row(1), row(2), row(3));
+                let dst = &mut panel[p0 * MR..(p0 + 4) * MR];
+                for (j, v) in words.iter().enumerate() {
+                    // SAFETY: `dst` holds 16 words; word j's 4 go to dst[4j..4j+4].
+                    unsafe { store_i32(*v, dst.as_mut_ptr().add(j * MR)) };
                 }
                 p0 += 4;
             }
@@ -492,13 +568,11 @@ fn pack_a_i8(src: &ASrc<i8>, i0: usize, rows: usize, k: usize, rowbuf: &mut [i8]
                 }
                 continue;
             }
-            let row = &data[s..s + k];
-            let pairs = k / 2;
-            for p in p0..pairs {
-                panel[p * MR + i] = pack16(row[2 * p], row[2 * p + 1]);
+            for p in p0..k / 2 {
+                panel[p * MR + i] = pack16(data[s + rg.tap(2 * p)], data[s + rg.tap(2 * p + 1)]);
             }
             if k % 2 == 1 {
-                panel[pairs * MR + i] = pack16(row[k - 1], 0);
+                panel[(k / 2) * MR + i] = pack16(data[s + rg.tap(k - 1)], 0);
             }
         }
     }
@@ -530,8 +604,10 @@ unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x
 /// What the GEMM does with each finished i32 tile (column `j` of C is output column
 /// `col0 + j`; per-column arrays are indexed from that group's first column).
 pub enum QEpilogue<'a> {
-    /// Requantize to int8 with per-column multipliers.
-    Int8 { out: SharedMut<i8>, mult: &'a [i32], rq: Requant },
+    /// Requantize to int8 with per-column multipliers. With `max4`, each run of four rows is
+    /// first reduced to its maximum and written as one output row (`row / 4`): a fused 2x2 max
+    /// pool, exact because requantization never decreases (multipliers are >= 0).
+    Int8 { out: SharedMut<i8>, mult: &'a [i32], rq: Requant, max4: bool },
     /// `acc as f32 * scale[j]`.
     F32 { out: SharedMut<f32>, scale: &'a [f32] },
     /// The raw accumulators.
@@ -553,9 +629,18 @@ pub struct OutLayout {
 unsafe fn store_tile(acc: &[[I32x4; 2]; MR], mr: usize, nr: usize, row0: usize, j0: usize, o: OutLayout,
                      epi: &QEpilogue, cols: &[i32; NR], scales: &[f32; NR], rq: &RqVec) {
     match epi {
-        QEpilogue::Int8 { out, rq: r, .. } => {
+        QEpilogue::Int8 { out, rq: r, max4, .. } => {
             let m0 = load_i32(cols.as_ptr());
             let m1 = load_i32(cols.as_ptr().add(4));
+            let pooled;
+            let (acc, mr, row0) = if *max4 {
+                // A full tile is one pooling window (MR = 4, rows aligned to 4).
+                let m = |c: usize| max_i32(max_i32(acc[0][c], acc[1][c]), max_i32(acc[2][c], acc[3][c]));
+                pooled = [[m(0), m(1)]; 1];
+                (&pooled[..], 1, row0 / 4)
+            } else {
+                (&acc[..], mr, row0)
+            };
             for (i, row) in acc.iter().enumerate().take(mr) {
                 let v0 = r.apply4(row[0], m0, rq);
                 let v1 = r.apply4(row[1], m1, rq);
@@ -622,7 +707,11 @@ fn run_tasks(n: usize, parallel: bool, f: &(dyn Fn(usize, usize) + Sync)) {
 pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offsets: &[i32], epi: &QEpilogue, o: OutLayout) {
     assert!(packed.len() >= packed_len(k, n) && offsets.len() >= n, "qgemm: operand sizes do not match");
     match epi {
-        QEpilogue::Int8 { mult, .. } => assert!(mult.len() >= n, "qgemm: multipliers"),
+        QEpilogue::Int8 { mult, max4, .. } => {
+            assert!(mult.len() >= n, "qgemm: multipliers");
+            // Pooled tiles must be whole windows, and the reduction needs multipliers >= 0.
+            assert!(!max4 || (MR == 4 && MC % 4 == 0 && m % 4 == 0 && mult[..n].iter().all(|&v| v >= 0)), "qgemm: max4 rows");
+        }
         QEpilogue::F32 { scale, .. } => assert!(scale.len() >= n, "qgemm: scales"),
         QEpilogue::I32 { .. } => {}
     }
@@ -638,7 +727,6 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
         QEpilogue::Int8 { rq, .. } => RqVec::new(rq),
         _ => RqVec::new(&Requant { left: 0, right: 0, zero_point: 0, qmin: 0, qmax: 0 }),
     };
-    let im2col = matches!(src, ASrc::Im2col { .. });
     run_tasks(m_tiles * n_tiles, m * n * k >= PAR_MIN_WORK, &|t, thread| {
         let (mi, ni) = (t / n_tiles, t % n_tiles);
         let i0 = mi * MC;
@@ -650,8 +738,7 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
         let panels = mc.div_ceil(MR);
         // SAFETY: `thread` is this task's pool thread and each slot is borrowed once here.
         let ap: &mut [i32] = unsafe { scratch_as(Slot::GemmA, thread, panels * MR * kp) };
-        let rowbuf: &mut [i8] = if im2col { unsafe { scratch_as(Slot::GemmB, thread, MR * k) } } else { &mut [] };
-        pack_a_i8(&src, i0, mc, k, rowbuf, ap);
+        pack_a_i8(src, i0, mc, k, ap);
         for s in s0..s1 {
             let j0 = s * NR;
             let nr = NR.min(n - j0);
@@ -683,25 +770,29 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
 /// int8 convolution (NHWC, weights packed per group by `pack_b` with `k = kh*kw*cin_g`,
 /// `n = cout_g`, groups one after the other): im2col rows are built while packing, padding
 /// reading as `pad` (the input's zero point). Output columns `grp*cout_g..` of each group.
+/// An `Int8` epilogue with `max4` also max-pools 2x2 (stride 2): the output is
+/// `[n, oh/2, ow/2, cout]`.
 pub fn qconv2d(x: &[i8], g: &ConvGeom, pad: i8, packed: &[i32], offsets: &[i32], epi: &QEpilogue) {
     let (k, n) = (g.k(), g.cout_g());
     let plen = packed_len(k, n);
     assert!(x.len() == g.n * g.h * g.w * g.cin && packed.len() >= plen * g.groups && offsets.len() >= g.cout,
         "qconv2d: buffer sizes do not match the geometry");
-    let pixels = g.pixels();
+    let windows = matches!(epi, QEpilogue::Int8 { max4: true, .. });
+    let rows = if windows { g.n * (g.oh / 2) * (g.ow / 2) * 4 } else { g.pixels() };
+    let dense = g.is_pointwise() && !windows;
+    let conv_rows = if dense { None } else { Some(ConvRows::new(x, g, pad)) };
     for grp in 0..g.groups {
-        let src = if g.is_pointwise() {
-            ASrc::Dense { data: x, off: 0, lda: g.cin }
-        } else {
-            ASrc::Im2col { x, g, grp, pad }
+        let src = match &conv_rows {
+            None => ASrc::Dense { data: x, off: 0, lda: g.cin },
+            Some(rows) => ASrc::Im2col { rows, grp, windows },
         };
         let c0 = grp * n;
         let sub = match epi {
-            QEpilogue::Int8 { out, mult, rq } => QEpilogue::Int8 { out: *out, mult: &mult[c0..], rq: *rq },
+            QEpilogue::Int8 { out, mult, rq, max4 } => QEpilogue::Int8 { out: *out, mult: &mult[c0..], rq: *rq, max4: *max4 },
             QEpilogue::F32 { out, scale } => QEpilogue::F32 { out: *out, scale: &scale[c0..] },
             QEpilogue::I32 { out } => QEpilogue::I32 { out: *out },
         };
-        qgemm(pixels, n, k, src, &packed[grp * plen..(grp + 1) * plen], &offsets[c0..], &sub, OutLayout { off: c0, ldc: g.cout });
+        qgemm(rows, n, k, src, &packed[grp * plen..(grp + 1) * plen], &offsets[c0..], &sub, OutLayout { off: c0, ldc: g.cout });
     }
 }
 

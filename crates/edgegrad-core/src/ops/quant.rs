@@ -331,11 +331,12 @@ fn epilogue_parts(op: &str, offsets: &Tensor, out: &QOutput) -> Result<(usize, E
 }
 
 /// Runs `f(epilogue)` and wraps the output buffer in a tensor of `shape`.
-fn with_output(e: &Epi, len: usize, shape: &[usize], f: impl FnOnce(&QEpilogue)) -> Result<Tensor> {
+/// `max4`: the int8 epilogue max-pools runs of four rows (see `QEpilogue::Int8`).
+fn with_output(e: &Epi, len: usize, shape: &[usize], max4: bool, f: impl FnOnce(&QEpilogue)) -> Result<Tensor> {
     match e.rq {
         Some(rq) => {
             let mut out = alloc_i8(len);
-            f(&QEpilogue::Int8 { out: SharedMut(out.as_mut_ptr()), mult: &e.mult, rq });
+            f(&QEpilogue::Int8 { out: SharedMut(out.as_mut_ptr()), mult: &e.mult, rq, max4 });
             Tensor::from_i8(out, shape)
         }
         None => {
@@ -373,7 +374,7 @@ pub fn qlinear(x: &Tensor, packed: &Tensor, in_features: usize, offsets: &Tensor
     let xc = x.contiguous_nograd()?;
     let pc = packed.contiguous_nograd()?;
     let (xv, pv) = (xc.i8s()?, pc.i32s()?);
-    with_output(&e, m * n, &shape, |epi| {
+    with_output(&e, m * n, &shape, false, |epi| {
         int8::qgemm(m, n, k, int8::ASrc::Dense { data: &xv, off: 0, lda: k }, &pv, &e.offsets, epi, OutLayout { off: 0, ldc: n });
     })
 }
@@ -400,19 +401,27 @@ fn conv_geom(op: &str, x: &Tensor, kernel: [usize; 2], cin_g: usize, cout: usize
 
 /// Quantized 2-D convolution: int8 NHWC `x` (zero point `x_zero_point`, what padding reads as),
 /// weights `[kh, kw, cin/groups, n]` (`kernel`, the first three dims) packed per group;
-/// `[N, OH, OW, n]` out.
+/// `[N, OH, OW, n]` out. With `max_pool2` (int8 output only) the 2x2 stride-2 max pool that
+/// follows is fused: `[N, OH/2, OW/2, n]` out, bitwise what `qmax_pool2d` of the plain output
+/// gives, with a quarter of the requantizations and no intermediate tensor.
+#[allow(clippy::too_many_arguments)]
 pub fn qconv2d(x: &Tensor, x_zero_point: i32, packed: &Tensor, kernel: [usize; 3], offsets: &Tensor, o: &Conv2dOptions,
-               out: &QOutput) -> Result<Tensor> {
+               out: &QOutput, max_pool2: bool) -> Result<Tensor> {
     expect_i8(x, "qconv2d")?;
     ensure!((-128..=127).contains(&x_zero_point), Argument, "qconv2d: input zero point {} is not an int8 value", x_zero_point);
     let (cout, e) = epilogue_parts("qconv2d", offsets, out)?;
     let g = conv_geom("qconv2d", x, [kernel[0], kernel[1]], kernel[2], cout, o)?;
     check_packed("qconv2d", packed, g.groups, g.k(), g.cout_g())?;
-    let shape = [g.n, g.oh, g.ow, g.cout];
+    if max_pool2 {
+        ensure!(e.rq.is_some(), Argument, "qconv2d: a fused max pool needs an int8 output");
+        ensure!(g.oh >= 2 && g.ow >= 2, Shape, "qconv2d: a fused 2x2 max pool needs an output of at least 2x2, got {}x{}", g.oh, g.ow);
+        ensure!(e.mult.iter().all(|&m| m >= 0), Argument, "qconv2d: a fused max pool needs non-negative multipliers");
+    }
+    let shape = if max_pool2 { [g.n, g.oh / 2, g.ow / 2, g.cout] } else { [g.n, g.oh, g.ow, g.cout] };
     let xc = x.contiguous_nograd()?;
     let pc = packed.contiguous_nograd()?;
     let (xv, pv) = (xc.i8s()?, pc.i32s()?);
-    with_output(&e, numel(&shape), &shape, |epi| {
+    with_output(&e, numel(&shape), &shape, max_pool2, |epi| {
         if g.pixels() > 0 {
             int8::qconv2d(&xv, &g, x_zero_point as i8, &pv, &e.offsets, epi);
         }
