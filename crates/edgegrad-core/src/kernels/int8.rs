@@ -413,6 +413,7 @@ impl<'a, T: Copy> ConvRows<'a, T> {
                 }
             }
         }
+        assert!(taps.windows(2).all(|t| t[0] < t[1]), "ConvRows: taps must increase");
         let contig8 = taps.chunks_exact(8).all(|c| c.iter().enumerate().all(|(t, &o)| o == c[0] + t));
         ConvRows { x, g, taps, contig8 }
     }
@@ -568,11 +569,24 @@ fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
                 }
                 continue;
             }
-            for p in p0..k / 2 {
-                panel[p * MR + i] = pack16(data[s + rg.tap(2 * p)], data[s + rg.tap(2 * p + 1)]);
-            }
-            if k % 2 == 1 {
-                panel[(k / 2) * MR + i] = pack16(data[s + rg.tap(k - 1)], 0);
+            let row = &data[s..];
+            let tail = &mut panel[p0 * MR..];
+            match rg.taps {
+                // Gathered rows: one indexed byte per element (the first layers of vision models).
+                Some(taps) => {
+                    // Taps increase (ConvRows::new), so the last one bounds them all.
+                    assert!(taps.len() == k && taps[k - 1] < row.len(), "pack_a_i8: taps outside the input");
+                    for (p, pair) in taps[2 * p0..].chunks(2).enumerate() {
+                        // SAFETY: every tap is at most the last one, checked to lie inside `row`.
+                        let (lo, hi) = unsafe { (*row.get_unchecked(pair[0]), pair.get(1).map_or(0, |&t| *row.get_unchecked(t))) };
+                        tail[p * MR + i] = pack16(lo, hi);
+                    }
+                }
+                None => {
+                    for (p, pair) in row[2 * p0..k].chunks(2).enumerate() {
+                        tail[p * MR + i] = pack16(pair[0], pair.get(1).copied().unwrap_or(0));
+                    }
+                }
             }
         }
     }
@@ -580,19 +594,21 @@ fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
 
 // ------------------------------------------------------------------ micro-kernel
 
-/// The `MR x NR` i32 tile `init + Ap·Bp` over `kp` pairs of k.
+/// The `MR x NR` i32 tile `init + Ap·Bp` over `kp` pairs of k, for the first `R` rows of the
+/// panel only (`R < MR` for a last, partial panel: a single-row product does a quarter of the
+/// work); rows `R..MR` of the result are `init`.
 ///
 /// # Safety
 /// `ap` holds `kp*MR` words, `bp` holds `kp*NR` words.
 #[inline(always)]
-unsafe fn micro_kernel_i8(kp: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
+unsafe fn micro_kernel_i8<const R: usize>(kp: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
     let mut acc = [init; MR];
     for p in 0..kp {
         let b = bp.add(p * NR);
         let a = ap.add(p * MR);
         let b0 = I16x8::load(b as *const i16);
         let b1 = I16x8::load(b.add(4) as *const i16);
-        for (r, row) in acc.iter_mut().enumerate() {
+        for (r, row) in acc.iter_mut().enumerate().take(R) {
             let av = I16x8::load_pair_splat(a.add(r));
             row[0] = row[0].add(av.dot(b0));
             row[1] = row[1].add(av.dot(b1));
@@ -759,7 +775,13 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
                 // SAFETY: panel r holds kp*MR words, the sliver kp*NR; this task owns rows
                 // i0..i0+mc and the columns of slivers s0..s1 of C.
                 unsafe {
-                    let acc = micro_kernel_i8(kp, ap.as_ptr().add(r * kp * MR), bp, init);
+                    let a = ap.as_ptr().add(r * kp * MR);
+                    let acc = match mr {
+                        1 => micro_kernel_i8::<1>(kp, a, bp, init),
+                        2 => micro_kernel_i8::<2>(kp, a, bp, init),
+                        3 => micro_kernel_i8::<3>(kp, a, bp, init),
+                        _ => micro_kernel_i8::<MR>(kp, a, bp, init),
+                    };
                     store_tile(&acc, mr, nr, i0 + r * MR, j0, o, epi, &cols, &scales, &rqv);
                 }
             }
