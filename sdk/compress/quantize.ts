@@ -8,7 +8,8 @@
  *
  * A `QuantizedModel` runs entirely on int8 kernels in the engine: the input is quantized once,
  * every conv/linear is an int8 GEMM with int32 accumulation and a fixed-point requantization
- * (ReLU fused as a clamp), pooling/flatten keep their input's quantization, residual adds and
+ * (ReLU fused as a clamp; a 2x2 max pool right after a conv runs in that conv's epilogue),
+ * pooling/flatten keep their input's quantization, residual adds and
  * concatenations requantize their inputs, and only the last layer dequantizes (its epilogue
  * writes float32 directly). Results are bitwise identical in every runtime and thread count.
  *

@@ -21,7 +21,15 @@
 //! straight from the registers to int8, or dequantizes to f32, or stores the raw i32.
 //!
 //! Work is split over the pool by tiles of C (MC rows x a run of slivers); each task packs its
-//! own A rows (for a convolution, it builds the im2col rows on the fly: no patch buffer).
+//! own A rows. A convolution has no im2col matrix: its input is padded once (`ConvRows`) and each
+//! row is gathered while packing through a table of tap offsets, pixel coordinates stepping
+//! along (`PixelWalk`) instead of being divided out per row.
+//!
+//! ## Fused 2x2 max pooling
+//! A convolution followed by a 2x2, stride-2 max pool orders its GEMM rows by pooling window (four
+//! consecutive rows = one window), and its epilogue takes the maximum of each tile's four rows of
+//! accumulators before requantizing once. Requantization never decreases (multipliers >= 0), so
+//! this is bitwise the pooled output, with a quarter of the requantizations and stores.
 //!
 //! ## Requantization
 //! `q = clamp(zp + round(acc · M))` with `M = mult · 2^(left - 32 - right)`, mult an i32 with
