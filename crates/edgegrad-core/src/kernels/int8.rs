@@ -537,7 +537,8 @@ unsafe fn scratch_as<T>(slot: Slot, thread: usize, len: usize) -> &'static mut [
 }
 
 /// Packs rows `i0..i0+rows` of A into MR-row panels of i16 pairs: panel r holds
-/// `out[(r*kp + p)*MR + i] = pack16(a[i][2p], a[i][2p+1])`, zero-padded.
+/// `out[(r*kp + p)*MR + i] = pack16(a[i][2p], a[i][2p+1])`, zero-padded in k (rows past the end of a
+/// partial panel are never read).
 fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
     let kp = k.div_ceil(2);
     let mut rg = RowGather::new(src, i0);
@@ -549,15 +550,16 @@ fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
         for s in starts.iter_mut().take(live) {
             *s = rg.next_start();
         }
-        // Full panels whose runs of 8 elements are contiguous, eight k at a time: widen each
-        // row's 8 bytes to i16 (four pair-words) and transpose the 4x4 words into the panel's
-        // (pair, row) order.
+        // Rows whose runs of 8 elements are contiguous, eight k at a time: widen each row's 8
+        // bytes to i16 (four pair-words) and transpose the 4x4 words into the panel's (pair, row)
+        // order. A partial panel repeats its last row there: the micro-kernel only reads live rows.
         let mut p0 = 0;
-        if MR == 4 && live == MR && rg.contig8 {
+        if MR == 4 && rg.contig8 {
             while p0 * 2 + 8 <= k {
                 let t = rg.tap(2 * p0);
                 let row = |i: usize| {
-                    let b = &data[starts[i] + t..starts[i] + t + 8];
+                    let s = starts[i.min(live - 1)];
+                    let b = &data[s + t..s + t + 8];
                     // SAFETY: `b` holds 8 readable bytes.
                     unsafe { I16x8::load_i8x8(b.as_ptr()) }.words()
                 };
@@ -745,13 +747,15 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
     let kp = k.div_ceil(2);
     let slivers = n.div_ceil(NR);
     let m_tiles = m.div_ceil(MC);
-    let n_tiles = 8usize.div_ceil(m_tiles).min(slivers).max(1);
+    let parallel = m * n * k >= PAR_MIN_WORK && num_threads() > 1;
+    // Column splits give the pool more tasks; on one thread they would only pack A again.
+    let n_tiles = if parallel { 8usize.div_ceil(m_tiles).min(slivers).max(1) } else { 1 };
     let per = slivers.div_ceil(n_tiles);
     let rqv = match epi {
         QEpilogue::Int8 { rq, .. } => RqVec::new(rq),
         _ => RqVec::new(&Requant { left: 0, right: 0, zero_point: 0, qmin: 0, qmax: 0 }),
     };
-    run_tasks(m_tiles * n_tiles, m * n * k >= PAR_MIN_WORK, &|t, thread| {
+    run_tasks(m_tiles * n_tiles, parallel, &|t, thread| {
         let (mi, ni) = (t / n_tiles, t % n_tiles);
         let i0 = mi * MC;
         let mc = MC.min(m - i0);
