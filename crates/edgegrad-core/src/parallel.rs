@@ -7,7 +7,9 @@
 //! On wasm with atomics the pool is the calling thread plus workers started by the host (Node
 //! `worker_threads` or Web Workers), each running `worker_loop` on the same shared memory. Idle
 //! workers sleep in `memory.atomic.wait32` (no spinning). The calling thread takes tasks too; when
-//! it runs out of tasks it spins until the other threads finish the tasks they already claimed.
+//! it runs out of tasks it closes the job and spins until the helpers inside it finish the tasks
+//! they already claimed; a worker that wakes after that skips the closed job, so a small job
+//! costs the caller a notify, not a worker's wake-up.
 //! It never executes a blocking wait: a browser's main thread forbids it, and on Node's main
 //! thread we measured V8 corrupting the caller's shadow stack after `memory.atomic.wait32`
 //! returned (reproduced with every reduction kernel; gone with the spin). The spin is bounded by
@@ -106,8 +108,12 @@ mod imp {
     static JOB_TASKS: AtomicUsize = AtomicUsize::new(0);
     static JOB_THREADS: AtomicUsize = AtomicUsize::new(0);
     static NEXT_TASK: AtomicUsize = AtomicUsize::new(0);
-    /// Threads (workers) still working on the current job; the caller spins until 0.
-    static BUSY: AtomicU32 = AtomicU32::new(0);
+    /// `OPEN` while helpers may join the posted job, plus the number of helpers inside it. The
+    /// caller closes the job once it has drained the tasks and spins only until the helpers
+    /// already inside leave: a helper that wakes later finds it closed, so a small job never
+    /// waits for a sleeping worker to wake up.
+    static STATE: AtomicU32 = AtomicU32::new(0);
+    const OPEN: u32 = 1 << 31;
     /// Futex word workers sleep on; bumped once per job.
     static GENERATION: AtomicU32 = AtomicU32::new(0);
     static WORKERS: AtomicUsize = AtomicUsize::new(0);
@@ -131,11 +137,26 @@ mod imp {
         IS_WORKER.with(|w| w.get()) || IN_JOB.with(|j| j.get())
     }
 
+    /// The posted job's closure. Only called by a helper inside an open job (see `STATE`).
     fn job() -> &'static (dyn Fn(usize, usize) + Sync) {
         let parts = [JOB_DATA.load(Ordering::SeqCst), JOB_VTABLE.load(Ordering::SeqCst)];
-        // SAFETY: `run` stored a valid fat pointer before bumping GENERATION and keeps the closure
-        // alive until BUSY drops to zero, which happens only after every worker stopped using it.
+        // SAFETY: `run` stored a valid fat pointer before opening the job and keeps the closure
+        // alive until the job is closed and no helper is inside it any more.
         unsafe { std::mem::transmute::<[usize; 2], &'static (dyn Fn(usize, usize) + Sync)>(parts) }
+    }
+
+    /// Joins the posted job if it is still open; false when it was closed (or none is posted).
+    fn enter() -> bool {
+        let mut s = STATE.load(Ordering::SeqCst);
+        loop {
+            if s & OPEN == 0 {
+                return false;
+            }
+            match STATE.compare_exchange_weak(s, s + 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
     }
 
     fn drain(f: &(dyn Fn(usize, usize) + Sync), thread: usize) {
@@ -151,23 +172,24 @@ mod imp {
 
     pub fn run(n_tasks: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         // SAFETY: erasing the lifetime is sound because we do not return before every worker has
-        // finished with the closure (BUSY == 0 below).
+        // finished with the closure (the job is closed and STATE is 0 below).
         let parts: [usize; 2] = unsafe { std::mem::transmute(f) };
         JOB_DATA.store(parts[0], Ordering::SeqCst);
         JOB_VTABLE.store(parts[1], Ordering::SeqCst);
         JOB_TASKS.store(n_tasks, Ordering::SeqCst);
         JOB_THREADS.store(threads, Ordering::SeqCst);
         NEXT_TASK.store(0, Ordering::SeqCst);
-        let helpers = threads - 1;
-        BUSY.store(helpers as u32, Ordering::SeqCst);
+        // No helper is inside: the previous `run` returned only once STATE was 0.
+        STATE.store(OPEN, Ordering::SeqCst);
         GENERATION.fetch_add(1, Ordering::SeqCst);
         unsafe {
-            memory_atomic_notify(GENERATION.as_ptr() as *mut i32, helpers as u32);
+            memory_atomic_notify(GENERATION.as_ptr() as *mut i32, (threads - 1) as u32);
         }
         IN_JOB.with(|j| j.set(true));
         drain(f, 0);
         IN_JOB.with(|j| j.set(false));
-        while BUSY.load(Ordering::SeqCst) != 0 {
+        STATE.fetch_and(!OPEN, Ordering::SeqCst);
+        while STATE.load(Ordering::SeqCst) != 0 {
             if crate::panic::has_panicked() {
                 // A worker died mid-task and will never finish: report instead of spinning forever.
                 crate::panic::fail_from_worker();
@@ -194,11 +216,15 @@ mod imp {
                 continue; // spurious wake-up
             }
             seen = gen;
-            if id >= JOB_THREADS.load(Ordering::SeqCst) {
-                continue; // this job uses fewer threads than the pool has
+            // A job that is already closed was finished by the others.
+            if !enter() {
+                continue;
             }
-            drain(job(), id);
-            BUSY.fetch_sub(1, Ordering::SeqCst);
+            // Inside, the posted job (possibly a newer one than the wake-up was for) stays valid.
+            if id < JOB_THREADS.load(Ordering::SeqCst) {
+                drain(job(), id);
+            }
+            STATE.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
