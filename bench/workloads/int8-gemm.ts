@@ -25,9 +25,14 @@ function median(x: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Medians of two functions timed alternately (same conditions for both), after warm-up. */
+/**
+ * Medians of two functions timed alternately (same conditions for both), after warm-up. The
+ * warm-up lasts at least 300 ms: V8 first runs wasm on its baseline compiler and swaps in the
+ * optimized code from a background thread, which on a busy 2-core machine can take that long.
+ */
 export function interleaved(fa: () => void, fb: () => void, minReps = 10, targetMs = 3000): [number, number] {
-  for (let i = 0; i < 3; i++) {
+  const w0 = performance.now();
+  for (let i = 0; i < 3 || performance.now() - w0 < 300; i++) {
     fa();
     fb();
   }
