@@ -170,6 +170,52 @@ fn fill_rows(out: &mut [f32], row: &[f32]) {
     });
 }
 
+/// Output coordinates `(n, oy, ox)` of consecutive GEMM rows of a convolution, in raster order
+/// or, with `windows`, grouped by 2x2 pooling windows (rows `4w..4w+4` are the four pixels of
+/// pooled pixel w in an `(oh/2, ow/2)` grid; odd last rows/columns are never computed).
+/// Stepping instead of dividing per row: integer division costs as much as a row's packing.
+#[derive(Clone, Copy)]
+pub struct PixelWalk {
+    windows: bool,
+    /// Grid walked: `(oh, ow)`, or `(oh/2, ow/2)` with windows.
+    gh: usize,
+    gw: usize,
+    n: usize,
+    y: usize,
+    x: usize,
+    /// Position inside the window (windows only).
+    q: usize,
+}
+
+impl PixelWalk {
+    /// The walk from GEMM row `row`.
+    pub fn new(g: &ConvGeom, windows: bool, row: usize) -> PixelWalk {
+        let (gh, gw, cell, q) = if windows { (g.oh / 2, g.ow / 2, row / 4, row % 4) } else { (g.oh, g.ow, row, 0) };
+        PixelWalk { windows, gh, gw, n: cell / (gh * gw), y: (cell / gw) % gh, x: cell % gw, q }
+    }
+
+    /// The current row's `(n, oy, ox)`, then steps to the next row.
+    #[inline(always)]
+    pub fn next_pixel(&mut self) -> (usize, usize, usize) {
+        let p = if self.windows { (self.n, 2 * self.y + self.q / 2, 2 * self.x + self.q % 2) } else { (self.n, self.y, self.x) };
+        if self.windows && self.q < 3 {
+            self.q += 1;
+            return p;
+        }
+        self.q = 0;
+        self.x += 1;
+        if self.x == self.gw {
+            self.x = 0;
+            self.y += 1;
+            if self.y == self.gh {
+                self.y = 0;
+                self.n += 1;
+            }
+        }
+        p
+    }
+}
+
 // ------------------------------------------------------------------ im2col / col2im
 
 /// One im2col row: the receptive field of output pixel (n, oy, ox) for group `grp`, laid out
@@ -299,10 +345,7 @@ fn pack_patch_t_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize
     let cg = g.cin_g();
     let c0 = grp * cg;
     let panels = mc.div_ceil(mr);
-    let start = (pc / (g.oh * g.ow), (pc / g.ow) % g.oh, pc % g.ow);
-    let next = |(n, oy, ox): (usize, usize, usize)| {
-        if ox + 1 < g.ow { (n, oy, ox + 1) } else if oy + 1 < g.oh { (n, oy + 1, 0) } else { (n + 1, 0, 0) }
-    };
+    let start = PixelWalk::new(g, false, pc);
     for r in 0..panels {
         let panel = &mut out[r * mr * kc..(r + 1) * mr * kc];
         let row0 = i0 + r * mr;
@@ -312,7 +355,7 @@ fn pack_patch_t_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize
             let (ky, kx) = (tap / g.kw, tap % g.kw);
             let mut px = start;
             for p in 0..kc {
-                let (n, oy, ox) = px;
+                let (n, oy, ox) = px.next_pixel();
                 let v = match (g.in_row(oy, ky), g.in_col(ox, kx)) {
                     // SAFETY: channels c..c+4 of one pixel lie inside x (c + 4 <= cg).
                     (Some(iy), Some(ix)) => unsafe { F32x4::load(x.as_ptr().add(((n * g.h + iy) * g.w + ix) * g.cin + c0 + c)) },
@@ -320,7 +363,6 @@ fn pack_patch_t_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize
                 };
                 // SAFETY: the panel holds kc*MR floats.
                 unsafe { v.store(panel.as_mut_ptr().add(p * mr)) };
-                px = next(px);
             }
             continue;
         }
@@ -335,12 +377,11 @@ fn pack_patch_t_panels(x: &[f32], g: &ConvGeom, grp: usize, i0: usize, mc: usize
             let (ky, kx) = (tap / g.kw, tap % g.kw);
             let mut px = start;
             for p in 0..kc {
-                let (n, oy, ox) = px;
+                let (n, oy, ox) = px.next_pixel();
                 panel[p * mr + i] = match (g.in_row(oy, ky), g.in_col(ox, kx)) {
                     (Some(iy), Some(ix)) => x[((n * g.h + iy) * g.w + ix) * g.cin + c0 + c],
                     _ => 0.0,
                 };
-                px = next(px);
             }
         }
     }

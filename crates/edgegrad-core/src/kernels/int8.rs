@@ -41,7 +41,7 @@
 
 use std::borrow::Cow;
 
-use crate::kernels::conv::ConvGeom;
+use crate::kernels::conv::{ConvGeom, PixelWalk};
 use crate::kernels::pool::PoolGeom;
 use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
@@ -431,52 +431,6 @@ impl<'a, T: Copy> ConvRows<'a, T> {
     fn base(&self, (n, oy, ox): (usize, usize, usize), c0: usize) -> usize {
         let g = &self.g;
         ((n * g.h + oy * g.sh) * g.w + ox * g.sw) * g.cin + c0
-    }
-}
-
-/// Output coordinates `(n, oy, ox)` of consecutive GEMM rows of a convolution, in raster order
-/// or, with `windows`, grouped by 2x2 pooling windows (rows `4w..4w+4` are the four pixels of
-/// pooled pixel w in an `(oh/2, ow/2)` grid; odd last rows/columns are never computed).
-/// Stepping instead of dividing per row: integer division costs as much as a row's packing.
-#[derive(Clone, Copy)]
-pub struct PixelWalk {
-    windows: bool,
-    /// Grid walked: `(oh, ow)`, or `(oh/2, ow/2)` with windows.
-    gh: usize,
-    gw: usize,
-    n: usize,
-    y: usize,
-    x: usize,
-    /// Position inside the window (windows only).
-    q: usize,
-}
-
-impl PixelWalk {
-    /// The walk from GEMM row `row`.
-    pub fn new(g: &ConvGeom, windows: bool, row: usize) -> PixelWalk {
-        let (gh, gw, cell, q) = if windows { (g.oh / 2, g.ow / 2, row / 4, row % 4) } else { (g.oh, g.ow, row, 0) };
-        PixelWalk { windows, gh, gw, n: cell / (gh * gw), y: (cell / gw) % gh, x: cell % gw, q }
-    }
-
-    /// The current row's `(n, oy, ox)`, then steps to the next row.
-    #[inline(always)]
-    pub fn next_pixel(&mut self) -> (usize, usize, usize) {
-        let p = if self.windows { (self.n, 2 * self.y + self.q / 2, 2 * self.x + self.q % 2) } else { (self.n, self.y, self.x) };
-        if self.windows && self.q < 3 {
-            self.q += 1;
-            return p;
-        }
-        self.q = 0;
-        self.x += 1;
-        if self.x == self.gw {
-            self.x = 0;
-            self.y += 1;
-            if self.y == self.gh {
-                self.y = 0;
-                self.n += 1;
-            }
-        }
-        p
     }
 }
 
