@@ -3,19 +3,17 @@
  * beside the bundle). Attribution: `assets/README.md`.
  */
 import { FormatError } from './errors.js';
+import { readBytes } from './io/files.js';
 
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 
-/** Reads a packaged (or user-given) file as bytes: from disk in Node, with fetch elsewhere. */
-export async function readAsset(url: URL): Promise<Uint8Array> {
-  if (isNode && url.protocol === 'file:') {
-    const fsName = 'node:fs/promises';
-    const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs/promises');
-    return new Uint8Array(await fs.readFile(url));
-  }
-  const res = await fetch(url);
-  if (!res.ok) throw new FormatError(`could not fetch ${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+/**
+ * Reads a packaged (or user-given) file as bytes: from disk in Node (regular files only), with
+ * fetch elsewhere, at most `maxBytes` (default 2 GiB; see `io/files.ts`). FormatError when the
+ * file is missing, special, unreachable or too large.
+ */
+export async function readAsset(url: URL, o: { maxBytes?: number } = {}): Promise<Uint8Array> {
+  return readBytes(url, { maxBytes: o.maxBytes, what: 'file' });
 }
 
 /** Gunzips unless the bytes are already plain (servers often send .gz with Content-Encoding: gzip, which fetch decodes). */

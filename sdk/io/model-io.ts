@@ -5,11 +5,16 @@
  * browsers `saveModel` returns the two artifacts and `loadModel` takes a URL or the artifacts.
  */
 import { ArgumentError, EdgegradError, FormatError } from '../errors.js';
-import { readAsset } from '../datasets.js';
+import { describe } from '../args.js';
 import { moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor.js';
-import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import { dirOf, readBytes, resolveInside, statPath } from './files.js';
+import { DEFAULT_JSON_BYTES, parseJson } from './json.js';
+import {
+  DEFAULT_MAX_TENSORS, decodeSafetensors, decodeTensor, encodeSafetensors, entryDType, parseSafetensorsHeader, shortName, type ParsedSafetensors,
+} from './safetensors.js';
+import { v, validate, type Schema } from './validate.js';
 
 const FORMAT = 'edgegrad-model';
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
@@ -22,6 +27,8 @@ export interface ModelJson {
   optimizer?: { className: string; groups: Record<string, number | boolean>[]; steps: number[]; tensorNames: string[][] };
   /** Anything the caller wants stored with the model (training summary, label names...). */
   userData?: Record<string, unknown>;
+  /** Training state of a checkpoint (epoch, RNG, history, callbacks: see train/checkpoint.ts); its tensors are `training.<name>`. */
+  training?: Record<string, unknown>;
 }
 
 export interface ModelArtifacts {
@@ -33,6 +40,8 @@ export interface SaveOptions {
   /** Also store this optimizer's state, so training resumes exactly. */
   optimizer?: Optimizer<{ lr: number }>;
   userData?: Record<string, unknown>;
+  /** A checkpoint's training state (JSON) and its tensors, stored as `training.<name>`. */
+  training?: { state: Record<string, unknown>; tensors?: Record<string, Tensor> };
 }
 
 /** The two artifacts of a model (and optionally its optimizer). */
@@ -45,6 +54,10 @@ export function serializeModel(model: Module, o: SaveOptions = {}): ModelArtifac
     st.params.forEach((p, i) => {
       for (const [n, t] of Object.entries(p.tensors)) tensors[`optimizer.${i}.${n}`] = t;
     });
+  }
+  if (o.training) {
+    json.training = o.training.state;
+    for (const [n, t] of Object.entries(o.training.tensors ?? {})) tensors[`training.${n}`] = t;
   }
   return { json, weights: encodeSafetensors(tensors, { format: FORMAT }) };
 }
@@ -74,88 +87,182 @@ export async function saveModel(model: Module, dir?: string, o: SaveOptions = {}
   return art;
 }
 
+const isPlain = (x: unknown) => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/** A module config as stored: a class name and a JSON object of options (depth-bounded). */
+export const moduleConfigSchema: Schema<ModuleConfig> = v.object({
+  className: v.string({ minLength: 1, maxLength: 200 }),
+  config: v.refine(v.json(), (c) => (isPlain(c) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
+});
+
+/** Optimizer state in model.json (its tensors are in the weights file as `optimizer.<i>.<name>`). */
+export const optimizerJsonSchema = v.refine(v.object({
+  className: v.string({ minLength: 1, maxLength: 200 }),
+  groups: v.array(v.record(v.union<number | boolean>(v.number(), v.boolean()), { maxKeys: 64 }), { max: 4096 }),
+  steps: v.array(v.int({ min: 0 }), { max: DEFAULT_MAX_TENSORS }),
+  tensorNames: v.array(v.array(v.string({ minLength: 1, maxLength: 256 }), { max: 64 }), { max: DEFAULT_MAX_TENSORS }),
+}), (o) => (o.steps.length === o.tensorNames.length ? null : `has ${o.steps.length} steps but ${o.tensorNames.length} tensorNames lists`));
+
+/**
+ * model.json. Fields added by later versions (trainer state...) go in `optional` here; unknown
+ * fields are refused.
+ */
+export const modelJsonSchema: Schema<ModelJson> = v.object({
+  format: v.literal(FORMAT),
+  version: v.literal(1 as const),
+  model: moduleConfigSchema,
+  weightsFile: v.string({ minLength: 1, maxLength: 1024 }),
+}, {
+  optional: {
+    optimizer: optimizerJsonSchema,
+    userData: v.refine(v.json(), (u) => (isPlain(u) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
+    // Checked in detail by train/checkpoint.ts; here only bounded and object-shaped.
+    training: v.refine(v.json(), (u) => (isPlain(u) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
+  },
+});
+
 function checkJson(j: unknown): ModelJson {
-  const m = j as ModelJson;
-  if (!m || m.format !== FORMAT) throw new FormatError(`not an edgegrad model file (format is ${JSON.stringify(m?.format)}, expected '${FORMAT}')`);
-  if (m.version !== 1) throw new FormatError(`unsupported edgegrad model version ${m.version}`);
-  if (!m.model || typeof m.model.className !== 'string') throw new FormatError('model.json has no model configuration');
-  return m;
+  const f = isPlain(j) ? (j as { format?: unknown }).format : undefined;
+  if (f !== FORMAT) throw new FormatError(`not an edgegrad model file (model.json's format is ${describe(f)}, expected '${FORMAT}')`);
+  return validate(modelJsonSchema, j, 'model.json');
 }
 
-async function readJson(url: URL): Promise<unknown> {
-  const text = new TextDecoder().decode(await readAsset(url));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(`${url} is not valid JSON (${(e as Error).message})`);
-  }
+/** Options of `loadModel`. The defaults are safe for files from anyone (see README, Security). */
+export interface LoadModelOptions {
+  /** Also restore this optimizer's state (its class must match the file's). */
+  optimizer?: Optimizer<{ lr: number }>;
+  /**
+   * Follow a `weightsFile` outside the model's folder: other folders, absolute paths, symlinks
+   * leaving the folder, URLs of any scheme. Only for files you trust. Default false.
+   */
+  allowOutsideDir?: boolean;
+  /** Most bytes read for the weights (default 2 GiB). */
+  maxBytes?: number;
+  /** Most bytes read for model.json (default 16 MiB). */
+  maxJsonBytes?: number;
+  /** Most tensors the weights file may hold (default 100,000). */
+  maxTensors?: number;
+  /**
+   * Receives a checkpoint's training state and its `training.<name>` tensors (by name, without
+   * the prefix; freed after the call returns: clone what you keep). Not called when the file has none.
+   */
+  training?: (state: Record<string, unknown>, tensors: Record<string, Tensor>) => void;
 }
 
 /** Where a model comes from: a Node directory or model.json path, a URL, or the artifacts. */
 export type ModelSource = string | URL | { json: ModelJson | string; weights: Uint8Array | ArrayBuffer };
 
-async function readArtifacts(src: ModelSource): Promise<{ json: ModelJson; weights: Uint8Array }> {
-  if (typeof src === 'object' && !(src instanceof URL)) {
-    const json = checkJson(typeof src.json === 'string' ? JSON.parse(src.json) : src.json);
-    return { json, weights: src.weights instanceof Uint8Array ? src.weights : new Uint8Array(src.weights) };
+async function readArtifacts(src: ModelSource, o: LoadModelOptions): Promise<{ json: ModelJson; weights: Uint8Array }> {
+  if (src !== null && typeof src === 'object' && !(src instanceof URL)) {
+    const raw = typeof src.json === 'string' ? parseJson(src.json, 'model.json', { maxBytes: o.maxJsonBytes }) : src.json;
+    const w = src.weights;
+    if (!(w instanceof Uint8Array || w instanceof ArrayBuffer)) throw new ArgumentError(`loadModel: weights must be a Uint8Array or ArrayBuffer, got ${describe(w)}`);
+    return { json: checkJson(raw), weights: w instanceof Uint8Array ? w : new Uint8Array(w) };
   }
   let url: URL;
   if (src instanceof URL) url = src;
-  else if (isNode && !/^[a-z]+:\/\//i.test(src)) {
-    const { fs, path } = await nodeFs();
-    const st = await fs.stat(src).catch(() => null);
-    if (!st) throw new FormatError(`no model at ${src}`);
+  else if (typeof src !== 'string') throw new ArgumentError(`loadModel: expected a path, a URL or { json, weights }, got ${describe(src)}`);
+  else if (isNode && !/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) {
+    const { path } = await nodeFs();
+    const st = await statPath(src, 'model');
     const { pathToFileURL } = (await import(/* @vite-ignore */ 'node:url' as string)) as typeof import('node:url');
-    url = pathToFileURL(st.isDirectory() ? path.join(src, 'model.json') : src);
-  } else url = new URL(src, isNode ? undefined : globalThis.location?.href);
-  const json = checkJson(await readJson(url));
-  const weights = await readAsset(new URL(json.weightsFile, url));
+    url = pathToFileURL(st.isDirectory() ? path.join(src, 'model.json') : path.resolve(src));
+  } else {
+    try {
+      url = new URL(src, isNode ? undefined : globalThis.location?.href);
+    } catch {
+      throw new FormatError(`no model at ${src.slice(0, 200)}: not a valid URL`);
+    }
+  }
+  const json = checkJson(parseJson(await readBytes(url, { maxBytes: o.maxJsonBytes ?? DEFAULT_JSON_BYTES, what: 'model.json' }), 'model.json', { maxBytes: o.maxJsonBytes }));
+  const wUrl = resolveInside(url, json.weightsFile, { allowOutsideDir: o.allowOutsideDir, what: 'model.json: weightsFile' });
+  const weights = await readBytes(wUrl, { maxBytes: o.maxBytes, what: 'weights file', within: o.allowOutsideDir ? undefined : dirOf(url) });
   return { json, weights };
+}
+
+/** "a, b, c and 7 more" for messages. */
+function names(list: string[]): string {
+  const shown = list.slice(0, 5).map(shortName).join(', ');
+  return list.length > 5 ? `${shown} and ${list.length - 5} more` : shown;
+}
+
+/** Builds the model a file describes, within a memory budget derived from its weights. */
+function buildModel(config: ModuleConfig, parsed: ParsedSafetensors): Module {
+  try {
+    return moduleFromConfig(config);
+  } catch (e) {
+    throw new FormatError(`model.json describes a model that cannot be built: ${(e as Error).message}`);
+  }
 }
 
 /**
  * Rebuilds a model from its config and loads its weights, checking that the file holds exactly the
- * model's tensors with the right shapes and dtypes. With `optimizer`, restores its state too.
+ * model's tensors with the right shapes and dtypes before decoding any. With `optimizer`,
+ * restores its state too. The defaults are safe for untrusted files: see `LoadModelOptions`.
  */
-export async function loadModel(src: ModelSource, o: { optimizer?: Optimizer<{ lr: number }> } = {}): Promise<{ model: Module; json: ModelJson }> {
-  const { json, weights } = await readArtifacts(src);
-  const { tensors } = decodeSafetensors(weights);
-  let model: Module | null = null;
+export async function loadModel(src: ModelSource, o: LoadModelOptions = {}): Promise<{ model: Module; json: ModelJson }> {
+  const { json, weights } = await readArtifacts(src, o ?? {});
+  const parsed = parseSafetensorsHeader(weights, { maxTensors: o.maxTensors });
+  const entries = parsed.entries;
+  const model = buildModel(json.model, parsed);
+  const decoded: Tensor[] = [];
+  const decode = (name: string) => {
+    const t = decodeTensor(weights, parsed, name);
+    decoded.push(t);
+    return t;
+  };
   try {
-    try {
-      model = moduleFromConfig(json.model);
-    } catch (e) {
-      throw new FormatError(`model.json describes a model that cannot be built: ${(e as Error).message}`);
+    // Names, dtypes and shapes first: a file that does not fit costs no tensor.
+    const own = model.stateDict();
+    const otherNames = new Set<string>();
+    json.optimizer?.tensorNames.forEach((ns, i) => ns.forEach((n) => otherNames.add(`optimizer.${i}.${n}`)));
+    const trainingNames = json.training ? Object.keys(entries).filter((k) => k.startsWith('training.')) : [];
+    for (const k of trainingNames) otherNames.add(k);
+    const missing = Object.keys(own).filter((k) => !Object.hasOwn(entries, k));
+    const unexpected = Object.keys(entries).filter((k) => !Object.hasOwn(own, k) && !otherNames.has(k));
+    if (missing.length || unexpected.length) {
+      throw new FormatError(`weights do not match the model: ${missing.length ? `missing ${names(missing)}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${names(unexpected)}` : ''}`);
     }
-    const own: Record<string, Tensor> = {};
-    const opt: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) (k.startsWith('optimizer.') ? opt : own)[k] = t;
-    try {
-      model.loadStateDict(own, { strict: true });
-    } catch (e) {
-      throw new FormatError(`weights do not match the model: ${(e as EdgegradError).message}`);
+    for (const [k, t] of Object.entries(own)) {
+      const e = entries[k];
+      if (entryDType(e) !== t.dtype) throw new FormatError(`weights do not match the model: '${shortName(k)}' is ${entryDType(e)} but the model expects ${t.dtype}`);
+      if (e.shape.join() !== t.shape.join()) throw new FormatError(`weights do not match the model: '${shortName(k)}' has shape [${e.shape.join(', ')}] but the model expects [${t.shape.join(', ')}]`);
     }
+    const state = new Map<string, Tensor>();
+    for (const k of Object.keys(own)) state.set(k, decode(k));
+    model.loadStateDict(state, { strict: true });
     if (o.optimizer) {
-      if (!json.optimizer) throw new FormatError('this model file holds no optimizer state');
+      const oj = json.optimizer;
+      if (!oj) throw new FormatError('this model file holds no optimizer state');
+      if (oj.className !== o.optimizer.constructor.name) throw new FormatError(`model.json holds ${shortName(oj.className)} state, not ${o.optimizer.constructor.name} state`);
       const st: OptimizerState = {
-        groups: json.optimizer.groups,
-        params: json.optimizer.steps.map((step, i) => ({
+        groups: oj.groups,
+        params: oj.steps.map((step, i) => ({
           step,
-          tensors: Object.fromEntries(json.optimizer!.tensorNames[i].map((n) => {
-            const t = opt[`optimizer.${i}.${n}`];
-            if (!t) throw new FormatError(`optimizer tensor optimizer.${i}.${n} is missing from the weights`);
-            return [n, t];
+          tensors: Object.fromEntries(oj.tensorNames[i].map((n) => {
+            const k = `optimizer.${i}.${n}`;
+            if (!Object.hasOwn(entries, k)) throw new FormatError(`optimizer tensor ${shortName(k)} is missing from the weights`);
+            return [n, decode(k)];
           })),
         })),
       };
-      o.optimizer.loadStateDict(st);
+      try {
+        o.optimizer.loadStateDict(st);
+      } catch (e) {
+        throw e instanceof FormatError ? e : new FormatError(`model.json: the optimizer state does not fit this optimizer: ${(e as Error).message}`);
+      }
+    }
+    if (o.training && json.training) {
+      const ts: Record<string, Tensor> = Object.create(null);
+      for (const k of trainingNames) ts[k.slice('training.'.length)] = decode(k);
+      o.training(json.training, ts);
     }
     return { model, json };
   } catch (e) {
-    model?.dispose();
-    throw e;
+    model.dispose();
+    throw e instanceof EdgegradError ? e : new FormatError(`the model file could not be loaded: ${(e as Error)?.message}`);
   } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+    for (const t of decoded) t.dispose();
   }
 }
 
