@@ -129,6 +129,34 @@ export function manualSeed(seed: number): void {
   call((e) => e.rng_seed(seed));
 }
 
+/**
+ * The global stream's position (Philox: the 64-bit key set by `manualSeed` and the 64-bit block
+ * counter, each as [low, high] 32-bit words). JSON-safe; `setRngState` continues the stream exactly
+ * from it. Streams with an explicit `{ seed }` are independent of it.
+ */
+export interface RngState {
+  key: [number, number];
+  counter: [number, number];
+}
+
+export function getRngState(): RngState {
+  const w = call((e) => e.rng_get_state());
+  return { key: [w[0], w[1]], counter: [w[2], w[3]] };
+}
+
+export function setRngState(s: RngState): void {
+  const words = [s?.key, s?.counter].flatMap((p) => (Array.isArray(p) && p.length === 2 ? p : [NaN, NaN]));
+  if (!words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff_ffff)) {
+    throw new ArgumentError('an RNG state is { key: [lo, hi], counter: [lo, hi] } of 32-bit unsigned integers (from getRngState())');
+  }
+  call((e) => e.rng_set_state(Uint32Array.from(words)));
+}
+
+function seedOf(opts: RandomOptions | undefined): number | undefined {
+  const { seed } = checkOptions(opts, 'random options');
+  return seed === undefined ? undefined : checkInt(seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+}
+
 function rng(kind: number, shape: number[], a: number, b: number, opts?: RandomOptions): Tensor {
   const sh = checkShape(shape);
   return new Tensor(call((e) => e.rng_tensor(kind, sh, a, b, opts?.seed)));

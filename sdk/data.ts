@@ -102,7 +102,7 @@ export interface Batch {
  */
 export class Dataset {
   private constructor(
-    private readonly source: (epoch: number) => AsyncIterable<Batch>,
+    private readonly source: (epoch: number, skip: number) => AsyncIterable<Batch>,
     readonly size: number | null,
   ) {}
 
@@ -111,13 +111,13 @@ export class Dataset {
     const bs = o.batchSize ?? 32;
     if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
     const seed = o.seed ?? 0;
-    const source = (epoch: number): AsyncIterable<Batch> => ({
+    const source = (epoch: number, skip: number): AsyncIterable<Batch> => ({
       async *[Symbol.asyncIterator]() {
         const order = o.shuffle
           ? tidy(() => randperm(n, { seed: seed * 100_003 + epoch }).dataSync() as Int32Array)
           : Int32Array.from({ length: n }, (_, i) => i);
         const end = o.dropLast ? n - (n % bs) : n;
-        for (let s = 0; s < end; s += bs) {
+        for (let s = skip * bs; s < end; s += bs) {
           const [bx, by] = takeRows(y ? [x, y] : [x], order.subarray(s, Math.min(s + bs, n)));
           yield { x: bx, y: by };
         }
@@ -128,15 +128,27 @@ export class Dataset {
 
   /** `make(epoch)` returns the batches of one epoch. */
   static fromGenerator(make: (epoch: number) => AsyncIterable<Batch> | Iterable<Batch>, batchesPerEpoch: number | null = null): Dataset {
-    return new Dataset((epoch) => {
+    return new Dataset((epoch, skip) => {
       const it = make(epoch);
-      if (Symbol.asyncIterator in it) return it as AsyncIterable<Batch>;
-      return { async *[Symbol.asyncIterator]() { yield* it as Iterable<Batch>; } };
+      return {
+        async *[Symbol.asyncIterator]() {
+          let i = 0;
+          for await (const b of it as AsyncIterable<Batch>) {
+            // A generator cannot jump ahead: batches before `skip` are made and freed.
+            if (i++ < skip) {
+              b.x.dispose();
+              b.y?.dispose();
+            } else yield b;
+          }
+        },
+      };
     }, batchesPerEpoch);
   }
 
-  /** The batches of epoch `epoch` (shuffling depends on it). */
-  batches(epoch = 0): AsyncIterable<Batch> {
-    return this.source(epoch);
+  /** The batches of epoch `epoch` (shuffling depends on it), from its batch `skip` on (a resumed epoch). */
+  batches(epoch = 0, skip = 0): AsyncIterable<Batch> {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ArgumentError(`epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isSafeInteger(skip) || skip < 0) throw new ArgumentError(`skip must be a non-negative integer, got ${skip}`);
+    return this.source(epoch, skip);
   }
 }

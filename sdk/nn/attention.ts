@@ -198,6 +198,13 @@ export class MultiHeadAttention extends Module {
   #weights: Tensor | null = null;
   #calls = 0;
   readonly #opts: MultiHeadAttentionOptions;
+  /** Seeded draws so far, kept in checkpoints so a resumed run draws the same masks. */
+  override getExtraState(): { calls: number } {
+    return { calls: this.#calls };
+  }
+  override setExtraState(s: unknown): void {
+    this.#calls = this.readCallCount(s);
+  }
 
   constructor(embedDim: number, numHeads: number, opts: MultiHeadAttentionOptions = {}) {
     super();

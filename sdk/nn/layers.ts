@@ -178,6 +178,13 @@ export class Dropout extends Module {
     const seed = this.seed === undefined ? undefined : this.seed * 1_000_003 + this.#calls++;
     return F.dropout(x, this.p, true, seed);
   }
+  /** Seeded draws so far, kept in checkpoints so a resumed run draws the same masks. */
+  override getExtraState(): { calls: number } {
+    return { calls: this.#calls };
+  }
+  override setExtraState(s: unknown): void {
+    this.#calls = this.readCallCount(s);
+  }
   override getConfig() {
     return { p: this.p, seed: this.seed };
   }

@@ -234,6 +234,23 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
+  /**
+   * State that is neither a parameter nor a buffer but must survive a checkpoint for a resumed run
+   * to match an uninterrupted one (PyTorch's `get_extra_state`), e.g. how many seeded dropout masks
+   * a layer has drawn. JSON-safe; undefined when there is none.
+   */
+  getExtraState(): unknown {
+    return undefined;
+  }
+  setExtraState(_state: unknown): void {}
+
+  /** Reads the `{ calls }` extra state of the layers that number their seeded random draws. */
+  protected readCallCount(s: unknown): number {
+    const n = (s as { calls?: unknown } | null)?.calls;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`${this.className}: extra state must be { calls: a non-negative integer }, got ${JSON.stringify(s)?.slice(0, 80)}`);
+    return n;
+  }
+
   // ------------------------------------------------------------------ regularization
 
   /** Records an activity penalty for the current forward pass (collected by `regularizationLoss`). */

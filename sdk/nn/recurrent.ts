@@ -154,6 +154,13 @@ export abstract class Recurrent extends Module {
   readonly cell: RecurrentCell;
   protected readonly opts: RecurrentOptions;
   #dropoutCalls = 0;
+  /** Seeded draws so far, kept in checkpoints so a resumed run draws the same masks. */
+  override getExtraState(): { calls: number } {
+    return { calls: this.#dropoutCalls };
+  }
+  override setExtraState(s: unknown): void {
+    this.#dropoutCalls = this.readCallCount(s);
+  }
 
   constructor(cell: RecurrentCell, inputSize: number, hiddenSize: number, opts: RecurrentOptions) {
     super();

@@ -181,6 +181,13 @@ export class CausalSelfAttention extends Module {
   keepAttentionWeights: boolean;
   #weights: Tensor | null = null;
   #calls = 0;
+  /** Seeded draws so far, kept in checkpoints so a resumed run draws the same masks. */
+  override getExtraState(): { calls: number } {
+    return { calls: this.#calls };
+  }
+  override setExtraState(s: unknown): void {
+    this.#calls = this.readCallCount(s);
+  }
   constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
     super();
     if (!Number.isInteger(nEmbd) || !Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0) {

@@ -29,10 +29,18 @@ export abstract class LRScheduler {
   get lr(): number {
     return this.optimizer.groups[0].options.lr;
   }
-  stateDict(): { stepCount: number } {
-    return { stepCount: this.stepCount };
+  /** Step count and the groups' initial rates (PyTorch's `base_lrs`), so a scheduler built after the optimizer's state was loaded still resumes exactly. */
+  stateDict(): { stepCount: number; baseLrs: number[] } {
+    return { stepCount: this.stepCount, baseLrs: [...this.baseLrs] };
   }
-  loadStateDict(s: { stepCount: number }): void {
+  loadStateDict(s: { stepCount: number; baseLrs?: number[] }): void {
+    if (!s || !Number.isSafeInteger(s.stepCount) || s.stepCount < 0) throw new ArgumentError(`scheduler state needs a non-negative integer stepCount, got ${s?.stepCount}`);
+    if (s.baseLrs !== undefined) {
+      if (!Array.isArray(s.baseLrs) || s.baseLrs.length !== this.baseLrs.length || !s.baseLrs.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+        throw new ArgumentError(`scheduler state has ${Array.isArray(s.baseLrs) ? s.baseLrs.length : 'no'} finite base rates, the optimizer has ${this.baseLrs.length} parameter groups`);
+      }
+      this.baseLrs.splice(0, this.baseLrs.length, ...s.baseLrs);
+    }
     this.stepCount = s.stepCount;
     this.apply();
   }

@@ -6,6 +6,7 @@ import type { Optimizer } from '../optim/optimizers.js';
 import type { LRScheduler } from '../optim/schedules.js';
 import { saveModel, serializeModel, type ModelArtifacts } from '../io/model-io.js';
 import type { Tensor } from '../tensor.js';
+import { encodeJson, read } from './checkpoint.js';
 
 export type Logs = Record<string, number>;
 
@@ -17,6 +18,21 @@ export interface TrainingContext {
   stopTraining: boolean;
   epochs: number;
   batchesPerEpoch: number | null;
+  /** The epoch running now. */
+  epoch: number;
+  /** Optimizer steps taken so far in this run (a resumed run counts on from its checkpoint). */
+  step: number;
+  /**
+   * The whole training state now (epoch and batch position, RNG, history, every callback's state),
+   * for `saveModel`'s `training` option. Consistent inside `afterEpochEnd`/`afterBatchEnd`.
+   */
+  trainingState(): { state: Record<string, unknown>; tensors: Record<string, Tensor> };
+}
+
+/** A callback's part of a training checkpoint: JSON-safe values (NaN allowed) and tensors. */
+export interface CallbackState {
+  values: Record<string, unknown>;
+  tensors?: Record<string, Tensor>;
 }
 
 export abstract class Callback {
@@ -30,6 +46,19 @@ export abstract class Callback {
   onEpochEnd(_epoch: number, _logs: Logs): void | Promise<void> {}
   onBatchBegin(_batch: number): void | Promise<void> {}
   onBatchEnd(_batch: number, _logs: Logs): void | Promise<void> {}
+  /**
+   * Called once every callback's `onEpochEnd` has run and the history holds the epoch (likewise
+   * `afterBatchEnd` after every `onBatchEnd`): the training state is consistent here, so
+   * checkpoints of it are written here.
+   */
+  afterEpochEnd(_epoch: number, _logs: Logs): void | Promise<void> {}
+  afterBatchEnd(_batch: number, _logs: Logs): void | Promise<void> {}
+  /** State to keep in training checkpoints (PyTorch Lightning's callback `state_dict`); null when none. */
+  stateDict(): CallbackState | null {
+    return null;
+  }
+  /** Restores `stateDict()`'s output; `tensors` are freed after the call (copy what you keep). */
+  loadStateDict(_s: CallbackState): void {}
 }
 
 /** A callback from plain functions. */
@@ -93,6 +122,23 @@ export class EarlyStopping extends Callback {
     if (this.#bestWeights) for (const t of Object.values(this.#bestWeights)) t.dispose();
     this.#bestWeights = null;
   }
+  override stateDict(): CallbackState {
+    return { values: { best: this.best, bestEpoch: this.bestEpoch, stoppedEpoch: this.stoppedEpoch, wait: this.#wait }, tensors: this.#bestWeights ?? undefined };
+  }
+  override loadStateDict(s: CallbackState): void {
+    const v = s.values;
+    const best = read.num(v.best, 'EarlyStopping.best');
+    const epochOrNone = (x: unknown, n: string) => (x === -1 ? -1 : read.int(x, n, 1e9));
+    const bestEpoch = epochOrNone(v.bestEpoch, 'EarlyStopping.bestEpoch');
+    const stoppedEpoch = epochOrNone(v.stoppedEpoch, 'EarlyStopping.stoppedEpoch');
+    const wait = read.int(v.wait, 'EarlyStopping.wait', 1e9);
+    const weights = s.tensors && Object.keys(s.tensors).length ? s.tensors : null;
+    if (this.opts.restoreBestWeights && !weights && bestEpoch >= 0) throw new ArgumentError('EarlyStopping restores the best weights, but the checkpoint holds none');
+    Object.assign(this, { best, bestEpoch, stoppedEpoch });
+    this.#wait = wait;
+    this.#free();
+    if (weights && this.opts.restoreBestWeights) this.#bestWeights = tidy(() => Object.fromEntries(Object.entries(weights).map(([k, t]) => [k, keep(t.clone())])));
+  }
 }
 
 /**
@@ -102,22 +148,64 @@ export class EarlyStopping extends Callback {
 export class ModelCheckpoint extends Callback {
   best = NaN;
   saves = 0;
-  constructor(readonly opts: { dir?: string; onSave?: (a: ModelArtifacts, epoch: number) => void | Promise<void>; monitor?: string; saveBestOnly?: boolean; mode?: Mode; includeOptimizer?: boolean }) {
+  #pending: Logs | null = null;
+  constructor(readonly opts: {
+    dir?: string; onSave?: (a: ModelArtifacts, epoch: number) => void | Promise<void>; monitor?: string; saveBestOnly?: boolean; mode?: Mode; includeOptimizer?: boolean;
+    /**
+     * Also store the training state (epoch, RNG, history, schedules, callbacks' state), so that
+     * `fit(..., { resumeFrom })` continues bitwise as if the run had never stopped.
+     */
+    saveTrainingState?: boolean;
+    /** Save at every epoch's end (default) or every this many optimizer steps (mid-epoch; the monitor is then read from the batch logs). */
+    saveFreq?: 'epoch' | number;
+  }) {
     super();
     if (!opts.dir && !opts.onSave) throw new ArgumentError('ModelCheckpoint needs a `dir` (Node) or an `onSave` function');
+    const f = opts.saveFreq ?? 'epoch';
+    if (f !== 'epoch' && !(Number.isSafeInteger(f) && f >= 1)) throw new ArgumentError(`ModelCheckpoint saveFreq must be 'epoch' or a positive integer, got ${f}`);
   }
-  override async onEpochEnd(epoch: number, logs: Logs): Promise<void> {
+  /** Decides here (the monitored value is final) and writes in afterEpochEnd, when every callback has updated its state. */
+  override onEpochEnd(_epoch: number, logs: Logs): void {
+    if (this.opts.saveFreq === undefined || this.opts.saveFreq === 'epoch') this.#pending = this.#wants(logs) ? { ...logs } : null;
+  }
+  override onBatchEnd(_batch: number, logs: Logs): void {
+    const f = this.opts.saveFreq;
+    if (typeof f === 'number' && this.ctx.step % f === 0) this.#pending = this.#wants(logs) ? { ...logs } : null;
+  }
+  override async afterEpochEnd(epoch: number): Promise<void> {
+    await this.#flush(epoch);
+  }
+  override async afterBatchEnd(): Promise<void> {
+    await this.#flush(this.ctx.epoch);
+  }
+  #wants(logs: Logs): boolean {
+    if (!this.opts.saveBestOnly) return true;
     const monitor = this.opts.monitor ?? 'val_loss';
-    if (this.opts.saveBestOnly) {
-      const v = logs[monitor];
-      if (v === undefined) throw new ArgumentError(`ModelCheckpoint monitors '${monitor}', which the logs do not have`);
-      if (!Number.isNaN(this.best) && !better(this.opts.mode ?? 'auto', monitor, v, this.best, 0)) return;
-      this.best = v;
-    }
-    const o = { optimizer: this.opts.includeOptimizer ?? true ? this.ctx.optimizer : undefined, userData: { epoch, logs } };
+    const v = logs[monitor];
+    if (v === undefined) throw new ArgumentError(`ModelCheckpoint monitors '${monitor}', which the logs do not have`);
+    if (!Number.isNaN(this.best) && !better(this.opts.mode ?? 'auto', monitor, v, this.best, 0)) return false;
+    this.best = v;
+    return true;
+  }
+  async #flush(epoch: number): Promise<void> {
+    const logs = this.#pending;
+    if (!logs) return;
+    this.#pending = null;
+    this.saves++;
+    const o = {
+      optimizer: this.opts.includeOptimizer ?? true ? this.ctx.optimizer : undefined,
+      userData: { epoch, step: this.ctx.step, logs: encodeJson(logs) as Record<string, unknown> },
+      training: this.opts.saveTrainingState ? this.ctx.trainingState() : undefined,
+    };
     const art = this.opts.dir ? await saveModel(this.ctx.model, this.opts.dir, o) : serializeModel(this.ctx.model, o);
     await this.opts.onSave?.(art, epoch);
-    this.saves++;
+  }
+  override stateDict(): CallbackState {
+    return { values: { best: this.best, saves: this.saves } };
+  }
+  override loadStateDict(s: CallbackState): void {
+    this.best = read.num(s.values.best, 'ModelCheckpoint.best');
+    this.saves = read.int(s.values.saves, 'ModelCheckpoint.saves');
   }
 }
 
@@ -132,5 +220,11 @@ export class LearningRateScheduler extends Callback {
   override onEpochEnd(_e: number, logs: Logs): void {
     if (this.per === 'epoch') this.scheduler.step();
     logs.lr = this.scheduler.lr;
+  }
+  override stateDict(): CallbackState {
+    return { values: this.scheduler.stateDict() };
+  }
+  override loadStateDict(s: CallbackState): void {
+    this.scheduler.loadStateDict(s.values as { stepCount: number; baseLrs?: number[] });
   }
 }

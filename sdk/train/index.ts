@@ -3,3 +3,4 @@ import './trainer.js';
 export type { CompileOptions, FitOptions, History } from './trainer.js';
 export * from './callbacks.js';
 export * as metrics from './metrics.js';
+export { saveCheckpoint, loadCheckpoint, type CheckpointOptions, type TrainingState } from './checkpoint.js';

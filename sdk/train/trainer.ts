@@ -4,7 +4,7 @@
  * and `predict` in batches. Attached to `Module.prototype`, so one model definition works with both
  * the PyTorch-style loop and these.
  */
-import { ArgumentError, ShapeError } from '../errors.js';
+import { ArgumentError, FormatError, ShapeError } from '../errors.js';
 import { concat } from '../ops.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../memory.js';
@@ -14,6 +14,9 @@ import { setTrainingImpl, type Module } from '../nn/module.js';
 import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor.js';
 import type { Callback, Logs, TrainingContext } from './callbacks.js';
+import { captureTrainingState, readCheckpoint, type ReadCheckpoint, type TrainingState } from './checkpoint.js';
+import { setRngState } from '../creation.js';
+import type { ModelSource } from '../io/model-io.js';
 import { resolveMetric, type MetricFn, type MetricName, type NamedMetric } from './metrics.js';
 import { Progress } from './progress.js';
 
@@ -40,6 +43,14 @@ export interface FitOptions {
   /** 0 silent, 1 progress bar in a terminal (log lines otherwise), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
   initialEpoch?: number;
+  /**
+   * Continue the run saved by `ModelCheckpoint({ saveTrainingState: true })` (a Node directory or
+   * the artifacts): weights, optimizer, RNG position, epoch and batch, history, schedules and
+   * callbacks' states are restored, so the run ends bitwise where an uninterrupted one would. Pass
+   * the same data, options and callbacks (in the same order); the returned history includes the
+   * checkpointed epochs.
+   */
+  resumeFrom?: ModelSource;
 }
 
 export interface History {
@@ -119,51 +130,95 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
   const o: FitOptions = (isDs ? (y as FitOptions) : maybe) ?? {};
   const epochs = o.epochs ?? 1;
   if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`epochs must be a positive integer, got ${epochs}`);
+  if (o.resumeFrom !== undefined && o.initialEpoch !== undefined) throw new ArgumentError('fit: pass resumeFrom or initialEpoch, not both (a checkpoint knows its epoch)');
+  const batchSize = o.batchSize ?? 32;
+  const dataCfg = isDs ? null : { batchSize, shuffle: o.shuffle ?? true, seed: o.seed ?? 0 };
   let train: Dataset;
   let val: Dataset | null = null;
   const owned: Tensor[] = [];
-  if (isDs) {
-    train = x;
-    if (o.validationSplit) throw new ArgumentError('validationSplit needs tensors; pass validationData with a Dataset');
-  } else {
-    const yt = y as Tensor | undefined;
-    if (!yt) throw new ArgumentError('fit(x, y, options) needs targets y');
-    if (x.shape[0] !== yt.shape[0]) throw new ShapeError(`fit: x has ${x.shape[0]} samples but y has ${yt.shape[0]}`);
-    let xt = x;
-    let ytt = yt;
-    if (o.validationSplit) {
-      const n = x.shape[0];
-      const nVal = Math.round(n * o.validationSplit);
-      if (!(o.validationSplit > 0 && o.validationSplit < 1) || nVal < 1 || nVal >= n) throw new ArgumentError(`validationSplit ${o.validationSplit} leaves no training or no validation samples out of ${n}`);
-      const idx = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
-      const [xa, ya] = takeRows([x, yt], idx(0, n - nVal));
-      const [xb, yb] = takeRows([x, yt], idx(n - nVal, n));
-      owned.push(xa, ya, xb, yb);
-      xt = xa;
-      ytt = ya;
-      val = Dataset.fromTensors(xb, yb, { batchSize: o.batchSize ?? 32 });
-    }
-    train = Dataset.fromTensors(xt, ytt, { batchSize: o.batchSize ?? 32, shuffle: o.shuffle ?? true, seed: o.seed ?? 0 });
-  }
-  if (o.validationData) {
-    val = o.validationData instanceof Dataset ? o.validationData : Dataset.fromTensors(o.validationData[0], o.validationData[1], { batchSize: o.batchSize ?? 32 });
-  }
-
-  const ctx: TrainingContext = { model, optimizer: c.optimizer, stopTraining: false, epochs, batchesPerEpoch: train.size };
+  let resumed: ReadCheckpoint | null = null;
   const callbacks = o.callbacks ?? [];
-  for (const cb of callbacks) cb.setContext(ctx);
-  const progress = await Progress.create(o.verbose ?? 1);
   const history: History = { epoch: [], history: {} };
-  const params = model.trainableParameters();
   try {
+    if (isDs) {
+      train = x;
+      if (o.validationSplit) throw new ArgumentError('validationSplit needs tensors; pass validationData with a Dataset');
+    } else {
+      const yt = y as Tensor | undefined;
+      if (!yt) throw new ArgumentError('fit(x, y, options) needs targets y');
+      if (x.shape[0] !== yt.shape[0]) throw new ShapeError(`fit: x has ${x.shape[0]} samples but y has ${yt.shape[0]}`);
+      let xt = x;
+      let ytt = yt;
+      if (o.validationSplit) {
+        const n = x.shape[0];
+        const nVal = Math.round(n * o.validationSplit);
+        if (!(o.validationSplit > 0 && o.validationSplit < 1) || nVal < 1 || nVal >= n) throw new ArgumentError(`validationSplit ${o.validationSplit} leaves no training or no validation samples out of ${n}`);
+        const idx = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
+        const [xa, ya] = takeRows([x, yt], idx(0, n - nVal));
+        const [xb, yb] = takeRows([x, yt], idx(n - nVal, n));
+        owned.push(xa, ya, xb, yb);
+        xt = xa;
+        ytt = ya;
+        val = Dataset.fromTensors(xb, yb, { batchSize });
+      }
+      train = Dataset.fromTensors(xt, ytt, { batchSize, shuffle: dataCfg!.shuffle, seed: dataCfg!.seed });
+    }
+    if (o.validationData) {
+      val = o.validationData instanceof Dataset ? o.validationData : Dataset.fromTensors(o.validationData[0], o.validationData[1], { batchSize });
+    }
+    if (o.resumeFrom !== undefined) resumed = await readCheckpoint(o.resumeFrom, { model, optimizer: c.optimizer });
+
+    // Where the run stands (what a checkpoint taken now resumes from): epochs and batches done.
+    let done = { epoch: o.initialEpoch ?? 0, batch: 0 };
+    let meter = new Meter();
+    const ctx: TrainingContext = {
+      model, optimizer: c.optimizer, stopTraining: false, epochs, batchesPerEpoch: train.size, epoch: done.epoch, step: 0,
+      trainingState: () => {
+        const tensors: Record<string, Tensor> = {};
+        const states = callbacks.map((cb, i) => {
+          const st = cb.stateDict();
+          if (!st) return null;
+          for (const [k, t] of Object.entries(st.tensors ?? {})) tensors[`callbacks.${i}.${k}`] = t;
+          return { className: cb.constructor.name, values: st.values };
+        });
+        const state = captureTrainingState(model, {
+          epoch: done.epoch, batch: done.batch, step: ctx.step, stopped: ctx.stopTraining, history, data: dataCfg, callbacks: states,
+          meter: done.batch > 0 ? { sums: { ...meter.sums }, count: meter.count } : null,
+        });
+        return { state, tensors };
+      },
+    };
+    for (const cb of callbacks) cb.setContext(ctx);
+    const progress = await Progress.create(o.verbose ?? 1);
+    const params = model.trainableParameters();
     for (const cb of callbacks) await cb.onTrainBegin({});
-    for (let epoch = o.initialEpoch ?? 0; epoch < epochs && !ctx.stopTraining; epoch++) {
+    if (resumed) {
+      const st = resumed.state;
+      restoreCallbacks(callbacks, st.callbacks, resumed.tensors);
+      if (st.batch > 0 && !isDs && (st.data?.batchSize !== dataCfg!.batchSize || st.data.shuffle !== dataCfg!.shuffle || st.data.seed !== dataCfg!.seed)) {
+        throw new ArgumentError(`resuming inside an epoch needs the checkpointed run's batching (${JSON.stringify(st.data)}), got ${JSON.stringify(dataCfg)}`);
+      }
+      history.epoch.push(...st.history.epoch);
+      Object.assign(history.history, st.history.history);
+      done = { epoch: st.epoch, batch: st.batch };
+      if (st.meter) Object.assign(meter, { sums: st.meter.sums, count: st.meter.count });
+      ctx.step = st.step;
+      ctx.stopTraining = st.stopped;
+      // Last, so nothing between here and the first batch draws from the restored stream.
+      setRngState(st.rng);
+    }
+    for (let epoch = done.epoch; epoch < epochs && !ctx.stopTraining; epoch++) {
+      // The first epoch of a resumed run may start mid-way: its onEpochBegin ran before the checkpoint.
+      const skip = epoch === done.epoch ? done.batch : 0;
+      ctx.epoch = epoch;
       model.train();
-      for (const cb of callbacks) await cb.onEpochBegin(epoch);
+      if (skip === 0) {
+        meter = new Meter();
+        for (const cb of callbacks) await cb.onEpochBegin(epoch);
+      }
       progress?.epochBegin(epoch, epochs, train.size);
-      const meter = new Meter();
-      let batch = 0;
-      for await (const b of train.batches(epoch)) {
+      let batch = skip;
+      for await (const b of train.batches(epoch, skip)) {
         for (const cb of callbacks) await cb.onBatchBegin(batch);
         let values: Record<string, number>;
         try {
@@ -187,10 +242,13 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
           b.x.dispose();
           b.y?.dispose();
         }
+        ctx.step++;
         meter.add(values, b.x.shape[0]);
+        done = { epoch, batch: batch + 1 };
         const logs = meter.means();
         progress?.batchEnd(batch, logs);
         for (const cb of callbacks) await cb.onBatchEnd(batch, logs);
+        for (const cb of callbacks) await cb.afterBatchEnd(batch, logs);
         batch++;
       }
       const logs: Logs = meter.means();
@@ -199,14 +257,36 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
       progress?.epochEnd(epoch, epochs, logs);
       history.epoch.push(epoch);
       for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+      done = { epoch: epoch + 1, batch: 0 };
+      for (const cb of callbacks) await cb.afterEpochEnd(epoch, logs);
       // Let the host breathe between epochs (UI in browsers, I/O in Node).
       await new Promise((r) => setTimeout(r, 0));
     }
     for (const cb of callbacks) await cb.onTrainEnd({});
   } finally {
     for (const t of owned) t.dispose();
+    if (resumed) for (const t of Object.values(resumed.tensors)) t.dispose();
   }
   return history;
+}
+
+/** Hands each callback its checkpointed state (callbacks match by position and class). */
+function restoreCallbacks(callbacks: Callback[], states: TrainingState['callbacks'], tensors: Record<string, Tensor>): void {
+  states.forEach((s, i) => {
+    if (!s) return;
+    const cb = callbacks[i];
+    if (!cb || cb.constructor.name !== s.className) {
+      throw new ArgumentError(`the checkpoint holds the state of callback #${i} (${s.className.slice(0, 60)}), but fit's callback #${i} is ${cb ? cb.constructor.name : 'missing'}: pass the same callbacks in the same order`);
+    }
+    const prefix = `callbacks.${i}.`;
+    const own = Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+    try {
+      cb.loadStateDict({ values: s.values, tensors: own });
+    } catch (e) {
+      if (e instanceof FormatError) throw e;
+      throw new FormatError(`checkpoint state of callback #${i} (${s.className.slice(0, 60)}): ${(e as Error).message}`);
+    }
+  });
 }
 
 async function evaluate(model: Module, x: Tensor | Dataset, y?: Tensor, o: { batchSize?: number } = {}): Promise<Logs> {

@@ -118,6 +118,22 @@ pub fn rng_seed(seed: f64) -> R<()> {
     Ok(())
 }
 
+/// The global stream's position: [key low, key high, counter low, counter high].
+#[wasm_bindgen]
+pub fn rng_get_state() -> Vec<u32> {
+    RNG.with(|r| r.borrow().state().to_vec())
+}
+
+/// Restores a position from `rng_get_state` (any four words are a valid Philox position).
+#[wasm_bindgen]
+pub fn rng_set_state(words: &[u32]) -> R<()> {
+    let w: [u32; 4] = words
+        .try_into()
+        .map_err(|_| arg_err(format!("an RNG state is 4 words, got {}", words.len())))?;
+    RNG.with(|r| *r.borrow_mut() = Generator::from_state(w));
+    Ok(())
+}
+
 /// Runs `f` on a fresh generator for an explicit seed, else on the global stream.
 fn with_rng<T>(seed: Option<f64>, f: impl FnOnce(&mut Generator) -> T) -> R<T> {
     match seed {
