@@ -19,10 +19,13 @@ import { Module, moduleFromConfig, registerModule } from '../nn/module.js';
 import * as nn from '../nn/layers.js';
 import * as F from '../nn/functional.js';
 import { Callback, type Logs } from '../train/callbacks.js';
-import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type SafetensorsEntry } from '../io/safetensors.js';
+import { parseJson } from '../io/json.js';
+import type { DType } from '../tensor.js';
 import * as E from './engine.js';
 import {
-  disposeGraph, inputsOf, predictInBatches, serialLayer, traceModel, type GNode, type SerialConv, type SerialNode,
+  checkGraphTensors, checkSerialGraph, disposeGraph, inputsOf, layerWeightShape, predictInBatches, serialLayer, traceModel,
+  type GNode, type SerialConv, type SerialGraph, type SerialNode,
 } from './graph.js';
 
 /** A Linear layer computing with binarized weights `α · sign(w)` (latent float weights train). */
@@ -97,11 +100,29 @@ export function binarizeModel(model: Module, o: { keepFirst?: boolean; keepLast?
 // ------------------------------------------------------------------------------------ inference
 
 
-interface BinaryGraphJson {
-  version: 1;
-  shapes: number[][];
-  output: number;
-  nodes: SerialNode[];
+type BinaryGraphJson = SerialGraph;
+
+/** Checks a binary model's graph JSON and that it fits the file's tensors (none decoded yet). */
+function checkBinaryGraph(text: string, entries: Record<string, SafetensorsEntry>): BinaryGraphJson {
+  const src = 'binary model graph';
+  const g = checkSerialGraph(parseJson(text, src, { maxDepth: 8 }), src, {});
+  const want: [string, DType, number[]][] = [];
+  for (const n of g.nodes) {
+    if (n.op !== 'linear' && n.op !== 'conv') continue;
+    const w = layerWeightShape(g, n);
+    const cout = w[w.length === 2 ? 0 : 3];
+    if (n.binary) {
+      const groups = n.op === 'conv' ? n.groups : 1;
+      const k = n.op === 'linear' ? w[1] : w[0] * w[1] * w[2];
+      // Bits are packed per group in panels of 8 output channels (engine `pack_binary`).
+      want.push([`${n.name}.bits`, 'int8', [groups, Math.ceil(cout / groups / 8), k]], [`${n.name}.alpha`, 'float32', [cout]]);
+    } else {
+      want.push([`${n.name}.weight`, 'float32', w]);
+    }
+    if (n.hasBias) want.push([`${n.name}.bias`, 'float32', [cout]]);
+  }
+  checkGraphTensors(entries, want, 'binary model');
+  return g;
 }
 
 const FORMAT = 'edgegrad-binary';
@@ -243,16 +264,22 @@ export class BinaryModel {
     return encodeSafetensors(this.#t, { format: FORMAT, graph: JSON.stringify(this.graph) });
   }
 
+  /** Rebuilds a model from `serialize()`'s bytes; FormatError when they are not one. */
   static deserialize(bytes: Uint8Array | ArrayBuffer): BinaryModel {
-    const { tensors, metadata } = decodeSafetensors(bytes);
+    const buf = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+    // Header, graph and tensor list are checked before any tensor exists.
+    const parsed = parseSafetensorsHeader(buf);
+    const { metadata } = parsed;
+    if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad binary model (format ${JSON.stringify(String(metadata.format).slice(0, 40))}, expected '${FORMAT}')`);
+    if (typeof metadata.graph !== 'string') throw new FormatError('binary model: the file has no graph metadata');
+    const graph = checkBinaryGraph(metadata.graph, parsed.entries);
+    const tensors: Record<string, Tensor> = Object.create(null);
     try {
-      if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad binary model (format ${JSON.stringify(metadata.format)})`);
-      const graph = JSON.parse(metadata.graph ?? 'null') as BinaryGraphJson;
-      if (graph?.version !== 1 || !Array.isArray(graph.nodes)) throw new FormatError('binary model: unsupported or corrupt graph');
+      for (const name of Object.keys(parsed.entries)) tensors[name] = decodeTensor(buf, parsed, name);
       return new BinaryModel(graph, tensors);
     } catch (e) {
       for (const t of Object.values(tensors)) t.dispose();
-      throw e instanceof SyntaxError ? new FormatError(`binary model: the graph metadata is not valid JSON (${e.message})`) : e;
+      throw e;
     }
   }
 

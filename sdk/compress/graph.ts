@@ -10,7 +10,11 @@
  *
  * The graph owns copies of the (folded) weights; `disposeGraph` frees them.
  */
-import { ArgumentError, ShapeError } from '../errors.js';
+import { ArgumentError, FormatError, ShapeError } from '../errors.js';
+import { MAX_ELEMENTS, MAX_RANK } from '../args.js';
+import { v, validate, type Schema } from '../io/validate.js';
+import { entryDType, shortName, type SafetensorsEntry } from '../io/safetensors.js';
+import type { DType } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { tidy, keep } from '../memory.js';
 import { concat } from '../ops.js';
@@ -93,9 +97,15 @@ export function inputsOf(n: GNode): number[] {
   return 'ins' in n ? n.ins : [n.in];
 }
 
+/** The node computing value `v` (traced and checked graphs store it at index v - 1). */
+export function producerOf(g: { nodes: { out: number }[] }, v: number): GNode | undefined {
+  const n = g.nodes[v - 1];
+  return (n?.out === v ? n : g.nodes.find((x) => x.out === v)) as GNode | undefined;
+}
+
 /** True when the graph ends with a conv/linear, whose int8 form then writes float32 directly. */
 export function floatOutput(g: FloatGraph): boolean {
-  const n = g.nodes.find((x) => x.out === g.output);
+  const n = producerOf(g, g.output);
   return !!n && (n.op === 'linear' || n.op === 'conv');
 }
 
@@ -106,7 +116,7 @@ export function floatOutput(g: FloatGraph): boolean {
 export function isQuantPoint(g: FloatGraph, v: number): boolean {
   if (v === 0) return true;
   if (v === g.output && floatOutput(g)) return false;
-  const n = g.nodes.find((x) => x.out === v);
+  const n = producerOf(g, v);
   return !!n && (n.op === 'linear' || n.op === 'conv' || n.op === 'add' || n.op === 'concat');
 }
 
@@ -116,7 +126,7 @@ export function quantSource(g: FloatGraph, v: number): number {
   for (;;) {
     if (isQuantPoint(g, cur)) return cur;
     if (cur === g.output && floatOutput(g)) throw new ArgumentError(`value ${cur} is the float32 output of the last layer`);
-    const n = g.nodes.find((x) => x.out === cur);
+    const n = producerOf(g, cur);
     if (!n) throw new ArgumentError(`value ${cur} has no producer`);
     cur = inputsOf(n)[0];
   }
@@ -430,6 +440,135 @@ export function runFloat(g: FloatGraph, x: Tensor, hooks: FloatHooks = {}): Tens
     return out;
   } finally {
     for (const t of owned) t.dispose();
+  }
+}
+
+// ------------------------------------------------------------------ graphs read from files
+
+/** The graph part of a compressed model file (quantized or binary). */
+export interface SerialGraph {
+  version: 1;
+  /** Shape of each value without the batch dimension. */
+  shapes: number[][];
+  output: number;
+  nodes: SerialNode[];
+}
+
+/** Most values (and nodes) a stored graph may have. */
+const MAX_VALUES = 10_000;
+const VALUE = v.int({ min: 0, max: MAX_VALUES });
+const POS = v.int({ min: 1, max: 65_536 });
+const PAIR = v.tuple<Pair>([POS, POS]);
+const QUAD = v.tuple<Quad>([v.int({ min: 0, max: 65_536 }), v.int({ min: 0, max: 65_536 }), v.int({ min: 0, max: 65_536 }), v.int({ min: 0, max: 65_536 })]);
+const LAYER_NAME = v.string({ pattern: /^[A-Za-z0-9_.-]{1,256}$/, patternName: 'a layer name of 1 to 256 letters, digits, _ . -' });
+const BOOL = v.boolean();
+const layer = { in: VALUE, out: VALUE, name: LAYER_NAME, relu: BOOL, binary: BOOL, hasBias: BOOL };
+const pool = { in: VALUE, out: VALUE, kernel: PAIR, stride: PAIR, padding: QUAD, countIncludePad: BOOL };
+const NODE = v.tagged<SerialNode>('op', {
+  linear: v.object({ op: v.literal('linear'), ...layer }),
+  conv: v.object({ op: v.literal('conv'), ...layer, kernel: PAIR, stride: PAIR, padding: QUAD, dilation: PAIR, groups: POS }),
+  maxpool: v.object({ op: v.literal('maxpool'), ...pool }),
+  avgpool: v.object({ op: v.literal('avgpool'), ...pool }),
+  gap: v.object({ op: v.literal('gap'), in: VALUE, out: VALUE }),
+  flatten: v.object({ op: v.literal('flatten'), in: VALUE, out: VALUE }),
+  relu: v.object({ op: v.literal('relu'), in: VALUE, out: VALUE }),
+  add: v.object({ op: v.literal('add'), ins: v.array(VALUE, { length: 2 }), out: VALUE, relu: BOOL }),
+  concat: v.object({ op: v.literal('concat'), ins: v.array(VALUE, { min: 1, max: 1024 }), out: VALUE, relu: BOOL }),
+} as Record<string, Schema<SerialNode>>);
+const SHAPE = v.refine(v.array(v.int({ min: 1, max: MAX_ELEMENTS }), { min: 1, max: MAX_RANK }),
+  (s) => (s.reduce((a, d) => a * d, 1) <= MAX_ELEMENTS ? null : `has more than ${MAX_ELEMENTS} elements`));
+const GRAPH_FIELDS = { version: v.literal(1 as const), shapes: v.array(SHAPE, { min: 2, max: MAX_VALUES + 1 }), output: VALUE, nodes: v.array(NODE, { min: 1, max: MAX_VALUES }) };
+
+/**
+ * Checks a stored graph (`extra`: the format's own fields, such as a quantized model's qparams):
+ * its schema, then that node `i` produces value `i + 1` from values before it (a topological
+ * order, so no cycle or dangling reference), and that every stored shape is what the node
+ * computes from its input shapes. FormatError naming `source` and the node otherwise.
+ */
+export function checkSerialGraph<X extends Record<string, unknown>>(raw: unknown, source: string, extra: { [K in keyof X]: Schema<X[K]> }): SerialGraph & X {
+  const g = validate(v.object<SerialGraph & X>({ ...GRAPH_FIELDS, ...extra } as never), raw, source);
+  const bad = (i: number, msg: string): never => {
+    throw new FormatError(`${source}: nodes[${i}] (${g.nodes[i].op}) ${msg}`);
+  };
+  if (g.shapes.length !== g.nodes.length + 1) throw new FormatError(`${source}: ${g.nodes.length} nodes need ${g.nodes.length + 1} value shapes, got ${g.shapes.length}`);
+  if (!(g.output >= 1 && g.output <= g.nodes.length)) throw new FormatError(`${source}: output ${g.output} is not a value a node produces (1 to ${g.nodes.length})`);
+  const names = new Set<string>();
+  g.nodes.forEach((n, i) => {
+    if (n.out !== i + 1) bad(i, `must produce value ${i + 1}, not ${n.out} (nodes are stored in evaluation order)`);
+    const ins = inputsOf(n as GNode);
+    for (const x of ins) if (x > i) bad(i, `reads value ${x}, which is not computed before it (a cycle or a forward reference)`);
+    const s = ins.map((x) => g.shapes[x]);
+    const a = s[0];
+    const want = g.shapes[n.out];
+    let got: number[] | null = null;
+    const spatial = (k: Pair, st: Pair, p: Quad, d: Pair) => [0, 1].map((j) => Math.floor((a[j] + p[2 * j] + p[2 * j + 1] - d[j] * (k[j] - 1) - 1) / st[j]) + 1);
+    switch (n.op) {
+      case 'linear':
+        if (a.length !== 1) bad(i, `needs per-sample features [F], its input is [${a.join(', ')}]`);
+        got = [want[0]];
+        break;
+      case 'conv': {
+        if (a.length !== 3 || a[2] % n.groups !== 0 || want[want.length - 1] % n.groups !== 0) bad(i, `needs [H, W, C] input and channels divisible by groups ${n.groups}, its input is [${a.join(', ')}]`);
+        const [oh, ow] = spatial(n.kernel, n.stride, n.padding, n.dilation);
+        got = [oh, ow, want[2]];
+        break;
+      }
+      case 'maxpool':
+      case 'avgpool': {
+        if (a.length !== 3) bad(i, `needs [H, W, C] input, its input is [${a.join(', ')}]`);
+        if (n.padding[0] >= n.kernel[0] || n.padding[1] >= n.kernel[0] || n.padding[2] >= n.kernel[1] || n.padding[3] >= n.kernel[1]) bad(i, 'pads by the kernel size or more');
+        const [oh, ow] = spatial(n.kernel, n.stride, n.padding, [1, 1]);
+        got = [oh, ow, a[2]];
+        break;
+      }
+      case 'gap':
+        if (a.length !== 3) bad(i, `needs [H, W, C] input, its input is [${a.join(', ')}]`);
+        got = [a[2]];
+        break;
+      case 'flatten':
+        got = [prod(a)];
+        break;
+      case 'relu':
+        got = a;
+        break;
+      case 'add':
+        if (s[1].join() !== a.join()) bad(i, `adds [${a.join(', ')}] and [${s[1].join(', ')}]`);
+        got = a;
+        break;
+      case 'concat':
+        if (s.some((x) => x.length !== a.length || x.slice(0, -1).join() !== a.slice(0, -1).join())) bad(i, 'concatenates values whose shapes differ before the last axis');
+        got = [...a.slice(0, -1), s.reduce((t, x) => t + x[x.length - 1], 0)];
+        break;
+    }
+    if (got!.join() !== want.join()) bad(i, `computes [${got!.join(', ')}] but value ${n.out} is stored as [${want.join(', ')}]`);
+    if (n.op === 'linear' || n.op === 'conv') {
+      if (names.has(n.name)) bad(i, `reuses the layer name '${n.name}'`);
+      names.add(n.name);
+    }
+  });
+  return g;
+}
+
+/** The weight shape a stored layer needs: linear `[out, in]`, conv HWIO `[kh, kw, cin / groups, cout]`. */
+export function layerWeightShape(g: SerialGraph, n: SerialLayer): number[] {
+  const cout = g.shapes[n.out][g.shapes[n.out].length - 1];
+  return n.op === 'linear' ? [cout, g.shapes[n.in][0]] : [n.kernel[0], n.kernel[1], g.shapes[n.in][2] / n.groups, cout];
+}
+
+/**
+ * Checks that a file's tensor entries are exactly `want` (name, dtype, shape), before any tensor
+ * is decoded. FormatError naming `source` and the first problem otherwise.
+ */
+export function checkGraphTensors(entries: Record<string, SafetensorsEntry>, want: [string, DType, number[]][], source: string): void {
+  const names = new Set(want.map(([n]) => n));
+  const extra = Object.keys(entries).filter((k) => !names.has(k));
+  if (extra.length) throw new FormatError(`${source}: unexpected tensors ${extra.slice(0, 5).map((k) => `'${shortName(k)}'`).join(', ')}${extra.length > 5 ? ` and ${extra.length - 5} more` : ''}`);
+  for (const [n, dtype, shape] of want) {
+    if (!Object.hasOwn(entries, n)) throw new FormatError(`${source}: tensor '${n}' is missing`);
+    const e = entries[n];
+    if (entryDType(e) !== dtype || e.shape.join() !== shape.join()) {
+      throw new FormatError(`${source}: tensor '${n}' is ${entryDType(e)} [${e.shape.join(', ')}], the graph needs ${dtype} [${shape.join(', ')}]`);
+    }
   }
 }
 

@@ -21,13 +21,16 @@ import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
-import { readAsset } from '../datasets.js';
-import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import { readBytes, statPath } from '../io/files.js';
+import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type SafetensorsEntry } from '../io/safetensors.js';
+import { parseJson } from '../io/json.js';
+import { v } from '../io/validate.js';
+import type { DType } from '../tensor.js';
 import * as E from './engine.js';
 import type { QParams } from './engine.js';
 import {
-  disposeGraph, inputsOf, isQuantPoint, predictInBatches, quantSource, rows, runFloat, sampleShape, serialLayer, traceModel,
-  type FloatGraph, type GNode, type SerialLayer, type SerialNode,
+  checkGraphTensors, checkSerialGraph, disposeGraph, floatOutput, inputsOf, isQuantPoint, layerWeightShape, predictInBatches, quantSource, rows,
+  runFloat, sampleShape, serialLayer, traceModel, type FloatGraph, type GNode, type SerialGraph, type SerialLayer, type SerialNode,
 } from './graph.js';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'mse';
@@ -122,13 +125,35 @@ export function quantize(model: Module, calibrationData: Tensor, o: QuantizeOpti
 
 
 /** The graph part of a quantized model file (JSON in the safetensors metadata). */
-export interface QuantizedGraphJson {
-  version: 1;
-  shapes: number[][];
-  output: number;
-  nodes: SerialNode[];
+export interface QuantizedGraphJson extends SerialGraph {
   /** `[scale, zeroPoint]` of every quantization point, by value index. */
   qparams: Record<string, [number, number]>;
+}
+
+const QPARAMS = v.record(v.tuple<[number, number]>([v.number({ gt: 0 }), v.int({ min: -128, max: 127 })]),
+  { key: v.string({ pattern: /^(0|[1-9][0-9]{0,5})$/, patternName: 'a value index' }) });
+
+/** Checks a quantized model's graph JSON and that it fits the file's tensors (none decoded yet). */
+function checkQuantizedGraph(text: string, entries: Record<string, SafetensorsEntry>): QuantizedGraphJson {
+  const src = 'quantized model graph';
+  const g = checkSerialGraph<{ qparams: Record<string, [number, number]> }>(parseJson(text, src, { maxDepth: 8 }), src, { qparams: QPARAMS });
+  const fo = floatOutput(g as unknown as FloatGraph);
+  for (const n of g.nodes) {
+    const point = n.op === 'linear' || n.op === 'conv' || n.op === 'add' || n.op === 'concat';
+    if (point && !(n.out === g.output && fo) && !Object.hasOwn(g.qparams, String(n.out))) throw new FormatError(`${src}: value ${n.out} (${n.op}) has no qparams`);
+  }
+  if (!Object.hasOwn(g.qparams, '0')) throw new FormatError(`${src}: the input (value 0) has no qparams`);
+  for (const k of Object.keys(g.qparams)) if (Number(k) >= g.shapes.length) throw new FormatError(`${src}: qparams for value ${k}, which does not exist`);
+  const want: [string, DType, number[]][] = [];
+  for (const n of g.nodes) {
+    if (n.op !== 'linear' && n.op !== 'conv') continue;
+    if (n.binary) throw new FormatError(`${src}: layer '${n.name}' is marked binary, which an int8 model cannot run`);
+    const w = layerWeightShape(g, n);
+    want.push([`${n.name}.weight`, 'int8', w], [`${n.name}.weight_scale`, 'float32', [w[w.length === 2 ? 0 : 3]]]);
+    if (n.hasBias) want.push([`${n.name}.bias`, 'float32', [w[w.length === 2 ? 0 : 3]]]);
+  }
+  checkGraphTensors(entries, want, 'quantized model');
+  return g;
 }
 
 interface Layer {
@@ -158,6 +183,8 @@ export class QuantizedModel {
   constructor(graph: QuantizedGraphJson, tensors: Record<string, Tensor>) {
     this.graph = graph;
     for (const [v, [s, z]] of Object.entries(graph.qparams)) this.#q.set(Number(v), { scale: s, zeroPoint: z });
+    // Everything made here until it is owned by #layers: freed if a later layer fails.
+    const made: Tensor[] = [];
     try {
       graph.nodes.forEach((n) => {
         if (n.op !== 'linear' && n.op !== 'conv') return;
@@ -174,22 +201,17 @@ export class QuantizedModel {
         }
         const groups = layerGroups(n);
         const out = this.#floatOutput(n.out) ? null : this.qOf(n.out);
-        const layer: Layer = {
-          wq: keep(wq), wScales: keep(wScales), bias: bias ? keep(bias) : null,
-          packed: keep(E.packWeights(wq, groups)),
-          consts: (() => {
-            const c = E.layerConstants(wq, wScales, bias, groups, this.qOf(n.in), out);
-            keep(c.offsets);
-            if (c.mult) keep(c.mult);
-            if (c.scales) keep(c.scales);
-            return c;
-          })(),
-          out,
-        };
-        this.#layers.set(n.out, layer);
+        const packed = E.packWeights(wq, groups);
+        made.push(packed);
+        const c = E.layerConstants(wq, wScales, bias, groups, this.qOf(n.in), out);
+        for (const t of [c.offsets, c.mult, c.scales]) if (t) made.push(t);
+        for (const t of [wq, wScales, bias, ...made]) if (t) keep(t);
+        this.#layers.set(n.out, { wq, wScales, bias, packed, consts: c, out });
+        made.length = 0;
       });
       this.#planPoolFusion();
     } catch (e) {
+      for (const t of made) t.dispose();
       this.dispose();
       throw e;
     }
@@ -359,20 +381,16 @@ export class QuantizedModel {
 
   /** Rebuilds a model from `serialize()`'s bytes; FormatError when they are not one. */
   static deserialize(bytes: Uint8Array | ArrayBuffer): QuantizedModel {
-    const { tensors, metadata } = decodeSafetensors(bytes);
+    const buf = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+    // Header, graph and tensor list are checked before any tensor exists.
+    const parsed = parseSafetensorsHeader(buf);
+    const { metadata } = parsed;
+    if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad quantized model (format ${JSON.stringify(String(metadata.format).slice(0, 40))}, expected '${FORMAT}')`);
+    if (typeof metadata.graph !== 'string') throw new FormatError('quantized model: the file has no graph metadata');
+    const graph = checkQuantizedGraph(metadata.graph, parsed.entries);
+    const tensors: Record<string, Tensor> = Object.create(null);
     try {
-      if (metadata.format !== FORMAT) throw new FormatError(`not an edgegrad quantized model (format ${JSON.stringify(metadata.format)}, expected '${FORMAT}')`);
-      let graph: QuantizedGraphJson;
-      try {
-        graph = JSON.parse(metadata.graph ?? '') as QuantizedGraphJson;
-      } catch (e) {
-        throw new FormatError(`quantized model: the graph metadata is not valid JSON (${(e as Error).message})`);
-      }
-      if (graph?.version !== 1 || !Array.isArray(graph.nodes) || !Array.isArray(graph.shapes)) throw new FormatError('quantized model: unsupported or corrupt graph');
-      const used = new Set(graph.nodes.filter((n) => n.op === 'linear' || n.op === 'conv')
-        .flatMap((n) => [`${(n as SerialLayer).name}.weight`, `${(n as SerialLayer).name}.weight_scale`, ...((n as SerialLayer).hasBias ? [`${(n as SerialLayer).name}.bias`] : [])]));
-      const extra = Object.keys(tensors).filter((k) => !used.has(k));
-      if (extra.length) throw new FormatError(`quantized model: unexpected tensors ${extra.join(', ')}`);
+      for (const name of Object.keys(parsed.entries)) tensors[name] = decodeTensor(buf, parsed, name);
       return new QuantizedModel(graph, tensors);
     } catch (e) {
       for (const t of Object.values(tensors)) t.dispose();
@@ -414,18 +432,26 @@ export async function saveQuantizedModel(qm: QuantizedModel, dir?: string): Prom
   return bytes;
 }
 
-/** Loads a quantized model from bytes, a URL, or (Node) a file or the directory `saveQuantizedModel` wrote. */
-export async function loadQuantizedModel(src: Uint8Array | ArrayBuffer | string | URL): Promise<QuantizedModel> {
+/**
+ * Loads a quantized model from bytes, a URL, or (Node) a file or the directory `saveQuantizedModel`
+ * wrote. Files are read only if regular and at most `maxBytes` (default 2 GiB).
+ */
+export async function loadQuantizedModel(src: Uint8Array | ArrayBuffer | string | URL, o: { maxBytes?: number } = {}): Promise<QuantizedModel> {
   if (src instanceof Uint8Array || src instanceof ArrayBuffer) return QuantizedModel.deserialize(src);
   let url: URL;
   if (src instanceof URL) url = src;
-  else if (isNode && !/^[a-z]+:\/\//i.test(src)) {
-    const fs = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
+  else if (typeof src !== 'string') throw new ArgumentError('loadQuantizedModel takes bytes, a URL or a path');
+  else if (isNode && !/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) {
     const path = (await import(/* @vite-ignore */ 'node:path' as string)) as typeof import('node:path');
     const { pathToFileURL } = (await import(/* @vite-ignore */ 'node:url' as string)) as typeof import('node:url');
-    const st = await fs.stat(src).catch(() => null);
-    if (!st) throw new FormatError(`no quantized model at ${src}`);
-    url = pathToFileURL(st.isDirectory() ? path.join(src, 'model.int8.safetensors') : src);
-  } else url = new URL(src, isNode ? undefined : globalThis.location?.href);
-  return QuantizedModel.deserialize(await readAsset(url));
+    const st = await statPath(src, 'quantized model');
+    url = pathToFileURL(st.isDirectory() ? path.join(src, 'model.int8.safetensors') : path.resolve(src));
+  } else {
+    try {
+      url = new URL(src, isNode ? undefined : globalThis.location?.href);
+    } catch {
+      throw new FormatError(`no quantized model at ${src.slice(0, 200)}: not a valid URL`);
+    }
+  }
+  return QuantizedModel.deserialize(await readBytes(url, { maxBytes: o.maxBytes, what: 'quantized model' }));
 }
