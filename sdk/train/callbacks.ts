@@ -6,7 +6,8 @@ import type { Optimizer } from '../optim/optimizers.js';
 import type { LRScheduler } from '../optim/schedules.js';
 import { saveModel, serializeModel, type ModelArtifacts } from '../io/model-io.js';
 import type { Tensor } from '../tensor.js';
-import { encodeJson, read } from './checkpoint.js';
+import { anyNumber, encodeJson } from './checkpoint.js';
+import { v, validate } from '../io/validate.js';
 
 export type Logs = Record<string, number>;
 
@@ -126,12 +127,8 @@ export class EarlyStopping extends Callback {
     return { values: { best: this.best, bestEpoch: this.bestEpoch, stoppedEpoch: this.stoppedEpoch, wait: this.#wait }, tensors: this.#bestWeights ?? undefined };
   }
   override loadStateDict(s: CallbackState): void {
-    const v = s.values;
-    const best = read.num(v.best, 'EarlyStopping.best');
-    const epochOrNone = (x: unknown, n: string) => (x === -1 ? -1 : read.int(x, n, 1e9));
-    const bestEpoch = epochOrNone(v.bestEpoch, 'EarlyStopping.bestEpoch');
-    const stoppedEpoch = epochOrNone(v.stoppedEpoch, 'EarlyStopping.stoppedEpoch');
-    const wait = read.int(v.wait, 'EarlyStopping.wait', 1e9);
+    const epoch = v.int({ min: -1, max: 1e9 });
+    const { best, bestEpoch, stoppedEpoch, wait } = validate(v.object({ best: anyNumber, bestEpoch: epoch, stoppedEpoch: epoch, wait: v.int({ min: 0, max: 1e9 }) }), s.values, 'EarlyStopping state');
     const weights = s.tensors && Object.keys(s.tensors).length ? s.tensors : null;
     if (this.opts.restoreBestWeights && !weights && bestEpoch >= 0) throw new ArgumentError('EarlyStopping restores the best weights, but the checkpoint holds none');
     Object.assign(this, { best, bestEpoch, stoppedEpoch });
@@ -204,8 +201,7 @@ export class ModelCheckpoint extends Callback {
     return { values: { best: this.best, saves: this.saves } };
   }
   override loadStateDict(s: CallbackState): void {
-    this.best = read.num(s.values.best, 'ModelCheckpoint.best');
-    this.saves = read.int(s.values.saves, 'ModelCheckpoint.saves');
+    ({ best: this.best, saves: this.saves } = validate(v.object({ best: anyNumber, saves: v.int({ min: 0 }) }), s.values, 'ModelCheckpoint state'));
   }
 }
 

@@ -8,6 +8,7 @@
  * Data order needs no state: `fit` derives each epoch's shuffle from (seed, epoch).
  */
 import { ArgumentError, EdgegradError, FormatError } from '../errors.js';
+import { fail, v, validate, type Schema } from '../io/validate.js';
 import { getRngState, setRngState, type RngState } from '../creation.js';
 import { keep } from '../memory.js';
 import { loadModel, saveModel, type ModelArtifacts, type ModelJson, type ModelSource } from '../io/model-io.js';
@@ -16,7 +17,7 @@ import type { Optimizer } from '../optim/optimizers.js';
 import type { LRScheduler } from '../optim/schedules.js';
 import type { Tensor } from '../tensor.js';
 
-/** The training state of a checkpoint, as stored (after `decodeJson`). */
+/** The training state of a checkpoint (non-finite numbers restored from their tags). */
 export interface TrainingState {
   version: 1;
   /** The epoch to continue in: epochs completed when `batch` is 0. */
@@ -45,135 +46,73 @@ export interface TrainingState {
 
 // JSON has no NaN or Infinity, yet losses diverge and EarlyStopping starts from NaN: such numbers are
 // stored as { "$number": "NaN" } and restored exactly; finite doubles survive JSON exactly.
-const NONFINITE = new Set(['NaN', 'Infinity', '-Infinity']);
+const NONFINITE = ['NaN', 'Infinity', '-Infinity'] as const;
 const MAX_DEPTH = 32;
 
 /** Deep copy with non-finite numbers tagged (so the value survives `JSON.stringify`). */
-export function encodeJson(v: unknown, depth = 0): unknown {
+export function encodeJson(x: unknown, depth = 0): unknown {
   if (depth > MAX_DEPTH) throw new ArgumentError(`training state nests deeper than ${MAX_DEPTH} levels`);
-  if (typeof v === 'number') return Number.isFinite(v) ? v : { $number: String(v) };
-  if (Array.isArray(v)) return v.map((x) => encodeJson(x, depth + 1));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encodeJson(x, depth + 1)]));
-  return v;
+  if (typeof x === 'number') return Number.isFinite(x) ? x : { $number: String(x) };
+  if (Array.isArray(x)) return x.map((y) => encodeJson(y, depth + 1));
+  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, encodeJson(y, depth + 1)]));
+  return x;
 }
 
-/** Inverse of `encodeJson`; throws FormatError on anything JSON cannot hold or nesting beyond the bound. */
-export function decodeJson(v: unknown, path = 'training', depth = 0): unknown {
-  if (depth > MAX_DEPTH) throw new FormatError(`${path}: nests deeper than ${MAX_DEPTH} levels`);
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new FormatError(`${path}: non-finite number`);
-    return v;
-  }
-  if (Array.isArray(v)) return v.map((x, i) => decodeJson(x, `${path}[${i}]`, depth + 1));
-  if (typeof v === 'object') {
-    const keys = Object.keys(v);
-    const tag = (v as { $number?: unknown }).$number;
-    if (keys.length === 1 && keys[0] === '$number') {
-      if (typeof tag !== 'string' || !NONFINITE.has(tag)) throw new FormatError(`${path}: $number must be 'NaN', 'Infinity' or '-Infinity'`);
-      return Number(tag);
-    }
-    return Object.fromEntries(keys.map((k) => [k, decodeJson((v as Record<string, unknown>)[k], `${path}.${k.slice(0, 40)}`, depth + 1)]));
-  }
-  throw new FormatError(`${path}: ${typeof v} is not JSON`);
+const isTag = (x: unknown): x is { $number: string } => x !== null && typeof x === 'object' && !Array.isArray(x)
+  && Object.keys(x).length === 1 && NONFINITE.includes((x as { $number: never }).$number);
+
+/** Inverse of `encodeJson` on a value already checked by `v.json()` (bounded, acyclic). */
+function untag(x: unknown): unknown {
+  if (isTag(x)) return Number(x.$number);
+  if (Array.isArray(x)) return x.map(untag);
+  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, untag(y)]));
+  return x;
 }
 
-// ------------------------------------------------------------------ field readers
+// ------------------------------------------------------------------ schema (io/validate.ts)
 
-// Bounds that no real run reaches: they reject absurd values before anything is sized by them.
-const MAX_COUNT = 2 ** 40;
-
-/** Small typed readers for stored state: each problem is a FormatError naming the field. */
-export const read = {
-  obj(v: unknown, path: string): Record<string, unknown> {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new FormatError(`${path} must be an object`);
-    return v as Record<string, unknown>;
-  },
-  arr(v: unknown, path: string, max = MAX_COUNT): unknown[] {
-    if (!Array.isArray(v)) throw new FormatError(`${path} must be an array`);
-    if (v.length > max) throw new FormatError(`${path} has ${v.length} entries, more than ${max}`);
-    return v;
-  },
-  int(v: unknown, path: string, max = MAX_COUNT): number {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new FormatError(`${path} must be an integer in [0, ${max}], got ${String(v).slice(0, 40)}`);
-    return v;
-  },
-  /** Any number, NaN and infinities included (losses, monitored values). */
-  num(v: unknown, path: string): number {
-    if (typeof v !== 'number') throw new FormatError(`${path} must be a number`);
-    return v;
-  },
-  finite(v: unknown, path: string): number {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(`${path} must be a finite number`);
-    return v;
-  },
-  bool(v: unknown, path: string): boolean {
-    if (typeof v !== 'boolean') throw new FormatError(`${path} must be true or false`);
-    return v;
-  },
-  str(v: unknown, path: string, max = 200): string {
-    if (typeof v !== 'string' || v.length > max) throw new FormatError(`${path} must be a string of at most ${max} characters`);
-    return v;
+/** Any number, NaN and infinities included (losses, monitored values), stored or tagged. */
+export const anyNumber: Schema<number> = {
+  expect: `a number or { $number: ${NONFINITE.map((n) => `'${n}'`).join(' | ')} }`,
+  check(x, path) {
+    if (typeof x === 'number') return x;
+    if (isTag(x)) return Number(x.$number);
+    return fail(path, `must be ${this.expect}`);
   },
 };
+// Bounds that no real run reaches: they reject absurd values before anything is sized by them.
+const count = v.int({ min: 0, max: 2 ** 40 });
+const epochs = v.int({ min: 0, max: 1e9 });
+const word = v.int({ min: 0, max: 0xffff_ffff });
+const freeJson = v.json({ maxDepth: MAX_DEPTH });
 
-function readRng(v: unknown): RngState {
-  const o = read.obj(v, 'training.rng');
-  const pair = (x: unknown, n: string): [number, number] => {
-    const a = read.arr(x, `training.rng.${n}`, 2);
-    if (a.length !== 2) throw new FormatError(`training.rng.${n} must be two 32-bit words`);
-    return [read.int(a[0], `training.rng.${n}[0]`, 0xffff_ffff), read.int(a[1], `training.rng.${n}[1]`, 0xffff_ffff)];
-  };
-  return { key: pair(o.key, 'key'), counter: pair(o.counter, 'counter') };
-}
+const trainingStateSchema: Schema<TrainingState> = v.refine(v.object({
+  version: v.literal(1 as const),
+  epoch: epochs,
+  batch: v.int({ min: 0, max: 2 ** 40 }),
+  step: count,
+  meter: v.union<TrainingState['meter']>(v.literal(null), v.object({ sums: v.record(anyNumber, { maxKeys: 1000 }), count })),
+  stopped: v.boolean(),
+  rng: v.object({ key: v.tuple<[number, number]>([word, word]), counter: v.tuple<[number, number]>([word, word]) }),
+  history: v.refine(
+    v.object({ epoch: v.array(epochs, { max: 1e9 }), history: v.record(v.array(anyNumber, { max: 1e9 }), { maxKeys: 1000 }) }),
+    (h) => (Object.values(h.history).every((series) => series.length <= h.epoch.length) ? null : `has a series longer than its ${h.epoch.length} epochs`),
+  ),
+  data: v.union<TrainingState['data']>(v.literal(null), v.object({ batchSize: v.int({ min: 1, max: 2 ** 31 }), shuffle: v.boolean(), seed: v.int({ min: 0 }) })),
+  callbacks: v.array(v.union<TrainingState['callbacks'][number]>(v.literal(null), v.object({
+    className: v.string({ minLength: 1, maxLength: 200 }),
+    values: v.record(freeJson, { maxKeys: 1000 }),
+  })), { max: 10_000 }),
+  schedulers: v.array(v.object({ stepCount: count }, { optional: { baseLrs: v.array(v.number(), { max: 4096 }) } }), { max: 10_000 }),
+  modules: v.record(freeJson, { maxKeys: 1_000_000 }),
+}), (st) => (st.batch > 0 && !st.meter ? 'needs its meter inside an epoch (batch > 0)' : null)) as Schema<TrainingState>;
 
-function readSums(v: unknown, path: string): Record<string, number> {
-  const o = read.obj(v, path);
-  return Object.fromEntries(Object.entries(o).map(([k, x]) => [read.str(k, `${path} key`), read.num(x, `${path}.${k.slice(0, 40)}`)]));
-}
-
-/** Validates a decoded `training` field; every problem is a FormatError naming the field. */
+/** Validates a stored `training` field; every problem is a FormatError naming the field. */
 export function readTrainingState(raw: unknown): TrainingState {
-  const o = read.obj(decodeJson(raw), 'training');
-  if (o.version !== 1) throw new FormatError(`training.version ${String(o.version).slice(0, 20)} is not supported (expected 1)`);
-  const epoch = read.int(o.epoch, 'training.epoch', 1e9);
-  const batch = read.int(o.batch, 'training.batch', 1e12);
-  const h = read.obj(o.history, 'training.history');
-  const epochs = read.arr(h.epoch, 'training.history.epoch', 1e9).map((e, i) => read.int(e, `training.history.epoch[${i}]`, 1e9));
-  const series = read.obj(h.history, 'training.history.history');
-  const history = {
-    epoch: epochs,
-    history: Object.fromEntries(Object.entries(series).map(([k, s]) => {
-      const vals = read.arr(s, `training.history.history.${k.slice(0, 40)}`, epochs.length).map((x, i) => read.num(x, `training.history.history.${k.slice(0, 40)}[${i}]`));
-      return [read.str(k, 'training.history key'), vals];
-    })),
-  };
-  let meter: TrainingState['meter'] = null;
-  if (o.meter !== null && o.meter !== undefined) {
-    const m = read.obj(o.meter, 'training.meter');
-    meter = { sums: readSums(m.sums, 'training.meter.sums'), count: read.int(m.count, 'training.meter.count') };
-  }
-  if (batch > 0 && !meter) throw new FormatError('training.meter is missing for a checkpoint inside an epoch (batch > 0)');
-  let data: TrainingState['data'] = null;
-  if (o.data !== null && o.data !== undefined) {
-    const d = read.obj(o.data, 'training.data');
-    data = { batchSize: read.int(d.batchSize, 'training.data.batchSize', 2 ** 31), shuffle: read.bool(d.shuffle, 'training.data.shuffle'), seed: read.int(d.seed, 'training.data.seed', Number.MAX_SAFE_INTEGER) };
-  }
-  const callbacks = read.arr(o.callbacks ?? [], 'training.callbacks', 10_000).map((c, i) => {
-    if (c === null) return null;
-    const co = read.obj(c, `training.callbacks[${i}]`);
-    return { className: read.str(co.className, `training.callbacks[${i}].className`), values: read.obj(co.values, `training.callbacks[${i}].values`) };
-  });
-  const schedulers = read.arr(o.schedulers ?? [], 'training.schedulers', 10_000).map((s, i) => {
-    const so = read.obj(s, `training.schedulers[${i}]`);
-    const stepCount = read.int(so.stepCount, `training.schedulers[${i}].stepCount`);
-    if (so.baseLrs === undefined) return { stepCount };
-    return { stepCount, baseLrs: read.arr(so.baseLrs, `training.schedulers[${i}].baseLrs`, 10_000).map((x, j) => read.finite(x, `training.schedulers[${i}].baseLrs[${j}]`)) };
-  });
-  return {
-    version: 1, epoch, batch, step: read.int(o.step, 'training.step'), meter, stopped: read.bool(o.stopped, 'training.stopped'),
-    rng: readRng(o.rng), history, data, callbacks, schedulers, modules: read.obj(o.modules ?? {}, 'training.modules'),
-  };
+  const st = validate(trainingStateSchema, raw, 'training state');
+  for (const c of st.callbacks) if (c) c.values = untag(c.values) as Record<string, unknown>;
+  st.modules = untag(st.modules) as Record<string, unknown>;
+  return st;
 }
 
 // ------------------------------------------------------------------ capture and restore
