@@ -8,7 +8,9 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
 import { keep, tidy } from '../memory.js';
 import { call } from '../runtime.js';
-import { bumpGradEpoch, type Tensor } from '../tensor.js';
+import { bumpGradEpoch, Tensor } from '../tensor.js';
+import { describe } from '../args.js';
+import { fail, v, validate as checkSchema, type Schema } from '../io/validate.js';
 
 export interface ParamGroup<H> {
   params: Tensor[];
@@ -23,6 +25,19 @@ export interface OptimizerState {
   /** Per parameter (in group order): step count and named state tensors. */
   params: { step: number; tensors: Record<string, Tensor> }[];
 }
+
+const TENSOR: Schema<Tensor> = {
+  expect: 'a live Tensor',
+  check(x, path) {
+    if (!(x instanceof Tensor) || x.isDisposed) fail(path, `must be a live Tensor, got ${describe(x)}`);
+    return x;
+  },
+};
+/** What `loadStateDict` accepts (hyper-parameter ranges are checked by the optimizer's own `validate`). */
+const STATE = v.object({
+  groups: v.array(v.record(v.union<number | boolean>(v.number(), v.boolean()), { maxKeys: 64 })),
+  params: v.array(v.object({ step: v.int({ min: 0 }), tensors: v.record(TENSOR, { maxKeys: 64 }) })),
+});
 
 interface ParamState {
   step: number;
@@ -99,25 +114,45 @@ export abstract class Optimizer<H extends { lr: number }> {
     return { groups: this.groups.map((g) => ({ ...(g.options as unknown as Record<string, number | boolean>) })), params };
   }
 
-  /** Restores hyper-parameters, step counts and moments (copied into this optimizer's own tensors). */
+  /**
+   * Restores hyper-parameters, step counts and moments (copied into this optimizer's own tensors).
+   * Everything is checked before anything changes (ArgumentError naming the field): the group
+   * and parameter counts, each hyper-parameter's type and range, steps, tensor shapes.
+   */
   loadStateDict(st: OptimizerState): void {
-    if (!st || st.groups?.length !== this.groups.length) {
-      throw new ArgumentError(`optimizer state has ${st?.groups?.length} parameter groups, this optimizer has ${this.groups.length}`);
+    const s = checkSchema(STATE, st, 'optimizer state', ArgumentError);
+    if (s.groups.length !== this.groups.length) {
+      throw new ArgumentError(`optimizer state has ${s.groups.length} parameter groups, this optimizer has ${this.groups.length}`);
     }
     const flat = this.groups.flatMap((g) => g.params);
-    if (st.params.length !== flat.length) throw new ArgumentError(`optimizer state covers ${st.params.length} parameters, this optimizer has ${flat.length}`);
-    st.groups.forEach((h, i) => Object.assign(this.groups[i].options, h));
-    flat.forEach((p, i) => {
-      const src = st.params[i];
-      const names = Object.keys(src.tensors);
-      const s = this.stateOf(p, names);
-      for (const n of names) {
-        const t = src.tensors[n];
-        if (t.shape.join() !== p.shape.join()) throw new ShapeError(`optimizer state '${n}' of parameter ${i} has shape [${t.shape.join(', ')}], the parameter [${p.shape.join(', ')}]`);
-        s.tensors[n] ??= keep(zeros(p.shape));
-        s.tensors[n].assign(t);
+    if (s.params.length !== flat.length) throw new ArgumentError(`optimizer state covers ${s.params.length} parameters, this optimizer has ${flat.length}`);
+    const merged = s.groups.map((h, i) => {
+      const cur = this.groups[i].options as unknown as Record<string, unknown>;
+      for (const [k, x] of Object.entries(h)) {
+        if (!Object.hasOwn(cur, k)) throw new ArgumentError(`optimizer state: groups[${i}].${k.slice(0, 40)} is not a hyper-parameter of ${this.constructor.name}`);
+        if (typeof x !== typeof cur[k]) throw new ArgumentError(`optimizer state: groups[${i}].${k} must be a ${typeof cur[k]}, got ${describe(x)}`);
       }
-      s.step = src.step;
+      const m = { ...cur, ...h } as unknown as H;
+      this.validate(m);
+      return m;
+    });
+    flat.forEach((p, i) => {
+      for (const [n, t] of Object.entries(s.params[i].tensors)) {
+        if (t.dtype !== 'float32' || t.shape.join() !== p.shape.join()) {
+          throw new ShapeError(`optimizer state '${n.slice(0, 40)}' of parameter ${i} is ${t.dtype} [${t.shape.join(', ')}], the parameter float32 [${p.shape.join(', ')}]`);
+        }
+      }
+    });
+    merged.forEach((m, i) => Object.assign(this.groups[i].options, m));
+    flat.forEach((p, i) => {
+      const src = s.params[i];
+      const names = Object.keys(src.tensors);
+      const ps = this.stateOf(p, names);
+      for (const n of names) {
+        ps.tensors[n] ??= keep(zeros(p.shape));
+        ps.tensors[n].assign(src.tensors[n]);
+      }
+      ps.step = src.step;
     });
   }
 
