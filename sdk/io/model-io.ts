@@ -6,7 +6,7 @@
  */
 import { ArgumentError, EdgegradError, FormatError } from '../errors.js';
 import { describe } from '../args.js';
-import { moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
+import { moduleConfigSchema, moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor.js';
 import { dirOf, readBytes, resolveInside, statPath } from './files.js';
@@ -88,12 +88,6 @@ export async function saveModel(model: Module, dir?: string, o: SaveOptions = {}
 }
 
 const isPlain = (x: unknown) => x !== null && typeof x === 'object' && !Array.isArray(x);
-
-/** A module config as stored: a class name and a JSON object of options (depth-bounded). */
-export const moduleConfigSchema: Schema<ModuleConfig> = v.object({
-  className: v.string({ minLength: 1, maxLength: 200 }),
-  config: v.refine(v.json(), (c) => (isPlain(c) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
-});
 
 /** Optimizer state in model.json (its tensors are in the weights file as `optimizer.<i>.<name>`). */
 export const optimizerJsonSchema = v.refine(v.object({

@@ -7,10 +7,12 @@
  * Parameters and buffers are exempt from `tidy` (they live until `dispose()`). State-dict keys use
  * PyTorch's names (`weight`, `bias`, `running_mean`, ...), joined with dots.
  */
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { ArgumentError, DTypeError, EdgegradError, ShapeError } from '../errors.js';
+import { v, validate, type Schema } from '../io/validate.js';
 import { keep } from '../memory.js';
 import { noGrad } from '../autograd.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
+import { describe } from '../args.js';
 import { penalty, type Regularizer } from './regularizers.js';
 import type { CompileOptions, FitOptions, History } from '../train/trainer.js';
 import type { Dataset } from '../data.js';
@@ -46,10 +48,23 @@ export function registerModule(className: string, factory: Factory): void {
   registry.set(className, factory);
 }
 
+/** A module config as data: a class name and a JSON object of options (depth-bounded, no cycles). */
+export const moduleConfigSchema: Schema<ModuleConfig> = v.object({ className: v.string({ minLength: 1, maxLength: 200 }) }, {
+  optional: { config: v.refine(v.json(), (c) => (c !== null && typeof c === 'object' && !Array.isArray(c) ? null : 'must be an object')) as Schema<Record<string, unknown>> },
+}) as Schema<ModuleConfig>;
+
+/** Builds a registered module from its config; ArgumentError for a malformed or unknown one. */
 export function moduleFromConfig(c: ModuleConfig): Module {
-  const f = c && registry.get(c.className);
-  if (!f) throw new ArgumentError(`unknown module class '${c?.className}': register it with registerModule()`);
-  return f(c.config ?? {});
+  const cfg = validate(moduleConfigSchema, c, 'module config', ArgumentError);
+  const f = registry.get(cfg.className);
+  if (!f) throw new ArgumentError(`unknown module class '${cfg.className.slice(0, 60)}': register it with registerModule()`);
+  try {
+    return f(cfg.config ?? {});
+  } catch (e) {
+    // Configs are data: whatever a factory trips on is a bad argument, not a crash.
+    if (e instanceof EdgegradError) throw e;
+    throw new ArgumentError(`cannot build ${cfg.className} from its config: ${(e as Error)?.message ?? String(e)}`);
+  }
 }
 
 export abstract class Module {
@@ -217,20 +232,28 @@ export abstract class Module {
    * working). `strict` (default) requires exactly the same names; shapes and dtypes must match.
    */
   loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new ArgumentError(`loadStateDict needs an object or Map of tensors, got ${describe(state)}`);
     const src = state instanceof Map ? state : new Map(Object.entries(state));
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !src.has(k));
-    const unexpected = [...src.keys()].filter((k) => !(k in own));
+    const unexpected = [...src.keys()].filter((k) => !Object.hasOwn(own, k));
+    const list = (ks: string[]) => `${ks.slice(0, 8).map((k) => String(k).slice(0, 60)).join(', ')}${ks.length > 8 ? ` and ${ks.length - 8} more` : ''}`;
     if ((opts.strict ?? true) && (missing.length || unexpected.length)) {
-      throw new ArgumentError(`loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`);
+      throw new ArgumentError(`loadStateDict: ${missing.length ? `missing ${list(missing)}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${list(unexpected)}` : ''}`);
     }
+    // Check everything before copying anything: a bad entry leaves the module unchanged.
+    const pairs: [Tensor, Tensor][] = [];
     for (const [k, t] of Object.entries(own)) {
       const v = src.get(k);
-      if (!v) continue;
+      if (v === undefined) continue;
+      if (!(v instanceof Tensor) || v.isDisposed) throw new ArgumentError(`loadStateDict: '${k}' must be a live Tensor, got ${describe(v)}`);
       if (v.dtype !== t.dtype) throw new DTypeError(`loadStateDict: '${k}' is ${v.dtype} but the model expects ${t.dtype}`);
       if (v.shape.join() !== t.shape.join()) throw new ShapeError(`loadStateDict: '${k}' has shape [${v.shape.join(', ')}] but the model expects [${t.shape.join(', ')}]`);
-      noGrad(() => t.assign(v));
+      pairs.push([t, v]);
     }
+    noGrad(() => {
+      for (const [t, v] of pairs) t.assign(v);
+    });
     return { missing, unexpected };
   }
 
