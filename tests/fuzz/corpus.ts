@@ -20,8 +20,10 @@ export interface ModelBase {
   twin: eg.nn.Module;
   /** An optimizer over `twin` of the class stored in `json` (when it has one). */
   optimizer?: eg.optim.Optimizer<{ lr: number }>;
-  /** Its valid state (owned copies), restored before every case. */
+  /** Its valid state (owned copies). */
   optimizerState?: eg.optim.OptimizerState;
+  /** A fresh optimizer of that class over `twin` (each case loads into its own, then disposes it). */
+  makeOptimizer?: () => eg.optim.Optimizer<{ lr: number }>;
 }
 
 export interface CompressedBase {
@@ -34,6 +36,8 @@ export interface OptimizerBase {
   name: string;
   model: eg.nn.Module;
   optimizer: eg.optim.Optimizer<{ lr: number }>;
+  /** A fresh optimizer of the same class and groups over `model`. */
+  make: () => eg.optim.Optimizer<{ lr: number }>;
   /** The valid state (group options, steps, moment tensors as owned copies). */
   state: eg.optim.OptimizerState;
 }
@@ -119,10 +123,13 @@ async function floatModels(): Promise<ModelBase[]> {
       // The twin's optimizer starts with the full valid state, so a case that loads adds no tensors.
       const { model: loaded } = await eg.loadModel({ json: art.json, weights: art.weights }, { optimizer });
       loaded.dispose();
+      // One step, so the twin's parameters hold their gradient wrappers before the first case counts tensors.
+      trainStep(twin, optimizer, x);
     }
     const optimizerState = optimizer ? ownCopy(optimizer.stateDict()) : undefined;
-    out.push({ name: f.name, json: art.json, weights: art.weights, inputShape: f.inputShape, inputDtype: dtype, twin: twin.eval(), optimizer, optimizerState });
     x.dispose();
+    const makeOptimizer = f.opt ? () => f.opt!(twin.parameters()) : undefined;
+    out.push({ name: f.name, json: art.json, weights: art.weights, inputShape: f.inputShape, inputDtype: dtype, twin: twin.eval(), optimizer, optimizerState, makeOptimizer });
     model.dispose();
     disposeOptimizer(saved);
   }
@@ -185,12 +192,13 @@ function optimizers(): OptimizerBase[] {
   return OPTIMIZERS.map(([name, make], i) => {
     const model = new nn.Sequential(new nn.Linear(3, 4, { seed: 40 + i }), new nn.Tanh(), new nn.Linear(4, 2, { seed: 50 + i }));
     const ps = model.parameters();
-    const opt = name.endsWith('groups') ? make([{ params: ps.slice(0, 2) }, { params: ps.slice(2), lr: 0.001 }]) : make(ps);
+    const fresh = () => (name.endsWith('groups') ? make([{ params: ps.slice(0, 2) }, { params: ps.slice(2), lr: 0.001 }]) : make(ps));
+    const opt = fresh();
     const x = eg.rand([4, 3], -1, 1, { seed: 60 + i });
     trainStep(model, opt, x);
     trainStep(model, opt, x);
     x.dispose();
-    return { name, model, optimizer: opt, state: ownCopy(opt.stateDict()) };
+    return { name, model, optimizer: opt, make: fresh, state: ownCopy(opt.stateDict()) };
   });
 }
 

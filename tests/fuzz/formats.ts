@@ -6,7 +6,7 @@
  */
 import * as fc from 'fast-check';
 import * as eg from '../../sdk/index.js';
-import type { CompressedBase, Corpus, ModelBase, OptimizerBase, ScheduleBase } from './corpus.js';
+import { disposeOptimizer, type CompressedBase, type Corpus, type ModelBase, type OptimizerBase, type ScheduleBase } from './corpus.js';
 import {
   Dup, Raw, clone, joinSafetensors, mutateBytes, mutateGraph, mutateJson, mutateJsonText, mutateSafetensorsHeader,
   splitSafetensors, toText, type Json,
@@ -196,30 +196,40 @@ const model: Format = {
       json = materialize(jsonTree) as eg.ModelJson;
       what.push('as an object');
     }
-    const withOpt = base.optimizer && rng.chance(0.5) ? base.optimizer : undefined;
+    const withOpt = base.makeOptimizer && rng.chance(0.5);
     return {
       mutation: `${base.name}${withOpt ? '+optimizer' : ''}: ${what.join('; ') || 'unchanged'}`,
       async run() {
-        let m: eg.nn.Module;
-        if (withOpt) {
-          withOpt.loadStateDict(base.optimizerState!); // every case starts from the valid state
-          const before = snapshot(withOpt);
+        if (!withOpt) {
+          const { model: m } = await eg.loadModel({ json, weights });
           try {
-            ({ model: m } = await eg.loadModel({ json, weights }, { optimizer: withOpt }));
+            forwardOnce((x) => m.eval().forward(x), base.inputShape, base.inputDtype);
+          } finally {
+            m.dispose();
+          }
+          return;
+        }
+        // A fresh optimizer per case (disposed at the end), starting from the valid state.
+        const opt = base.makeOptimizer!();
+        try {
+          opt.loadStateDict(base.optimizerState!);
+          const before = snapshot(opt);
+          let m: eg.nn.Module;
+          try {
+            ({ model: m } = await eg.loadModel({ json, weights }, { optimizer: opt }));
           } catch (e) {
-            if (snapshot(withOpt) !== before) throw new Violation(`a rejected file changed the optimizer (${(e as Error).name}: ${(e as Error).message.slice(0, 80)})`);
+            if (snapshot(opt) !== before) throw new Violation(`a rejected file changed the optimizer (${(e as Error).name}: ${(e as Error).message.slice(0, 80)})`);
             throw e;
           }
-        } else ({ model: m } = await eg.loadModel({ json, weights }));
-        try {
-          m.eval();
-          forwardOnce((x) => m.forward(x), base.inputShape, base.inputDtype);
-          if (withOpt) {
-            checkGroups(withOpt, base.json.optimizer!.groups, base.json.optimizer!.tensorNames);
-            trainStep(base.twin, withOpt, base.inputShape, base.inputDtype);
+          try {
+            forwardOnce((x) => m.eval().forward(x), base.inputShape, base.inputDtype);
+            checkGroups(opt, base.json.optimizer!.groups, base.json.optimizer!.tensorNames);
+            trainStep(base.twin, opt, base.inputShape, base.inputDtype);
+          } finally {
+            m.dispose();
           }
         } finally {
-          m.dispose();
+          disposeOptimizer(opt);
         }
       },
     };
@@ -324,7 +334,7 @@ function reviveState(tree: Json, base: OptimizerBase, made: eg.Tensor[], rng: Rn
     if (!src) return { $t: ref };
     if (subst && rng.chance(0.3)) {
       const c = rng.int(6);
-      const t = c === 0 ? eg.zeros([src.size + 1]) : c === 1 ? src.cast('int32') : c === 2 ? eg.scalar(1) : c === 3 ? src.reshape([-1]).clone() : null;
+      const t = c === 0 ? eg.zeros([src.size + 1]) : c === 1 ? src.cast('int32') : c === 2 ? eg.scalar(1) : c === 3 ? eg.tidy(() => src.reshape([-1]).clone()) : null;
       if (t) {
         made.push(t);
         return t;
@@ -398,11 +408,12 @@ const optimizer: Format = {
     return {
       mutation: `${base.name}: ${mutation}`,
       run() {
-        const opt = base.optimizer;
-        opt.loadStateDict(base.state); // every case starts from the valid state
-        const before = snapshot(opt);
+        // A fresh optimizer per case (disposed at the end), starting from the valid state.
+        const opt = base.make();
         const made: eg.Tensor[] = [];
         try {
+          opt.loadStateDict(base.state);
+          const before = snapshot(opt);
           const st = reviveState(tree, base, made, rng, subst);
           try {
             opt.loadStateDict(st as eg.optim.OptimizerState);
@@ -410,11 +421,12 @@ const optimizer: Format = {
             if (snapshot(opt) !== before) throw new Violation(`a rejected state changed the optimizer (${(e as Error).name}: ${(e as Error).message.slice(0, 80)})`);
             throw e;
           }
+          checkGroups(opt, base.state.groups, base.state.params.map((p) => Object.keys(p.tensors)));
+          trainStep(base.model, opt, [3]);
         } finally {
           for (const t of made) if (!t.isDisposed) t.dispose();
+          disposeOptimizer(opt);
         }
-        checkGroups(opt, base.state.groups, base.state.params.map((p) => Object.keys(p.tensors)));
-        trainStep(base.model, opt, [3]);
       },
     };
   },

@@ -7,10 +7,10 @@
  */
 import * as eg from '../../sdk/index.js';
 import { makeCorpus, type Corpus } from './corpus.js';
-import { FORMATS, Violation, type Format } from './formats.js';
+import { FORMATS, Violation, type Format, type FuzzCase } from './formats.js';
 import { Rng, caseSeed } from './prng.js';
 
-export type FailureKind = 'untyped' | 'internal' | 'violation' | 'hang' | 'slow' | 'leak' | 'memory';
+export type FailureKind = 'harness' | 'untyped' | 'internal' | 'violation' | 'hang' | 'slow' | 'leak' | 'memory';
 
 export interface Failure {
   format: string;
@@ -46,13 +46,15 @@ export interface RunOptions {
   formats?: string[];
   /** Cases per format. */
   count: number;
+  /** Index of the first case (a run can be split into chunks: cases `start .. start + count - 1`). */
+  start?: number;
   seed?: number;
   /** A case taking longer than this fails as 'slow' (async loads are cut off as 'hang'). */
   timeBoundMs?: number;
   /** Wasm memory may grow by at most this much after the warm-up (the first 10% of cases). */
   memorySlackBytes?: number;
   /** Called before each case (the Node watchdog records it, to name a case that never returns). */
-  onCase?: (format: string, seed: number) => void;
+  onCase?: (format: string, index: number, seed: number) => void;
   onProgress?: (format: string, done: number) => void;
   corpus?: Corpus;
   /** Keep at most this many failures in full (counts stay exact). */
@@ -84,7 +86,13 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
 /** Runs one case; returns its outcome class and, when it failed, the failure. */
 export async function runCase(fmt: Format, corpus: Corpus, seed: number, timeBoundMs = 2000): Promise<{ cls: string; failure?: Failure; mutation: string }> {
   const rng = new Rng(seed);
-  const c = fmt.make(rng, corpus, seed);
+  let c: FuzzCase;
+  try {
+    c = fmt.make(rng, corpus, seed);
+  } catch (e) {
+    // A bug of the fuzzer itself: reported like any failure, so it cannot hide.
+    return { cls: 'harness', mutation: '(generation failed)', failure: { format: fmt.name, seed, mutation: '(generation failed)', kind: 'harness', error: firstLine(e) } };
+  }
   const before = eg.memory().numTensors;
   const t0 = performance.now();
   let cls = 'loaded';
@@ -143,8 +151,8 @@ export async function runFuzz(o: RunOptions): Promise<Summary> {
           fs.wasmBytes.warm = m.wasmBytes;
           fs.pooledBytes.warm = m.pooledBytes;
         }
-        const s = caseSeed(seed, fmt.name, i);
-        o.onCase?.(fmt.name, s);
+        const s = caseSeed(seed, fmt.name, (o.start ?? 0) + i);
+        o.onCase?.(fmt.name, (o.start ?? 0) + i, s);
         let r = await runCase(fmt, corpus, s, bound);
         // A slow case reruns once: a machine busy with other work must not fail the suite.
         if (r.failure?.kind === 'slow') r = await runCase(fmt, corpus, s, bound);
@@ -153,7 +161,7 @@ export async function runFuzz(o: RunOptions): Promise<Summary> {
         if (r.failure) {
           fs.failures++;
           if (summary.failures.length < maxFailures) summary.failures.push(r.failure);
-          const key = `${r.failure.format}|${r.failure.kind}|${r.failure.error.replace(/\d+/g, 'N').slice(0, 120)}`;
+          const key = distinctKey(r.failure);
           if (!distinct.has(key)) distinct.set(key, r.failure);
         }
         if ((i + 1) % 500 === 0) o.onProgress?.(fmt.name, i + 1);
@@ -176,6 +184,33 @@ export async function runFuzz(o: RunOptions): Promise<Summary> {
   summary.distinct = [...distinct.values()];
   summary.ms = performance.now() - t0;
   return summary;
+}
+
+const distinctKey = (f: Failure) => `${f.format}|${f.kind}|${f.error.replace(/\d+/g, 'N').slice(0, 120)}`;
+
+/** Adds `b`'s counts and failures to `a` (chunks of one run, or runs of several workers). */
+export function mergeSummary(a: Summary, b: Summary, maxFailures = 200): Summary {
+  for (const [name, f] of Object.entries(b.formats)) {
+    const t = (a.formats[name] ??= { cases: 0, ms: 0, outcomes: {}, failures: 0, wasmBytes: { warm: f.wasmBytes.warm, end: 0 }, pooledBytes: { warm: f.pooledBytes.warm, end: 0 } });
+    t.cases += f.cases;
+    t.ms += f.ms;
+    t.failures += f.failures;
+    for (const [c, n] of Object.entries(f.outcomes)) t.outcomes[c] = (t.outcomes[c] ?? 0) + n;
+    t.wasmBytes.end = Math.max(t.wasmBytes.end, f.wasmBytes.end);
+    t.pooledBytes.end = Math.max(t.pooledBytes.end, f.pooledBytes.end);
+  }
+  a.failures.push(...b.failures.slice(0, Math.max(0, maxFailures - a.failures.length)));
+  const seen = new Set(a.distinct.map(distinctKey));
+  for (const f of b.distinct) if (!seen.has(distinctKey(f))) {
+    seen.add(distinctKey(f));
+    a.distinct.push(f);
+  }
+  a.totalCases += b.totalCases;
+  return a;
+}
+
+export function emptySummary(seed: number): Summary {
+  return { seed, formats: {}, failures: [], distinct: [], totalCases: 0, ms: 0 };
 }
 
 /** A table of outcome counts per format (Markdown). */
