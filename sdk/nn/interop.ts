@@ -23,11 +23,11 @@
  * are permuted. Inputs must be transposed too (`x.permute([0, 2, 3, 1])`).
  */
 import { ArgumentError, FormatError } from '../errors.js';
-import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import { decodeTensor, encodeSafetensors, entryDType, parseSafetensorsHeader, shortName } from '../io/safetensors.js';
 import { noGrad } from '../autograd.js';
 import { concat as concatTensors } from '../ops.js';
 import { tidy } from '../memory.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { Conv2d, Linear } from './layers.js';
 import type { Module } from './module.js';
 
@@ -138,44 +138,50 @@ export interface PyTorchLoadResult {
  * PyTorch stores for each module; a mismatch or a missing tensor throws a FormatError naming it.
  */
 export function loadPyTorchWeights(model: Module, source: Uint8Array | ArrayBuffer | Record<string, Tensor>, o: PyTorchLoadOptions = {}): PyTorchLoadResult {
-  const decoded = source instanceof Uint8Array || source instanceof ArrayBuffer ? decodeSafetensors(source).tensors : null;
-  const tensors = decoded ?? (source as Record<string, Tensor>);
-  try {
-    const map = pytorchNameMap(model, o);
-    const own = model.stateDict();
-    const missing: string[] = [];
-    const loaded: string[] = [];
-    const taken = new Set<string>();
-    // Validate everything before writing anything.
-    for (const m of map) {
-      const t = tensors[m.theirs];
-      if (!t) {
-        missing.push(m.ours);
-        continue;
-      }
-      if (t.shape.join() !== m.theirShape.join()) {
-        throw new FormatError(`PyTorch tensor '${m.theirs}' has shape [${t.shape.join(', ')}] but '${m.ours}' needs [${m.theirShape.join(', ')}] in PyTorch's layout${m.transform === 'conv-oihw-to-hwio' ? ` (a Conv2d weight [out, in/groups, kh, kw]; edgegrad stores it as [${m.shape.join(', ')}])` : ''}`);
-      }
-      if (t.dtype !== own[m.ours].dtype) throw new FormatError(`PyTorch tensor '${m.theirs}' is ${t.dtype} but '${m.ours}' is ${own[m.ours].dtype}`);
-    }
-    if ((o.strict ?? true) && missing.length) {
-      const first = map.filter((m) => missing.includes(m.ours)).slice(0, 5).map((m) => `'${m.theirs}' (for ${m.ours})`);
-      throw new FormatError(`the PyTorch weights lack ${missing.length} tensor(s) the model needs: ${first.join(', ')}${missing.length > 5 ? ', ...' : ''}; pass rename/prefix to map names, or strict: false`);
-    }
-    for (const m of map) {
-      const t = tensors[m.theirs];
-      if (!t) continue;
-      tidy(() => noGrad(() => {
-        own[m.ours].assign(toOurs(t, m));
-      }));
-      loaded.push(m.ours);
-      taken.add(m.theirs);
-    }
-    const unused = Object.keys(tensors).filter((k) => !taken.has(k));
-    return { loaded, missing, unused };
-  } finally {
-    if (decoded) for (const t of Object.values(decoded)) t.dispose();
+  const isBytes = source instanceof Uint8Array || source instanceof ArrayBuffer;
+  if (!isBytes && (source === null || typeof source !== 'object' || Array.isArray(source))) {
+    throw new ArgumentError('loadPyTorchWeights takes safetensors bytes or an object of tensors');
   }
+  // Bytes: only the header is read until every check passed; then only the mapped tensors are decoded.
+  const buf = isBytes ? (source instanceof Uint8Array ? source : new Uint8Array(source)) : null;
+  const parsed = buf ? parseSafetensorsHeader(buf) : null;
+  const given = isBytes ? null : (source as Record<string, Tensor>);
+  const has = (k: string) => Object.hasOwn(parsed ? parsed.entries : given!, k);
+  const shapeOf = (k: string) => (parsed ? parsed.entries[k].shape : given![k].shape);
+  const dtypeOf = (k: string) => (parsed ? entryDType(parsed.entries[k]) : given![k].dtype);
+  const map = pytorchNameMap(model, o);
+  const own = model.stateDict();
+  const missing: string[] = [];
+  const loaded: string[] = [];
+  const taken = new Set<string>();
+  // Validate everything before writing anything.
+  for (const m of map) {
+    if (!has(m.theirs)) {
+      missing.push(m.ours);
+      continue;
+    }
+    if (!parsed && !(given![m.theirs] instanceof Tensor)) throw new ArgumentError(`loadPyTorchWeights: '${shortName(m.theirs)}' is not a Tensor`);
+    if (shapeOf(m.theirs).join() !== m.theirShape.join()) {
+      throw new FormatError(`PyTorch tensor '${m.theirs}' has shape [${shapeOf(m.theirs).join(', ')}] but '${m.ours}' needs [${m.theirShape.join(', ')}] in PyTorch's layout${m.transform === 'conv-oihw-to-hwio' ? ` (a Conv2d weight [out, in/groups, kh, kw]; edgegrad stores it as [${m.shape.join(', ')}])` : ''}`);
+    }
+    if (dtypeOf(m.theirs) !== own[m.ours].dtype) throw new FormatError(`PyTorch tensor '${m.theirs}' is ${dtypeOf(m.theirs)} but '${m.ours}' is ${own[m.ours].dtype}`);
+  }
+  if ((o.strict ?? true) && missing.length) {
+    const first = map.filter((m) => missing.includes(m.ours)).slice(0, 5).map((m) => `'${m.theirs}' (for ${m.ours})`);
+    throw new FormatError(`the PyTorch weights lack ${missing.length} tensor(s) the model needs: ${first.join(', ')}${missing.length > 5 ? ', ...' : ''}; pass rename/prefix to map names, or strict: false`);
+  }
+  for (const m of map) {
+    if (!has(m.theirs)) continue;
+    tidy(() => noGrad(() => {
+      // A decoded tensor is created inside tidy, so it is freed with the layout temporaries.
+      const t = parsed ? decodeTensor(buf!, parsed, m.theirs) : given![m.theirs];
+      own[m.ours].assign(toOurs(t, m));
+    }));
+    loaded.push(m.ours);
+    taken.add(m.theirs);
+  }
+  const unused = Object.keys(parsed ? parsed.entries : given!).filter((k) => !taken.has(k));
+  return { loaded, missing, unused };
 }
 
 /** The model's weights under PyTorch's names and layouts (new tensors, owned by the caller). */
