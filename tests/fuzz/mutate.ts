@@ -226,13 +226,15 @@ export function mutateGraph(graph: Json, rng: Rng): [Json, string] {
   const nodes = g.nodes;
   const i = rng.int(nodes.length);
   const n = nodes[i];
+  // An earlier mutation may have replaced this node by a non-object: damage it generically instead.
+  if (n === null || typeof n !== 'object' || Array.isArray(n) || n instanceof Raw || n instanceof Dup) return mutateJson(graph, rng);
   const nv = g.shapes.length;
   const inputKey = Array.isArray(n.ins) ? 'ins' : 'in';
   switch (rng.int(9)) {
     case 0: {
       // A cycle: this node reads its own output, or the output of a later node.
       const j = rng.range(i, nodes.length - 1);
-      const target = nodes[j].out ?? n.out;
+      const target = (nodes[j] as Record<string, Json> | null)?.out ?? n.out;
       if (inputKey === 'ins') (n.ins as Json[])[0] = target;
       else n.in = target;
       if (rng.chance(0.5) && j > i) nodes.reverse();
@@ -240,7 +242,7 @@ export function mutateGraph(graph: Json, rng: Rng): [Json, string] {
     }
     case 1: {
       // Two nodes write the same value, or a node writes the input.
-      n.out = rng.chance(0.5) ? 0 : nodes[rng.int(nodes.length)].out;
+      n.out = rng.chance(0.5) ? 0 : (nodes[rng.int(nodes.length)] as Record<string, Json> | null)?.out ?? 0;
       return [g, `node ${i} writes an existing value`];
     }
     case 2: {
