@@ -15,6 +15,8 @@ export interface JsonLimits {
   maxDepth?: number;
   /** Most entries of the top-level object or array (default unbounded). */
   maxEntries?: number;
+  /** The caller's option that sets `maxEntries`, named in the error. */
+  entriesOption?: string;
 }
 
 export const DEFAULT_JSON_BYTES = 16 * 1024 * 1024;
@@ -23,7 +25,7 @@ export const DEFAULT_JSON_BYTES = 16 * 1024 * 1024;
  * Scans JSON text for its nesting depth and top-level entry count (commas + 1), throwing FormatError
  * as soon as a limit is passed (strings are skipped, so brackets inside them do not count).
  */
-function scan(text: string, source: string, maxDepth: number, maxEntries: number): void {
+function scan(text: string, source: string, maxDepth: number, maxEntries: number, option?: string): void {
   let depth = 0;
   let commas = 0;
   let inString = false;
@@ -39,7 +41,7 @@ function scan(text: string, source: string, maxDepth: number, maxEntries: number
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     } else if (c === 0x2c && depth === 1 && ++commas >= maxEntries) {
-      throw new FormatError(`${source}: more than ${maxEntries} top-level entries`);
+      throw new FormatError(`${source}: more than ${maxEntries} top-level entries${option ? ` (option ${option})` : ''}`);
     }
   }
 }
@@ -60,7 +62,7 @@ export function parseJson(input: string | Uint8Array, source: string, limits: Js
   const size = typeof input === 'string' ? input.length : input.byteLength;
   if (size > maxBytes) throw new FormatError(`${source} is ${size} bytes, more than the ${maxBytes} allowed for JSON`);
   const text = typeof input === 'string' ? input : decodeUtf8(input, source);
-  scan(text, source, limits.maxDepth ?? 64, limits.maxEntries ?? Infinity);
+  scan(text, source, limits.maxDepth ?? 64, limits.maxEntries ?? Infinity, limits.entriesOption);
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -64,7 +64,11 @@ export function validate<T>(schema: Schema<T>, value: unknown, source: string, E
   try {
     return schema.check(value, '');
   } catch (e) {
-    if (e instanceof Issue) throw new ErrorClass(e.path ? `${source}: ${e.path} ${e.phrase}` : `${source} ${e.phrase}`);
+    if (e instanceof Issue) {
+      // Deeply nested paths are shown by their end, which names the field.
+      const path = e.path.length > 120 ? `...${e.path.slice(-100)}` : e.path;
+      throw new ErrorClass(path ? `${source}: ${path} ${e.phrase}` : `${source} ${e.phrase}`);
+    }
     if (e instanceof RangeError) throw new ErrorClass(`${source}: nested too deeply to check`);
     throw e;
   }

@@ -53,17 +53,30 @@ export const moduleConfigSchema: Schema<ModuleConfig> = v.object({ className: v.
   optional: { config: v.refine(v.json(), (c) => (c !== null && typeof c === 'object' && !Array.isArray(c) ? null : 'must be an object')) as Schema<Record<string, unknown>> },
 }) as Schema<ModuleConfig>;
 
-/** Builds a registered module from its config; ArgumentError for a malformed or unknown one. */
+/** Modules constructed during the innermost `moduleFromConfig` call (freed if it fails). */
+let building: Module[] | null = null;
+
+/**
+ * Builds a registered module from its config; ArgumentError for a malformed or unknown one. When
+ * building fails, every module constructed on the way (the layers before the bad one) is freed.
+ */
 export function moduleFromConfig(c: ModuleConfig): Module {
   const cfg = validate(moduleConfigSchema, c, 'module config', ArgumentError);
   const f = registry.get(cfg.className);
   if (!f) throw new ArgumentError(`unknown module class '${cfg.className.slice(0, 60)}': register it with registerModule()`);
+  const outer = building;
+  const mine: Module[] = [];
+  building = mine;
   try {
     return f(cfg.config ?? {});
   } catch (e) {
+    for (const m of mine) m.dispose();
     // Configs are data: whatever a factory trips on is a bad argument, not a crash.
     if (e instanceof EdgegradError) throw e;
     throw new ArgumentError(`cannot build ${cfg.className} from its config: ${(e as Error)?.message ?? String(e)}`);
+  } finally {
+    building = outer;
+    outer?.push(...mine);
   }
 }
 
@@ -74,6 +87,10 @@ export abstract class Module {
   readonly #children = new Map<string, Module>();
   readonly #regularizers = new Map<string, Regularizer>();
   #activityLosses: Tensor[] = [];
+
+  constructor() {
+    building?.push(this);
+  }
 
   /** Computes the module's output. */
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;

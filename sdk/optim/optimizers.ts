@@ -53,10 +53,19 @@ export abstract class Optimizer<H extends { lr: number }> {
     const groups = (params[0] as { params?: unknown }).params !== undefined
       ? (params as ({ params: Tensor[] } & Partial<H>)[]).map(({ params: ps, ...h }) => ({ params: ps, options: { ...defaults, ...h } as H }))
       : [{ params: params as Tensor[], options: { ...defaults } }];
-    for (const g of groups) {
+    // A parameter listed twice would be stepped twice per step() (PyTorch refuses it too).
+    const seen = new Map<Tensor, string>();
+    groups.forEach((g, gi) => {
       this.validate(g.options);
       if (!Array.isArray(g.params)) throw new ArgumentError('a parameter group needs a `params` array');
-    }
+      g.params.forEach((p, i) => {
+        const where = groups.length > 1 ? `parameter ${i} of group ${gi}` : `parameter ${i}`;
+        if (!(p instanceof Tensor)) throw new ArgumentError(`${where} must be a Tensor, got ${describe(p)}`);
+        const first = seen.get(p);
+        if (first !== undefined) throw new ArgumentError(`${where} is the same tensor as ${first}: a parameter can appear only once in an optimizer`);
+        seen.set(p, where);
+      });
+    });
     this.groups = groups;
   }
 
@@ -98,6 +107,11 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   protected abstract update(p: Tensor, g: Tensor, h: H): void;
 
+  /** Names of the state tensors a parameter has under hyper-parameters `h` (null: any identifier). */
+  protected stateNames(_h: H): string[] | null {
+    return null;
+  }
+
   /** Clears the gradients of every parameter. */
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) p.zeroGrad();
@@ -136,8 +150,13 @@ export abstract class Optimizer<H extends { lr: number }> {
       this.validate(m);
       return m;
     });
+    const groupOf = this.groups.flatMap((g, gi) => g.params.map(() => gi));
     flat.forEach((p, i) => {
+      const allowed = this.stateNames(merged[groupOf[i]]);
       for (const [n, t] of Object.entries(s.params[i].tensors)) {
+        if (allowed ? !allowed.includes(n) : !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(n) || n in Object.prototype) {
+          throw new ArgumentError(`optimizer state: parameter ${i} has a state tensor '${n.slice(0, 40)}' that ${this.constructor.name} does not use${allowed ? ` (it uses ${allowed.join(', ') || 'none'})` : ''}`);
+        }
         if (t.dtype !== 'float32' || t.shape.join() !== p.shape.join()) {
           throw new ShapeError(`optimizer state '${n.slice(0, 40)}' of parameter ${i} is ${t.dtype} [${t.shape.join(', ')}], the parameter float32 [${p.shape.join(', ')}]`);
         }
@@ -180,8 +199,11 @@ export class SGD extends Optimizer<SGDOptions> {
     if (!(h.momentum >= 0)) throw new ArgumentError(`momentum must be >= 0, got ${h.momentum}`);
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) throw new ArgumentError('Nesterov momentum needs momentum > 0 and dampening 0');
   }
+  protected override stateNames(h: SGDOptions): string[] {
+    return h.momentum > 0 ? ['momentum_buffer'] : [];
+  }
   protected update(p: Tensor, g: Tensor, h: SGDOptions): void {
-    const s = this.stateOf(p, h.momentum > 0 ? ['momentum_buffer'] : []);
+    const s = this.stateOf(p, this.stateNames(h));
     const buf = s.tensors.momentum_buffer;
     call((e) => e.optim_sgd(p.handle, g.handle, buf ? buf.handle : 0, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, s.step === 0));
     s.step++;
@@ -211,8 +233,11 @@ export class Adam extends Optimizer<AdamOptions> {
     super.validate(h);
     checkBetas(h);
   }
+  protected override stateNames(): string[] {
+    return ['exp_avg', 'exp_avg_sq'];
+  }
   protected update(p: Tensor, g: Tensor, h: AdamOptions): void {
-    const s = this.stateOf(p, ['exp_avg', 'exp_avg_sq']);
+    const s = this.stateOf(p, this.stateNames());
     s.step++;
     call((e) => e.optim_adam(p.handle, g.handle, s.tensors.exp_avg.handle, s.tensors.exp_avg_sq.handle, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, this.decoupled, s.step));
   }
@@ -243,9 +268,11 @@ export class RMSProp extends Optimizer<RMSPropOptions> {
     if (!(h.alpha >= 0 && h.alpha < 1)) throw new ArgumentError(`alpha must be in [0, 1), got ${h.alpha}`);
     if (!(h.momentum >= 0)) throw new ArgumentError(`momentum must be >= 0, got ${h.momentum}`);
   }
+  protected override stateNames(h: RMSPropOptions): string[] {
+    return ['square_avg', ...(h.momentum > 0 ? ['momentum_buffer'] : []), ...(h.centered ? ['grad_avg'] : [])];
+  }
   protected update(p: Tensor, g: Tensor, h: RMSPropOptions): void {
-    const names = ['square_avg', ...(h.momentum > 0 ? ['momentum_buffer'] : []), ...(h.centered ? ['grad_avg'] : [])];
-    const s = this.stateOf(p, names);
+    const s = this.stateOf(p, this.stateNames(h));
     const t = s.tensors;
     call((e) => e.optim_rmsprop(p.handle, g.handle, t.square_avg.handle, t.momentum_buffer?.handle ?? 0, t.grad_avg?.handle ?? 0,
       h.lr, h.alpha, h.eps, h.weightDecay, h.momentum, h.centered));
@@ -265,9 +292,12 @@ export class Adagrad extends Optimizer<AdagradOptions> {
   constructor(params: ParamsArg<AdagradOptions>, o: Partial<AdagradOptions> = {}) {
     super(params, { lr: 0.01, lrDecay: 0, weightDecay: 0, eps: 1e-10, initialAccumulatorValue: 0, ...o });
   }
+  protected override stateNames(): string[] {
+    return ['sum'];
+  }
   protected update(p: Tensor, g: Tensor, h: AdagradOptions): void {
     const fresh = !this.state.has(p);
-    const s = this.stateOf(p, ['sum']);
+    const s = this.stateOf(p, this.stateNames());
     if (fresh && h.initialAccumulatorValue !== 0) tidy(() => { s.tensors.sum.assign(full(p.shape, h.initialAccumulatorValue)); });
     s.step++;
     call((e) => e.optim_adagrad(p.handle, g.handle, s.tensors.sum.handle, h.lr, h.lrDecay, h.weightDecay, h.eps, s.step));

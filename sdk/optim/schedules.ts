@@ -3,7 +3,9 @@
  * the group's initial rate and the step count; call `step()` once per epoch (or per batch, for warm-up), or hand it to
  * `fit` through the `LearningRateScheduler` callback.
  */
+import { describe } from '../args.js';
 import { ArgumentError } from '../errors.js';
+import { v, validate } from '../io/validate.js';
 
 interface HasGroups {
   groups: { options: { lr: number } }[];
@@ -33,18 +35,24 @@ export abstract class LRScheduler {
   stateDict(): { stepCount: number; baseLrs: number[] } {
     return { stepCount: this.stepCount, baseLrs: [...this.baseLrs] };
   }
+  /**
+   * Restores the step count (and base rates). Checked before anything changes: ArgumentError when
+   * a field is malformed or the rates it gives are not finite and >= 0.
+   */
   loadStateDict(s: { stepCount: number; baseLrs?: number[] }): void {
-    if (!s || !Number.isSafeInteger(s.stepCount) || s.stepCount < 0) throw new ArgumentError(`scheduler state needs a non-negative integer stepCount, got ${s?.stepCount}`);
-    if (s.baseLrs !== undefined) {
-      if (!Array.isArray(s.baseLrs) || s.baseLrs.length !== this.baseLrs.length || !s.baseLrs.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-        throw new ArgumentError(`scheduler state has ${Array.isArray(s.baseLrs) ? s.baseLrs.length : 'no'} finite base rates, the optimizer has ${this.baseLrs.length} parameter groups`);
-      }
-      this.baseLrs.splice(0, this.baseLrs.length, ...s.baseLrs);
-    }
-    this.stepCount = s.stepCount;
+    const st = validate(STATE, s, 'scheduler state', ArgumentError);
+    const base = st.baseLrs ?? this.baseLrs;
+    if (base.length !== this.baseLrs.length) throw new ArgumentError(`scheduler state has ${base.length} base rates, the optimizer has ${this.baseLrs.length} parameter groups`);
+    const lrs = base.map((b) => this.lrAt(st.stepCount, b));
+    const bad = lrs.findIndex((x) => !(Number.isFinite(x) && x >= 0));
+    if (bad >= 0) throw new ArgumentError(`scheduler state gives group ${bad} the learning rate ${lrs[bad]} at step ${st.stepCount} (must be finite and >= 0)`);
+    this.baseLrs.splice(0, this.baseLrs.length, ...base);
+    this.stepCount = st.stepCount;
     this.apply();
   }
 }
+
+const STATE = v.object({ stepCount: v.int({ min: 0 }) }, { optional: { baseLrs: v.array(v.number({ min: 0 }), { max: 4096 }) } });
 
 /** × gamma every `stepSize` steps. */
 export class StepLR extends LRScheduler {
@@ -68,15 +76,20 @@ export class ExponentialLR extends LRScheduler {
   }
 }
 
-/** Cosine from the base rate down to `etaMin` (absolute) over `tMax` steps, then stays there. */
+/**
+ * Cosine from the base rate down to `etaMin` (absolute) over `tMax` steps, as PyTorch's
+ * `CosineAnnealingLR`: stepped past `tMax` it keeps following the cosine (back up to the base rate at
+ * `2·tMax`, period `2·tMax`). To hold `etaMin` after `tMax` steps, stop stepping the schedule (or use
+ * `tMax` = the total number of steps).
+ */
 export class CosineAnnealingLR extends LRScheduler {
   constructor(opt: HasGroups, readonly tMax: number, readonly etaMin = 0) {
     super(opt);
-    if (!(tMax > 0)) throw new ArgumentError(`tMax must be > 0, got ${tMax}`);
+    if (!(tMax > 0 && Number.isFinite(tMax))) throw new ArgumentError(`tMax must be finite and > 0, got ${tMax}`);
+    if (!Number.isFinite(etaMin)) throw new ArgumentError(`etaMin must be finite, got ${etaMin}`);
   }
   lrAt(t: number, base: number): number {
-    const c = Math.min(t, this.tMax);
-    return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * c) / this.tMax))) / 2;
+    return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * t) / this.tMax))) / 2;
   }
 }
 
@@ -100,8 +113,14 @@ export class LinearWarmup extends LRScheduler {
 export class LambdaLR extends LRScheduler {
   constructor(opt: HasGroups, readonly fn: (t: number) => number) {
     super(opt);
+    if (typeof fn !== 'function') throw new ArgumentError(`LambdaLR needs a function of the step count, got ${describe(fn)}`);
   }
   lrAt(t: number, base: number): number {
-    return base * this.fn(t);
+    const f = this.fn(t);
+    // A NaN rate would silently stop (or wreck) training: refuse it at the step that produced it.
+    if (typeof f !== 'number' || !Number.isFinite(f)) {
+      throw new ArgumentError(`LambdaLR: the function returned ${describe(f)} at step ${t}; it must return a finite number`);
+    }
+    return base * f;
   }
 }
