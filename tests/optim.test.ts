@@ -143,8 +143,10 @@ describe('parameter groups, schedules and clipping', () => {
     const c = new optim.CosineAnnealingLR(mk(), 10, 0.1);
     for (let i = 0; i < 5; i++) c.step();
     expect(c.lr).toBeCloseTo(0.55, 10);
-    for (let i = 0; i < 10; i++) c.step();
+    for (let i = 0; i < 5; i++) c.step();
     expect(c.lr).toBeCloseTo(0.1, 10);
+    for (let i = 0; i < 5; i++) c.step(); // past tMax the cosine goes on, as PyTorch's
+    expect(c.lr).toBeCloseTo(0.55, 10);
     const o = mk();
     const w = new optim.LinearWarmup(o, 4, new optim.CosineAnnealingLR(o, 8), 0);
     expect(w.lr).toBe(0);

@@ -40,7 +40,7 @@ export function distillationLoss(student: Tensor, teacher: Tensor, labels: Tenso
     throw new ShapeError(`distillation: student logits [${student.shape.join(', ')}] and teacher logits [${teacher.shape.join(', ')}] differ`);
   }
   return tidy(() => {
-    const soft = klDivergence(student.mul(1 / T).logSoftmax(-1), teacher.mul(1 / T).softmax(-1), { logInput: true }).mul(T * T);
+    const soft = klDivergence(student.mul(1 / T).logSoftmax(-1), teacher.mul(1 / T).softmax(-1), { logInput: true, reduction: 'batchmean' }).mul(T * T);
     if (alpha === 1) return soft;
     const hard = sparseCategoricalCrossEntropy(student, labels, { fromLogits: true });
     return soft.mul(alpha).add(hard.mul(1 - alpha));

@@ -90,10 +90,20 @@ export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Te
   return new Tensor(call((e) => e.op_max_pool2d(x.handle, k, s, p)));
 }
 
-/** Average pooling; padding is excluded from the average unless `countIncludePad`. */
-export function avgPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions & { countIncludePad?: boolean } = {}): Tensor {
+export interface AvgPool2dOptions extends Pool2dOptions {
+  /**
+   * Padding counts in the divisor, as zeros (default true, PyTorch's `count_include_pad`); false
+   * divides each window by its input elements only (TensorFlow / Keras 'same' pooling).
+   */
+  countIncludePad?: boolean;
+}
+
+/** Average pooling (stride defaults to the kernel size); padding counts in the average unless `countIncludePad: false`. */
+export function avgPool2d(x: Tensor, kernel: Pair, opts: AvgPool2dOptions = {}): Tensor {
   const [k, s, p] = poolArgs(x, kernel, opts, 'avgPool2d');
-  return new Tensor(call((e) => e.op_avg_pool2d(x.handle, k, s, p, opts.countIncludePad ?? false)));
+  const cip = opts.countIncludePad ?? true;
+  if (typeof cip !== 'boolean') throw new ArgumentError(`avgPool2d: countIncludePad must be a boolean, got ${JSON.stringify(cip)}`);
+  return new Tensor(call((e) => e.op_avg_pool2d(x.handle, k, s, p, cip)));
 }
 
 /** Mean over H and W: `[N, H, W, C]` -> `[N, C]`. */

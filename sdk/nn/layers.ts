@@ -133,15 +133,17 @@ export class MaxPool2d extends Module {
   }
 }
 
+/** Average pooling; padding counts in the average unless `countIncludePad: false` (PyTorch's default). */
 export class AvgPool2d extends Module {
-  constructor(readonly kernelSize: F.Pair, readonly opts: F.Pool2dOptions & { countIncludePad?: boolean } = {}) {
+  constructor(readonly kernelSize: F.Pair, readonly opts: F.AvgPool2dOptions = {}) {
     super();
   }
   forward(x: Tensor): Tensor {
     return F.avgPool2d(x, this.kernelSize, this.opts);
   }
   override getConfig() {
-    return { kernelSize: this.kernelSize, ...this.opts };
+    // Always explicit: configs saved before the default became true lack the key and meant false.
+    return { kernelSize: this.kernelSize, ...this.opts, countIncludePad: this.opts.countIncludePad ?? true };
   }
 }
 
@@ -384,7 +386,8 @@ type Cfg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 registerModule('Linear', (c: Cfg) => new Linear(c.inFeatures, c.outFeatures, c));
 registerModule('Conv2d', (c: Cfg) => new Conv2d(c.inChannels, c.outChannels, c.kernelSize, c));
 registerModule('MaxPool2d', (c: Cfg) => new MaxPool2d(c.kernelSize, c));
-registerModule('AvgPool2d', (c: Cfg) => new AvgPool2d(c.kernelSize, c));
+// A saved config without countIncludePad predates the PyTorch default (true) and meant false.
+registerModule('AvgPool2d', (c: Cfg) => new AvgPool2d(c.kernelSize, { ...c, countIncludePad: c.countIncludePad ?? false }));
 registerModule('GlobalAvgPool2d', () => new GlobalAvgPool2d());
 registerModule('Flatten', () => new Flatten());
 registerModule('Dropout', (c: Cfg) => new Dropout(c.p, c.seed));

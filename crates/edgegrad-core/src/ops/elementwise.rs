@@ -340,7 +340,9 @@ fn pow_scalar_forward(x: &Tensor, p: f32) -> Result<Tensor> {
     }
 }
 
-/// Clamps into [lo, hi] (either bound may be infinite). The gradient passes where lo <= x <= hi.
+/// Clamps into [lo, hi] (either bound may be infinite). The gradient passes strictly inside,
+/// lo < x < hi, and is 0 at the bounds (PyTorch's `clamp`, consistent with `relu` at 0); an
+/// infinite bound is no bound (`clamp(min=None)`), so it never blocks the gradient.
 pub fn clamp(x: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
     expect_f32(x, "clamp")?;
     ensure!(!(lo > hi), Argument, "clamp needs min <= max, got min={} max={}", lo, hi);
@@ -353,9 +355,11 @@ pub fn clamp(x: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
     }
     let xs = Saved::new(x);
     Ok(record(out, "clamp", &[x], move |g, _| {
+        let (no_lo, no_hi) = (lo == f32::NEG_INFINITY, hi == f32::INFINITY);
         let gx = zip_f32(g, xs.get()?, move |g, x| {
-            let inside = x.ge(lv).and(x.le(hv));
-            F32x4::select(inside, g, F32x4::zero())
+            let above = if no_lo { x.ge(lv) } else { x.gt(lv) };
+            let below = if no_hi { x.le(hv) } else { x.lt(hv) };
+            F32x4::select(above.and(below), g, F32x4::zero())
         })?;
         Ok(vec![Some(gx)])
     }))

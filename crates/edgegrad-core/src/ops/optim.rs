@@ -264,8 +264,10 @@ pub fn adam_step(
 
 // ---------------------------------------------------------------- RMSprop
 
-/// One RMSprop step (PyTorch semantics): `g += wd p`; `sq = alpha sq + (1 - alpha) g^2`;
-/// centered: `gavg = alpha gavg + (1 - alpha) g`, `avg = sqrt(sq - gavg^2) + eps`, else
+/// One RMSprop step (PyTorch semantics and operation order): `g += wd p`;
+/// `sq = alpha sq + ((1 - alpha) g) g`; centered: `gavg = lerp(gavg, g, 1 - alpha)` (PyTorch's
+/// `lerp_`: `gavg + w (g - gavg)` for w < 1/2, else `g - (g - gavg)(1 - w)`),
+/// `avg = sqrt(sq - gavg^2) + eps`, else
 /// `avg = sqrt(sq) + eps`; with momentum `buf = momentum buf + g / avg`, `p -= lr buf`, else
 /// `p -= lr g / avg`. `momentum_buf` is required when `momentum > 0` and `grad_avg` when
 /// `centered` (each is ignored, but validated, otherwise). `sq - gavg^2`, never negative in exact
@@ -307,17 +309,23 @@ pub fn rmsprop_step(
         None
     };
 
-    let (lr_v, a_v, oma_v) = (F32x4::splat(lr), F32x4::splat(alpha), F32x4::splat((1.0 - alpha as f64) as f32));
+    let oma = (1.0 - alpha as f64) as f32;
+    let (lr_v, a_v, oma_v) = (F32x4::splat(lr), F32x4::splat(alpha), F32x4::splat(oma));
+    // lerp's two forms, as PyTorch picks them by the weight (the centered variance sq - gavg^2
+    // cancels badly when gradients barely vary, so rounding differences show there first).
+    let lerp_small = oma.abs() < 0.5;
+    let one_minus_w = F32x4::splat(1.0 - oma);
     let (eps_v, wd_v, mom_v) = (F32x4::splat(eps), F32x4::splat(weight_decay), F32x4::splat(momentum));
     let wd_on = weight_decay != 0.0;
     // The whole update for one group; `ga` / `b` are None when centering / momentum are off (the
     // closures below fix them per configuration, so the branches fold away).
     let core = move |g: F32x4, p: &mut F32x4, sq: &mut F32x4, ga: Option<&mut F32x4>, b: Option<&mut F32x4>| {
         let g = if wd_on { g.add(wd_v.mul(*p)) } else { g };
-        *sq = a_v.mul(*sq).add(oma_v.mul(g.mul(g)));
+        *sq = a_v.mul(*sq).add(oma_v.mul(g).mul(g));
         let avg = match ga {
             Some(ga) => {
-                *ga = a_v.mul(*ga).add(oma_v.mul(g));
+                let d = g.sub(*ga);
+                *ga = if lerp_small { ga.add(oma_v.mul(d)) } else { g.sub(d.mul(one_minus_w)) };
                 sq.sub(ga.mul(*ga)).pmax(F32x4::zero()).sqrt()
             }
             None => sq.sqrt(),
