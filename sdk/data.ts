@@ -90,6 +90,9 @@ export function minMaxScale(x: Tensor): Tensor {
   });
 }
 
+/** Largest shuffle seed: epoch seeds `seed * 100003 + epoch` stay exact doubles for 10^9 epochs. */
+const MAX_DATA_SEED = Math.floor((Number.MAX_SAFE_INTEGER - 1e9) / 100_003);
+
 export interface Batch {
   x: Tensor;
   y?: Tensor;
@@ -111,6 +114,8 @@ export class Dataset {
     const bs = o.batchSize ?? 32;
     if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
     const seed = o.seed ?? 0;
+    // Each epoch's order comes from the stream seeded (seed, epoch), so a resumed run needs no state for it.
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_DATA_SEED) throw new ArgumentError(`seed must be an integer in [0, ${MAX_DATA_SEED}], got ${seed}`);
     const source = (epoch: number, skip: number): AsyncIterable<Batch> => ({
       async *[Symbol.asyncIterator]() {
         const order = o.shuffle

@@ -109,7 +109,7 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     a.opt.dispose();
     x.dispose();
     y.dispose();
-  });
+  }, 60_000);
 
   it(`SGD with momentum and a per-batch StepLR: stopped after 2 epochs, resumed from ${isBrowser ? 'artifacts' : 'a directory'}`, async () => {
     const [x, y] = data(80, 12);
@@ -144,7 +144,39 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     for (const d of [r.opt, s.opt]) d.dispose();
     x.dispose();
     y.dispose();
-  });
+  }, 60_000);
+
+  it('a streaming Dataset resumed inside an epoch: the batches before the checkpoint are skipped and freed', async () => {
+    const [x, y] = data(40, 15);
+    const ds = eg.data.Dataset.fromGenerator(function* (epoch) {
+      for (let s = 0; s < 40; s += 10) {
+        const idx = Int32Array.from({ length: 10 }, (_, i) => (s + i + epoch * 13) % 40);
+        const [bx, by] = eg.data.takeRows([x, y], idx);
+        yield { x: bx, y: by };
+      }
+    }, 4);
+    const build = (model: eg.nn.Module, onSave: (a: Artifacts) => void) => {
+      const opt = new eg.optim.AdamW(model.parameters(), { lr: 0.01 });
+      model.compile({ optimizer: opt, loss: ce });
+      return { opt, callbacks: [new eg.train.ModelCheckpoint({ onSave, saveTrainingState: true, saveFreq: 6 })] };
+    };
+    const saved: Artifacts[] = [];
+    eg.manualSeed(8);
+    const m = net();
+    const a = build(m, (art) => { saved.push(art); });
+    const hA = await m.fit(ds, { epochs: 3, verbose: 0, callbacks: a.callbacks });
+    const pick = saved.find((s) => (s.json.training as { batch: number }).batch === 2)!; // step 6: epoch 1, batch 2
+    const before = eg.memory().numTensors;
+    const { model } = await eg.loadModel(pick);
+    const b = build(model, () => {});
+    const hB = await model.fit(ds, { epochs: 3, verbose: 0, callbacks: b.callbacks, resumeFrom: pick });
+    expect(hB).toEqual(hA);
+    expect(bits(model, b.opt)).toEqual(bits(m, a.opt));
+    model.dispose();
+    b.opt.dispose();
+    expect(eg.memory().numTensors).toBe(before);
+    for (const d of [m, a.opt, x, y]) d.dispose();
+  }, 60_000);
 
   it('a hand-written loop: saveCheckpoint / loadCheckpoint restore weights, optimizer, schedule and RNG', async () => {
     const [x, y] = data(32, 13);
@@ -173,7 +205,7 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     for (let i = 0; i < 3; i++) { step(m2, b.opt); b.sched.step(); }
     expect(bits(m2, b.opt)).toEqual(bits(m, a.opt));
     for (const d of [m, m2, a.opt, b.opt, x, y]) d.dispose();
-  });
+  }, 60_000);
 
   it('getRngState / setRngState continue the global stream exactly; bad states are ArgumentErrors', () => {
     eg.manualSeed(2 ** 40 + 3);
@@ -188,7 +220,7 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
       expect(() => eg.setRngState(bad as unknown as eg.RngState)).toThrow(eg.ArgumentError);
     }
     expect(eg.tidy(() => Array.from(eg.rand([9]).dataSync()))).not.toEqual(a); // the stream moved on, still working
-  });
+  }, 60_000);
 });
 
 describe('corrupt or mismatched checkpoints are typed errors', () => {
@@ -246,5 +278,5 @@ describe('corrupt or mismatched checkpoints are typed errors', () => {
     const h = await m.fit(x, y, { epochs: 1, batchSize: 16, verbose: 0 });
     expect(Number.isFinite(h.history.loss[0])).toBe(true);
     for (const d of [m, opt, x, y]) d.dispose();
-  });
+  }, 60_000);
 });
