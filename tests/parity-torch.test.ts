@@ -218,6 +218,16 @@ describe('parity with PyTorch: clamp and AvgPool2d', () => {
   it('AvgPool2d module defaults to countIncludePad (PyTorch) and saves the choice explicitly', () => {
     expect(new eg.nn.AvgPool2d(2).getConfig()).toMatchObject({ countIncludePad: true });
     expect(new eg.nn.AvgPool2d(2, { countIncludePad: false }).getConfig()).toMatchObject({ countIncludePad: false });
+    eg.tidy(() => {
+      const x = input('xp');
+      const out = (m: eg.nn.Module) => Array.from((m.forward(x) as eg.Tensor).dataSync());
+      const withPad = new eg.nn.AvgPool2d(3, { stride: 2, padding: 1 });
+      const withoutPad = new eg.nn.AvgPool2d(3, { stride: 2, padding: 1, countIncludePad: false });
+      expect(out(withPad)).not.toEqual(out(withoutPad));
+      // round trip keeps the choice; a config saved before the default changed (no key) meant false
+      expect(out(eg.nn.moduleFromConfig(withPad.toConfig()))).toEqual(out(withPad));
+      expect(out(eg.nn.moduleFromConfig({ className: 'AvgPool2d', config: { kernelSize: 3, stride: 2, padding: 1 } }))).toEqual(out(withoutPad));
+    });
   });
 });
 
