@@ -207,6 +207,35 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     for (const d of [m, m2, a.opt, b.opt, x, y]) d.dispose();
   }, 60_000);
 
+  it('parameters frozen when the checkpoint was taken train after the resume as in the uninterrupted run', async () => {
+    const [x, y] = data(24, 16);
+    const step = (m: eg.nn.Module, opt: eg.optim.Optimizer<{ lr: number }>) => eg.tidy(() => {
+      opt.zeroGrad();
+      ce(m.forward(x), y).backward();
+      opt.step();
+    });
+    const mk = () => {
+      const m = new nn.Sequential(new nn.Linear(6, 8, { seed: 4 }), new nn.ReLU(), new nn.Linear(8, 3, { seed: 5 }));
+      return { m, opt: new eg.optim.Adam(m.parameters(), { lr: 0.01 }) };
+    };
+    const a = mk();
+    a.m.freeze('0'); // fine-tuning: the head first, so the body's Adam state does not exist yet
+    step(a.m, a.opt);
+    const art = await eg.train.saveCheckpoint(a.m, undefined, { optimizer: a.opt });
+    a.m.unfreeze();
+    step(a.m, a.opt);
+    step(a.m, a.opt);
+
+    const b = mk();
+    b.m.freeze('0');
+    await eg.train.loadCheckpoint(art, { model: b.m, optimizer: b.opt });
+    b.m.unfreeze();
+    step(b.m, b.opt);
+    step(b.m, b.opt);
+    expect(bits(b.m, b.opt)).toEqual(bits(a.m, a.opt));
+    for (const d of [a.m, a.opt, b.m, b.opt, x, y]) d.dispose();
+  }, 60_000);
+
   it('getRngState / setRngState continue the global stream exactly; bad states are ArgumentErrors', () => {
     eg.manualSeed(2 ** 40 + 3);
     eg.randn([7]).dispose();

@@ -166,6 +166,14 @@ export abstract class Optimizer<H extends { lr: number }> {
     flat.forEach((p, i) => {
       const src = s.params[i];
       const names = Object.keys(src.tensors);
+      if (names.length === 0 && src.step === 0) {
+        // Never stepped when saved (frozen, or no gradient yet): left fresh, so its first step makes
+        // its state as in the uninterrupted run (an empty entry would lack the moments then).
+        const old = this.state.get(p);
+        if (old) for (const t of Object.values(old.tensors)) t.dispose();
+        this.state.delete(p);
+        return;
+      }
       const ps = this.stateOf(p, names);
       for (const n of names) {
         ps.tensors[n] ??= keep(zeros(p.shape));
