@@ -131,6 +131,14 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     const first = net();
     const f = build(first, new eg.train.ModelCheckpoint({ dir, onSave: (a) => { art = a; }, saveTrainingState: true }));
     await first.fit(x, y, { ...o, epochs: 2, callbacks: f.callbacks }); // "interrupted" after epoch 2
+    if (dir) {
+      // Each save was written beside the directory and swapped in: nothing is left over.
+      const { readdir } = await import(/* @vite-ignore */ 'node:fs/promises' as string);
+      const parent = dir.slice(0, dir.lastIndexOf('/'));
+      const name = dir.slice(dir.lastIndexOf('/') + 1);
+      expect((await readdir(parent) as string[]).filter((n) => n.startsWith(name))).toEqual([name]);
+      expect((await readdir(dir) as string[]).sort()).toEqual(['model.json', 'model.safetensors']);
+    }
     first.dispose();
     f.opt.dispose();
 

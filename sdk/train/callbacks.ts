@@ -4,7 +4,7 @@ import { keep, tidy } from '../memory.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { LRScheduler } from '../optim/schedules.js';
-import { saveModel, serializeModel, type ModelArtifacts } from '../io/model-io.js';
+import { saveModel, serializeModel, type ModelArtifacts, type SaveOptions } from '../io/model-io.js';
 import type { Tensor } from '../tensor.js';
 import { anyNumber, encodeJson } from './checkpoint.js';
 import { v, validate } from '../io/validate.js';
@@ -194,7 +194,7 @@ export class ModelCheckpoint extends Callback {
       userData: { epoch, step: this.ctx.step, logs: encodeJson(logs) as Record<string, unknown> },
       training: this.opts.saveTrainingState ? this.ctx.trainingState() : undefined,
     };
-    const art = this.opts.dir ? await saveModel(this.ctx.model, this.opts.dir, o) : serializeModel(this.ctx.model, o);
+    const art = this.opts.dir ? await saveReplacing(this.ctx.model, this.opts.dir, o) : serializeModel(this.ctx.model, o);
     await this.opts.onSave?.(art, epoch);
   }
   override stateDict(): CallbackState {
@@ -203,6 +203,27 @@ export class ModelCheckpoint extends Callback {
   override loadStateDict(s: CallbackState): void {
     ({ best: this.best, saves: this.saves } = validate(v.object({ best: anyNumber, saves: v.int({ min: 0 }) }), s.values, 'ModelCheckpoint state'));
   }
+}
+
+/**
+ * Node: saves into `<dir>.partial`, then swaps it in for `dir`, so a crash mid-write never leaves a
+ * checkpoint whose model.json and weights come from different saves (which would resume silently
+ * wrong); at worst `dir` is briefly absent and the previous checkpoint is in `<dir>.old`.
+ */
+async function saveReplacing(model: Module, dir: string, o: SaveOptions): Promise<ModelArtifacts> {
+  const fs = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
+  const tmp = `${dir}.partial`;
+  const old = `${dir}.old`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  const art = await saveModel(model, tmp, o);
+  await fs.rm(old, { recursive: true, force: true });
+  const had = await fs.rename(dir, old).then(() => true, (e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return false;
+    throw e;
+  });
+  await fs.rename(tmp, dir);
+  if (had) await fs.rm(old, { recursive: true, force: true });
+  return art;
 }
 
 /** Steps an LR scheduler after every epoch (default) or every batch. */
