@@ -186,6 +186,34 @@ describe('checkpoint-resume is bitwise equal to an uninterrupted run', () => {
     for (const d of [m, a.opt, x, y]) d.dispose();
   }, 60_000);
 
+  it('gradual pruning (PruningCallback) resumed mid-schedule: same masks, same weights', async () => {
+    const [x, y] = data(32, 17);
+    const build = (model: eg.nn.Module, onSave: (a: Artifacts) => void) => {
+      const opt = new eg.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+      model.compile({ optimizer: opt, loss: ce });
+      const pruner = new eg.compress.Pruner(model);
+      const schedule = new eg.compress.PolynomialDecay({ finalSparsity: 0.6, beginStep: 2, endStep: 12, frequency: 2 });
+      return { opt, pruner, callbacks: [new eg.compress.PruningCallback(pruner, schedule), new eg.train.ModelCheckpoint({ onSave, saveTrainingState: true, saveFreq: 5 })] };
+    };
+    const o = { epochs: 4, batchSize: 8, seed: 2, verbose: 0 as const };
+    const saved: Artifacts[] = [];
+    eg.manualSeed(4);
+    const m = net();
+    const a = build(m, (art) => { saved.push(art); });
+    const hA = await m.fit(x, y, { ...o, callbacks: a.callbacks });
+    const pick = saved[1]; // step 10: epoch 2, batch 2, masks at an intermediate sparsity
+    expect((pick.json.training as { step: number }).step).toBe(10);
+    const { model } = await eg.loadModel(pick);
+    const b = build(model, () => {});
+    const hB = await model.fit(x, y, { ...o, callbacks: b.callbacks, resumeFrom: pick });
+    expect(hB).toEqual(hA);
+    expect(bits(model, b.opt)).toEqual(bits(m, a.opt));
+    expect(b.pruner.sparsity).toBe(0.6);
+    for (const d of [m, model, a.opt, b.opt, x, y]) d.dispose();
+    a.pruner.dispose();
+    b.pruner.dispose();
+  }, 60_000);
+
   it('a hand-written loop: saveCheckpoint / loadCheckpoint restore weights, optimizer, schedule and RNG', async () => {
     const [x, y] = data(32, 13);
     const step = (m: eg.nn.Module, opt: eg.optim.Optimizer<{ lr: number }>) => eg.tidy(() => {

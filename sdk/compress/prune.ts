@@ -24,7 +24,8 @@ import type { Tensor } from '../tensor.js';
 import { Module, moduleFromConfig } from '../nn/module.js';
 import * as nn from '../nn/layers.js';
 import type { Optimizer } from '../optim/optimizers.js';
-import { Callback, type Logs } from '../train/callbacks.js';
+import { Callback, type CallbackState, type Logs } from '../train/callbacks.js';
+import { v, validate } from '../io/validate.js';
 import * as E from './engine.js';
 
 export interface PrunerOptions {
@@ -68,6 +69,23 @@ export class Pruner {
     this.#sparsity = sparsity;
     this.apply();
     return this;
+  }
+
+  /**
+   * Takes masks saved from a Pruner over the same model (a resumed run: see `PruningCallback`'s
+   * checkpoint state) and the sparsity they were computed for. Checks every name and shape first.
+   */
+  loadMasks(masks: Record<string, Tensor>, sparsity: number): void {
+    if (!(sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`sparsity must be in [0, 1], got ${sparsity}`);
+    const shapes = new Map(this.targets.map(([n, p]) => [n, p.shape.join()]));
+    for (const [n, m] of Object.entries(masks)) {
+      if (!shapes.has(n)) throw new ArgumentError(`a pruning mask for '${n.slice(0, 80)}', which this pruner does not prune`);
+      if (m.shape.join() !== shapes.get(n) || m.dtype !== 'float32') throw new ShapeError(`the pruning mask of '${n.slice(0, 80)}' is ${m.dtype} [${m.shape.join(', ')}], the weight float32 [${shapes.get(n)}]`);
+    }
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+    for (const [n, m] of Object.entries(masks)) this.masks.set(n, keep(m.clone()));
+    this.#sparsity = sparsity;
   }
 
   /** Multiplies every target by its mask (in place). */
@@ -190,6 +208,15 @@ export class PruningCallback extends Callback {
     if (this.#step >= this.schedule.endStep && this.pruner.sparsity !== this.schedule.finalSparsity) this.pruner.prune(this.schedule.finalSparsity);
     this.pruner.detach();
     this.pruner.apply();
+  }
+  /** The schedule's position and the masks, for checkpoints a run resumes from. */
+  override stateDict(): CallbackState {
+    return { values: { step: this.#step, sparsity: this.pruner.sparsity }, tensors: Object.fromEntries(this.pruner.masks) };
+  }
+  override loadStateDict(s: CallbackState): void {
+    const { step, sparsity } = validate(v.object({ step: v.int({ min: 0 }), sparsity: v.number({ min: 0, max: 1 }) }), s.values, 'PruningCallback state');
+    this.pruner.loadMasks(s.tensors ?? {}, sparsity);
+    this.#step = step;
   }
 }
 
