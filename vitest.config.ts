@@ -9,14 +9,16 @@ const isolationHeaders = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
+// Inline projects do not inherit the root `test` options, so each names its own timeouts.
+const timeouts = { testTimeout: 120_000, hookTimeout: 120_000 };
+
 export default defineConfig({
   test: {
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
     projects: [
       {
         test: {
           name: 'node',
+          ...timeouts,
           include: ['tests/**/*.test.ts'],
           environment: 'node',
         },
@@ -26,6 +28,7 @@ export default defineConfig({
         preview: { headers: isolationHeaders },
         test: {
           name: 'chromium',
+          ...timeouts,
           include: ['tests/**/*.test.ts'],
           browser: {
             enabled: true,
