@@ -1,12 +1,20 @@
 /** Creating tensors: from JS data, constants, ranges, and seeded random streams. */
+import { checkInt, checkNumber, checkOptions, checkShape, checkSize, describe, MAX_ELEMENTS, MAX_RANK } from './args.js';
 import { ArgumentError, ShapeError } from './errors.js';
 import { call } from './runtime.js';
 import { dtypeCode, Tensor, type DataArray, type DType, type NestedArray, type TensorLike } from './tensor.js';
+
+/** Typed arrays whose elements are JS numbers (BigInt64Array and DataView are not). */
+function isNumericView(v: unknown): v is ArrayLike<number> {
+  return ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array);
+}
 
 function inferShape(v: TensorLike): number[] {
   const shape: number[] = [];
   let cur: unknown = v;
   while (Array.isArray(cur)) {
+    // Bounded: a self-containing array would otherwise loop forever.
+    if (shape.length >= MAX_RANK) throw new ShapeError(`tensor(): nested more than ${MAX_RANK} levels deep`);
     shape.push(cur.length);
     cur = cur[0];
   }
@@ -16,25 +24,21 @@ function inferShape(v: TensorLike): number[] {
 
 function flatten(v: TensorLike, shape: number[], out: number[], depth = 0, path = ''): void {
   if (depth === shape.length) {
-    if (typeof v !== 'number') throw new ShapeError(`tensor(): expected a number at ${path || 'the top level'}, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+    if (typeof v !== 'number') throw new ShapeError(`tensor(): expected a number at ${path || 'the top level'}, got ${describe(v)}`);
     out.push(v);
     return;
   }
   const arr = v as NestedArray | DataArray;
-  if (!(Array.isArray(arr) || ArrayBuffer.isView(arr)) || arr.length !== shape[depth]) {
+  if (!(Array.isArray(arr) || isNumericView(arr)) || arr.length !== shape[depth]) {
     throw new ShapeError(`tensor(): ragged nested array: ${path || 'the top level'} should have ${shape[depth]} entries`);
   }
   for (let i = 0; i < arr.length; i++) flatten(arr[i] as TensorLike, shape, out, depth + 1, `${path}[${i}]`);
 }
 
-function product(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function checkShape(shape: number[]): Uint32Array {
-  if (!Array.isArray(shape)) throw new ShapeError(`shape must be an array, got ${String(shape)}`);
-  for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new ShapeError(`invalid shape [${shape.join(', ')}]`);
-  return Uint32Array.from(shape);
+function product(shape: ArrayLike<number>): number {
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) n *= shape[i];
+  return n;
 }
 
 /**
@@ -47,28 +51,28 @@ export function tensor(values: TensorLike, shape?: number[], dtype?: DType): Ten
   if (typeof values === 'number') {
     flat = [values];
     inferred = [];
-  } else if (ArrayBuffer.isView(values)) {
-    flat = values;
+  } else if (isNumericView(values)) {
+    flat = values as DataArray;
     inferred = [values.length];
   } else if (Array.isArray(values)) {
     inferred = inferShape(values);
+    if (product(inferred) > MAX_ELEMENTS) checkShape(inferred, 'tensor(): the data\'s shape');
     const out: number[] = [];
     flatten(values, inferred, out);
     flat = out;
   } else {
-    throw new ArgumentError(`tensor() takes numbers, nested arrays or typed arrays, got ${typeof values}`);
+    throw new ArgumentError(`tensor() takes a number, nested arrays of numbers or a numeric typed array, got ${describe(values)}`);
   }
-  const s = shape ?? inferred;
-  const n = product(s);
+  const sh = checkShape(shape ?? inferred, 'tensor(): shape');
+  const n = product(sh);
   if (n !== flat.length) {
-    throw new ShapeError(`tensor(): ${flat.length} values cannot fill shape [${s.join(', ')}] (${n} elements)`);
+    throw new ShapeError(`tensor(): ${flat.length} values cannot fill shape [${sh.join(', ')}] (${n} elements)`);
   }
   const d: DType = dtype ?? (flat instanceof Int32Array ? 'int32' : flat instanceof Int8Array ? 'int8' : 'float32');
-  const sh = checkShape(s);
   switch (d) {
     case 'int32': {
       const data = flat instanceof Int32Array ? flat : Int32Array.from(flat as ArrayLike<number>, (x) => {
-        if (!Number.isInteger(x)) throw new ArgumentError(`int32 tensor values must be integers, got ${x}`);
+        if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new ArgumentError(`int32 tensor values must be integers in [-2^31, 2^31), got ${x}`);
         return x;
       });
       return new Tensor(call((e) => e.tensor_from_i32(data, sh)));
@@ -91,11 +95,13 @@ export function tensor(values: TensorLike, shape?: number[], dtype?: DType): Ten
 }
 
 export function scalar(v: number, dtype: DType = 'float32'): Tensor {
+  checkNumber(v, 'scalar(): the value', { allowNaN: true });
   return tensor(v, [], dtype);
 }
 
 export function full(shape: number[], value: number, dtype: DType = 'float32'): Tensor {
   const sh = checkShape(shape);
+  checkNumber(value, 'full(): the value', { allowNaN: true });
   const c = dtypeCode(dtype);
   return new Tensor(call((e) => e.tensor_full(sh, value, c)));
 }
@@ -106,15 +112,30 @@ export function ones(shape: number[], dtype: DType = 'float32'): Tensor {
   return full(shape, 1, dtype);
 }
 export function zerosLike(t: Tensor): Tensor {
+  assertTensorArg(t, 'zerosLike');
   return zeros(t.shape, t.dtype);
 }
 export function onesLike(t: Tensor): Tensor {
+  assertTensorArg(t, 'onesLike');
   return ones(t.shape, t.dtype);
+}
+
+function assertTensorArg(t: unknown, fn: string): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new ArgumentError(`${fn} needs a Tensor, got ${describe(t)}`);
 }
 
 /** `start, start+step, ...` below `stop`; `arange(n)` counts 0..n-1. */
 export function arange(start: number, stop?: number, step = 1, dtype: DType = 'float32'): Tensor {
   const [a, b] = stop === undefined ? [0, start] : [start, stop];
+  checkNumber(a, 'arange(): start', { finite: true });
+  checkNumber(b, 'arange(): stop', { finite: true });
+  checkNumber(step, 'arange(): step', { finite: true });
+  if (step === 0) throw new ArgumentError('arange(): step must not be 0');
+  // The count is checked here, before the engine is asked for it.
+  const count = Math.max(0, Math.ceil((b - a) / step));
+  if (count > MAX_ELEMENTS) {
+    throw new ArgumentError(`arange(${a}, ${b}, ${step}) would have ${count} elements, more than the ${MAX_ELEMENTS} a tensor can hold`);
+  }
   const c = dtypeCode(dtype);
   return new Tensor(call((e) => e.tensor_arange(a, b, step, c)));
 }
@@ -126,6 +147,7 @@ export interface RandomOptions {
 
 /** Seeds the global random stream (Philox4x32-10: the same values in every runtime). */
 export function manualSeed(seed: number): void {
+  checkInt(seed, 'manualSeed(): the seed', 0, Number.MAX_SAFE_INTEGER);
   call((e) => e.rng_seed(seed));
 }
 
@@ -159,36 +181,46 @@ function seedOf(opts: RandomOptions | undefined): number | undefined {
 
 function rng(kind: number, shape: number[], a: number, b: number, opts?: RandomOptions): Tensor {
   const sh = checkShape(shape);
-  return new Tensor(call((e) => e.rng_tensor(kind, sh, a, b, opts?.seed)));
+  const seed = seedOf(opts);
+  return new Tensor(call((e) => e.rng_tensor(kind, sh, a, b, seed)));
 }
 
 /** Uniform in [low, high). */
 export function rand(shape: number[], low = 0, high = 1, opts?: RandomOptions): Tensor {
+  checkNumber(low, 'rand(): low', { finite: true });
+  checkNumber(high, 'rand(): high', { finite: true });
   if (!(high > low)) throw new ArgumentError(`rand needs low < high, got [${low}, ${high})`);
   return rng(0, shape, low, high, opts);
 }
 /** Normal(mean, std). */
 export function randn(shape: number[], mean = 0, std = 1, opts?: RandomOptions): Tensor {
-  if (!(std >= 0)) throw new ArgumentError(`randn needs std >= 0, got ${std}`);
+  checkNumber(mean, 'randn(): mean', { finite: true });
+  if (!(std >= 0 && std < Infinity)) throw new ArgumentError(`randn needs a finite std >= 0, got ${describe(std)}`);
   return rng(1, shape, mean, std, opts);
 }
 /** Normal(mean, std) redrawn outside two standard deviations. */
 export function truncatedNormal(shape: number[], mean = 0, std = 1, opts?: RandomOptions): Tensor {
-  if (!(std >= 0)) throw new ArgumentError(`truncatedNormal needs std >= 0, got ${std}`);
+  checkNumber(mean, 'truncatedNormal(): mean', { finite: true });
+  if (!(std >= 0 && std < Infinity)) throw new ArgumentError(`truncatedNormal needs a finite std >= 0, got ${describe(std)}`);
   return rng(2, shape, mean, std, opts);
 }
 /** 1.0 with probability p, else 0.0. */
 export function bernoulli(shape: number[], p: number, opts?: RandomOptions): Tensor {
-  if (!(p >= 0 && p <= 1)) throw new ArgumentError(`bernoulli needs 0 <= p <= 1, got ${p}`);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new ArgumentError(`bernoulli needs 0 <= p <= 1, got ${describe(p)}`);
   return rng(3, shape, p, 0, opts);
 }
 /** Uniform integers in [low, high), int32. */
 export function randint(shape: number[], low: number, high: number, opts?: RandomOptions): Tensor {
   const sh = checkShape(shape);
-  return new Tensor(call((e) => e.rng_randint(sh, low, high, opts?.seed)));
+  checkInt(low, 'randint(): low');
+  checkInt(high, 'randint(): high');
+  if (!(high > low)) throw new ArgumentError(`randint needs low < high, got [${low}, ${high})`);
+  const seed = seedOf(opts);
+  return new Tensor(call((e) => e.rng_randint(sh, low, high, seed)));
 }
 /** A random permutation of 0..n-1, int32. */
 export function randperm(n: number, opts?: RandomOptions): Tensor {
-  if (!Number.isInteger(n) || n < 0) throw new ArgumentError(`randperm needs a non-negative integer, got ${n}`);
-  return new Tensor(call((e) => e.rng_permutation(n, opts?.seed)));
+  checkSize(n, 'randperm(): n');
+  const seed = seedOf(opts);
+  return new Tensor(call((e) => e.rng_permutation(n, seed)));
 }

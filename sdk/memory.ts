@@ -4,6 +4,7 @@
  * `t.dispose()` frees one tensor; a FinalizationRegistry frees tensors the garbage collector
  * found unreachable — a safety net, not a plan (GC timing is unpredictable).
  */
+import { checkFunction, describe, isAsyncFunction } from './args.js';
 import { ArgumentError } from './errors.js';
 import { E, isInitialized, wasmMemory } from './runtime.js';
 
@@ -63,6 +64,8 @@ function collect(value: unknown, out: Set<Disposable>, seen: Set<unknown>): void
  * arrays/plain objects/Maps of tensors), which move to the enclosing scope. Synchronous only.
  */
 export function tidy<T>(fn: () => T): T {
+  checkFunction(fn, 'tidy() argument');
+  if (isAsyncFunction(fn)) throw asyncTidy();
   scopes.push(new Set());
   let result: T;
   try {
@@ -72,9 +75,10 @@ export function tidy<T>(fn: () => T): T {
     throw e;
   }
   const scope = scopes.pop()!;
-  if (result instanceof Promise) {
+  if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
     for (const t of scope) if (!t.isDisposed) t.dispose();
-    throw new ArgumentError('tidy() cannot wrap an async function: tensors would be freed before it finishes');
+    Promise.resolve(result).catch(() => {});
+    throw asyncTidy();
   }
   const kept = new Set<Disposable>();
   collect(result, kept, new Set());
@@ -88,8 +92,15 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+function asyncTidy(): ArgumentError {
+  return new ArgumentError('tidy() cannot wrap an async function: tensors would be freed before it finishes');
+}
+
 /** Takes a tensor out of every tidy scope, so only an explicit `dispose()` frees it. */
 export function keep<T extends Disposable>(t: T): T {
+  if (t === null || typeof t !== 'object' || typeof t.dispose !== 'function') {
+    throw new ArgumentError(`keep() needs a Tensor, got ${describe(t)}`);
+  }
   for (const s of scopes) s.delete(t);
   return t;
 }

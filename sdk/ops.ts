@@ -2,17 +2,24 @@
  * The functional op API (`add(a, b)`, `matmul(a, b)`...). Each is the Tensor method of the same
  * name; numbers are accepted wherever a tensor operand is, and multi-tensor ops live here.
  */
+import { checkAxis, describe } from './args.js';
 import { ArgumentError } from './errors.js';
 import { scalar } from './creation.js';
 import { call } from './runtime.js';
-import { Tensor, type DType } from './tensor.js';
+import { assertTensor, Tensor, type DType } from './tensor.js';
 
 type Operand = Tensor | number;
 
 function asTensor(x: Operand): [Tensor, boolean] {
   if (x instanceof Tensor) return [x, false];
   if (typeof x === 'number') return [scalar(x), true];
-  throw new ArgumentError(`expected a Tensor or a number, got ${x === null ? 'null' : typeof x}`);
+  throw new ArgumentError(`expected a Tensor or a number, got ${describe(x)}`);
+}
+
+/** The tensor argument of a functional op (a typed error, not "x.neg is not a function"). */
+function T(x: Tensor, op: string): Tensor {
+  assertTensor(x, `${op}() needs a Tensor`);
+  return x;
 }
 
 function withTensors<T>(a: Operand, f: (a: Tensor) => T): T {
@@ -32,46 +39,47 @@ export const pow = (a: Operand, b: Operand): Tensor => withTensors(a, (x) => x.p
 export const maximum = (a: Operand, b: Operand): Tensor => withTensors(a, (x) => x.maximum(b));
 export const minimum = (a: Operand, b: Operand): Tensor => withTensors(a, (x) => x.minimum(b));
 
-export const neg = (x: Tensor): Tensor => x.neg();
-export const exp = (x: Tensor): Tensor => x.exp();
-export const log = (x: Tensor): Tensor => x.log();
-export const sqrt = (x: Tensor): Tensor => x.sqrt();
-export const abs = (x: Tensor): Tensor => x.abs();
-export const square = (x: Tensor): Tensor => x.square();
-export const relu = (x: Tensor): Tensor => x.relu();
-export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
-export const tanh = (x: Tensor): Tensor => x.tanh();
-export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => x.leakyRelu(alpha);
-export const elu = (x: Tensor, alpha = 1): Tensor => x.elu(alpha);
-export const gelu = (x: Tensor, approximate = false): Tensor => x.gelu(approximate);
-export const silu = (x: Tensor): Tensor => x.silu();
-export const softplus = (x: Tensor): Tensor => x.softplus();
-export const log1p = (x: Tensor): Tensor => x.log1p();
-export const clamp = (x: Tensor, min?: number, max?: number): Tensor => x.clamp(min, max);
+export const neg = (x: Tensor): Tensor => T(x, 'neg').neg();
+export const exp = (x: Tensor): Tensor => T(x, 'exp').exp();
+export const log = (x: Tensor): Tensor => T(x, 'log').log();
+export const sqrt = (x: Tensor): Tensor => T(x, 'sqrt').sqrt();
+export const abs = (x: Tensor): Tensor => T(x, 'abs').abs();
+export const square = (x: Tensor): Tensor => T(x, 'square').square();
+export const relu = (x: Tensor): Tensor => T(x, 'relu').relu();
+export const sigmoid = (x: Tensor): Tensor => T(x, 'sigmoid').sigmoid();
+export const tanh = (x: Tensor): Tensor => T(x, 'tanh').tanh();
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => T(x, 'leakyRelu').leakyRelu(alpha);
+export const elu = (x: Tensor, alpha = 1): Tensor => T(x, 'elu').elu(alpha);
+export const gelu = (x: Tensor, approximate = false): Tensor => T(x, 'gelu').gelu(approximate);
+export const silu = (x: Tensor): Tensor => T(x, 'silu').silu();
+export const softplus = (x: Tensor): Tensor => T(x, 'softplus').softplus();
+export const log1p = (x: Tensor): Tensor => T(x, 'log1p').log1p();
+export const clamp = (x: Tensor, min?: number, max?: number): Tensor => T(x, 'clamp').clamp(min, max);
 
-export const sum = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => x.sum(axis, keepDims);
-export const mean = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => x.mean(axis, keepDims);
-export const max = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => x.max(axis, keepDims);
-export const min = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => x.min(axis, keepDims);
-export const argMax = (x: Tensor, axis = -1, keepDims = false): Tensor => x.argMax(axis, keepDims);
-export const softmax = (x: Tensor, axis = -1): Tensor => x.softmax(axis);
-export const logSoftmax = (x: Tensor, axis = -1): Tensor => x.logSoftmax(axis);
+export const sum = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => T(x, 'sum').sum(axis, keepDims);
+export const mean = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => T(x, 'mean').mean(axis, keepDims);
+export const max = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => T(x, 'max').max(axis, keepDims);
+export const min = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => T(x, 'min').min(axis, keepDims);
+export const argMax = (x: Tensor, axis = -1, keepDims = false): Tensor => T(x, 'argMax').argMax(axis, keepDims);
+export const softmax = (x: Tensor, axis = -1): Tensor => T(x, 'softmax').softmax(axis);
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => T(x, 'logSoftmax').logSoftmax(axis);
 
-export const matmul = (a: Tensor, b: Tensor): Tensor => a.matmul(b);
-export const reshape = (x: Tensor, shape: number[]): Tensor => x.reshape(shape);
-export const permute = (x: Tensor, perm: number[]): Tensor => x.permute(perm);
-export const transpose = (x: Tensor, a = -2, b = -1): Tensor => x.transpose(a, b);
-export const slice = (x: Tensor, begin: number[], end?: number[], step?: number[]): Tensor => x.slice(begin, end, step);
-export const indexSelect = (x: Tensor, axis: number, indices: Tensor): Tensor => x.indexSelect(axis, indices);
-export const gather = (x: Tensor, axis: number, indices: Tensor): Tensor => x.gather(axis, indices);
-export const expand = (x: Tensor, shape: number[]): Tensor => x.expand(shape);
-export const cast = (x: Tensor, dtype: DType): Tensor => x.cast(dtype);
+export const matmul = (a: Tensor, b: Tensor): Tensor => T(a, 'matmul').matmul(b);
+export const reshape = (x: Tensor, shape: number[]): Tensor => T(x, 'reshape').reshape(shape);
+export const permute = (x: Tensor, perm: number[]): Tensor => T(x, 'permute').permute(perm);
+export const transpose = (x: Tensor, a = -2, b = -1): Tensor => T(x, 'transpose').transpose(a, b);
+export const slice = (x: Tensor, begin: number[], end?: number[], step?: number[]): Tensor => T(x, 'slice').slice(begin, end, step);
+export const indexSelect = (x: Tensor, axis: number, indices: Tensor): Tensor => T(x, 'indexSelect').indexSelect(axis, indices);
+export const gather = (x: Tensor, axis: number, indices: Tensor): Tensor => T(x, 'gather').gather(axis, indices);
+export const expand = (x: Tensor, shape: number[]): Tensor => T(x, 'expand').expand(shape);
+export const cast = (x: Tensor, dtype: DType): Tensor => T(x, 'cast').cast(dtype);
 
 /** Joins tensors along `axis`. */
 export function concat(tensors: Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new ArgumentError('concat needs a non-empty array of tensors');
-  const hs = Uint32Array.from(tensors.map((t) => {
-    if (!(t instanceof Tensor)) throw new ArgumentError('concat: every element must be a Tensor');
+  checkAxis(axis, 'concat(): axis');
+  const hs = Uint32Array.from(tensors.map((t, i) => {
+    assertTensor(t, `concat: element ${i} must be a Tensor`);
     return t.handle;
   }));
   return new Tensor(call((e) => e.op_concat(hs, axis)));
@@ -80,8 +88,11 @@ export function concat(tensors: Tensor[], axis = 0): Tensor {
 /** Stacks same-shape tensors along a new axis. */
 export function stack(tensors: Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new ArgumentError('stack needs a non-empty array of tensors');
-  const expanded = tensors.map((t) => t.expandDims(axis));
+  checkAxis(axis, 'stack(): axis');
+  tensors.forEach((t, i) => assertTensor(t, `stack: element ${i} must be a Tensor`));
+  const expanded: Tensor[] = [];
   try {
+    for (const t of tensors) expanded.push(t.expandDims(axis));
     return concat(expanded, axis);
   } finally {
     for (const t of expanded) t.dispose();
@@ -90,5 +101,6 @@ export function stack(tensors: Tensor[], axis = 0): Tensor {
 
 /** `cond != 0 ? a : b`, broadcasting; gradients flow to the chosen side. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  assertTensor(cond, 'where() needs a Tensor condition');
   return withTensors(a, (ta) => withTensors(b, (tb) => new Tensor(call((e) => e.op_where(cond.handle, ta.handle, tb.handle)))));
 }

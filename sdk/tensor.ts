@@ -3,6 +3,7 @@
  * call with integer handles; no element is touched in JS. Ops return new tensors (which join the
  * enclosing `tidy` scope); `dispose()` frees one.
  */
+import { checkAxes, checkAxis, checkBool, checkIndexList, checkNumber, checkOptions, checkReshape, checkShape, describe } from './args.js';
 import { ArgumentError, DisposedError, DTypeError, ShapeError } from './errors.js';
 import { call, E, lastTensorMeta } from './runtime.js';
 import { keep, track, untrack, type HandleCell } from './memory.js';
@@ -18,7 +19,8 @@ const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, int8: 2 };
 const CODE_DTYPE: DType[] = ['float32', 'int32', 'int8'];
 
 export function dtypeCode(d: DType): number {
-  const c = DTYPE_CODE[d];
+  // Own keys only: 'toString' or 'constructor' must not pass as a dtype.
+  const c = typeof d === 'string' && Object.hasOwn(DTYPE_CODE, d) ? DTYPE_CODE[d] : undefined;
   if (c === undefined) throw new DTypeError(`unknown dtype '${String(d)}' (expected float32, int32 or int8)`);
   return c;
 }
@@ -34,20 +36,6 @@ export function bumpGradEpoch(): void {
   gradEpoch++;
 }
 
-function axesArg(axis: number | number[] | undefined): Int32Array {
-  if (axis === undefined) return new Int32Array(0);
-  const a = Array.isArray(axis) ? axis : [axis];
-  for (const x of a) if (!Number.isInteger(x)) throw new ArgumentError(`axis must be an integer, got ${x}`);
-  return Int32Array.from(a);
-}
-
-function shapeArg(shape: readonly number[], what = 'shape'): Uint32Array {
-  if (!Array.isArray(shape)) throw new ShapeError(`${what} must be an array of sizes, got ${String(shape)}`);
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${what} [${shape.join(', ')}] has an invalid size ${d}`);
-  }
-  return Uint32Array.from(shape);
-}
 
 export class Tensor {
   /** Marker for `tidy` result scanning. */
@@ -165,6 +153,7 @@ export class Tensor {
     return call((e) => e.grad_requires(this.handle));
   }
   set requiresGrad(on: boolean) {
+    checkBool(on, 'requiresGrad');
     call((e) => e.grad_set_requires(this.handle, on));
   }
   /** Marks this leaf as trainable and returns it (chainable). */
@@ -198,6 +187,7 @@ export class Tensor {
     return this.#grad;
   }
   set grad(g: Tensor | null) {
+    if (g !== null) assertTensor(g);
     call((e) => e.grad_set(this.handle, g === null ? 0 : g.handle));
     gradEpoch++;
   }
@@ -210,8 +200,10 @@ export class Tensor {
    * into every leaf that requires them. The graph is freed unless `retainGraph`.
    */
   backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    if (grad !== undefined) assertTensor(grad);
+    const retain = checkBool(checkOptions(opts, 'backward() options').retainGraph ?? false, 'retainGraph');
     const g = grad === undefined ? 0 : grad.handle;
-    call((e) => e.grad_backward(this.handle, g, opts.retainGraph ?? false));
+    call((e) => e.grad_backward(this.handle, g, retain));
     gradEpoch++;
   }
   /** Same storage, no autograd history. */
@@ -240,7 +232,8 @@ export class Tensor {
     return this.#wrap((e) => e.op_unary(code, this.handle));
   }
   #reduce(code: Red, axis?: number | number[], keepDims = false): Tensor {
-    const ax = axesArg(axis);
+    const ax = checkAxes(axis);
+    checkBool(keepDims, 'keepDims');
     return this.#wrap((e) => e.op_reduce(code, this.handle, ax, keepDims));
   }
   #compare(code: Cmp, other: Tensor | number): Tensor {
@@ -332,6 +325,7 @@ export class Tensor {
     return this.#act(6, 0);
   }
   #act(code: number, alpha: number): Tensor {
+    checkNumber(alpha, 'alpha', { finite: true });
     return this.#wrap((e) => e.op_activation(code, this.handle, alpha));
   }
   square(): Tensor {
@@ -339,10 +333,14 @@ export class Tensor {
   }
   /** Clamps into [min, max]; either bound may be omitted. */
   clamp(min = -Infinity, max = Infinity): Tensor {
+    checkNumber(min, 'clamp(): min');
+    checkNumber(max, 'clamp(): max');
     return this.#wrap((e) => e.op_clamp(this.handle, min, max));
   }
   /** `this * scale + shift` in one pass. */
   affine(scale: number, shift: number): Tensor {
+    checkNumber(scale, 'affine(): scale', { allowNaN: true });
+    checkNumber(shift, 'affine(): shift', { allowNaN: true });
     return this.#wrap((e) => e.op_affine(this.handle, scale, shift));
   }
 
@@ -383,14 +381,18 @@ export class Tensor {
   }
   /** Index of the largest value along `axis` (first on ties), int32. */
   argMax(axis = -1, keepDims = false): Tensor {
+    checkAxis(axis);
+    checkBool(keepDims, 'keepDims');
     return this.#wrap((e) => e.op_argmax(this.handle, axis, keepDims));
   }
   /** Numerically stable softmax along `axis`. */
   softmax(axis = -1): Tensor {
+    checkAxis(axis);
     return this.#wrap((e) => e.op_softmax(this.handle, axis, false));
   }
   /** Numerically stable log-softmax along `axis`. */
   logSoftmax(axis = -1): Tensor {
+    checkAxis(axis);
     return this.#wrap((e) => e.op_softmax(this.handle, axis, true));
   }
 
@@ -404,6 +406,8 @@ export class Tensor {
   /** Batched product with either operand's last two dims read transposed (no copy). */
   matmulT(other: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
     assertTensor(other);
+    checkBool(transposeA, 'matmulT(): transposeA');
+    checkBool(transposeB, 'matmulT(): transposeB');
     return this.#wrap((e) => e.op_bmm(this.handle, other.handle, transposeA, transposeB));
   }
 
@@ -411,14 +415,15 @@ export class Tensor {
 
   /** A view with a new shape (one size may be -1). Copies only if this tensor is not contiguous. */
   reshape(shape: number[]): Tensor {
-    for (const d of shape) if (!Number.isInteger(d) || d < -1) throw new ShapeError(`reshape: invalid size ${d} in [${shape.join(', ')}]`);
-    return this.#wrap((e) => e.op_reshape(this.handle, Int32Array.from(shape)));
+    const spec = checkReshape(shape);
+    return this.#wrap((e) => e.op_reshape(this.handle, spec));
   }
   flatten(): Tensor {
     return this.reshape([-1]);
   }
   /** Inserts a size-1 dimension at `axis`. */
   expandDims(axis = 0): Tensor {
+    checkAxis(axis, 'expandDims(): axis');
     const r = this.rank;
     const a = axis < 0 ? axis + r + 1 : axis;
     if (!Number.isInteger(a) || a < 0 || a > r) throw new ShapeError(`expandDims: axis ${axis} out of range for rank ${r}`);
@@ -430,7 +435,7 @@ export class Tensor {
   squeeze(axis?: number | number[]): Tensor {
     const r = this.rank;
     const axes = axis === undefined ? this.#shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)
-      : (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + r : a));
+      : Array.from(checkAxes(axis, 'squeeze(): axis'), (a) => (a < 0 ? a + r : a));
     for (const a of axes) {
       if (a < 0 || a >= r || this.#shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} of shape [${this.#shape.join(', ')}] is not of size 1`);
     }
@@ -438,15 +443,20 @@ export class Tensor {
   }
   /** Reorders dimensions (a view): axis i of the result is axis `perm[i]` of this tensor. */
   permute(perm: number[]): Tensor {
-    return this.#wrap((e) => e.op_permute(this.handle, axesArg(perm)));
+    if (!Array.isArray(perm)) throw new ShapeError(`permute needs an array of axes, got ${describe(perm)}`);
+    const p = checkAxes(perm, 'permute(): axis');
+    return this.#wrap((e) => e.op_permute(this.handle, p));
   }
   /** Swaps two axes (default: the last two). A view. */
   transpose(a = -2, b = -1): Tensor {
+    checkAxis(a, 'transpose(): axis');
+    checkAxis(b, 'transpose(): axis');
     return this.#wrap((e) => e.op_transpose(this.handle, a, b));
   }
   /** Broadcasts to `shape` (a view). */
   expand(shape: number[]): Tensor {
-    return this.#wrap((e) => e.op_expand(this.handle, shapeArg(shape)));
+    const sh = checkShape(shape, 'expand(): shape');
+    return this.#wrap((e) => e.op_expand(this.handle, sh));
   }
   /**
    * A strided window (a view). `begin`/`end` per axis (negative counts from the end; `end`
@@ -454,17 +464,21 @@ export class Tensor {
    */
   slice(begin: number[], end?: number[], step?: number[]): Tensor {
     const r = this.rank;
-    if (begin.length !== r) throw new ShapeError(`slice: begin has ${begin.length} entries for a tensor of rank ${r}`);
-    const e_ = end ?? this.#shape;
-    return this.#wrap((e) => e.op_slice(this.handle, axesArg(begin), axesArg(e_.map((v, i) => (v === Infinity ? this.#shape[i] : v))), axesArg(step ?? [])));
+    const b = checkIndexList(begin, 'slice(): begin');
+    if (b.length !== r) throw new ShapeError(`slice: begin has ${b.length} entries for a tensor of rank ${r}`);
+    const en = checkIndexList(end ?? this.#shape, 'slice(): end');
+    const st = checkIndexList(step ?? [], 'slice(): step');
+    return this.#wrap((e) => e.op_slice(this.handle, b, en, st));
   }
   /** Picks entries along `axis` by int32 indices of any shape (like `tf.gather`). */
   indexSelect(axis: number, indices: Tensor): Tensor {
+    checkAxis(axis, 'indexSelect(): axis');
     assertTensor(indices);
     return this.#wrap((e) => e.op_index_select(this.handle, axis, indices.handle));
   }
   /** `out[..i..] = this[..indices[..i..]..]` along `axis` (like `torch.gather`). */
   gather(axis: number, indices: Tensor): Tensor {
+    checkAxis(axis, 'gather(): axis');
     assertTensor(indices);
     return this.#wrap((e) => e.op_gather(this.handle, axis, indices.handle));
   }
@@ -495,8 +509,8 @@ export class Tensor {
   }
 }
 
-function assertTensor(t: unknown): asserts t is Tensor {
-  if (!(t instanceof Tensor)) throw new ArgumentError(`expected a Tensor, got ${t === null ? 'null' : typeof t}`);
+export function assertTensor(t: unknown, what = 'expected a Tensor'): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new ArgumentError(`${what}, got ${describe(t)}`);
 }
 
 export function scalarTensor(v: number, dtype: DType = 'float32'): Tensor {

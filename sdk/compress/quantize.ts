@@ -66,6 +66,10 @@ export function calibrateRanges(g: FloatGraph, data: Tensor, o: CalibrationOptio
   if (!Number.isInteger(bins) || bins < 16) throw new ArgumentError(`bins must be an integer >= 16, got ${bins}`);
   const n = Math.min(data.shape[0], o.maxSamples ?? Infinity);
   if (!(n >= 1)) throw new ArgumentError('calibration needs at least one sample');
+  // NaN or ±Infinity in the samples would give garbage scales: x - x is NaN exactly there.
+  if (data.dtype === 'float32' && Number.isNaN(tidy(() => data.sub(data).sum().item()))) {
+    throw new ArgumentError('the calibration data contains NaN or infinite values');
+  }
   const points = g.shapes.map((_, v) => v).filter((v) => isQuantPoint(g, v));
   const lo = new Map<number, number>(points.map((v) => [v, Infinity]));
   const hi = new Map<number, number>(points.map((v) => [v, -Infinity]));
@@ -78,6 +82,9 @@ export function calibrateRanges(g: FloatGraph, data: Tensor, o: CalibrationOptio
   };
   pass((v, t) => {
     const [a, b] = E.minMax(t);
+    if (!Number.isFinite(a) || !Number.isFinite(b)) {
+      throw new ArgumentError(`calibration: the observer of graph value ${v} saw non-finite values (range [${a}, ${b}]); check the model and calibration data for overflow`);
+    }
     lo.set(v, Math.min(lo.get(v)!, a));
     hi.set(v, Math.max(hi.get(v)!, b));
   });

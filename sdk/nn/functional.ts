@@ -3,6 +3,7 @@
  * dropout and the linear map. Layouts: activations NHWC, convolution weights HWIO
  * `[kh, kw, inChannels / groups, outChannels]`, linear weights `[out, in]` (PyTorch's layout).
  */
+import { describe, MAX_ELEMENTS } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { bernoulli } from '../creation.js';
 import { call } from '../runtime.js';
@@ -14,8 +15,8 @@ export type Padding = 'valid' | 'same' | number | [number, number] | [number, nu
 
 function pair(v: Pair, what: string): [number, number] {
   const p: [number, number] = typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1)) {
-    throw new ArgumentError(`${what} must be a positive integer or a pair of them, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1 && x <= MAX_ELEMENTS)) {
+    throw new ArgumentError(`${what} must be a positive integer (at most ${MAX_ELEMENTS}) or a pair of them, got ${describe(v)}`);
   }
   return p;
 }
@@ -31,8 +32,8 @@ export function resolvePadding(padding: Padding, inH: number, inW: number, kerne
   }
   const p = typeof padding === 'number' ? [padding, padding, padding, padding]
     : padding.length === 2 ? [padding[0], padding[0], padding[1], padding[1]] : padding;
-  if (p.length !== 4 || !p.every((x) => Number.isInteger(x) && x >= 0)) {
-    throw new ArgumentError(`padding must be 'same', 'valid', or non-negative integers, got ${JSON.stringify(padding)}`);
+  if (!Array.isArray(p) || p.length !== 4 || !p.every((x) => Number.isInteger(x) && x >= 0 && x <= MAX_ELEMENTS)) {
+    throw new ArgumentError(`padding must be 'same', 'valid', or non-negative integers (at most ${MAX_ELEMENTS}), got ${describe(padding)}`);
   }
   return p as [number, number, number, number];
 }

@@ -3,6 +3,7 @@
  * `Conv2d` weights `[kh, kw, in / groups, out]` (TensorFlow's HWIO, natural for NHWC).
  * Every layer is registered for configs, so `saveModel`/`loadModel` rebuild it.
  */
+import { checkSize, describe } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
 import { Tensor } from '../tensor.js';
@@ -13,8 +14,8 @@ import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './m
 import { penalty, type Regularizer } from './regularizers.js';
 
 function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new ArgumentError(`${what} must be a positive integer, got ${String(v)}`);
-  return v as number;
+  // Bounded by the engine's tensor size, so Linear(2**32 + 1, 1) cannot wrap to Linear(1, 1).
+  return checkSize(v, what, 1);
 }
 
 /** Options shared by layers with weights. */
@@ -85,6 +86,9 @@ export class Conv2d extends Module {
     this.inChannels = positiveInt(inChannels, 'Conv2d inChannels');
     this.outChannels = positiveInt(outChannels, 'Conv2d outChannels');
     this.kernelSize = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    if (!Array.isArray(this.kernelSize) || this.kernelSize.length !== 2) {
+      throw new ArgumentError(`Conv2d kernel size must be a positive integer or a pair of them, got ${describe(kernelSize)}`);
+    }
     this.kernelSize.forEach((k) => positiveInt(k, 'Conv2d kernel size'));
     const groups = opts.groups ?? 1;
     if (inChannels % groups || outChannels % groups) {

@@ -12,10 +12,11 @@ import { Dataset, takeRows, type Batch } from '../data.js';
 import { getLoss, type LossFn, type LossName } from '../losses.js';
 import { setTrainingImpl, type Module } from '../nn/module.js';
 import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { describe } from '../args.js';
 import type { Callback, Logs, TrainingContext } from './callbacks.js';
 import { captureTrainingState, readCheckpoint, type ReadCheckpoint, type TrainingState } from './checkpoint.js';
-import { setRngState } from '../creation.js';
+import { setRngState, zeros } from '../creation.js';
 import type { ModelSource } from '../io/model-io.js';
 import { resolveMetric, type MetricFn, type MetricName, type NamedMetric } from './metrics.js';
 import { Progress } from './progress.js';
@@ -76,6 +77,13 @@ function getCompiled(m: Module): Compiled {
 
 function compile(m: Module, o: CompileOptions): void {
   if (!o || !o.optimizer) throw new ArgumentError('compile() needs an optimizer');
+  if (!Array.isArray(o.optimizer.groups)) throw new ArgumentError(`compile(): optimizer must be an Optimizer, got ${describe(o.optimizer)}`);
+  // An optimizer of another model would make fit() train nothing without a word. Holding only
+  // some of the parameters is fine (frozen parts); holding none of them is a mistake.
+  const own = new Set(m.parameters());
+  if (!o.optimizer.groups.some((g) => g.params.some((p) => own.has(p)))) {
+    throw new ArgumentError(`compile(): the optimizer holds none of this model's ${own.size} parameters (was it made for another model's parameters?)`);
+  }
   compiled.set(m, {
     optimizer: o.optimizer, loss: getLoss(o.loss), metrics: (o.metrics ?? []).map(resolveMetric),
     clipNorm: o.clipGradNorm, clipValue: o.clipGradValue,
@@ -296,13 +304,21 @@ async function evaluate(model: Module, x: Tensor | Dataset, y?: Tensor, o: { bat
 }
 
 function predict(model: Module, x: Tensor, o: { batchSize?: number } = {}): Tensor {
-  const bs = o.batchSize ?? 32;
-  if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+  assertTensor(x, 'predict() needs a Tensor of inputs');
+  if (x.rank === 0) throw new ShapeError('predict() needs inputs with a leading batch dimension, got a scalar');
+  const bs = o?.batchSize ?? 32;
+  if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${describe(bs)}`);
   const wasTraining = model.training;
   model.eval();
   try {
     return tidy(() => noGrad(() => {
       const n = x.shape[0];
+      if (n === 0) {
+        // Zero rows: an empty result of the model's output shape, found from one zero row (not
+        // every op of every model runs on empty tensors).
+        const probe = model.forward(zeros([1, ...x.shape.slice(1)], x.dtype));
+        return zeros([0, ...probe.shape.slice(1)], probe.dtype);
+      }
       const outs: Tensor[] = [];
       for (let s = 0; s < n; s += bs) {
         const e = Math.min(s + bs, n);

@@ -5,6 +5,12 @@ use crate::{bail, ensure};
 
 pub type Shape = Vec<usize>;
 
+/// Most elements a tensor can hold: its bytes (4 per float32 element) must fit a wasm32 `i32`.
+/// The SDK mirrors this limit (sdk/args.ts) and checks it before calling the engine.
+pub const MAX_ELEMENTS: usize = (i32::MAX as usize) / 4;
+/// Most dimensions a tensor can have (mirrored in sdk/args.ts).
+pub const MAX_RANK: usize = 32;
+
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -41,6 +47,8 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Shape> {
                 fmt_shape(a), fmt_shape(b), i, da, db);
         };
     }
+    // [n, 1] with [1, n] can ask for more elements than fit: refuse before any allocation.
+    check_shape_valid(&out)?;
     Ok(out)
 }
 
@@ -57,7 +65,8 @@ pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
 /// Resolves a possibly negative axis against `rank`.
 pub fn norm_axis(axis: isize, rank: usize) -> Result<usize> {
     let r = rank as isize;
-    ensure!(axis >= -r && axis < r.max(1), Shape,
+    // A rank-0 tensor has no axis to name: refusing here keeps every caller from indexing shape[0].
+    ensure!(axis >= -r && axis < r, Shape,
         "axis {} is out of range for a tensor of rank {}", axis, rank);
     Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
 }
@@ -92,17 +101,30 @@ pub fn reduced_shape(shape: &[usize], axes: &[usize], keepdims: bool) -> Shape {
     out
 }
 
-pub fn check_shape_valid(shape: &[usize]) -> Result<()> {
+/// The element count of `shape` if it is within the engine's limits (rank and elements), with
+/// checked arithmetic so that no size can wrap (wasm32's `usize` is 32 bits).
+pub fn checked_numel(shape: &[usize]) -> Result<usize> {
+    ensure!(shape.len() <= MAX_RANK, Shape, "a shape with {} dimensions; at most {} are supported", shape.len(), MAX_RANK);
+    // Every size is bounded on its own too, so an empty shape like [2^40, 0] is refused as well.
+    if let Some(&d) = shape.iter().find(|&&d| d > MAX_ELEMENTS) {
+        bail!(Shape, "shape {} has a dimension of size {}, more than the {} elements a tensor can hold",
+            fmt_shape(shape), d, MAX_ELEMENTS);
+    }
+    if shape.contains(&0) {
+        return Ok(0);
+    }
     let mut total: usize = 1;
     for &d in shape {
         total = match total.checked_mul(d) {
-            Some(t) => t,
-            None => bail!(Argument, "shape {} has too many elements", fmt_shape(shape)),
+            Some(t) if t <= MAX_ELEMENTS => t,
+            _ => bail!(Shape, "shape {} has more than the {} elements a tensor can hold", fmt_shape(shape), MAX_ELEMENTS),
         };
     }
-    ensure!(total <= (i32::MAX as usize) / 4, Argument,
-        "shape {} has {} elements, more than a wasm32 tensor can hold", fmt_shape(shape), total);
-    Ok(())
+    Ok(total)
+}
+
+pub fn check_shape_valid(shape: &[usize]) -> Result<()> {
+    checked_numel(shape).map(|_| ())
 }
 
 #[cfg(test)]
@@ -121,5 +143,19 @@ mod tests {
         assert!(norm_axis(3, 3).is_err());
         assert_eq!(norm_axes(&[], 2).unwrap(), vec![0, 1]);
         assert!(norm_axes(&[0, -2], 2).is_err());
+        // A scalar has no axes.
+        assert!(norm_axis(0, 0).is_err());
+        assert!(norm_axis(-1, 0).is_err());
+    }
+    #[test]
+    fn limits() {
+        assert_eq!(checked_numel(&[2, 3]).unwrap(), 6);
+        assert_eq!(checked_numel(&[0, MAX_ELEMENTS]).unwrap(), 0);
+        assert!(checked_numel(&[0, usize::MAX]).is_err());
+        assert!(checked_numel(&[1 << 16, 1 << 16]).is_err());
+        assert!(checked_numel(&[usize::MAX, 2]).is_err());
+        assert!(checked_numel(&[MAX_ELEMENTS + 1]).is_err());
+        assert!(checked_numel(&vec![1; MAX_RANK + 1]).is_err());
+        assert!(broadcast_shapes(&[1 << 16, 1], &[1, 1 << 16]).is_err());
     }
 }

@@ -116,7 +116,19 @@ impl Tensor {
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
         ensure!(step != 0.0 && step.is_finite() && start.is_finite() && end.is_finite(), Argument,
             "arange needs finite bounds and a non-zero step (got start={}, end={}, step={})", start, end, step);
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        // The count is checked as a float, before `as usize` could saturate or wrap and before
+        // anything is allocated.
+        let count = ((end - start) / step).ceil().max(0.0);
+        ensure!(count <= crate::shape::MAX_ELEMENTS as f64, Argument,
+            "arange({}, {}, {}) would have {} elements, more than the {} a tensor can hold",
+            start, end, step, count, crate::shape::MAX_ELEMENTS);
+        let n = count as usize;
+        if dtype == DType::I32 && n > 0 {
+            let last = start + (n - 1) as f64 * step;
+            let fits = |v: f64| v >= i32::MIN as f64 && v <= i32::MAX as f64;
+            ensure!(fits(start) && fits(last), Argument,
+                "arange({}, {}, {}) has values outside the int32 range", start, end, step);
+        }
         match dtype {
             DType::F32 => Tensor::from_f32((0..n).map(|i| (start + i as f64 * step) as f32).collect(), &[n]),
             DType::I32 => Tensor::from_i32((0..n).map(|i| (start + i as f64 * step) as i32).collect(), &[n]),

@@ -232,6 +232,7 @@ pub fn tensor_is_contiguous(h: u32) -> R<bool> {
 }
 /// A second handle to the same tensor (shares storage and autograd state).
 #[wasm_bindgen]
+    checked_numel(&[n as usize])?; // before the permutation is allocated
 pub fn tensor_clone_handle(h: u32) -> R<u32> {
     out(Ok(t(h)?))
 }

@@ -78,6 +78,10 @@ pub fn broadcast_binary(
     if a_shape == b_shape {
         return zip(a, b, out, f);
     }
+    // An empty output has no rows to walk (and a zero-sized outer dimension would divide by 0).
+    if out.is_empty() {
+        return;
+    }
     let sa = crate::shape::broadcast_strides(a_shape, out_shape);
     let sb = crate::shape::broadcast_strides(b_shape, out_shape);
     let (s, sa, sb) = collapse3(out_shape, &sa, &sb);

@@ -5,7 +5,7 @@ use super::{expect_f32, new_f32};
 use crate::autograd::{record, will_record, Saved};
 use crate::error::Result;
 use crate::kernels::gemm::{gemm_batched, Mat};
-use crate::shape::{broadcast_shapes, fmt_shape, numel, Shape};
+use crate::shape::{broadcast_shapes, check_shape_valid, fmt_shape, numel, Shape};
 use crate::storage::alloc_f32;
 use crate::tensor::Tensor;
 use crate::ensure;
@@ -51,6 +51,7 @@ pub fn bmm(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     let mut out_shape = batch_shape.clone();
     out_shape.push(m);
     out_shape.push(n);
+    check_shape_valid(&out_shape)?;
     let mut out = alloc_f32(numel(&out_shape));
     {
         let (av, bv) = (ac.f32s()?, bc.f32s()?);
@@ -121,9 +122,11 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, relu: bool) -> Resu
         expect_f32(b, "linear (bias)")?;
         ensure!(b.shape() == [outf], Shape, "linear: bias of shape {} for {} outputs", fmt_shape(b.shape()), outf);
     }
-    let rows = x.numel() / inf.max(1);
+    // Not x.numel() / inf: with inf == 0 that loses the rows.
+    let rows: usize = x.shape()[..x.rank() - 1].iter().product();
     let mut out_shape = x.shape().to_vec();
     *out_shape.last_mut().unwrap() = outf;
+    check_shape_valid(&out_shape)?;
     let mut out = alloc_f32(rows * outf);
     {
         let (xc, wc) = (x.contiguous_nograd()?, w.contiguous_nograd()?);

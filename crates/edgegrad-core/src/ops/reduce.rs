@@ -64,8 +64,8 @@ pub fn sum(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
 pub fn mean(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
     expect_f32(x, "mean")?;
     let ax = norm_axes(axes, x.rank())?;
+    // As in PyTorch, the mean over zero elements is NaN (0 / 0), not an error.
     let count: usize = ax.iter().map(|&a| x.shape()[a]).product();
-    ensure!(count > 0, Shape, "mean over an empty dimension (shape {})", fmt_shape(x.shape()));
     let s = reduce_forward(x, &ax, ReduceOp::Sum, keepdims)?;
     let inv = count as f32;
     let out = super::map_f32(&s, move |v| v.div(F32x4::splat(inv)))?;

@@ -119,6 +119,7 @@ pub fn transpose(x: &Tensor, a: isize, b: isize) -> Result<Tensor> {
 /// Broadcasts to `shape` as a view (stride 0 along broadcast dimensions).
 pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
     ensure!(shape.len() >= x.rank(), Shape, "cannot expand shape {} to the lower rank {}", fmt_shape(x.shape()), fmt_shape(shape));
+    check_shape_valid(shape)?;
     let lead = shape.len() - x.rank();
     let mut strides = vec![0usize; shape.len()];
     for i in 0..x.rank() {
@@ -147,9 +148,11 @@ pub fn slice(x: &Tensor, starts: &[isize], ends: &[isize], steps: &[isize]) -> R
         let clampi = |v: isize| -> isize { let v = if v < 0 { v + dim } else { v }; v.clamp(0, dim) };
         let s = clampi(starts[d]);
         let e = clampi(ends[d]).max(s);
-        let len = ((e - s) + step - 1) / step;
+        // Not (e - s + step - 1) / step: with a huge step that sum overflows a 32-bit isize.
+        let len = if e > s { (e - s - 1) / step + 1 } else { 0 };
         shape.push(len as usize);
-        strides.push(x.strides()[d] * step as usize);
+        // A window of at most one element never steps, and step * stride could overflow.
+        strides.push(if len > 1 { x.strides()[d] * step as usize } else { x.strides()[d] });
         offset += s as usize * x.strides()[d];
         starts_u.push((s as usize, step as usize));
     }
@@ -184,10 +187,11 @@ pub fn concat(xs: &[Tensor], axis: isize) -> Result<Tensor> {
             ensure!(d == a || x.shape()[d] == xs[0].shape()[d], Shape,
                 "concat along axis {}: tensor {} has shape {} but tensor 0 has shape {}", a, i, fmt_shape(x.shape()), fmt_shape(xs[0].shape()));
         }
-        total += x.shape()[a];
+        total = x.shape()[a].saturating_add(total); // expanded views can be huge: checked below
     }
     let mut shape = xs[0].shape().to_vec();
     shape[a] = total;
+    check_shape_valid(&shape)?;
     let outer: usize = shape[..a].iter().product();
     let inner: usize = shape[a + 1..].iter().product();
     let out = match dtype {
@@ -264,6 +268,7 @@ pub fn index_select(x: &Tensor, axis: isize, indices: &Tensor) -> Result<Tensor>
     let mut shape: Shape = x.shape()[..a].to_vec();
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&x.shape()[a + 1..]);
+    check_shape_valid(&shape)?;
     let xc = x.contiguous_nograd()?;
     fn select<T: Copy>(v: &[T], out: &mut [T], idx: &[i32], outer: usize, dim: usize, inner: usize) {
         let k = idx.len();
