@@ -86,6 +86,11 @@ inp('onehot', np.eye(C)[labels])
 labels3 = rs.randint(0, C, size=(2, 3))
 inp('labels3', labels3, 'int32')
 inp('cw', f32([0.5, 2.0, 1.0, 0.25, 3.0]))
+labels_ign = labels.copy()
+labels_ign[1] = -100                            # PyTorch's default ignore_index
+inp('labelsign', labels_ign, 'int32')
+IGN3 = int(labels3[0, 0])                       # ignoring a real class index
+inp('pw', f32([0.5, 1.0, 2.0, 3.0, 0.25]))      # per-class pos_weight
 tprobs_zero = f32(softmax_np(uniform((N, C), -2, 2)))
 tprobs_zero[0, 1] = 0.0
 tprobs_zero[2, 4] = 0.0
@@ -188,6 +193,9 @@ for red in REDS:
         loss_case('binaryCrossEntropy', {'reduction': red, 'fromLogits': True}, 'x', tgt,
                   f"F.binary_cross_entropy_with_logits(x, y, reduction='{red}')",
                   lambda x: F.binary_cross_entropy_with_logits(x, t64(val(tgt)), reduction=red))
+        loss_case('binaryCrossEntropy', {'reduction': red, 'fromLogits': True, 'posWeight': 'pw'}, 'x', tgt,
+                  f"F.binary_cross_entropy_with_logits(x, y, reduction='{red}', pos_weight=pw)",
+                  lambda x: F.binary_cross_entropy_with_logits(x, t64(val(tgt)), reduction=red, pos_weight=t64(val('pw'))))
         loss_case('binaryCrossEntropy', {'reduction': red, 'fromLogits': True, 'posWeight': 2.5}, 'x', tgt,
                   f"F.binary_cross_entropy_with_logits(x, y, reduction='{red}', pos_weight=tensor([2.5]))",
                   lambda x: F.binary_cross_entropy_with_logits(x, t64(val(tgt)), reduction=red, pos_weight=t64([2.5])))
@@ -232,7 +240,14 @@ for red in REDS:
         loss_case('sparseCategoricalCrossEntropy', {'reduction': red, **o}, 'probs', 'labels',
                   f"F.cross_entropy after log_softmax, on log(p): labels, {desc}label_smoothing={ls}, reduction='{red}'",
                   lambda x: ce_logp(torch.log(x), lab, weight=w, label_smoothing=ls, reduction=red))
+        labi = torch.tensor(val('labelsign'))
+        loss_case('sparseCategoricalCrossEntropy', {'reduction': red, 'fromLogits': True, 'ignoreIndex': -100, **o}, 'x', 'labelsign',
+                  f"F.cross_entropy(x, labels, {desc}ignore_index=-100, label_smoothing={ls}, reduction='{red}')",
+                  lambda x: ce_logits(x, labi, weight=w, label_smoothing=ls, reduction=red, ignore_index=-100))
         lab3 = torch.tensor(val('labels3'))
+        loss_case('sparseCategoricalCrossEntropy', {'reduction': red, 'fromLogits': True, 'ignoreIndex': IGN3, **o}, 'x3', 'labels3',
+                  f"F.cross_entropy(x.movedim(-1, 1), labels3, {desc}ignore_index={IGN3}, label_smoothing={ls}, reduction='{red}')",
+                  lambda x: ce_logits(x, lab3, weight=w, label_smoothing=ls, reduction=red, ignore_index=IGN3))
         loss_case('sparseCategoricalCrossEntropy', {'reduction': red, 'fromLogits': True, **o}, 'x3', 'labels3',
                   f"F.cross_entropy(x.movedim(-1, 1), labels3, {desc}label_smoothing={ls}, reduction='{red}')",
                   lambda x: ce_logits(x, lab3, weight=w, label_smoothing=ls, reduction=red))

@@ -13,6 +13,7 @@
  * through log-softmax / log-sigmoid). The log of a probability is clamped at -100, as
  * `torch.nn.BCELoss` does, so probabilities of exactly 0 or 1 give finite losses and gradients.
  */
+import { checkBool, checkInt, checkNumber, checkOptions, describe } from './args.js';
 import { ArgumentError, DTypeError, ShapeError } from './errors.js';
 import { tensor } from './creation.js';
 import { tidy } from './memory.js';
@@ -30,6 +31,18 @@ function checkReduction<R extends string>(r: R | undefined, op: string, allowed:
     throw new ArgumentError(`${op}: unknown reduction ${JSON.stringify(r)} (expected ${allowed.map((a) => `'${a}'`).join(', ')})`);
   }
   return r;
+}
+
+/** The arguments every loss takes: two tensors and an options object (typed errors for anything else). */
+function lossArgs<O extends object>(op: string, pred: unknown, target: unknown, o: O | undefined, targetName = 'targets'): O {
+  if (!(pred instanceof Tensor)) throw new ArgumentError(`${op}: predictions must be a Tensor, got ${describe(pred)}`);
+  if (!(target instanceof Tensor)) throw new ArgumentError(`${op}: ${targetName} must be a Tensor, got ${describe(target)}`);
+  const opts = checkOptions(o, `${op} options`);
+  for (const k of ['fromLogits', 'logInput', 'logTarget'] as const) {
+    const v = (opts as Record<string, unknown>)[k];
+    if (v !== undefined) checkBool(v, `${op}: ${k}`);
+  }
+  return opts;
 }
 
 function sameShape(p: Tensor, t: Tensor, name: string): void {
@@ -69,24 +82,27 @@ export interface LossOptions {
 }
 
 /** Mean squared error (`torch.nn.MSELoss`). */
-function mseImpl(pred: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+function mseImpl(pred: Tensor, target: Tensor, opts?: LossOptions): Tensor {
+  const o = lossArgs('mse', pred, target, opts);
   const r = checkReduction(o.reduction, 'mse');
   sameShape(pred, target, 'mse');
   return reduce(pred.sub(target).square(), r);
 }
 
 /** Mean absolute error (`torch.nn.L1Loss`). */
-function maeImpl(pred: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+function maeImpl(pred: Tensor, target: Tensor, opts?: LossOptions): Tensor {
+  const o = lossArgs('mae', pred, target, opts);
   const r = checkReduction(o.reduction, 'mae');
   sameShape(pred, target, 'mae');
   return reduce(pred.sub(target).abs(), r);
 }
 
 /** Huber loss (`torch.nn.HuberLoss`): quadratic within `delta`, linear beyond. */
-function huberImpl(pred: Tensor, target: Tensor, o: LossOptions & { delta?: number } = {}): Tensor {
+function huberImpl(pred: Tensor, target: Tensor, opts?: LossOptions & { delta?: number }): Tensor {
+  const o = lossArgs('huber', pred, target, opts);
   const r = checkReduction(o.reduction, 'huber');
   sameShape(pred, target, 'huber');
-  const delta = o.delta ?? 1;
+  const delta = checkNumber(o.delta ?? 1, 'huber delta');
   if (!(delta > 0 && Number.isFinite(delta))) throw new ArgumentError(`huber delta must be finite and > 0, got ${delta}`);
   const err = pred.sub(target).abs();
   const quad = err.clamp(-Infinity, delta);
@@ -106,9 +122,8 @@ export interface BinaryCrossEntropyOptions extends LossOptions {
 
 function posWeightTensor(pw: number | number[] | Tensor | undefined, pred: Tensor): number | Tensor {
   if (pw === undefined) return 1;
-  if (typeof pw === 'number') {
-    if (!Number.isFinite(pw)) throw new ArgumentError(`binaryCrossEntropy: posWeight must be finite, got ${pw}`);
-    return pw;
+  if (typeof pw === 'number' || !(Array.isArray(pw) || pw instanceof Tensor)) {
+    return checkNumber(pw, 'binaryCrossEntropy: posWeight', { finite: true });
   }
   const classes = pred.rank === 0 ? 1 : pred.shape[pred.rank - 1];
   if (Array.isArray(pw) && !pw.every((v) => typeof v === 'number' && Number.isFinite(v))) {
@@ -125,7 +140,8 @@ function posWeightTensor(pw: number | number[] | Tensor | undefined, pred: Tenso
  * Binary cross-entropy on probabilities (`torch.nn.BCELoss`: each log clamped at -100), or on logits
  * with `fromLogits` (`torch.nn.BCEWithLogitsLoss`, stable for any input).
  */
-function binaryCrossEntropyImpl(pred: Tensor, target: Tensor, o: BinaryCrossEntropyOptions = {}): Tensor {
+function binaryCrossEntropyImpl(pred: Tensor, target: Tensor, opts?: BinaryCrossEntropyOptions): Tensor {
+  const o = lossArgs('binaryCrossEntropy', pred, target, opts);
   const r = checkReduction(o.reduction, 'binaryCrossEntropy');
   sameShape(pred, target, 'binaryCrossEntropy');
   const pw = posWeightTensor(o.posWeight, pred);
@@ -147,8 +163,17 @@ export interface CategoricalOptions extends LossOptions {
   classWeights?: number[] | Tensor;
 }
 
+export interface SparseCategoricalOptions extends CategoricalOptions {
+  /**
+   * Positions whose label is this value contribute nothing and do not count in `'mean'` (PyTorch's
+   * `ignore_index`, e.g. padding tokens). Unset by default: every label must be a class index.
+   */
+  ignoreIndex?: number;
+}
+
 function classWeightTensor(w: number[] | Tensor | undefined, classes: number, op: string): Tensor | null {
   if (w === undefined) return null;
+  if (!(Array.isArray(w) || w instanceof Tensor)) throw new ArgumentError(`${op}: classWeights must be an array of numbers or a Tensor, got ${describe(w)}`);
   if (Array.isArray(w) && !w.every((v) => typeof v === 'number' && Number.isFinite(v))) throw new ArgumentError(`${op}: classWeights must hold finite numbers`);
   const t = w instanceof Tensor ? w : tensor(w);
   if (t.rank !== 1 || t.shape[0] !== classes) throw new ShapeError(`${op}: classWeights must have one entry per class (${classes}), got [${t.shape.join(', ')}]`);
@@ -156,7 +181,7 @@ function classWeightTensor(w: number[] | Tensor | undefined, classes: number, op
 }
 
 function smoothing(o: CategoricalOptions, op: string): number {
-  const s = o.labelSmoothing ?? 0;
+  const s = checkNumber(o.labelSmoothing ?? 0, `${op}: labelSmoothing`);
   if (!(s >= 0 && s <= 1)) throw new ArgumentError(`${op}: labelSmoothing must be in [0, 1], got ${s}`);
   return s;
 }
@@ -170,8 +195,9 @@ function logProbs(pred: Tensor, fromLogits: boolean | undefined): Tensor {
  * `torch.nn.CrossEntropyLoss` with probability targets, l = -Σ_c w_c·y_c·log p_c. With class
  * weights, `'mean'` still divides by the number of positions (PyTorch's rule for probability targets).
  */
-function categoricalCrossEntropyImpl(pred: Tensor, target: Tensor, o: CategoricalOptions = {}): Tensor {
+function categoricalCrossEntropyImpl(pred: Tensor, target: Tensor, opts?: CategoricalOptions): Tensor {
   const op = 'categoricalCrossEntropy';
+  const o = lossArgs(op, pred, target, opts);
   const r = checkReduction(o.reduction, op);
   sameShape(pred, target, op);
   if (pred.rank === 0) throw new ShapeError(`${op}: predictions need a class axis, got a scalar`);
@@ -189,8 +215,9 @@ function categoricalCrossEntropyImpl(pred: Tensor, target: Tensor, o: Categorica
  * l_i = (1 - s)·w_{y_i}·(-log p_{i,y_i}) + (s / C)·Σ_c w_c·(-log p_{i,c}) and `'mean'` divides the
  * sum by Σ_i w_{y_i}.
  */
-function sparseCategoricalCrossEntropyImpl(pred: Tensor, labels: Tensor, o: CategoricalOptions = {}): Tensor {
+function sparseCategoricalCrossEntropyImpl(pred: Tensor, labels: Tensor, opts?: SparseCategoricalOptions): Tensor {
   const op = 'sparseCategoricalCrossEntropy';
+  const o = lossArgs(op, pred, labels, opts, 'labels');
   const r = checkReduction(o.reduction, op);
   if (labels.dtype !== 'int32') throw new DTypeError(`${op}: labels must be int32 class indices, got ${labels.dtype}`);
   if (pred.rank === 0) throw new ShapeError(`${op}: predictions need a class axis, got a scalar`);
@@ -202,12 +229,27 @@ function sparseCategoricalCrossEntropyImpl(pred: Tensor, labels: Tensor, o: Cate
   const classes = pred.shape[pred.rank - 1];
   const s = smoothing(o, op);
   const cw = classWeightTensor(o.classWeights, classes, op);
+  const ignore = o.ignoreIndex === undefined ? undefined : checkInt(o.ignoreIndex, `${op}: ignoreIndex`);
+  // keepMask: 1 where the label counts; ignored positions gather class 0 and are then zeroed
+  // (compare works on float32, exact for labels below 2^24).
+  let idx = lbl;
+  let keepMask: Tensor | null = null;
+  if (ignore !== undefined) {
+    const lblf = lbl.cast('float32');
+    keepMask = lblf.notEqual(ignore);
+    idx = lblf.mul(keepMask).cast('int32');
+  }
   const logp = logProbs(pred, o.fromLogits);
-  let loss = logp.gather(-1, lbl.expandDims(-1)).squeeze(-1).neg();
-  // Weight of each position's true class (flattened: indexSelect takes a 1-D index).
-  const wy = cw ? cw.indexSelect(0, lbl.reshape([-1])).reshape(lbl.shape) : null;
+  let loss = logp.gather(-1, idx.expandDims(-1)).squeeze(-1).neg();
+  // Weight of each position's true class (flattened: indexSelect takes a 1-D index); 0 when ignored.
+  let wy = cw ? cw.indexSelect(0, idx.reshape([-1])).reshape(lbl.shape) : null;
+  if (keepMask) wy = wy ? wy.mul(keepMask) : keepMask;
   if (wy) loss = loss.mul(wy);
-  if (s > 0) loss = loss.mul(1 - s).add((cw ? logp.mul(cw) : logp).sum(-1).mul(-s / classes));
+  if (s > 0) {
+    const smooth = (cw ? logp.mul(cw) : logp).sum(-1).mul(-s / classes);
+    loss = loss.mul(1 - s).add(keepMask ? smooth.mul(keepMask) : smooth);
+  }
+  // 'mean' divides by the weights (or the count) of the positions that count.
   return reduce(loss, r, wy ? wy.sum() : undefined);
 }
 
@@ -230,7 +272,8 @@ export interface KLDivergenceOptions {
  * log-probabilities with `logInput` (what distillation uses); `target` probabilities, or
  * log-probabilities with `logTarget`.
  */
-function klDivergenceImpl(pred: Tensor, target: Tensor, o: KLDivergenceOptions = {}): Tensor {
+function klDivergenceImpl(pred: Tensor, target: Tensor, opts?: KLDivergenceOptions): Tensor {
+  const o = lossArgs('klDivergence', pred, target, opts);
   const r = checkReduction(o.reduction, 'klDivergence', [...REDUCTIONS, 'batchmean']);
   sameShape(pred, target, 'klDivergence');
   const logq = o.logInput ? pred : clampedLog(pred);
@@ -260,12 +303,12 @@ export function getLoss(l: LossName | LossFn): LossFn {
 }
 
 // Public entry points free their intermediates (only the loss tensor survives).
-export const mse = (pred: Tensor, target: Tensor, o: LossOptions = {}): Tensor => tidy(() => mseImpl(pred, target, o));
-export const mae = (pred: Tensor, target: Tensor, o: LossOptions = {}): Tensor => tidy(() => maeImpl(pred, target, o));
-export const huber = (pred: Tensor, target: Tensor, o: LossOptions & { delta?: number } = {}): Tensor => tidy(() => huberImpl(pred, target, o));
-export const binaryCrossEntropy = (pred: Tensor, target: Tensor, o: BinaryCrossEntropyOptions = {}): Tensor =>
+export const mse = (pred: Tensor, target: Tensor, o?: LossOptions): Tensor => tidy(() => mseImpl(pred, target, o));
+export const mae = (pred: Tensor, target: Tensor, o?: LossOptions): Tensor => tidy(() => maeImpl(pred, target, o));
+export const huber = (pred: Tensor, target: Tensor, o?: LossOptions & { delta?: number }): Tensor => tidy(() => huberImpl(pred, target, o));
+export const binaryCrossEntropy = (pred: Tensor, target: Tensor, o?: BinaryCrossEntropyOptions): Tensor =>
   tidy(() => binaryCrossEntropyImpl(pred, target, o));
-export const categoricalCrossEntropy = (pred: Tensor, target: Tensor, o: CategoricalOptions = {}): Tensor => tidy(() => categoricalCrossEntropyImpl(pred, target, o));
-export const sparseCategoricalCrossEntropy = (pred: Tensor, labels: Tensor, o: CategoricalOptions = {}): Tensor =>
+export const categoricalCrossEntropy = (pred: Tensor, target: Tensor, o?: CategoricalOptions): Tensor => tidy(() => categoricalCrossEntropyImpl(pred, target, o));
+export const sparseCategoricalCrossEntropy = (pred: Tensor, labels: Tensor, o?: SparseCategoricalOptions): Tensor =>
   tidy(() => sparseCategoricalCrossEntropyImpl(pred, labels, o));
-export const klDivergence = (pred: Tensor, target: Tensor, o: KLDivergenceOptions = {}): Tensor => tidy(() => klDivergenceImpl(pred, target, o));
+export const klDivergence = (pred: Tensor, target: Tensor, o?: KLDivergenceOptions): Tensor => tidy(() => klDivergenceImpl(pred, target, o));

@@ -116,7 +116,7 @@ describe('parity with PyTorch: losses', () => {
     it(`${c.fn} ${label(c.opts)} on ${c.pred}/${c.target} = ${c.torch}`, () => {
       eg.tidy(() => {
         const opts: Opts = { ...c.opts };
-        if (typeof opts.classWeights === 'string') opts.classWeights = Array.from(fx.inputs[opts.classWeights].data);
+        for (const k of ['classWeights', 'posWeight']) if (typeof opts[k] === 'string') opts[k] = Array.from(fx.inputs[opts[k] as string].data);
         const pred = input(c.pred).requiresGrad_();
         const out = fns[c.fn](pred, input(c.target), opts);
         expectClose(out, c.out, 'loss');
@@ -249,6 +249,24 @@ describe('losses: conventions and arguments', () => {
       expect(() => eg.losses.mse(p, p, { reduction: 'avg' as eg.losses.Reduction })).toThrow(eg.ArgumentError);
       expect(() => eg.losses.mse(p, p, { reduction: 'batchmean' as eg.losses.Reduction })).toThrow(/batchmean/);
       expect(() => eg.losses.binaryCrossEntropy(p, p, { posWeight: [1, 2] })).toThrow(eg.ShapeError);
+    });
+  });
+  it('refuses arguments that are not tensors or options with typed errors, and keeps working', () => {
+    eg.tidy(() => {
+      const p = input('x');
+      const bad = (f: () => unknown) => expect(f).toThrow(eg.ArgumentError);
+      const any = (v: unknown) => v as eg.Tensor;
+      bad(() => eg.losses.mse(any(null), p));
+      bad(() => eg.losses.mae(p, any([1, 2])));
+      bad(() => eg.losses.huber(p, p, { delta: any('1') as unknown as number }));
+      bad(() => eg.losses.huber(p, p, any(5) as unknown as eg.losses.LossOptions));
+      bad(() => eg.losses.binaryCrossEntropy(p, p, { fromLogits: any('yes') as unknown as boolean }));
+      bad(() => eg.losses.binaryCrossEntropy(p, p, { posWeight: any('2') as unknown as number }));
+      bad(() => eg.losses.categoricalCrossEntropy(p, p, { labelSmoothing: any('0.1') as unknown as number }));
+      bad(() => eg.losses.categoricalCrossEntropy(p, p, { classWeights: any({ length: 5 }) }));
+      bad(() => eg.losses.sparseCategoricalCrossEntropy(p, any(undefined)));
+      bad(() => eg.losses.klDivergence(p, p, { logTarget: any(1) as unknown as boolean }));
+      expect(eg.losses.mse(p, p).item()).toBe(0);
     });
   });
   it('BCE on probabilities of exactly 0 and 1 has finite gradients', () => {
