@@ -28,7 +28,7 @@ const REDUCTIONS: readonly string[] = ['mean', 'sum', 'none', 'perSample'];
 function checkReduction<R extends string>(r: R | undefined, op: string, allowed: readonly string[] = REDUCTIONS): R | 'mean' {
   if (r === undefined) return 'mean';
   if (!allowed.includes(r)) {
-    throw new ArgumentError(`${op}: unknown reduction ${JSON.stringify(r)} (expected ${allowed.map((a) => `'${a}'`).join(', ')})`);
+    throw new ArgumentError(`${op}: unknown reduction ${describe(r)} (expected ${allowed.map((a) => `'${a}'`).join(', ')})`);
   }
   return r;
 }
