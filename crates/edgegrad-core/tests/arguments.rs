@@ -162,3 +162,78 @@ fn empty_operands_give_empty_or_bias_results() {
     assert_eq!(y.shape(), &[3, 2]);
     assert_eq!(y.to_vec_f32().unwrap(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
 }
+
+#[test]
+fn nn_ops_never_panic_on_bad_arguments() {
+    use edgegrad_core::ops::Conv2dOptions;
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut panics = Vec::new();
+    let nhwc = [vec![1usize, 4, 4, 2], vec![0, 4, 4, 2], vec![1, 0, 4, 2], vec![1, 4, 4, 0], vec![2, 1, 1, 1], vec![4, 4], vec![]];
+    let sizes = [0usize, 1, 2, 3, 5, 1 << 20, usize::MAX];
+    for s in &nhwc {
+        let x = t(s);
+        for &k in &sizes {
+            for &st in &[0usize, 1, 2, usize::MAX] {
+                for &p in &[0usize, 1, 1 << 30, usize::MAX] {
+                    let w = Tensor::zeros(&[k.min(3), k.min(3), 2, 3], DType::F32).unwrap();
+                    let o = Conv2dOptions { stride: [st, st], padding: [p, 0, p, 0], dilation: [k.max(1), 1], groups: k };
+                    for (what, ok) in [
+                        ("max_pool2d", no_panic("", || ops::max_pool2d(&x, [k, k], [st, st], [p, 0, 0, p])).is_some()),
+                        ("avg_pool2d", no_panic("", || ops::avg_pool2d(&x, [k, 1], [st, 1], [0, p, p, 0], true)).is_some()),
+                        ("conv2d", no_panic("", || ops::conv2d(&x, &w, None, &o)).is_some()),
+                    ] {
+                        if !ok {
+                            panics.push(format!("{}({:?}, k={}, stride={}, pad={})", what, s, k, st, p));
+                        }
+                    }
+                }
+            }
+        }
+        for &nd in &[0usize, 1, 2, 4, 5, usize::MAX] {
+            if no_panic("", || ops::layer_norm(&x, None, None, nd, 1e-5)).is_none() {
+                panics.push(format!("layer_norm({:?}, {})", s, nd));
+            }
+        }
+        for &eps in &[0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+            if no_panic("", || ops::layer_norm(&x, None, None, 1, eps)).is_none() {
+                panics.push(format!("layer_norm({:?}, eps={})", s, eps));
+            }
+            let (m, v) = (t(&[s.last().copied().unwrap_or(1)]), t(&[s.last().copied().unwrap_or(1)]));
+            if no_panic("", || ops::batch_norm(&x, None, None, Some(&m), Some(&v), true, 0.1, eps, true)).is_none() {
+                panics.push(format!("batch_norm({:?}, eps={})", s, eps));
+            }
+        }
+        for &scale in &[1.0f32, 0.0, f32::NAN] {
+            for causal in [false, true] {
+                if no_panic("", || ops::masked_softmax(&x, None, causal, scale)).is_none() {
+                    panics.push(format!("masked_softmax({:?}, causal={}, scale={})", s, causal, scale));
+                }
+                if no_panic("", || ops::attention(&x, &x, &x, None, causal, Some(scale))).is_none() {
+                    panics.push(format!("attention({:?}, causal={})", s, causal));
+                }
+            }
+        }
+        for &alpha in &[0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+            if no_panic("", || ops::leaky_relu(&x, alpha).and_then(|_| ops::elu(&x, alpha))).is_none() {
+                panics.push(format!("leaky_relu/elu({:?}, {})", s, alpha));
+            }
+        }
+        for &(lo, hi) in &[(0.0f32, 1.0f32), (1.0, 0.0), (f32::NAN, 1.0), (f32::NEG_INFINITY, f32::INFINITY)] {
+            if no_panic("", || ops::clamp(&x, lo, hi)).is_none() {
+                panics.push(format!("clamp({:?}, {}, {})", s, lo, hi));
+            }
+        }
+        for &p in &[0.0f32, 0.5, -1.0, f32::NAN, f32::INFINITY, 1e30] {
+            if no_panic("", || ops::pow_scalar(&x, p)).is_none() {
+                panics.push(format!("pow_scalar({:?}, {})", s, p));
+            }
+        }
+        for d in [DType::F32, DType::I32, DType::I8] {
+            if no_panic("", || ops::cast(&x, d).and_then(|y| ops::cast(&y, DType::F32))).is_none() {
+                panics.push(format!("cast({:?}, {:?})", s, d));
+            }
+        }
+    }
+    let _ = std::panic::take_hook();
+    assert!(panics.is_empty(), "{} calls panicked:\n{}", panics.len(), panics.join("\n"));
+}

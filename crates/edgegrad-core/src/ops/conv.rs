@@ -84,6 +84,9 @@ pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptio
     }
     let oh = window_out_size("conv2d", "height", h, p_t, p_b, kh, d_h, s_h)?;
     let ow = window_out_size("conv2d", "width", wd, p_l, p_r, kw, d_w, s_w)?;
+    // A stride past the padded extent gives the same single output position; capping it (the
+    // padded extent fits an i32, checked above) keeps the kernels' index steps from overflowing.
+    let (s_h, s_w) = (s_h.min(h + p_t + p_b), s_w.min(wd + p_l + p_r));
     let out_shape = [n, oh, ow, cout];
     check_shape_valid(&out_shape)?;
     let geo = ConvGeom {
