@@ -32,3 +32,4 @@ export { saveModel, loadModel, serializeModel, saveWeights, loadWeights } from '
 export type { ModelArtifacts, ModelJson, ModelSource, SaveOptions } from './io/model-io.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export * as compress from './compress/index.js';
+export * as explain from './explain/index.js';

@@ -12,7 +12,7 @@ import { v, validate, type Schema } from '../io/validate.js';
 import { keep } from '../memory.js';
 import { noGrad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
-import { describe } from '../args.js';
+import { checkFunction, describe } from '../args.js';
 import { penalty, type Regularizer } from './regularizers.js';
 import type { CompileOptions, FitOptions, History } from '../train/trainer.js';
 import type { Dataset } from '../data.js';
@@ -80,6 +80,18 @@ export function moduleFromConfig(c: ModuleConfig): Module {
   }
 }
 
+/**
+ * A forward hook (PyTorch's `register_forward_hook`): called after `module.forward(...inputs)` with
+ * the module, its arguments and its output. Returning a Tensor replaces the output (later hooks and
+ * the caller see it); returning nothing keeps it.
+ */
+export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) => Tensor | void;
+
+/** Removes the hook it was returned for (idempotent). */
+export interface HookHandle {
+  remove(): void;
+}
+
 export abstract class Module {
   training = true;
   readonly #params = new Map<string, Tensor>();
@@ -87,6 +99,8 @@ export abstract class Module {
   readonly #children = new Map<string, Module>();
   readonly #regularizers = new Map<string, Regularizer>();
   #activityLosses: Tensor[] = [];
+  /** Registered forward hooks; one entry object per registration (the same function may appear twice). */
+  #forwardHooks: { fn: ForwardHook }[] = [];
 
   constructor() {
     building?.push(this);
@@ -107,6 +121,61 @@ export abstract class Module {
 
   toConfig(): ModuleConfig {
     return { className: this.className, config: this.getConfig() };
+  }
+
+  // ------------------------------------------------------------------ hooks
+
+  /**
+   * Calls `hook(module, inputs, output)` after every `forward` of this module, in registration
+   * order; returns a handle whose `remove()` unregisters it. Every caller (Sequential, Graph, custom
+   * modules, user code) reaches `forward` through the instance, so while a hook is registered the
+   * instance gets its own `forward` wrapping the class's; without hooks it has none (no cost).
+   */
+  registerForwardHook(hook: ForwardHook): HookHandle {
+    checkFunction(hook, 'registerForwardHook() hook');
+    if (this.#forwardHooks.length === 0) this.#installHookedForward();
+    // A fresh array on every change: a forward in progress keeps iterating its own snapshot.
+    const entry = { fn: hook };
+    this.#forwardHooks = [...this.#forwardHooks, entry];
+    return {
+      remove: () => {
+        if (!this.#forwardHooks.includes(entry)) return;
+        this.#forwardHooks = this.#forwardHooks.filter((h) => h !== entry);
+        if (this.#forwardHooks.length === 0) this.#uninstallHookedForward();
+      },
+    };
+  }
+  /** Number of forward hooks registered on this module (not its submodules). */
+  get numForwardHooks(): number {
+    return this.#forwardHooks.length;
+  }
+  #hooked: ((...args: unknown[]) => Tensor) | null = null;
+  #installHookedForward(): void {
+    const own = Object.getOwnPropertyDescriptor(this, 'forward');
+    const inner = this.forward as (...args: unknown[]) => Tensor;
+    const self = this;
+    const hooked = function (this: Module, ...args: unknown[]): Tensor {
+      let out = inner.apply(this, args);
+      for (const h of self.#forwardHooks) {
+        const r = h.fn(self, args, out);
+        if (r === undefined) continue;
+        if (!(r instanceof Tensor)) throw new ArgumentError(`a forward hook of ${self.className} returned ${describe(r)}; return a Tensor to replace the output, or nothing`);
+        out = r;
+      }
+      return out;
+    };
+    this.#hooked = hooked;
+    (hooked as { inner?: PropertyDescriptor }).inner = own;
+    Object.defineProperty(this, 'forward', { value: hooked, writable: true, configurable: true, enumerable: false });
+  }
+  #uninstallHookedForward(): void {
+    const hooked = this.#hooked;
+    this.#hooked = null;
+    // Only undo our own wrapper (someone may have replaced `forward` on the instance since).
+    if (hooked === null || Object.getOwnPropertyDescriptor(this, 'forward')?.value !== hooked) return;
+    const own = (hooked as { inner?: PropertyDescriptor }).inner;
+    if (own) Object.defineProperty(this, 'forward', own);
+    else delete (this as { forward?: unknown }).forward;
   }
 
   // ------------------------------------------------------------------ registration

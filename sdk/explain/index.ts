@@ -1,0 +1,16 @@
+/**
+ * `eg.explain`: why a model predicts what it predicts. Forward hooks and activation capture, and
+ * gradient attributions with Captum's names and shapes (`attribute(inputs, { target, baselines,
+ * additionalForwardArgs, ... })`), on any Module or differentiable function, batched, seeded, the
+ * same bits in Node and browsers.
+ */
+export { captureActivations, closeMatches } from './hooks.js';
+export type { Captured, ForwardHook, HookHandle } from './hooks.js';
+export { Attribution } from './common.js';
+export type { AttributionOf, BaseOptions, Baseline, Baselines, Forward, ForwardFunction, Inputs, Target } from './common.js';
+export { Saliency, InputXGradient, IntegratedGradients, GradientShap, NoiseTunnel } from './gradient.js';
+export type {
+  AttributionMethod, GradientShapOptions, IntegratedGradientsOptions, NoiseTunnelOptions, NoiseTunnelType, SaliencyOptions, WithDelta,
+} from './gradient.js';
+export { quadrature, gaussLegendre, INTEGRATION_METHODS } from './approximation.js';
+export type { IntegrationMethod, Quadrature } from './approximation.js';
