@@ -217,3 +217,133 @@ describe('batching and determinism', () => {
 });
 /** FNV-1a over the float32 bits above; a change means seeded attributions changed (update only knowingly). */
 const DIGEST = '86be82bc';
+
+describe('GradientShap', () => {
+  it('on a linear model with stdevs 0 is w ⊙ (x − the drawn baselines\' mean), exactly w ⊙ (x − b) for a one-point distribution', () => {
+    const m = linearModel();
+    const x = eg.tensor(X);
+    const b = eg.tensor([[1, -1, 2, 0.5, 0]]);
+    const gs = new explain.GradientShap(m).attribute(x, { baselines: b, nSamples: 7, seed: 4 });
+    (gs.arraySync() as number[][]).forEach((r, i) => r.forEach((v, k) => expect(v).toBeCloseTo(W[k] * (X[i][k] - [1, -1, 2, 0.5, 0][k]), 4)));
+    eg.dispose([x, b, gs]);
+    m.dispose();
+  });
+});
+
+describe('memory and side effects', () => {
+  it('100 attribute() calls of each method leave live tensors and bytes flat', () => {
+    const m = cnn();
+    const x = eg.rand([2, 8, 8, 1], 0, 1, { seed: 10 });
+    const dist = eg.rand([3, 8, 8, 1], 0, 1, { seed: 11 });
+    const methods: [string, () => unknown][] = [
+      ['Saliency', () => new explain.Saliency(m).attribute(x, { target: 1 })],
+      ['InputXGradient', () => new explain.InputXGradient(m).attribute(x, { target: [0, 3] })],
+      ['IntegratedGradients', () => new explain.IntegratedGradients(m).attribute(x, { target: 1, nSteps: 4, internalBatchSize: 3, returnConvergenceDelta: true })],
+      ['GradientShap', () => new explain.GradientShap(m).attribute(x, { target: 1, baselines: dist, nSamples: 2, stdevs: 0.1, seed: 1 })],
+      ['NoiseTunnel', () => new explain.NoiseTunnel(new explain.IntegratedGradients(m)).attribute(x, { target: 1, nSteps: 2, ntSamples: 2, ntSamplesBatchSize: 1, ntType: 'vargrad', seed: 2 })],
+    ];
+    for (const [name, run] of methods) {
+      eg.dispose(run()); // warm-up: the engine's pool sizes itself
+      const before = eg.memory();
+      for (let i = 0; i < 100; i++) eg.dispose(run());
+      const after = eg.memory();
+      expect(after.numTensors, name).toBe(before.numTensors);
+      expect(after.numBytes, name).toBe(before.numBytes);
+      expect(after.wasmBytes, name).toBe(before.wasmBytes);
+    }
+    eg.dispose([x, dist]);
+    m.dispose();
+  });
+
+  it('leaves the model\'s parameters as they were: no .grad, requiresGrad restored (also after an error)', () => {
+    const m = mlp();
+    m.freeze('2.bias');
+    const x = eg.randn([2, 4], 0, 1, { seed: 12 });
+    new explain.IntegratedGradients(m).attribute(x, { target: 0, nSteps: 3 }).dispose();
+    expect(() => new explain.Saliency(m).attribute(x, { target: 9 })).toThrow(eg.ArgumentError);
+    for (const [name, p] of m.namedParameters()) {
+      expect(p.grad, name).toBeNull();
+      expect(p.requiresGrad, name).toBe(name !== '2.bias');
+    }
+    x.dispose();
+    m.dispose();
+  });
+});
+
+describe('errors', () => {
+  it('every misuse is a typed error naming the problem, and nothing leaks', () => {
+    const m = mlp();
+    const x = eg.randn([2, 4], 0, 1, { seed: 13 });
+    const ids = eg.tensor([[1, 2, 3, 4]], [1, 4], 'int32');
+    const [z3, z32, z25] = [eg.zeros([3]), eg.zeros([3, 2]), eg.zeros([2, 5])];
+    const before = eg.memory().numTensors;
+    const ig = new explain.IntegratedGradients(m);
+    const cases: [() => unknown, new (msg: string) => Error, RegExp][] = [
+      [() => ig.attribute(x), eg.ArgumentError, /returns 3 outputs per example; pass target/],
+      [() => ig.attribute(x, { target: 3 }), eg.ArgumentError, /target 3 is out of range for 3 outputs/],
+      [() => ig.attribute(x, { target: [0, 1, 2] }), eg.ArgumentError, /3 targets for a batch of 2/],
+      [() => ig.attribute(x, { target: -1 }), eg.ArgumentError, /target/],
+      [() => ig.attribute(x, { target: 0, nsteps: 5 } as never), eg.ArgumentError, /unknown option 'nsteps'/],
+      [() => ig.attribute(x, { target: 0, method: 'simpson' as never }), eg.ArgumentError, /unknown integration method "simpson"/],
+      [() => ig.attribute(x, { target: 0, nSteps: 0 }), eg.ArgumentError, /nSteps/],
+      [() => ig.attribute(x, { target: 0, method: 'riemann_trapezoid', nSteps: 1 }), eg.ArgumentError, /nSteps >= 2/],
+      [() => ig.attribute(x, { target: 0, internalBatchSize: 0 }), eg.ArgumentError, /internalBatchSize/],
+      [() => ig.attribute(x, { target: 0, baselines: z3 }), eg.ShapeError, /baseline 0 has shape \[3\]/],
+      [() => ig.attribute(ids, { target: 0 }), eg.DTypeError, /int32/],
+      [() => ig.attribute('x' as never), eg.ArgumentError, /must be a Tensor/],
+      [() => ig.attribute([x, z32], { target: 0 }), eg.ShapeError, /batch 3/],
+      [() => eg.noGrad(() => new explain.Saliency(m).attribute(x, { target: 0 })), eg.ArgumentError, /inside noGrad/],
+      [() => new explain.Saliency((t: eg.Tensor) => t.reshape([2, 2, 2])).attribute(x), eg.ShapeError, /float32 \[batch\] or \[batch, outputs\]/],
+      [() => new explain.Saliency(() => 3 as never).attribute(x), eg.ArgumentError, /returned 3, not a Tensor/],
+      [() => new explain.Saliency(42 as never), eg.ArgumentError, /needs a Module or a function/],
+      [() => new explain.GradientShap(m).attribute(x, { target: 0 } as never), eg.ArgumentError, /baselines .* is required/],
+      [() => new explain.GradientShap(m).attribute(x, { target: 0, baselines: z25 }), eg.ShapeError, /distribution/],
+      [() => new explain.NoiseTunnel({} as never), eg.ArgumentError, /attribution method/],
+      [() => new explain.NoiseTunnel(ig).attribute(x, { target: 0, ntType: 'smooth' as never }), eg.ArgumentError, /ntType/],
+      [() => new explain.NoiseTunnel(ig).attribute(x, { target: 0, stdevs: -1 }), eg.ArgumentError, /stdevs/],
+      [() => new explain.NoiseTunnel(ig).attribute(x, { target: 0, returnConvergenceDelta: true }), eg.ArgumentError, /not supported/],
+      [() => new explain.NoiseTunnel(ig).attribute(x, { target: 0, nstep: 3 }), eg.ArgumentError, /unknown option 'nstep'/],
+    ];
+    for (const [f, cls, re] of cases) {
+      expect(f, String(re)).toThrow(cls);
+      expect(f, String(re)).toThrow(re);
+    }
+    expect(eg.memory().numTensors).toBe(before);
+    // The engine and the model still work.
+    const ok = ig.attribute(x, { target: 0, nSteps: 2 });
+    expect(ok.shape).toEqual([2, 4]);
+    eg.dispose([x, ids, ok, z3, z32, z25]);
+    m.dispose();
+  });
+});
+
+describe('integration rules', () => {
+  it('Gauss–Legendre nodes and weights are right and the same bits everywhere', () => {
+    const g3 = explain.quadrature('gausslegendre', 3);
+    const r = Math.sqrt(3 / 5);
+    [0.5 * (1 - r), 0.5, 0.5 * (1 + r)].forEach((a, i) => expect(g3.alphas[i]).toBeCloseTo(a, 15));
+    [5 / 18, 8 / 18, 5 / 18].forEach((w, i) => expect(g3.weights[i]).toBeCloseTo(w, 15));
+    for (const n of [1, 2, 7, 64, 200]) {
+      const { alphas, weights } = explain.quadrature('gausslegendre', n);
+      // Exact for polynomials of degree <= 2n − 1: ∫₀¹ t^k dt = 1/(k + 1).
+      for (const k of [0, 1, Math.min(2 * n - 1, 9), 2 * n - 1]) {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += weights[i] * alphas[i] ** k;
+        expect(Math.abs(s - 1 / (k + 1)), `n ${n}, degree ${k}`).toBeLessThan(1e-12);
+      }
+      for (let i = 1; i < n; i++) expect(alphas[i]).toBeGreaterThan(alphas[i - 1]);
+    }
+    const t = explain.quadrature('riemann_trapezoid', 5);
+    expect(Array.from(t.alphas)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    expect(Array.from(t.weights)).toEqual([0.125, 0.25, 0.25, 0.25, 0.125]);
+    expect(Array.from(explain.quadrature('riemann_middle', 4).alphas)).toEqual([0.125, 0.375, 0.625, 0.875]);
+    expect(Array.from(explain.quadrature('riemann_left', 2).alphas)).toEqual([0, 0.5]);
+    expect(Array.from(explain.quadrature('riemann_right', 2).alphas)).toEqual([0.5, 1]);
+    // The float64 bits of the 64-point rule, hashed: equal in Node and Chromium.
+    let h = 0x811c9dc5;
+    const g64 = explain.quadrature('gausslegendre', 64);
+    for (const w of new Uint32Array(Float64Array.from([...g64.alphas, ...g64.weights]).buffer)) h = Math.imul(h ^ w, 0x01000193) >>> 0;
+    expect(h.toString(16)).toBe(GL64_DIGEST);
+  });
+});
+const GL64_DIGEST = '5ec07c8e';
