@@ -188,6 +188,19 @@ describe.skipIf(isBrowser)('defect 2: a model.json cannot read outside its folde
   });
 });
 
+describe('defect 2: confinement by URL (both runtimes: files in Node, fetch in Chromium)', () => {
+  const at = (name: string) => new URL(`./fixtures/untrusted/${name}`, import.meta.url);
+  it('a model.json may only name weights in its own folder, on its own origin', async () => {
+    for (const name of ['parent.json', 'url.json', 'scheme-relative.json', 'absolute.json']) {
+      await expect(eg.loadModel(at(name)), name).rejects.toThrow(/allowOutsideDir/);
+    }
+    const { model } = await eg.loadModel(at('ok.json'));
+    expect(model.className).toBe('ReLU');
+    await expect(eg.loadModel(at('ok.json'), { maxBytes: 8 })).rejects.toThrow(/more than the 8 allowed \(option maxBytes\)/);
+    await expect(eg.loadModel(at('missing.json'))).rejects.toThrow(eg.FormatError);
+  });
+});
+
 describe('defect 3: corrupt files give FormatError, never a raw TypeError/SyntaxError/RangeError', () => {
   it('model.json: bad JSON text, wrong field types, deep nesting, broken optimizer state', async () => {
     const m = tiny();
