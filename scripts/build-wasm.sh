@@ -35,8 +35,10 @@ build() {
 }
 
 # 4 GiB maximum: wasm32's limit; browsers only reserve address space for it.
+# `__stack_pointer` is exported so the SDK can reset the shadow stack after a trap (runtime.ts).
 build mt +simd128,+atomics,+bulk-memory,+mutable-globals \
+  -C link-arg=--export=__stack_pointer \
   -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
-build st +simd128,+bulk-memory,+mutable-globals
+build st +simd128,+bulk-memory,+mutable-globals -C link-arg=--export=__stack_pointer

@@ -13,7 +13,7 @@
  */
 export { init, backendInfo, setNumThreads, shutdownWorkers, isInitialized } from './runtime.js';
 export type { InitOptions, BackendInfo, Build } from './runtime.js';
-export { tidy, keep, dispose, memory, releasePool } from './memory.js';
+export { tidy, keep, dispose, memory, releasePool, setMemoryLimit, withAllocationLimit } from './memory.js';
 export type { MemoryInfo } from './memory.js';
 export { Tensor, isTensor } from './tensor.js';
 export type { DType, DataArray, TensorLike, NestedArray } from './tensor.js';

@@ -6,7 +6,7 @@
  */
 import { checkFunction, describe, isAsyncFunction } from './args.js';
 import { ArgumentError } from './errors.js';
-import { E, isInitialized, wasmMemory } from './runtime.js';
+import { call, E, isInitialized, wasmMemory } from './runtime.js';
 
 export interface Disposable {
   dispose(): void;
@@ -123,14 +123,55 @@ export interface MemoryInfo {
   pooledBytes: number;
   /** Size of the wasm linear memory (grows, never shrinks). */
   wasmBytes: number;
+  /** Most bytes live tensors may hold (`init({ memoryLimit })`, `setMemoryLimit`). */
+  limit: number;
 }
 
 export function memory(): MemoryInfo {
-  const [numTensors, numBytes, numBuffers, pooledBytes] = E().engine_memory();
-  return { numTensors, numBytes, numBuffers, pooledBytes, wasmBytes: wasmMemory().buffer.byteLength };
+  const [numTensors, numBytes, numBuffers, pooledBytes, limit] = call((e) => e.engine_memory());
+  return { numTensors, numBytes, numBuffers, pooledBytes, wasmBytes: wasmMemory().buffer.byteLength, limit };
 }
 
 /** Returns pooled buffers to the engine's allocator. */
 export function releasePool(): void {
-  E().engine_release_pool();
+  call((e) => e.engine_release_pool());
+}
+
+function checkBytes(bytes: unknown, what: string): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new ArgumentError(`${what} must be a non-negative whole number of bytes, got ${describe(bytes)}`);
+  }
+  return bytes;
+}
+
+/**
+ * Caps the bytes live tensors may hold (default 3 GiB; `memory().limit` reads it); returns the
+ * previous cap. An allocation past it throws a MemoryError naming the request, the live bytes and
+ * the limit, and the engine keeps working. Tensors already alive are not affected.
+ */
+export function setMemoryLimit(bytes: number): number {
+  const b = checkBytes(bytes, 'setMemoryLimit()');
+  return call((e) => e.engine_set_memory_limit(b));
+}
+
+/**
+ * Runs `fn` with live tensor bytes capped at what is live now plus `extraBytes` (or the current
+ * limit, if tighter; nested calls take the tightest), restoring the previous limit afterwards,
+ * also when `fn` throws. An allocation past the cap throws a MemoryError before the memory is
+ * taken: use it around work sized by untrusted input (a model file's declared shapes).
+ * Synchronous only.
+ */
+export function withAllocationLimit<T>(extraBytes: number, fn: () => T): T {
+  const extra = checkBytes(extraBytes, 'withAllocationLimit() extraBytes');
+  checkFunction(fn, 'withAllocationLimit() function');
+  if (isAsyncFunction(fn)) {
+    throw new ArgumentError('withAllocationLimit() cannot wrap an async function: the limit would end at its first await');
+  }
+  const { numBytes, limit } = memory();
+  const previous = setMemoryLimit(Math.min(limit, numBytes + extra));
+  try {
+    return fn();
+  } finally {
+    setMemoryLimit(previous);
+  }
 }

@@ -17,7 +17,7 @@
  */
 import * as threadedGlue from './wasm/mt/edgegrad.js';
 import * as singleGlue from './wasm/st/edgegrad.js';
-import { BackendError, fromEngineError, setPanicMessageSource } from './errors.js';
+import { ArgumentError, BackendError, fromEngineError, MemoryError, setTrapRecovery, type TrapReport } from './errors.js';
 
 export type Engine = typeof singleGlue;
 export type Build = 'simd-threads' | 'simd';
@@ -31,6 +31,11 @@ export interface InitOptions {
   wasmUrls?: { threaded?: string | URL; single?: string | URL };
   /** The builds' bytes or compiled modules, for hosts that load them themselves. */
   wasm?: { threaded?: BufferSource | WebAssembly.Module; single?: BufferSource | WebAssembly.Module };
+  /**
+   * Most bytes live tensors may hold (default 3 GiB, below wasm32's 4 GiB); an allocation past
+   * it throws a MemoryError. Change it later with `setMemoryLimit`.
+   */
+  memoryLimit?: number;
 }
 
 export interface BackendInfo {
@@ -58,6 +63,13 @@ let memory: WebAssembly.Memory | null = null;
 let info: BackendInfo | null = null;
 let workers: PoolWorker[] = [];
 let initPromise: Promise<BackendInfo> | null = null;
+/** What respawning or restarting pool workers needs. */
+let threadedModule: WebAssembly.Module | null = null;
+/** Bumped by `shutdownWorkers`: a worker of an older pool that exits is not replaced. */
+let poolGeneration = 0;
+/** The calling instance's shadow-stack pointer and its value between engine calls. */
+let stackPointer: WebAssembly.Global | null = null;
+let idleStackPointer = 0;
 
 /** The loaded engine; throws a BackendError before `init()` finished. */
 export function E(): Engine {
@@ -67,22 +79,61 @@ export function E(): Engine {
   return engine;
 }
 
-/** Runs an engine call, converting engine failures into typed errors. */
-setPanicMessageSource(() => {
+/**
+ * The one recovery path after a trap (a panic, or a failure the engine recorded before trapping,
+ * such as out-of-memory): the engine voids what the trapped call held (borrows, the parallel job,
+ * no-grad levels) and reports what failed; then the shadow stack, which a trap does not unwind,
+ * is reset to its idle position (after the recovery: pool helpers may still read the trapped
+ * call's frames until the engine has waited for them).
+ */
+function recoverAfterTrap(): TrapReport | null {
+  if (engine === null) return null;
+  let text = '';
   try {
-    return engine?.engine_panic_message() ?? undefined;
-  } catch {
-    return undefined;
+    text = engine.engine_recover();
+  } finally {
+    if (stackPointer !== null) stackPointer.value = idleStackPointer;
   }
-});
+  if (text === '') return null;
+  const nl = text.indexOf('\n');
+  return { name: text.slice(0, nl), message: text.slice(nl + 1) };
+}
+setTrapRecovery(recoverAfterTrap);
 
+let flagsPtr = 0;
+let flagsView: Uint32Array | null = null;
+/**
+ * The engine's per-call flags `[MemoryError pending, inputs lent]` in linear memory (the view
+ * is rebuilt when memory growth detached it).
+ */
+function callFlags(e: Engine): Uint32Array {
+  if (flagsView === null || flagsView.length === 0) {
+    if (flagsPtr === 0) flagsPtr = e.engine_call_flags_ptr();
+    flagsView = new Uint32Array(wasmMemory().buffer, flagsPtr, 2);
+  }
+  return flagsView;
+}
+
+/**
+ * Runs an engine call, converting engine failures into typed errors (recovering after traps).
+ * An op on existing tensors that went past the memory limit finishes, frees what it made and
+ * leaves a MemoryError pending (a trap then would keep its inputs alive): calls that return a
+ * tensor report it themselves, the others are reported here.
+ */
 export function call<T>(f: (e: Engine) => T): T {
   const e = E();
+  const flags = callFlags(e);
+  flags[1] = 0;
+  let result: T;
   try {
-    return f(e);
+    result = f(e);
   } catch (err) {
-    throw fromEngineError(err);
+    const typed = fromEngineError(err); // recovers first after a trap
+    if (callFlags(e)[0] !== 0) e.engine_take_memory_error();
+    throw typed;
   }
+  if (callFlags(e)[0] !== 0) throw new MemoryError(e.engine_take_memory_error());
+  return result;
 }
 
 let nodeCores = 1;
@@ -116,25 +167,103 @@ async function loadModule(which: 'threaded' | 'single', opts: InitOptions): Prom
   return WebAssembly.compile(await res.arrayBuffer());
 }
 
+/**
+ * The parent's execArgv minus what only makes sense for the main script: a worker inheriting
+ * `--eval`/`--print`/`--input-type` fails to start (so `node --input-type=module -e` programs
+ * ran on one thread).
+ */
+export function workerExecArgv(argv: readonly string[]): string[] {
+  const withValue = new Set(['-e', '--eval', '-p', '--print', '--input-type']);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (withValue.has(a)) {
+      i++;
+    } else if (!/^(--eval|--print|--input-type)=/.test(a) && a !== '-pe') {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts pool worker `id`. A worker survives panics (worker.js catches the trap and re-enters the
+ * work loop); should one die anyway, `onDeath` replaces it, so the pool keeps its strength.
+ */
 async function spawnWorker(id: number, module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<PoolWorker> {
   const payload = { module, memory, id };
+  const generation = poolGeneration;
+  let ready = false;
+  const onDeath = () => {
+    if (!ready || generation !== poolGeneration) return;
+    ready = false;
+    void spawnWorker(id, module, memory).then((w) => {
+      const i = workers.findIndex((x) => x === dead);
+      if (i >= 0 && generation === poolGeneration) workers[i] = w;
+      else w.terminate();
+    }, () => {});
+  };
+  let dead: PoolWorker;
   if (isNode) {
     const { Worker } = await nodeImport<typeof import('node:worker_threads')>('node:worker_threads');
-    const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: payload });
+    const w = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: payload, execArgv: workerExecArgv(process.execArgv),
+    });
+    dead = w;
     await new Promise<void>((resolve, reject) => {
       w.once('message', (m: unknown) => (m === 'ready' ? resolve() : reject(new BackendError(`worker ${id}: ${String(m)}`))));
       w.once('error', (e: Error) => reject(new BackendError(`worker ${id} failed to start: ${e.message}`)));
     });
+    ready = true;
+    w.on('error', () => {});
+    w.once('exit', onDeath);
     w.unref(); // idle workers never keep a Node process alive
     return w;
   }
   const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  dead = w;
   await new Promise<void>((resolve, reject) => {
     w.onmessage = (ev: MessageEvent) => (ev.data === 'ready' ? resolve() : reject(new BackendError(`worker ${id}: ${String(ev.data)}`)));
     w.onerror = (ev: ErrorEvent) => reject(new BackendError(`worker ${id} failed to start: ${ev.message}`));
     w.postMessage(payload);
   });
+  ready = true;
+  w.onerror = (ev: ErrorEvent) => {
+    ev.preventDefault();
+    onDeath();
+  };
   return w;
+}
+
+/** Starts workers 1..threads-1 on the threaded engine; on failure, none (the reason returned). */
+async function startPool(threads: number): Promise<string | undefined> {
+  const spawned: PoolWorker[] = [];
+  let reason: string | undefined;
+  try {
+    for (let id = 1; id < threads; id++) spawned.push(await spawnWorker(id, threadedModule!, memory!));
+  } catch (e) {
+    reason = `worker pool failed to start (${(e as Error).message}); running on one thread`;
+    for (const w of spawned) w.terminate();
+    spawned.length = 0;
+  }
+  workers = spawned;
+  engine!.engine_set_workers(workers.length);
+  engine!.engine_set_num_threads(workers.length + 1);
+  return reason;
+}
+
+/** Remembers the instance's shadow-stack pointer (exported by the build) at rest. */
+function captureStackPointer(exports: Record<string, unknown>): void {
+  const sp = exports.__stack_pointer;
+  stackPointer = sp instanceof WebAssembly.Global ? sp : null;
+  idleStackPointer = stackPointer !== null ? (stackPointer.value as number) : 0;
+}
+
+function checkMemoryLimit(bytes: unknown): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new ArgumentError(`memoryLimit must be a non-negative whole number of bytes, got ${String(bytes)}`);
+  }
+  return bytes;
 }
 
 async function doInit(opts: InitOptions): Promise<BackendInfo> {
@@ -148,6 +277,14 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   const want = opts.backend ?? 'auto';
   const threads = Math.floor(opts.threads ?? defaultThreads());
   if (!(threads >= 1 && threads <= 16)) throw new BackendError(`threads must be between 1 and 16, got ${opts.threads}`);
+  const limit = opts.memoryLimit === undefined ? undefined : checkMemoryLimit(opts.memoryLimit);
+  const built = await loadEngine(opts, want, threads, runtime, coi, sabOk);
+  if (limit !== undefined) engine!.engine_set_memory_limit(limit);
+  return built;
+}
+
+async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: number, runtime: BackendInfo['runtime'],
+  coi: boolean, sabOk: boolean): Promise<BackendInfo> {
   let fallbackReason: string | undefined;
 
   if (want === 'simd-threads' && !sabOk) {
@@ -157,20 +294,11 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
     try {
       const module = await loadModule('threaded', opts);
       const exports = (await threadedGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
-      const shared = exports.memory;
-      memory = shared;
+      memory = exports.memory;
+      captureStackPointer(exports as unknown as Record<string, unknown>);
       engine = threadedGlue as unknown as Engine;
-      const spawned: PoolWorker[] = [];
-      try {
-        for (let id = 1; id < threads; id++) spawned.push(await spawnWorker(id, module, shared));
-      } catch (e) {
-        fallbackReason = `worker pool failed to start (${(e as Error).message}); running on one thread`;
-        for (const w of spawned) w.terminate();
-        spawned.length = 0;
-      }
-      workers = spawned;
-      engine.engine_set_workers(workers.length);
-      engine.engine_set_num_threads(workers.length + 1);
+      threadedModule = module;
+      fallbackReason = await startPool(threads);
       return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
         crossOriginIsolated: coi, fallbackReason });
     } catch (e) {
@@ -186,21 +314,47 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   const module = await loadModule('single', opts);
   const exports = (await singleGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
   memory = exports.memory;
+  captureStackPointer(exports as unknown as Record<string, unknown>);
   engine = singleGlue;
   return (info = { build: 'simd', threads: 1, maxThreads: 1, runtime, crossOriginIsolated: coi,
     fallbackReason: want === 'simd' ? 'single-threaded build requested' : fallbackReason });
 }
 
 /**
- * Loads the engine (once; later calls return the same result). Must finish before any tensor is
- * created.
+ * Loads the engine (once; later calls return the same result, after restarting the worker pool
+ * if `shutdownWorkers()` stopped it). Must finish before any tensor is created.
  */
 export function init(opts: InitOptions = {}): Promise<BackendInfo> {
+  if (initPromise !== null && info !== null && opts.memoryLimit !== undefined) {
+    try {
+      E().engine_set_memory_limit(checkMemoryLimit(opts.memoryLimit));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  if (initPromise !== null && info !== null && poolStopped) {
+    poolStopped = false;
+    initPromise = restartPool(opts).catch((e) => {
+      poolStopped = true;
+      throw e instanceof BackendError ? e : new BackendError(`edgegrad failed to restart its workers: ${(e as Error).message}`);
+    });
+  }
   initPromise ??= doInit(opts).catch((e) => {
     initPromise = null;
-    throw e instanceof BackendError ? e : new BackendError(`edgegrad failed to initialise: ${(e as Error).message}`);
+    throw e instanceof ArgumentError || e instanceof BackendError ? e
+      : new BackendError(`edgegrad failed to initialise: ${(e as Error).message}`);
   });
   return initPromise;
+}
+
+let poolStopped = false;
+
+async function restartPool(opts: InitOptions): Promise<BackendInfo> {
+  const threads = Math.floor(opts.threads ?? defaultThreads());
+  if (!(threads >= 1 && threads <= 16)) throw new BackendError(`threads must be between 1 and 16, got ${opts.threads}`);
+  if (info!.build !== 'simd-threads') return info!;
+  const fallbackReason = await startPool(threads);
+  return (info = { ...info!, threads: workers.length + 1, maxThreads: workers.length + 1, fallbackReason });
 }
 
 /** Which build runs, with how many threads, and why. */
@@ -214,19 +368,26 @@ export function backendInfo(): BackendInfo {
  * count: work is split by output tiles and reductions run in a fixed order.
  */
 export function setNumThreads(n: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new BackendError(`setNumThreads needs a positive integer, got ${n}`);
-  return E().engine_set_num_threads(n);
+  const max = backendInfo().maxThreads;
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new ArgumentError(`setNumThreads needs a whole number from 1 to ${max} (the threads in the pool), got ${n}`);
+  }
+  return call((e) => e.engine_set_num_threads(n));
 }
 
-/** Stops the worker pool (kernels then run on the calling thread). */
+/**
+ * Stops the worker pool (kernels then run on the calling thread). A later `init()` starts it
+ * again.
+ */
 export function shutdownWorkers(): void {
+  poolGeneration++;
   for (const w of workers) w.terminate();
   workers = [];
-  if (engine) {
-    engine.engine_set_workers(0);
-    engine.engine_set_num_threads(1);
+  if (engine) engine.engine_set_workers(0);
+  if (info) {
+    info = { ...info, threads: 1, maxThreads: 1 };
+    poolStopped = info.build === 'simd-threads';
   }
-  if (info) info = { ...info, maxThreads: 1 };
 }
 
 let metaPtr = 0;

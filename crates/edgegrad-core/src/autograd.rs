@@ -50,11 +50,24 @@ impl Drop for NoGradGuard {
     }
 }
 
+thread_local! {
+    /// The part of NO_GRAD_DEPTH opened by the host (`push_no_grad`), which outlives engine calls.
+    static HOST_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
 pub fn push_no_grad() {
     NO_GRAD_DEPTH.with(|d| d.set(d.get() + 1));
+    HOST_DEPTH.with(|d| d.set(d.get() + 1));
 }
 pub fn pop_no_grad() {
     NO_GRAD_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    HOST_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+}
+
+/// After a trap (see `panic::recover`): drops the no-grad levels of guards the trapped call left
+/// behind, keeping the host's own.
+pub fn reset_no_grad_after_trap() {
+    NO_GRAD_DEPTH.with(|d| d.set(HOST_DEPTH.with(|h| h.get())));
 }
 
 /// A tensor saved for backward, with the storage version it had when saved.

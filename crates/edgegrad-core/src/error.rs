@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Format,
     /// A bug in edgegrad itself: an invariant that should always hold did not.
     Internal,
+    /// An allocation over the memory limit, or one the allocator could not satisfy.
+    Memory,
 }
 
 impl ErrorKind {
@@ -28,6 +30,7 @@ impl ErrorKind {
             ErrorKind::Autograd => "AutogradError",
             ErrorKind::Format => "FormatError",
             ErrorKind::Internal => "InternalError",
+            ErrorKind::Memory => "MemoryError",
         }
     }
 }

@@ -25,11 +25,17 @@ pub const MAX_THREADS: usize = 16;
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Threads used by kernels from now on (calling thread included), clamped to what is available.
+/// Threads used by kernels from now on (calling thread included), clamped to what is available;
+/// returns the count now in use. (The wasm boundary refuses counts above the pool instead.)
 pub fn set_num_threads(n: usize) -> usize {
     let n = n.clamp(1, available_threads());
     NUM_THREADS.store(n, Ordering::SeqCst);
     n
+}
+
+/// After the pool shrank (workers stopped), keeps the thread count within it.
+pub fn clamp_num_threads() -> usize {
+    set_num_threads(num_threads())
 }
 
 pub fn num_threads() -> usize {
@@ -95,6 +101,7 @@ fn set_current_thread(t: usize) {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub use imp::{set_workers, worker_loop};
+pub use imp::{on_panic, recover};
 
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 mod imp {
@@ -119,9 +126,40 @@ mod imp {
     static WORKERS: AtomicUsize = AtomicUsize::new(0);
     static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
+    /// Set by a worker that panicked inside a job (it left the job in `on_panic`): the job's
+    /// result is incomplete, so the caller fails instead of returning it.
+    static WORKER_FAILED: AtomicBool = AtomicBool::new(false);
+
     thread_local! {
         static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
         static IN_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// A worker between `enter()` and leaving the job (counted in `STATE`).
+        static IN_TASKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Called by the panic hook on the panicking thread, just before it traps. A worker inside a
+    /// job leaves it (it will never finish its task), so the caller stops waiting for it; its
+    /// host catches the trap and re-enters `worker_loop`.
+    pub fn on_panic() {
+        if IS_WORKER.with(|w| w.get()) && IN_TASKS.with(|t| t.replace(false)) {
+            WORKER_FAILED.store(true, Ordering::SeqCst);
+            NEXT_TASK.store(usize::MAX / 2, Ordering::SeqCst);
+            STATE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// After the calling thread trapped: if it was inside a job, no task may start any more and
+    /// helpers still running one are waited for (they read the closure on the trapped frames,
+    /// which stay intact until the caller's stack is reused). Bounded by one task's duration.
+    pub fn recover() {
+        if IN_JOB.with(|j| j.replace(false)) || STATE.load(Ordering::SeqCst) != 0 {
+            NEXT_TASK.store(usize::MAX / 2, Ordering::SeqCst);
+            STATE.fetch_and(!OPEN, Ordering::SeqCst);
+            while STATE.load(Ordering::SeqCst) != 0 {
+                core::hint::spin_loop();
+            }
+        }
+        WORKER_FAILED.store(false, Ordering::SeqCst);
     }
 
     pub fn available() -> usize {
@@ -189,12 +227,12 @@ mod imp {
         drain(f, 0);
         IN_JOB.with(|j| j.set(false));
         STATE.fetch_and(!OPEN, Ordering::SeqCst);
+        // A worker that panics leaves the job before it traps (`on_panic`), so this ends.
         while STATE.load(Ordering::SeqCst) != 0 {
-            if crate::panic::has_panicked() {
-                // A worker died mid-task and will never finish: report instead of spinning forever.
-                crate::panic::fail_from_worker();
-            }
             core::hint::spin_loop();
+        }
+        if WORKER_FAILED.swap(false, Ordering::SeqCst) {
+            crate::panic::fail_from_worker();
         }
     }
 
@@ -221,9 +259,11 @@ mod imp {
                 continue;
             }
             // Inside, the posted job (possibly a newer one than the wake-up was for) stays valid.
+            IN_TASKS.with(|t| t.set(true));
             if id < JOB_THREADS.load(Ordering::SeqCst) {
                 drain(job(), id);
             }
+            IN_TASKS.with(|t| t.set(false));
             STATE.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -243,6 +283,10 @@ mod imp {
     pub fn in_parallel_region() -> bool {
         IN_JOB.with(|j| j.get())
     }
+
+    /// Native panics unwind through the scoped threads: nothing to do.
+    pub fn on_panic() {}
+    pub fn recover() {}
 
     /// Native emulation: scoped threads claim tasks from a shared counter, as wasm workers do.
     pub fn run(n_tasks: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
@@ -274,6 +318,8 @@ mod imp {
     pub fn in_parallel_region() -> bool {
         false
     }
+    pub fn on_panic() {}
+    pub fn recover() {}
     pub fn run(n_tasks: usize, _threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         for t in 0..n_tasks {
             f(t, 0);

@@ -7,7 +7,8 @@ use crate::error::Result;
 use crate::shape::{check_shape_valid, contiguous_strides, fmt_shape, numel, Shape};
 use crate::storage::{Buffer, Storage};
 use crate::{bail, ensure};
-use std::cell::{Cell, Ref, RefCell, RefMut};
+use crate::storage::{Ref, RefMut};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

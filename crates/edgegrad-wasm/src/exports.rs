@@ -5,7 +5,7 @@ use edgegrad_core::autograd;
 use edgegrad_core::ops::{self, BinaryOp, CompareOp, UnaryOp};
 use edgegrad_core::rng::Generator;
 use edgegrad_core::{parallel, storage, DType, Error, ErrorKind, Tensor};
-use std::cell::RefCell;
+use edgegrad_core::panic::RecoverCell;
 use wasm_bindgen::prelude::*;
 
 pub(crate) type R<T> = Result<T, JsValue>;
@@ -20,12 +20,29 @@ pub(crate) fn arg_err(msg: String) -> JsValue {
     js_err(Error::new(ErrorKind::Argument, msg))
 }
 
-pub(crate) fn t(h: u32) -> R<Tensor> {
+/// The tensor behind a handle, lent for this call (see `handles::Lent`); `tc` for an owned one.
+pub(crate) fn t(h: u32) -> R<handles::Lent> {
     handles::get(h).map_err(js_err)
 }
 
+pub(crate) fn tc(h: u32) -> R<Tensor> {
+    Ok((*t(h)?).clone())
+}
+
+/// Several tensors lent for this call, as a `&[Tensor]`.
+pub(crate) fn tl(hs: &[u32]) -> R<handles::LentList> {
+    handles::get_list(hs).map_err(js_err)
+}
+
 pub(crate) fn out(r: edgegrad_core::Result<Tensor>) -> R<u32> {
-    handles::insert(r.map_err(js_err)?).map_err(js_err)
+    let t = r.map_err(js_err)?;
+    // An op that went past the memory limit fails now that it is done: dropping its result
+    // frees everything it allocated (see `storage::over_limit`).
+    if let Some(msg) = storage::take_pending_memory_error() {
+        drop(t);
+        return Err(js_err(Error::new(ErrorKind::Memory, msg)));
+    }
+    handles::insert(t).map_err(js_err)
 }
 
 pub(crate) fn shape_of(s: &[u32]) -> Vec<usize> {
@@ -42,21 +59,70 @@ pub(crate) fn dtype_of(code: u8) -> R<DType> {
 
 // ------------------------------------------------------------------ engine and threads
 
-fn throw_failure(msg: &str) -> ! {
-    wasm_bindgen::throw_str(msg)
-}
-
-/// Runs when each instance starts (main thread and every worker): installs the panic recorder.
+/// Runs when each instance starts (main thread and every worker): installs the panic recorder
+/// and makes an allocation failure outside the tensor allocator a MemoryError too.
 #[wasm_bindgen(start)]
 pub fn engine_start() {
     edgegrad_core::panic::install_hook();
-    edgegrad_core::panic::set_failure_handler(throw_failure);
+    #[cfg(target_arch = "wasm32")]
+    std::alloc::set_alloc_error_hook(|layout| edgegrad_core::panic::record_alloc_failure(layout.size()));
 }
 
-/// The message of the first Rust panic (an engine bug), for the SDK's InternalError.
+/// After a call trapped (a panic, or a failure recorded by `panic::fail`): puts the engine back
+/// in working order and returns `"<ErrorName>\n<message>"`, or an empty string when nothing was
+/// recorded. The SDK calls it on the thread that trapped and then restores its stack pointer.
+#[wasm_bindgen]
+pub fn engine_recover() -> String {
+    match edgegrad_core::panic::recover() {
+        Some((kind, msg)) => format!("{}\n{}", kind.name(), msg),
+        None => String::new(),
+    }
+}
+
+/// The recorded failure message, if any (kept until `engine_recover`).
 #[wasm_bindgen]
 pub fn engine_panic_message() -> Option<String> {
-    edgegrad_core::panic::message().map(|s| s.to_string())
+    edgegrad_core::panic::message()
+}
+
+/// Test hook: panics on purpose. `place` 0: on the calling thread while it holds a borrow of
+/// tensor `h`'s storage and the handle table; 1: on pool workers inside a parallel job (the
+/// calling thread's own tasks wait until a worker has failed, so one does). Returns normally only
+/// when no worker took part (one thread).
+#[wasm_bindgen]
+pub fn engine_test_panic(place: u32, h: u32) -> R<()> {
+    let x = t(h)?;
+    let _held = x.storage().borrow();
+    if place == 0 {
+        panic!("deliberate test panic on the calling thread");
+    }
+    let threads = parallel::num_threads();
+    parallel::for_each(threads * 8, &|_, thread| {
+        if thread != 0 {
+            panic!("deliberate test panic on pool worker {}", thread);
+        }
+        // Give the workers time to join; bounded, so a one-thread pool returns.
+        let mut spins = 0u64;
+        while !edgegrad_core::panic::has_panicked() && spins < 200_000_000 {
+            core::hint::spin_loop();
+            spins += 1;
+        }
+    });
+    Ok(())
+}
+
+/// Address of `storage::CALL_FLAGS` (`[MemoryError pending, inputs lent]`), which the SDK reads
+/// and resets in place around each call.
+#[wasm_bindgen]
+pub fn engine_call_flags_ptr() -> u32 {
+    storage::CALL_FLAGS.0.as_ptr() as u32
+}
+
+/// The MemoryError of a call that went past the limit without producing a tensor (in-place ops,
+/// backward, copy-out), for the SDK to throw; empty when none is pending.
+#[wasm_bindgen]
+pub fn engine_take_memory_error() -> String {
+    storage::take_pending_memory_error().unwrap_or_default()
 }
 
 /// True in the threaded build (shared memory + atomics).
@@ -71,6 +137,7 @@ pub fn engine_set_workers(n: u32) {
     #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
     parallel::set_workers(n as usize);
     let _ = n;
+    parallel::clamp_num_threads();
 }
 
 /// Body of a pool worker: never returns while the pool lives (it sleeps in `memory.atomic.wait`).
@@ -81,9 +148,14 @@ pub fn worker_entry(id: u32) {
     let _ = id;
 }
 
+/// Threads for the kernels that follow; refuses counts outside 1..=pool size.
 #[wasm_bindgen]
-pub fn engine_set_num_threads(n: u32) -> u32 {
-    parallel::set_num_threads(n as usize) as u32
+pub fn engine_set_num_threads(n: u32) -> R<u32> {
+    let max = parallel::available_threads();
+    if n == 0 || n as usize > max {
+        return Err(arg_err(format!("the thread count must be between 1 and {} (the threads in the pool), got {}", max, n)));
+    }
+    Ok(parallel::set_num_threads(n as usize) as u32)
 }
 
 #[wasm_bindgen]
@@ -91,11 +163,22 @@ pub fn engine_num_threads() -> u32 {
     parallel::num_threads() as u32
 }
 
-/// `[live tensors, live bytes, live storages, pooled bytes]`.
+/// Caps the bytes live tensors may hold; returns the previous cap. `bytes` is a whole number.
+#[wasm_bindgen]
+pub fn engine_set_memory_limit(bytes: f64) -> R<f64> {
+    if !(bytes >= 0.0 && bytes.fract() == 0.0) {
+        return Err(arg_err(format!("the memory limit must be a non-negative whole number of bytes, got {}", bytes)));
+    }
+    let b = if bytes >= usize::MAX as f64 { usize::MAX } else { bytes as usize };
+    Ok(storage::set_memory_limit(b) as f64)
+}
+
+/// `[live tensors, live bytes, live storages, pooled bytes, memory limit]`.
 #[wasm_bindgen]
 pub fn engine_memory() -> Vec<f64> {
     let m = storage::memory_stats();
-    vec![handles::live() as f64, m.bytes as f64, m.storages as f64, m.cached_bytes as f64]
+    vec![handles::live() as f64, m.bytes as f64, m.storages as f64, m.cached_bytes as f64,
+        storage::memory_limit() as f64]
 }
 
 #[wasm_bindgen]
@@ -106,7 +189,8 @@ pub fn engine_release_pool() {
 // ------------------------------------------------------------------ RNG
 
 thread_local! {
-    static RNG: RefCell<Generator> = RefCell::new(Generator::new(0));
+    // A RecoverCell: generators allocate their output while it is borrowed (see panic.rs).
+    static RNG: RecoverCell<Generator> = RecoverCell::new(Generator::new(0));
 }
 
 #[wasm_bindgen]
@@ -169,6 +253,7 @@ pub fn rng_tensor(kind: u8, shape: &[u32], a: f32, b: f32, seed: Option<f64>) ->
 
 #[wasm_bindgen]
 pub fn rng_permutation(n: u32, seed: Option<f64>) -> R<u32> {
+    checked_numel(&[n as usize])?; // before the permutation is allocated
     let p = with_rng(seed, |g| g.permutation(n as usize))?;
     out(Tensor::from_i32(p, &[n as usize]))
 }
@@ -232,9 +317,8 @@ pub fn tensor_is_contiguous(h: u32) -> R<bool> {
 }
 /// A second handle to the same tensor (shares storage and autograd state).
 #[wasm_bindgen]
-    checked_numel(&[n as usize])?; // before the permutation is allocated
 pub fn tensor_clone_handle(h: u32) -> R<u32> {
-    out(Ok(t(h)?))
+    out(Ok(tc(h)?))
 }
 #[wasm_bindgen]
 pub fn tensor_dispose(h: u32) -> R<()> {
@@ -265,7 +349,7 @@ pub fn grad_get(h: u32) -> R<u32> {
 }
 #[wasm_bindgen]
 pub fn grad_set(h: u32, g: u32) -> R<()> {
-    let grad = if g == 0 { None } else { Some(t(g)?) };
+    let grad = if g == 0 { None } else { Some(tc(g)?) };
     t(h)?.set_grad(grad).map_err(js_err)
 }
 #[wasm_bindgen]
@@ -284,8 +368,8 @@ pub fn grad_fn_name(h: u32) -> R<Option<String>> {
 /// `grad` 0 means "ones" (the tensor must then be a scalar).
 #[wasm_bindgen]
 pub fn grad_backward(h: u32, grad: u32, retain_graph: bool) -> R<()> {
-    let g = if grad == 0 { None } else { Some(t(grad)?) };
-    autograd::backward(&t(h)?, g, retain_graph).map_err(js_err)
+    let g = if grad == 0 { None } else { Some(tc(grad)?) };
+    autograd::backward(&*t(h)?, g, retain_graph).map_err(js_err)
 }
 #[wasm_bindgen]
 pub fn grad_push_no_grad() {
@@ -335,23 +419,23 @@ fn unary_op(code: u8) -> R<UnaryOp> {
 
 #[wasm_bindgen]
 pub fn op_binary(code: u8, a: u32, b: u32) -> R<u32> {
-    out(ops::binary(binary_op(code)?, &t(a)?, &t(b)?))
+    out(ops::binary(binary_op(code)?, &*t(a)?, &*t(b)?))
 }
 #[wasm_bindgen]
 pub fn op_unary(code: u8, a: u32) -> R<u32> {
-    out(ops::unary(unary_op(code)?, &t(a)?))
+    out(ops::unary(unary_op(code)?, &*t(a)?))
 }
 #[wasm_bindgen]
 pub fn op_affine(a: u32, scale: f32, shift: f32) -> R<u32> {
-    out(ops::affine_scalar(&t(a)?, scale, shift))
+    out(ops::affine_scalar(&*t(a)?, scale, shift))
 }
 #[wasm_bindgen]
 pub fn op_pow_scalar(a: u32, p: f32) -> R<u32> {
-    out(ops::pow_scalar(&t(a)?, p))
+    out(ops::pow_scalar(&*t(a)?, p))
 }
 #[wasm_bindgen]
 pub fn op_clamp(a: u32, lo: f32, hi: f32) -> R<u32> {
-    out(ops::clamp(&t(a)?, lo, hi))
+    out(ops::clamp(&*t(a)?, lo, hi))
 }
 #[wasm_bindgen]
 pub fn op_compare(code: u8, a: u32, b: u32) -> R<u32> {
@@ -364,15 +448,15 @@ pub fn op_compare(code: u8, a: u32, b: u32) -> R<u32> {
         5 => CompareOp::Ge,
         _ => return Err(arg_err(format!("unknown comparison {}", code))),
     };
-    out(ops::compare(op, &t(a)?, &t(b)?))
+    out(ops::compare(op, &*t(a)?, &*t(b)?))
 }
 #[wasm_bindgen]
 pub fn op_where(c: u32, a: u32, b: u32) -> R<u32> {
-    out(ops::where_(&t(c)?, &t(a)?, &t(b)?))
+    out(ops::where_(&*t(c)?, &*t(a)?, &*t(b)?))
 }
 #[wasm_bindgen]
 pub fn op_cast(a: u32, dtype: u8) -> R<u32> {
-    out(ops::cast(&t(a)?, dtype_of(dtype)?))
+    out(ops::cast(&*t(a)?, dtype_of(dtype)?))
 }
 /// code: 0 sum, 1 mean, 2 max, 3 min
 #[wasm_bindgen]
@@ -389,7 +473,7 @@ pub fn op_reduce(code: u8, a: u32, axes: &[i32], keepdims: bool) -> R<u32> {
 }
 #[wasm_bindgen]
 pub fn op_argmax(a: u32, axis: i32, keepdims: bool) -> R<u32> {
-    out(ops::argmax(&t(a)?, axis as isize, keepdims))
+    out(ops::argmax(&*t(a)?, axis as isize, keepdims))
 }
 #[wasm_bindgen]
 pub fn op_softmax(a: u32, axis: i32, log: bool) -> R<u32> {
@@ -398,11 +482,11 @@ pub fn op_softmax(a: u32, axis: i32, log: bool) -> R<u32> {
 }
 #[wasm_bindgen]
 pub fn op_matmul(a: u32, b: u32) -> R<u32> {
-    out(ops::matmul(&t(a)?, &t(b)?))
+    out(ops::matmul(&*t(a)?, &*t(b)?))
 }
 #[wasm_bindgen]
 pub fn op_bmm(a: u32, b: u32, ta: bool, tb: bool) -> R<u32> {
-    out(ops::bmm(&t(a)?, &t(b)?, ta, tb))
+    out(ops::bmm(&*t(a)?, &*t(b)?, ta, tb))
 }
 #[wasm_bindgen]
 pub fn op_reshape(a: u32, shape: &[i32]) -> R<u32> {
@@ -413,40 +497,39 @@ pub fn op_reshape(a: u32, shape: &[i32]) -> R<u32> {
 }
 #[wasm_bindgen]
 pub fn op_permute(a: u32, perm: &[i32]) -> R<u32> {
-    out(ops::permute(&t(a)?, &axes_of(perm)))
+    out(ops::permute(&*t(a)?, &axes_of(perm)))
 }
 #[wasm_bindgen]
 pub fn op_transpose(a: u32, d0: i32, d1: i32) -> R<u32> {
-    out(ops::transpose(&t(a)?, d0 as isize, d1 as isize))
+    out(ops::transpose(&*t(a)?, d0 as isize, d1 as isize))
 }
 #[wasm_bindgen]
 pub fn op_expand(a: u32, shape: &[u32]) -> R<u32> {
-    out(ops::expand(&t(a)?, &shape_of(shape)))
+    out(ops::expand(&*t(a)?, &shape_of(shape)))
 }
 #[wasm_bindgen]
 pub fn op_slice(a: u32, starts: &[i32], ends: &[i32], steps: &[i32]) -> R<u32> {
-    out(ops::slice(&t(a)?, &axes_of(starts), &axes_of(ends), &axes_of(steps)))
+    out(ops::slice(&*t(a)?, &axes_of(starts), &axes_of(ends), &axes_of(steps)))
 }
 #[wasm_bindgen]
 pub fn op_concat(hs: &[u32], axis: i32) -> R<u32> {
-    let xs: Vec<Tensor> = hs.iter().map(|&h| t(h)).collect::<R<_>>()?;
-    out(ops::concat(&xs, axis as isize))
+    out(ops::concat(&tl(hs)?, axis as isize))
 }
 #[wasm_bindgen]
 pub fn op_index_select(a: u32, axis: i32, idx: u32) -> R<u32> {
-    out(ops::index_select(&t(a)?, axis as isize, &t(idx)?))
+    out(ops::index_select(&*t(a)?, axis as isize, &*t(idx)?))
 }
 #[wasm_bindgen]
 pub fn op_gather(a: u32, axis: i32, idx: u32) -> R<u32> {
-    out(ops::gather(&t(a)?, axis as isize, &t(idx)?))
+    out(ops::gather(&*t(a)?, axis as isize, &*t(idx)?))
 }
 #[wasm_bindgen]
 pub fn op_contiguous(a: u32) -> R<u32> {
-    out(ops::contiguous(&t(a)?))
+    out(ops::contiguous(&*t(a)?))
 }
 #[wasm_bindgen]
 pub fn op_copy(a: u32) -> R<u32> {
-    out(ops::copy(&t(a)?))
+    out(ops::copy(&*t(a)?))
 }
 
 /// `[dtype code, ...shape]` in one call (what the SDK caches on each tensor).
@@ -460,21 +543,21 @@ pub fn tensor_meta(h: u32) -> R<Vec<u32>> {
 }
 #[wasm_bindgen]
 pub fn op_add_scalar(a: u32, s: f32) -> R<u32> {
-    out(ops::add_scalar(&t(a)?, s))
+    out(ops::add_scalar(&*t(a)?, s))
 }
 #[wasm_bindgen]
 pub fn op_mul_scalar(a: u32, s: f32) -> R<u32> {
-    out(ops::mul_scalar(&t(a)?, s))
+    out(ops::mul_scalar(&*t(a)?, s))
 }
 #[wasm_bindgen]
 pub fn op_assign(dst: u32, src: u32) -> R<()> {
-    ops::assign(&t(dst)?, &t(src)?).map_err(js_err)
+    ops::assign(&*t(dst)?, &*t(src)?).map_err(js_err)
 }
 /// Dense layer `x · wᵀ + bias` (weight `[out, in]`), optionally with a fused ReLU. `bias` 0 = none.
 #[wasm_bindgen]
 pub fn op_linear(x: u32, w: u32, bias: u32, relu: bool) -> R<u32> {
     let b = if bias == 0 { None } else { Some(t(bias)?) };
-    out(ops::linear(&t(x)?, &t(w)?, b.as_ref(), relu))
+    out(ops::linear(&*t(x)?, &*t(w)?, b.as_deref(), relu))
 }
 
 /// Address of the metadata block `[handle, dtype, rank, dims...]` of the last tensor created.

@@ -23,7 +23,7 @@ fn fixed<const N: usize>(op: &str, what: &str, v: &[u32]) -> R<[usize; N]> {
 pub fn op_conv2d(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<u32> {
     let o = conv_options(stride, padding, dilation, groups)?;
     let b = if bias == 0 { None } else { Some(t(bias)?) };
-    out(ops::conv2d(&t(x)?, &t(w)?, b.as_ref(), &o))
+    out(ops::conv2d(&*t(x)?, &*t(w)?, b.as_deref(), &o))
 }
 
 fn conv_options(stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<Conv2dOptions> {
@@ -40,7 +40,7 @@ pub fn op_max_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32]) ->
     let k = fixed("max_pool2d", "kernel", kernel)?;
     let s = fixed("max_pool2d", "stride", stride)?;
     let p = fixed("max_pool2d", "padding [top, bottom, left, right]", padding)?;
-    out(ops::max_pool2d(&t(x)?, k, s, p))
+    out(ops::max_pool2d(&*t(x)?, k, s, p))
 }
 
 #[wasm_bindgen]
@@ -48,7 +48,7 @@ pub fn op_avg_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32], co
     let k = fixed("avg_pool2d", "kernel", kernel)?;
     let s = fixed("avg_pool2d", "stride", stride)?;
     let p = fixed("avg_pool2d", "padding [top, bottom, left, right]", padding)?;
-    out(ops::avg_pool2d(&t(x)?, k, s, p, count_include_pad))
+    out(ops::avg_pool2d(&*t(x)?, k, s, p, count_include_pad))
 }
 
 /// `op_conv2d` with a fused ReLU epilogue.
@@ -56,5 +56,5 @@ pub fn op_avg_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32], co
 pub fn op_conv2d_relu(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<u32> {
     let o = conv_options(stride, padding, dilation, groups)?;
     let b = if bias == 0 { None } else { Some(t(bias)?) };
-    out(ops::conv2d_act(&t(x)?, &t(w)?, b.as_ref(), &o, true))
+    out(ops::conv2d_act(&*t(x)?, &*t(w)?, b.as_deref(), &o, true))
 }

@@ -1,7 +1,7 @@
 //! Exports for activations, normalisation and optimizers. Optional tensors are passed as handle 0
 //! ("none"). Optimizer steps and the `_`-suffixed helpers update their tensors in place.
 
-use crate::exports::{arg_err, js_err, out, t, R};
+use crate::exports::{arg_err, js_err, out, t, tc, tl, R};
 use edgegrad_core::ops::{self, optim, Activation};
 use edgegrad_core::Tensor;
 use wasm_bindgen::prelude::*;
@@ -11,7 +11,7 @@ fn opt(h: u32) -> R<Option<Tensor>> {
     if h == 0 {
         Ok(None)
     } else {
-        t(h).map(Some)
+        tc(h).map(Some)
     }
 }
 
@@ -20,7 +20,7 @@ fn opt(h: u32) -> R<Option<Tensor>> {
 #[wasm_bindgen]
 pub fn op_activation(code: u8, x: u32, alpha: f32) -> R<u32> {
     let kind = Activation::from_code(code).ok_or_else(|| arg_err(format!("unknown activation {}", code)))?;
-    out(ops::activation(kind, &t(x)?, alpha))
+    out(ops::activation(kind, &*t(x)?, alpha))
 }
 
 /// Channels-last batch norm; gamma, beta, running_mean, running_var may be 0. In training mode the
@@ -32,7 +32,7 @@ pub fn op_batch_norm(
     unbiased_running_var: bool,
 ) -> R<u32> {
     let (g, b, rm, rv) = (opt(gamma)?, opt(beta)?, opt(running_mean)?, opt(running_var)?);
-    out(ops::batch_norm(&t(x)?, g.as_ref(), b.as_ref(), rm.as_ref(), rv.as_ref(), training, momentum, eps,
+    out(ops::batch_norm(&*t(x)?, g.as_ref(), b.as_ref(), rm.as_ref(), rv.as_ref(), training, momentum, eps,
         unbiased_running_var))
 }
 
@@ -40,7 +40,7 @@ pub fn op_batch_norm(
 #[wasm_bindgen]
 pub fn op_layer_norm(x: u32, gamma: u32, beta: u32, normalized_dims: u32, eps: f32) -> R<u32> {
     let (g, b) = (opt(gamma)?, opt(beta)?);
-    out(ops::layer_norm(&t(x)?, g.as_ref(), b.as_ref(), normalized_dims as usize, eps))
+    out(ops::layer_norm(&*t(x)?, g.as_ref(), b.as_ref(), normalized_dims as usize, eps))
 }
 
 /// In-place SGD step; `buf` (momentum buffer) may be 0 when momentum is 0.
@@ -51,7 +51,7 @@ pub fn optim_sgd(
     first_step: bool,
 ) -> R<()> {
     let b = opt(buf)?;
-    optim::sgd_step(&t(p)?, &t(g)?, b.as_ref(), lr, momentum, dampening, weight_decay, nesterov, first_step)
+    optim::sgd_step(&*t(p)?, &*t(g)?, b.as_ref(), lr, momentum, dampening, weight_decay, nesterov, first_step)
         .map_err(js_err)
 }
 
@@ -62,7 +62,7 @@ pub fn optim_adam(
     p: u32, g: u32, m: u32, v: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, decoupled: bool,
     step: u32,
 ) -> R<()> {
-    optim::adam_step(&t(p)?, &t(g)?, &t(m)?, &t(v)?, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+    optim::adam_step(&*t(p)?, &*t(g)?, &*t(m)?, &*t(v)?, lr, beta1, beta2, eps, weight_decay, decoupled, step)
         .map_err(js_err)
 }
 
@@ -74,7 +74,7 @@ pub fn optim_rmsprop(
     momentum: f32, centered: bool,
 ) -> R<()> {
     let (b, a) = (opt(buf)?, opt(grad_avg)?);
-    optim::rmsprop_step(&t(p)?, &t(g)?, &t(square_avg)?, b.as_ref(), a.as_ref(), lr, alpha, eps, weight_decay,
+    optim::rmsprop_step(&*t(p)?, &*t(g)?, &*t(square_avg)?, b.as_ref(), a.as_ref(), lr, alpha, eps, weight_decay,
         momentum, centered)
         .map_err(js_err)
 }
@@ -85,24 +85,23 @@ pub fn optim_rmsprop(
 pub fn optim_adagrad(
     p: u32, g: u32, sum: u32, lr: f32, lr_decay: f32, weight_decay: f32, eps: f32, step: u32,
 ) -> R<()> {
-    optim::adagrad_step(&t(p)?, &t(g)?, &t(sum)?, lr, lr_decay, weight_decay, eps, step).map_err(js_err)
+    optim::adagrad_step(&*t(p)?, &*t(g)?, &*t(sum)?, lr, lr_decay, weight_decay, eps, step).map_err(js_err)
 }
 
 /// sqrt of the sum of squares of every element of every tensor (for clip-by-global-norm).
 #[wasm_bindgen]
 pub fn grad_global_norm(handles: &[u32]) -> R<f32> {
-    let ts: Vec<Tensor> = handles.iter().map(|&h| t(h)).collect::<R<_>>()?;
-    optim::global_grad_norm(&ts).map_err(js_err)
+    optim::global_grad_norm(&tl(handles)?).map_err(js_err)
 }
 
 /// `t *= s` in place.
 #[wasm_bindgen]
 pub fn tensor_scale_(h: u32, s: f32) -> R<()> {
-    optim::scale_(&t(h)?, s).map_err(js_err)
+    optim::scale_(&*t(h)?, s).map_err(js_err)
 }
 
 /// Clamps into `[lo, hi]` in place.
 #[wasm_bindgen]
 pub fn tensor_clamp_(h: u32, lo: f32, hi: f32) -> R<()> {
-    optim::clamp_(&t(h)?, lo, hi).map_err(js_err)
+    optim::clamp_(&*t(h)?, lo, hi).map_err(js_err)
 }

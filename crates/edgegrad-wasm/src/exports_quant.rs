@@ -4,7 +4,7 @@
 //! A layer's output is int8 (`scales` = 0, with `mult`/shifts/output quantization) or float
 //! (`scales` = the dequantization scales' handle).
 
-use crate::exports::{arg_err, js_err, out, t, R};
+use crate::exports::{arg_err, js_err, out, t, tc, tl, R};
 use edgegrad_core::ops::quant::{self, CalibMethod, QOutput, QParams, WeightLayout};
 use edgegrad_core::ops::Conv2dOptions;
 use edgegrad_core::Tensor;
@@ -19,7 +19,7 @@ fn layout(groups: u32) -> WeightLayout {
 }
 
 fn opt(h: u32) -> R<Option<Tensor>> {
-    if h == 0 { Ok(None) } else { t(h).map(Some) }
+    if h == 0 { Ok(None) } else { tc(h).map(Some) }
 }
 
 fn fixed<const N: usize>(op: &str, what: &str, v: &[u32]) -> R<[usize; N]> {
@@ -55,24 +55,24 @@ pub fn quant_choose_qparams(lo: f32, hi: f32) -> R<Vec<f64>> {
 
 #[wasm_bindgen]
 pub fn quant_quantize(x: u32, scale: f32, zero_point: i32) -> R<u32> {
-    out(quant::quantize(&t(x)?, qp(scale, zero_point)?))
+    out(quant::quantize(&*t(x)?, qp(scale, zero_point)?))
 }
 
 #[wasm_bindgen]
 pub fn quant_dequantize(x: u32, scale: f32, zero_point: i32) -> R<u32> {
-    out(quant::dequantize(&t(x)?, qp(scale, zero_point)?))
+    out(quant::dequantize(&*t(x)?, qp(scale, zero_point)?))
 }
 
 /// `[int8 weights, float32 scales]`.
 #[wasm_bindgen]
 pub fn quant_per_channel(w: u32, axis: i32) -> R<Vec<u32>> {
-    let (q, s) = quant::quantize_per_channel(&t(w)?, axis as isize).map_err(js_err)?;
+    let (q, s) = quant::quantize_per_channel(&*t(w)?, axis as isize).map_err(js_err)?;
     Ok(vec![handle(q)?, handle(s)?])
 }
 
 #[wasm_bindgen]
 pub fn quant_pack_weights(wq: u32, groups: u32) -> R<u32> {
-    out(quant::pack_weights(&t(wq)?, layout(groups)))
+    out(quant::pack_weights(&*t(wq)?, layout(groups)))
 }
 
 /// `[offsets, multipliers (int8 output) or scales (float output), left, right]`; a float output
@@ -83,7 +83,7 @@ pub fn quant_layer_constants(wq: u32, w_scales: u32, bias: u32, groups: u32, x_s
                              out_zp: i32) -> R<Vec<f64>> {
     let o = if out_scale == 0.0 { None } else { Some(qp(out_scale, out_zp)?) };
     let b = opt(bias)?;
-    let c = quant::layer_constants(&t(wq)?, &t(w_scales)?, b.as_ref(), layout(groups), qp(x_scale, x_zp)?, o).map_err(js_err)?;
+    let c = quant::layer_constants(&*t(wq)?, &*t(w_scales)?, b.as_ref(), layout(groups), qp(x_scale, x_zp)?, o).map_err(js_err)?;
     let second = match (c.mult, c.scales) {
         (Some(m), _) => handle(m)?,
         (None, Some(s)) => handle(s)?,
@@ -110,7 +110,7 @@ pub fn quant_linear(x: u32, packed: u32, in_features: u32, offsets: u32, mult: u
                     relu: bool, scales: u32) -> R<u32> {
     let (m, s) = (opt(mult)?, opt(scales)?);
     let o = qout(&m, &s, left, right, out_scale, out_zp, relu)?;
-    out(quant::qlinear(&t(x)?, &t(packed)?, in_features as usize, &t(offsets)?, &o))
+    out(quant::qlinear(&*t(x)?, &*t(packed)?, in_features as usize, &*t(offsets)?, &o))
 }
 
 /// Quantized 2-D convolution (NHWC, HWIO weights packed per group); `kernel` is
@@ -124,32 +124,32 @@ pub fn quant_conv2d(x: u32, x_zp: i32, packed: u32, kernel: &[u32], offsets: u32
     let k = fixed("quant_conv2d", "kernel [kh, kw, cin/groups]", kernel)?;
     let (m, s) = (opt(mult)?, opt(scales)?);
     let o = qout(&m, &s, left, right, out_scale, out_zp, relu)?;
-    out(quant::qconv2d(&t(x)?, x_zp, &t(packed)?, k, &t(offsets)?, &co, &o, max_pool2))
+    out(quant::qconv2d(&*t(x)?, x_zp, &*t(packed)?, k, &*t(offsets)?, &co, &o, max_pool2))
 }
 
 #[wasm_bindgen]
 pub fn quant_max_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32]) -> R<u32> {
     let op = "quant_max_pool2d";
-    out(quant::qmax_pool2d(&t(x)?, fixed(op, "kernel", kernel)?, fixed(op, "stride", stride)?,
+    out(quant::qmax_pool2d(&*t(x)?, fixed(op, "kernel", kernel)?, fixed(op, "stride", stride)?,
         fixed(op, "padding [top, bottom, left, right]", padding)?))
 }
 
 #[wasm_bindgen]
 pub fn quant_avg_pool2d(x: u32, kernel: &[u32], stride: &[u32], padding: &[u32], count_include_pad: bool, zero_point: i32) -> R<u32> {
     let op = "quant_avg_pool2d";
-    out(quant::qavg_pool2d(&t(x)?, fixed(op, "kernel", kernel)?, fixed(op, "stride", stride)?,
+    out(quant::qavg_pool2d(&*t(x)?, fixed(op, "kernel", kernel)?, fixed(op, "stride", stride)?,
         fixed(op, "padding [top, bottom, left, right]", padding)?, count_include_pad, zero_point))
 }
 
 #[allow(clippy::too_many_arguments)]
 #[wasm_bindgen]
 pub fn quant_add(a: u32, a_scale: f32, a_zp: i32, b: u32, b_scale: f32, b_zp: i32, out_scale: f32, out_zp: i32, relu: bool) -> R<u32> {
-    out(quant::qadd(&t(a)?, qp(a_scale, a_zp)?, &t(b)?, qp(b_scale, b_zp)?, qp(out_scale, out_zp)?, relu))
+    out(quant::qadd(&*t(a)?, qp(a_scale, a_zp)?, &*t(b)?, qp(b_scale, b_zp)?, qp(out_scale, out_zp)?, relu))
 }
 
 #[wasm_bindgen]
 pub fn quant_requantize(x: u32, in_scale: f32, in_zp: i32, out_scale: f32, out_zp: i32, relu: bool) -> R<u32> {
-    out(quant::qrequantize(&t(x)?, qp(in_scale, in_zp)?, qp(out_scale, out_zp)?, relu))
+    out(quant::qrequantize(&*t(x)?, qp(in_scale, in_zp)?, qp(out_scale, out_zp)?, relu))
 }
 
 #[wasm_bindgen]
@@ -158,20 +158,20 @@ pub fn quant_concat(hs: &[u32], scales: &[f32], zps: &[i32], axis: i32, out_scal
         return Err(arg_err(format!("quant_concat: {} tensors but {} scales and {} zero points", hs.len(), scales.len(), zps.len())));
     }
     let xs: Vec<(Tensor, QParams)> = hs.iter().zip(scales).zip(zps)
-        .map(|((&h, &s), &z)| Ok((t(h)?, qp(s, z)?))).collect::<R<_>>()?;
+        .map(|((&h, &s), &z)| Ok((tc(h)?, qp(s, z)?))).collect::<R<_>>()?;
     out(quant::qconcat(&xs, axis as isize, qp(out_scale, out_zp)?))
 }
 
 /// `[min, max]` (NaN ignored).
 #[wasm_bindgen]
 pub fn quant_minmax(x: u32) -> R<Vec<f32>> {
-    let (a, b) = quant::minmax(&t(x)?).map_err(js_err)?;
+    let (a, b) = quant::minmax(&*t(x)?).map_err(js_err)?;
     Ok(vec![a, b])
 }
 
 #[wasm_bindgen]
 pub fn quant_histogram(x: u32, lo: f32, hi: f32, bins: u32) -> R<Vec<u32>> {
-    quant::histogram(&t(x)?, lo, hi, bins as usize).map_err(js_err)
+    quant::histogram(&*t(x)?, lo, hi, bins as usize).map_err(js_err)
 }
 
 /// method: 0 percentile (`param` = percent kept), 1 MSE-optimal. Returns `[lo, hi]`.
@@ -188,30 +188,30 @@ pub fn quant_calib_range(counts: &[f64], lo: f32, hi: f32, method: u8, param: f6
 
 #[wasm_bindgen]
 pub fn quant_fake(x: u32, scale: f32, zero_point: i32) -> R<u32> {
-    out(quant::fake_quant(&t(x)?, qp(scale, zero_point)?))
+    out(quant::fake_quant(&*t(x)?, qp(scale, zero_point)?))
 }
 
 #[wasm_bindgen]
 pub fn quant_fake_per_channel(w: u32, axis: i32) -> R<u32> {
-    out(quant::fake_quant_per_channel(&t(w)?, axis as isize))
+    out(quant::fake_quant_per_channel(&*t(w)?, axis as isize))
 }
 
 #[wasm_bindgen]
 pub fn quant_binarize(w: u32, axis: i32) -> R<u32> {
-    out(quant::binarize(&t(w)?, axis as isize))
+    out(quant::binarize(&*t(w)?, axis as isize))
 }
 
 /// `[bits, alpha]`.
 #[wasm_bindgen]
 pub fn quant_pack_binary(w: u32, groups: u32) -> R<Vec<u32>> {
-    let (b, a) = quant::pack_binary(&t(w)?, layout(groups)).map_err(js_err)?;
+    let (b, a) = quant::pack_binary(&*t(w)?, layout(groups)).map_err(js_err)?;
     Ok(vec![handle(b)?, handle(a)?])
 }
 
 #[wasm_bindgen]
 pub fn quant_binary_linear(x: u32, bits: u32, alpha: u32, bias: u32) -> R<u32> {
     let b = opt(bias)?;
-    out(quant::binary_linear(&t(x)?, &t(bits)?, &t(alpha)?, b.as_ref()))
+    out(quant::binary_linear(&*t(x)?, &*t(bits)?, &*t(alpha)?, b.as_ref()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -221,22 +221,21 @@ pub fn quant_binary_conv2d(x: u32, bits: u32, kernel: &[u32], alpha: u32, bias: 
     let co = conv_opts("quant_binary_conv2d", stride, padding, dilation, groups)?;
     let k = fixed("quant_binary_conv2d", "kernel", kernel)?;
     let b = opt(bias)?;
-    out(quant::binary_conv2d(&t(x)?, &t(bits)?, k, &t(alpha)?, b.as_ref(), &co))
+    out(quant::binary_conv2d(&*t(x)?, &*t(bits)?, k, &*t(alpha)?, b.as_ref(), &co))
 }
 
 #[wasm_bindgen]
 pub fn quant_prune_masks(hs: &[u32], sparsity: f64) -> R<Vec<u32>> {
-    let ws: Vec<Tensor> = hs.iter().map(|&h| t(h)).collect::<R<_>>()?;
-    let masks = quant::prune_masks(&ws, sparsity).map_err(js_err)?;
+    let masks = quant::prune_masks(&tl(hs)?, sparsity).map_err(js_err)?;
     masks.into_iter().map(handle).collect()
 }
 
 #[wasm_bindgen]
 pub fn quant_apply_mask_(w: u32, mask: u32) -> R<()> {
-    quant::apply_mask_(&t(w)?, &t(mask)?).map_err(js_err)
+    quant::apply_mask_(&*t(w)?, &*t(mask)?).map_err(js_err)
 }
 
 #[wasm_bindgen]
 pub fn quant_count_zeros(x: u32) -> R<u32> {
-    Ok(quant::count_zeros(&t(x)?).map_err(js_err)? as u32)
+    Ok(quant::count_zeros(&*t(x)?).map_err(js_err)? as u32)
 }

@@ -1,6 +1,6 @@
 //! Exports for recurrent layers and attention. Optional tensors are passed as handle 0 ("none").
 
-use crate::exports::{arg_err, js_err, out, t, R};
+use crate::exports::{arg_err, js_err, out, t, tc, R};
 use crate::handles;
 use edgegrad_core::ops::{self, RnnCell, RnnWeights};
 use edgegrad_core::Tensor;
@@ -10,7 +10,7 @@ fn opt(h: u32) -> R<Option<Tensor>> {
     if h == 0 {
         Ok(None)
     } else {
-        t(h).map(Some)
+        tc(h).map(Some)
     }
 }
 
@@ -24,14 +24,14 @@ pub fn op_rnn(cell: u8, x: u32, h0: u32, c0: u32, w_ih: u32, w_hh: u32, b_ih: u3
     let (h0, c0, b_ih, b_hh, mask) = (opt(h0)?, opt(c0)?, opt(b_ih)?, opt(b_hh)?, opt(mask)?);
     let (w_ih, w_hh) = (t(w_ih)?, t(w_hh)?);
     let w = RnnWeights { w_ih: &w_ih, w_hh: &w_hh, b_ih: b_ih.as_ref(), b_hh: b_hh.as_ref() };
-    out(ops::rnn(cell, &t(x)?, h0.as_ref(), c0.as_ref(), w, mask.as_ref(), reverse))
+    out(ops::rnn(cell, &*t(x)?, h0.as_ref(), c0.as_ref(), w, mask.as_ref(), reverse))
 }
 
 /// Fused `softmax(scale * x)` over the last axis with a keep-mask (0 = none) and a causal limit.
 #[wasm_bindgen]
 pub fn op_masked_softmax(x: u32, mask: u32, causal: bool, scale: f32) -> R<u32> {
     let m = opt(mask)?;
-    out(ops::masked_softmax(&t(x)?, m.as_ref(), causal, scale))
+    out(ops::masked_softmax(&*t(x)?, m.as_ref(), causal, scale))
 }
 
 /// Scaled dot-product attention in one call: returns `[output, weights]` handles. `scale` NaN
@@ -40,7 +40,7 @@ pub fn op_masked_softmax(x: u32, mask: u32, causal: bool, scale: f32) -> R<u32> 
 pub fn op_attention(q: u32, k: u32, v: u32, mask: u32, causal: bool, scale: f32) -> R<Vec<u32>> {
     let m = opt(mask)?;
     let s = if scale.is_nan() { None } else { Some(scale) };
-    let (o, w) = ops::attention(&t(q)?, &t(k)?, &t(v)?, m.as_ref(), causal, s).map_err(js_err)?;
+    let (o, w) = ops::attention(&*t(q)?, &*t(k)?, &*t(v)?, m.as_ref(), causal, s).map_err(js_err)?;
     let ho = handles::insert(o).map_err(js_err)?;
     match handles::insert(w) {
         Ok(hw) => Ok(vec![ho, hw]),

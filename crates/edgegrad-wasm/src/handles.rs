@@ -1,7 +1,8 @@
 //! Handle table: u32 handles to `Tensor`s, with generations to catch stale handles.
 
+use edgegrad_core::panic::RecoverCell;
 use edgegrad_core::{Error, ErrorKind, Result, Tensor};
-use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 
 const INDEX_BITS: u32 = 20;
 const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
@@ -12,7 +13,6 @@ struct Slot {
     tensor: Option<Tensor>,
 }
 
-#[derive(Default)]
 struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -20,7 +20,8 @@ struct Table {
 }
 
 thread_local! {
-    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+    /// A `RecoverCell`: growing the table can fail for lack of memory while it is borrowed.
+    static TABLE: RecoverCell<Table> = RecoverCell::new(Table { slots: Vec::new(), free: Vec::new(), live: 0 });
 }
 
 /// Metadata of the tensor most recently registered: `[handle, dtype, rank, dims...]`, read by
@@ -56,8 +57,8 @@ pub fn insert(t: Tensor) -> Result<u32> {
 fn insert_slot(t: Tensor) -> Result<u32> {
     TABLE.with(|tb| {
         let mut tb = tb.borrow_mut();
-        tb.live += 1;
         if let Some(i) = tb.free.pop() {
+            tb.live += 1;
             let slot = &mut tb.slots[i as usize];
             slot.gen = (slot.gen + 1) & GEN_MASK;
             if slot.gen == 0 {
@@ -68,11 +69,11 @@ fn insert_slot(t: Tensor) -> Result<u32> {
         }
         let i = tb.slots.len() as u32;
         if i > INDEX_MASK {
-            tb.live -= 1;
             return Err(Error::new(ErrorKind::Argument,
                 format!("more than {} live tensors: dispose tensors you no longer need", INDEX_MASK)));
         }
         tb.slots.push(Slot { gen: 1, tensor: Some(t) });
+        tb.live += 1;
         Ok((1 << INDEX_BITS) | i)
     })
 }
@@ -81,12 +82,60 @@ fn stale(h: u32) -> Error {
     Error::new(ErrorKind::Argument, format!("tensor handle {} is not live (the tensor was disposed)", h))
 }
 
-pub fn get(h: u32) -> Result<Tensor> {
+/// A tensor lent by the table for the duration of one engine call, without taking a reference:
+/// if the call traps (a panic, out of memory), nothing is left holding a count that would keep
+/// the tensor alive after the user disposes it. `(*lent).clone()` takes a real reference.
+pub struct Lent(ManuallyDrop<Tensor>);
+
+impl std::ops::Deref for Lent {
+    type Target = Tensor;
+    #[inline]
+    fn deref(&self) -> &Tensor {
+        &self.0
+    }
+}
+
+/// Several lent tensors as a slice (for ops over a list, such as concat). Its elements are bitwise
+/// copies, forgotten on drop like `Lent`'s; a trap leaks only the list's own small buffer.
+pub struct LentList(Vec<Tensor>);
+
+impl std::ops::Deref for LentList {
+    type Target = [Tensor];
+    #[inline]
+    fn deref(&self) -> &[Tensor] {
+        &self.0
+    }
+}
+
+impl Drop for LentList {
+    fn drop(&mut self) {
+        // SAFETY: the elements were never counted (see `get_list`); forget them, free the buffer.
+        unsafe { self.0.set_len(0) };
+    }
+}
+
+/// The tensors behind `hs`, lent for the call (same invariant as `get`).
+pub fn get_list(hs: &[u32]) -> Result<LentList> {
+    let mut list = LentList(Vec::with_capacity(hs.len()));
+    for &h in hs {
+        let lent = get(h)?;
+        // SAFETY: moves the uncounted copy out of the `Lent` without dropping either.
+        list.0.push(unsafe { std::ptr::read(&*lent.0) });
+    }
+    Ok(list)
+}
+
+/// The tensor behind handle `h`, lent (see `Lent`). Invariant that makes this sound: no engine
+/// call removes a handle it has been lent, so the table's reference outlives the `Lent`.
+pub fn get(h: u32) -> Result<Lent> {
+    edgegrad_core::storage::note_inputs_lent();
     TABLE.with(|tb| {
         let tb = tb.borrow();
         let (i, g) = ((h & INDEX_MASK) as usize, h >> INDEX_BITS);
         match tb.slots.get(i) {
-            Some(Slot { gen, tensor: Some(t) }) if *gen == g => Ok(t.clone()),
+            // SAFETY: a bitwise copy of the table's `Rc` that is never dropped (ManuallyDrop):
+            // the count is unchanged, and the table keeps the tensor alive (invariant above).
+            Some(Slot { gen, tensor: Some(t) }) if *gen == g => Ok(Lent(ManuallyDrop::new(unsafe { std::ptr::read(t) }))),
             _ => Err(stale(h)),
         }
     })

@@ -1,3 +1,4 @@
+#![cfg_attr(target_arch = "wasm32", feature(alloc_error_hook))]
 //! The wasm boundary: one exported function per op, integer handles in and out, no element loops
 //! in JS. Failures cross as JS `Error`s whose `name` is the error kind ("ShapeError", ...); the
 //! TypeScript SDK turns them into its typed error classes.
