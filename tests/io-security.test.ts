@@ -392,6 +392,20 @@ describe('defect 7: many small entries, and a tiny file declaring a huge model',
   });
 });
 
+describe('defect 7: a tiny model.json declaring a huge model', () => {
+  it('fails before allocating what the weights cannot fill', async () => {
+    const m = tiny();
+    const art = await eg.saveModel(m);
+    m.dispose();
+    const huge = { ...art.json, model: { className: 'Sequential', config: { layers: [{ className: 'Linear', config: { inFeatures: 20000, outFeatures: 20000 } }] } } };
+    const before = eg.memory();
+    await expect(eg.loadModel({ json: huge, weights: art.weights })).rejects.toThrow(/declares a model larger than its weights/);
+    const after = eg.memory();
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.wasmBytes - before.wasmBytes).toBeLessThan(64 * 1024 * 1024); // Linear(20000, 20000) alone is 1.6 GB
+  });
+});
+
 describe('defect 8: failing loads leak nothing', () => {
   it('quantized, binary, model, PyTorch and config loads that fail free what they made', async () => {
     const qm = quantized();

@@ -4,7 +4,8 @@
  * plus optimizer moments under `optimizer.<i>.<name>`). In Node a model is a directory; in
  * browsers `saveModel` returns the two artifacts and `loadModel` takes a URL or the artifacts.
  */
-import { ArgumentError, EdgegradError, FormatError } from '../errors.js';
+import { ArgumentError, EdgegradError, FormatError, MemoryError } from '../errors.js';
+import { withAllocationLimit } from '../memory.js';
 import { describe } from '../args.js';
 import { moduleConfigSchema, moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizers.js';
@@ -12,7 +13,7 @@ import type { Tensor } from '../tensor.js';
 import { dirOf, readBytes, resolveInside, statPath } from './files.js';
 import { DEFAULT_JSON_BYTES, parseJson } from './json.js';
 import {
-  DEFAULT_MAX_TENSORS, decodeSafetensors, decodeTensor, encodeSafetensors, entryDType, parseSafetensorsHeader, shortName, type ParsedSafetensors,
+  DEFAULT_MAX_TENSORS, decodeSafetensors, decodeTensor, encodeSafetensors, entryDType, entryEngineBytes, parseSafetensorsHeader, shortName, type ParsedSafetensors,
 } from './safetensors.js';
 import { v, validate, type Schema } from './validate.js';
 
@@ -180,11 +181,21 @@ function names(list: string[]): string {
   return list.length > 5 ? `${shown} and ${list.length - 5} more` : shown;
 }
 
-/** Builds the model a file describes, within a memory budget derived from its weights. */
+/**
+ * Builds the model a file describes within a memory budget derived from its weights (three times
+ * their loaded size plus 16 MiB, room for initialization temporaries), so a tiny file declaring a
+ * huge model fails before the memory is taken.
+ */
 function buildModel(config: ModuleConfig, parsed: ParsedSafetensors): Module {
+  let bytes = 0;
+  for (const e of Object.values(parsed.entries)) bytes += entryEngineBytes(e);
+  const budget = 3 * bytes + 16 * 1024 * 1024;
   try {
-    return moduleFromConfig(config);
+    return withAllocationLimit(budget, () => moduleFromConfig(config));
   } catch (e) {
+    if (e instanceof MemoryError) {
+      throw new FormatError(`model.json declares a model larger than its weights (${bytes} bytes of tensors): building it needs more than ${budget} bytes`);
+    }
     throw new FormatError(`model.json describes a model that cannot be built: ${(e as Error).message}`);
   }
 }
