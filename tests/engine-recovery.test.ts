@@ -59,8 +59,8 @@ describe('panic recovery', () => {
     eg.setNumThreads(max);
   });
 
-  it('a panic on a pool worker fails that call only; the worker comes back; 1,000 threaded ops give the one-thread bits', () => {
-    if (!threaded) return; // single-threaded build (browser page without cross-origin isolation)
+  it('a panic on a pool worker fails that call only; the worker comes back; 1,000 threaded ops give the one-thread bits', (ctx) => {
+    if (!threaded) ctx.skip(); // single-threaded build (a page without cross-origin isolation)
     const x = eg.randn([48, 64], 0, 1, { seed: 8 });
     const max = eg.backendInfo().maxThreads;
     const reference = workload(1, x);
@@ -106,8 +106,8 @@ describe('threads', () => {
     expect(workerExecArgv(['--print=1', '--enable-source-maps'])).toEqual(['--enable-source-maps']);
   });
 
-  it('init() after shutdownWorkers() restarts the pool and reports the real thread count', async () => {
-    if (!threaded) return;
+  it('init() after shutdownWorkers() restarts the pool and reports the real thread count', async (ctx) => {
+    if (!threaded) ctx.skip();
     const x = eg.randn([32, 32], 0, 1, { seed: 9 });
     const ref = workload(1, x);
     eg.shutdownWorkers();
