@@ -13,6 +13,12 @@ export const MAX_ELEMENTS = Math.floor(0x7fffffff / 4);
 /** Most dimensions a tensor can have. */
 export const MAX_RANK = 32;
 
+/**
+ * Most repeated blocks a layer-count argument (numConvs, numLayers, nLayer...) may ask for: each
+ * block allocates parameters, so a count like 2**32 would run until memory is exhausted.
+ */
+export const MAX_LAYERS = 10_000;
+
 /** A short description of a value for error messages (never echoes large contents). */
 export function describe(v: unknown): string {
   if (v === null) return 'null';

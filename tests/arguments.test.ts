@@ -78,6 +78,16 @@ describe('defect 9: sizes that wrapped at 2^32 and silently wrong results', () =
     eg.dispose([s, st]);
     engineWorks();
   });
+  it('layer counts are bounded and a failed constructor frees what it built', () => {
+    const before = eg.memory().numTensors;
+    // Used to build convolutions until the handle table was full (seconds, a million tensors).
+    expect(() => new nn.VGGBlock(2, 2, 2 ** 32 + 1)).toThrow(eg.ArgumentError);
+    expect(() => new nn.GPT({ vocabSize: 4, blockSize: 4, nEmbd: 4, nHead: 2, nLayer: 2 ** 32 + 1 })).toThrow(eg.ArgumentError);
+    // nHead that does not divide nEmbd is found after the first LayerNorm was built.
+    expect(() => new nn.GPTBlock(4, 3)).toThrow(eg.EdgegradError);
+    expect(() => new nn.GPT({ vocabSize: 4, blockSize: 4, nEmbd: 4, nHead: 3, nLayer: 2 })).toThrow(eg.EdgegradError);
+    expect(eg.memory().numTensors).toBe(before);
+  });
   it('an optimizer refuses a parameter listed twice, also across groups', () => {
     const w = eg.zeros([2]).requiresGrad_();
     expect(() => new optim.SGD([w, w], { lr: 0.1 })).toThrow(eg.ArgumentError);
@@ -182,6 +192,13 @@ describe('defect 10: wrong argument types are typed errors, not raw TypeErrors',
     ['Linear("2", 1)', () => new nn.Linear(bad('2'), 1), eg.ArgumentError],
     ['Conv2d kernel 1n', () => new nn.Conv2d(1, 1, bad(1n)), eg.ArgumentError],
     ['Conv2d padding [1n,1n]', () => new nn.Conv2d(1, 1, 3, { padding: bad([1n, 1n]) }).forward(eg.ones([1, 4, 4, 1])), eg.ArgumentError],
+    ['Linear options null', () => new nn.Linear(2, 1, bad(null)), eg.ArgumentError],
+    ['LSTM options null', () => new nn.LSTM(2, 2, bad(null)), eg.ArgumentError],
+    ['LayerNorm("2")', () => new nn.LayerNorm(bad('2')), eg.ArgumentError],
+    ['ModuleList("2")', () => new nn.ModuleList(bad('2')), eg.ArgumentError],
+    ['GPT(null)', () => new nn.GPT(bad(null)), eg.ArgumentError],
+    ['SinusoidalPositionalEncoding(2^32 + 1)', () => new nn.SinusoidalPositionalEncoding(2 ** 32 + 1), eg.ArgumentError],
+    ['StepLR(null)', () => new optim.StepLR(bad(null), 1), eg.ArgumentError],
     ['SGD(null)', () => new optim.SGD(bad(null)), eg.ArgumentError],
     ['loadStateDict(null)', () => new nn.Linear(2, 1).loadStateDict(bad(null)), eg.ArgumentError],
     ['optimizer loadStateDict(null)', () => new optim.SGD([eg.zeros([1]).requiresGrad_()], { lr: 0.1 }).loadStateDict(bad(null)), eg.ArgumentError],

@@ -12,6 +12,7 @@
  * `MultiHeadAttention.attend`, and kept after each forward when `keepAttentionWeights` is on
  * (`module.attentionWeights`, `[batch, heads, queries, keys]`), for visualisation.
  */
+import { checkOptions, checkShape, checkSize } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { keep } from '../memory.js';
@@ -207,6 +208,8 @@ export class MultiHeadAttention extends Module {
   }
 
   constructor(embedDim: number, numHeads: number, opts: MultiHeadAttentionOptions = {}) {
+
+    checkOptions(opts, 'MultiHeadAttention options');
     super();
     if (!Number.isInteger(embedDim) || embedDim < 1 || !Number.isInteger(numHeads) || numHeads < 1) {
       throw new ArgumentError(`MultiHeadAttention needs positive integer embedDim and numHeads, got ${embedDim} and ${numHeads}`);
@@ -418,7 +421,9 @@ export class SinusoidalPositionalEncoding extends Module {
   #table: Tensor;
   constructor(readonly dim: number, readonly maxLen = 2048) {
     super();
-    if (!Number.isInteger(dim) || dim < 1 || !Number.isInteger(maxLen) || maxLen < 1) throw new ArgumentError(`SinusoidalPositionalEncoding needs positive integer dim and maxLen, got ${dim}, ${maxLen}`);
+    checkSize(dim, 'SinusoidalPositionalEncoding dim', 1);
+    checkSize(maxLen, 'SinusoidalPositionalEncoding maxLen', 1);
+    checkShape([maxLen, dim], 'SinusoidalPositionalEncoding table');
     this.#table = keep(tensor(sinusoidalTable(maxLen, dim), [maxLen, dim]));
   }
   forward(x: Tensor, offset = 0): Tensor {
@@ -442,6 +447,7 @@ export class SinusoidalPositionalEncoding extends Module {
 /** A trained position table `weight [maxLen, dim]` added to `[batch, time, dim]` inputs (GPT-style). */
 export class LearnedPositionalEmbedding extends Module {
   constructor(readonly maxLen: number, readonly dim: number, readonly opts: { init?: Initializer; seed?: number } = {}) {
+    checkOptions(opts, 'LearnedPositionalEmbedding options');
     super();
     if (!Number.isInteger(dim) || dim < 1 || !Number.isInteger(maxLen) || maxLen < 1) throw new ArgumentError(`LearnedPositionalEmbedding needs positive integer maxLen and dim, got ${maxLen}, ${dim}`);
     this.registerParameter('weight', initialize(opts.init ?? { normal: [0, 0.02] }, [maxLen, dim], maxLen, dim, opts.seed));

@@ -3,7 +3,7 @@
  * `Conv2d` weights `[kh, kw, in / groups, out]` (TensorFlow's HWIO, natural for NHWC).
  * Every layer is registered for configs, so `saveModel`/`loadModel` rebuild it.
  */
-import { checkSize, describe } from '../args.js';
+import { checkSize, describe, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
 import { Tensor } from '../tensor.js';
@@ -43,6 +43,7 @@ export class Linear extends Module {
   readonly outFeatures: number;
   readonly #opts: LinearOptions;
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    checkOptions(opts, 'Linear options');
     super();
     this.inFeatures = positiveInt(inFeatures, 'Linear inFeatures');
     this.outFeatures = positiveInt(outFeatures, 'Linear outFeatures');
@@ -82,6 +83,7 @@ export class Conv2d extends Module {
   readonly kernelSize: [number, number];
   readonly #opts: Conv2dLayerOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: F.Pair, opts: Conv2dLayerOptions = {}) {
+    checkOptions(opts, 'Conv2d options');
     super();
     this.inChannels = positiveInt(inChannels, 'Conv2d inChannels');
     this.outChannels = positiveInt(outChannels, 'Conv2d outChannels');
@@ -127,6 +129,7 @@ export class Conv2d extends Module {
 
 export class MaxPool2d extends Module {
   constructor(readonly kernelSize: F.Pair, readonly opts: F.Pool2dOptions = {}) {
+    checkOptions(opts, 'MaxPool2d options');
     super();
   }
   forward(x: Tensor): Tensor {
@@ -140,6 +143,7 @@ export class MaxPool2d extends Module {
 /** Average pooling; padding counts in the average unless `countIncludePad: false` (PyTorch's default). */
 export class AvgPool2d extends Module {
   constructor(readonly kernelSize: F.Pair, readonly opts: F.AvgPool2dOptions = {}) {
+    checkOptions(opts, 'AvgPool2d options');
     super();
   }
   forward(x: Tensor): Tensor {
@@ -214,6 +218,7 @@ export interface BatchNormLayerOptions {
 export class BatchNorm extends Module {
   readonly #opts: Required<BatchNormLayerOptions>;
   constructor(readonly numFeatures: number, opts: BatchNormLayerOptions = {}, readonly expectedRank?: number) {
+    checkOptions(opts, 'BatchNorm options');
     super();
     positiveInt(numFeatures, 'BatchNorm numFeatures');
     this.#opts = { momentum: 0.1, eps: 1e-5, affine: true, trackRunningStats: true, unbiasedRunningVar: true, ...opts };
@@ -249,11 +254,13 @@ export class BatchNorm extends Module {
 }
 export class BatchNorm1d extends BatchNorm {
   constructor(numFeatures: number, opts: BatchNormLayerOptions = {}) {
+    checkOptions(opts, 'BatchNorm1d options');
     super(numFeatures, opts, 2);
   }
 }
 export class BatchNorm2d extends BatchNorm {
   constructor(numFeatures: number, opts: BatchNormLayerOptions = {}) {
+    checkOptions(opts, 'BatchNorm2d options');
     super(numFeatures, opts, 4);
   }
 }
@@ -262,8 +269,10 @@ export class BatchNorm2d extends BatchNorm {
 export class LayerNorm extends Module {
   readonly normalizedShape: number[];
   constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
+    checkOptions(opts, 'LayerNorm options');
     super();
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    if (!Array.isArray(this.normalizedShape)) throw new ArgumentError(`LayerNorm needs a size or an array of sizes, got ${describe(normalizedShape)}`);
     this.normalizedShape.forEach((d) => positiveInt(d, 'LayerNorm size'));
     if (opts.elementwiseAffine ?? true) {
       this.registerParameter('weight', full(this.normalizedShape, 1));
@@ -284,6 +293,7 @@ export class LayerNorm extends Module {
 /** A lookup table: int32 indices of any shape -> `[...indices.shape, dim]`. */
 export class Embedding extends Module {
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { init?: Initializer; seed?: number } = {}) {
+    checkOptions(opts, 'Embedding options');
     super();
     positiveInt(numEmbeddings, 'Embedding numEmbeddings');
     positiveInt(embeddingDim, 'Embedding embeddingDim');

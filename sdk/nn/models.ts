@@ -13,6 +13,7 @@
  * `features(x)` (pooled backbone features `[N, numFeatures]`), a head (`fc`, or `classifier` for
  * VGG) and `replaceHead(numClasses)`; every block and model serialises through its config.
  */
+import { checkSize, describe, MAX_ELEMENTS, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { concat } from '../ops.js';
 import type { Tensor } from '../tensor.js';
@@ -20,8 +21,9 @@ import * as F from './functional.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, type BatchNormLayerOptions } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 
-function posInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new ArgumentError(`${what} must be a positive integer, got ${String(v)}`);
+function posInt(v: unknown, what: string, max = MAX_ELEMENTS): number {
+  checkSize(v, what, 1);
+  if ((v as number) > max) throw new ArgumentError(`${what} must be at most ${max}, got ${v}`);
   return v as number;
 }
 function sub(seed: number | undefined, k: number): number | undefined {
@@ -43,6 +45,7 @@ export interface ConvBNOptions {
 /** Conv (no bias, He init) → BatchNorm → ReLU; submodules `conv`, `bn`. */
 export class ConvBNReLU extends Module {
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, readonly opts: ConvBNOptions = {}) {
+    checkOptions(opts, 'ConvBNReLU options');
     super();
     this.registerModule('conv', new Conv2d(inChannels, outChannels, kernelSize, {
       stride: opts.stride ?? 1, padding: opts.padding ?? 'same', bias: false, weightInit: 'heNormal', seed: opts.seed,
@@ -78,14 +81,20 @@ export interface VGGBlockOptions {
 export class VGGBlock extends Sequential {
   readonly #args: { inChannels: number; outChannels: number; numConvs: number; opts: VGGBlockOptions };
   constructor(inChannels: number, outChannels: number, numConvs = 2, opts: VGGBlockOptions = {}) {
+    checkOptions(opts, 'VGGBlock options');
     posInt(inChannels, 'VGGBlock inChannels');
     posInt(outChannels, 'VGGBlock outChannels');
-    posInt(numConvs, 'VGGBlock numConvs');
+    posInt(numConvs, 'VGGBlock numConvs', MAX_LAYERS);
     const layers: Module[] = [];
-    for (let i = 0; i < numConvs; i++) {
-      const cin = i === 0 ? inChannels : outChannels;
-      if (opts.batchNorm ?? true) layers.push(new ConvBNReLU(cin, outChannels, 3, { seed: sub(opts.seed, i) }));
-      else layers.push(new Sequential(new Conv2d(cin, outChannels, 3, { padding: 'same', weightInit: 'heNormal', seed: sub(opts.seed, i) }), new ReLU()));
+    try {
+      for (let i = 0; i < numConvs; i++) {
+        const cin = i === 0 ? inChannels : outChannels;
+        if (opts.batchNorm ?? true) layers.push(new ConvBNReLU(cin, outChannels, 3, { seed: sub(opts.seed, i) }));
+        else layers.push(new Sequential(new Conv2d(cin, outChannels, 3, { padding: 'same', weightInit: 'heNormal', seed: sub(opts.seed, i) }), new ReLU()));
+      }
+    } catch (e) {
+      for (const l of layers) l.dispose(); // the layers built before the failure
+      throw e;
     }
     if (opts.pool ?? true) layers.push(new MaxPool2d(2));
     super(...layers);
@@ -147,6 +156,7 @@ export interface VGGOptions {
 export class VGG extends HeadedNetwork {
   readonly opts: Required<Omit<VGGOptions, 'seed'>> & { seed?: number };
   constructor(o: VGGOptions = {}) {
+    checkOptions(o, 'VGG options');
     super();
     this.opts = { inChannels: 3, numClasses: 10, stages: [[1, 32], [2, 64]], batchNorm: true, dropout: 0, ...o, head: o.head ?? null };
     const { inChannels, stages, batchNorm, numClasses, seed } = this.opts;
@@ -234,6 +244,7 @@ abstract class Residual extends Module {
 export class BasicBlock extends Residual {
   static readonly expansion = 1;
   constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
+    checkOptions(opts, 'BasicBlock options');
     super();
     const stride = opts.stride ?? 1;
     const c = (i: number, o: number, s: number, k: number) => new Conv2d(i, o, 3, { stride: s, padding: 1, bias: false, weightInit: 'heNormal', seed: sub(opts.seed, k) });
@@ -267,6 +278,7 @@ export class BasicBlock extends Residual {
 export class Bottleneck extends Residual {
   static readonly expansion = 4;
   constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
+    checkOptions(opts, 'Bottleneck options');
     super();
     const stride = opts.stride ?? 1;
     const out = planes * Bottleneck.expansion;
@@ -340,6 +352,7 @@ export class ResNet extends HeadedNetwork {
   readonly numFeatures: number;
   readonly headName = 'fc';
   constructor(o: ResNetOptions = {}) {
+    checkOptions(o, 'ResNet options');
     super();
     const d = o.layers ? null : DEPTHS[o.depth ?? 18];
     if (!o.layers && !d) throw new ArgumentError(`resnet depth must be one of ${Object.keys(DEPTHS).join(', ')} (or give layers), got ${o.depth}`);
@@ -349,7 +362,8 @@ export class ResNet extends HeadedNetwork {
       head: rest.head ?? null,
     };
     const { block, layers, width, inChannels, stem, seed } = this.opts;
-    layers.forEach((n, i) => posInt(n, `resnet layers[${i}]`));
+    if (!Array.isArray(layers)) throw new ArgumentError(`resnet layers must be an array of block counts, got ${describe(layers)}`);
+    layers.forEach((n, i) => posInt(n, `resnet layers[${i}]`, MAX_LAYERS));
     posInt(width, 'resnet width');
     const B = block === 'bottleneck' ? Bottleneck : BasicBlock;
     if (stem === 'imagenet') {
@@ -425,7 +439,7 @@ export class InceptionModule extends Module {
   readonly outChannels: number;
   constructor(readonly inChannels: number, readonly branches: InceptionBranches, readonly seed?: number) {
     super();
-    const b = branches;
+    const b = checkOptions(branches, 'InceptionModule branches');
     for (const k of ['c1', 'c3reduce', 'c3', 'c5reduce', 'c5', 'pool'] as const) posInt(b[k], `InceptionModule ${k}`);
     this.registerModule('branch1', new ConvBNReLU(inChannels, b.c1, 1, { seed: sub(seed, 1) }));
     this.registerModule('branch2', new Sequential(new ConvBNReLU(inChannels, b.c3reduce, 1, { seed: sub(seed, 2) }), new ConvBNReLU(b.c3reduce, b.c3, 3, { seed: sub(seed, 3) })));
@@ -463,6 +477,7 @@ export class Inception extends HeadedNetwork {
   readonly numFeatures: number;
   readonly headName = 'fc';
   constructor(o: InceptionOptions = {}) {
+    checkOptions(o, 'Inception options');
     super();
     const w = o.width ?? 16;
     const ch = (f: number) => Math.max(1, Math.round(f * w));

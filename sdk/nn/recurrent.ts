@@ -18,6 +18,7 @@
  * the state after each sequence's last real step, and the reverse direction of a right-padded
  * batch starts at each sequence's own end.
  */
+import { checkSize, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { concat, stack } from '../ops.js';
@@ -164,9 +165,11 @@ export abstract class Recurrent extends Module {
 
   constructor(cell: RecurrentCell, inputSize: number, hiddenSize: number, opts: RecurrentOptions) {
     super();
+    opts = checkOptions(opts, 'recurrent layer options');
     for (const [v, what] of [[inputSize, 'inputSize'], [hiddenSize, 'hiddenSize'], [opts.numLayers ?? 1, 'numLayers']] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`${this.className}: ${what} must be a positive integer, got ${v}`);
+      checkSize(v, `${this.className}: ${what}`, 1);
     }
+    if ((opts.numLayers ?? 1) > MAX_LAYERS) throw new ArgumentError(`${this.className}: numLayers must be at most ${MAX_LAYERS}, got ${opts.numLayers}`);
     const p = opts.dropout ?? 0;
     if (!(p >= 0 && p < 1)) throw new ArgumentError(`${this.className}: dropout must be in [0, 1), got ${p}`);
     this.cell = cell;
@@ -319,6 +322,7 @@ export abstract class Recurrent extends Module {
 /** Elman RNN: `h = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)` (or relu). */
 export class SimpleRNN extends Recurrent {
   constructor(inputSize: number, hiddenSize: number, opts: RecurrentOptions & { nonlinearity?: 'tanh' | 'relu' } = {}) {
+    checkOptions(opts, 'SimpleRNN options');
     const nl = opts.nonlinearity ?? 'tanh';
     if (nl !== 'tanh' && nl !== 'relu') throw new ArgumentError(`SimpleRNN nonlinearity must be 'tanh' or 'relu', got '${String(nl)}'`);
     super(nl === 'relu' ? 'rnnRelu' : 'rnnTanh', inputSize, hiddenSize, opts);
@@ -328,6 +332,7 @@ export class SimpleRNN extends Recurrent {
 /** Long short-term memory (PyTorch's `nn.LSTM`, batch first; gates i, f, g, o). */
 export class LSTM extends Recurrent {
   constructor(inputSize: number, hiddenSize: number, opts: RecurrentOptions = {}) {
+    checkOptions(opts, 'LSTM options');
     super('lstm', inputSize, hiddenSize, opts);
   }
 }
@@ -339,6 +344,7 @@ export class LSTM extends Recurrent {
  */
 export class GRU extends Recurrent {
   constructor(inputSize: number, hiddenSize: number, opts: RecurrentOptions & { resetAfter?: boolean } = {}) {
+    checkOptions(opts, 'GRU options');
     super(opts.resetAfter === false ? 'gruResetBefore' : 'gru', inputSize, hiddenSize, opts);
   }
 }
@@ -353,6 +359,7 @@ export type MergeMode = 'concat' | 'sum' | 'mul' | 'ave';
 export class Bidirectional extends Module {
   readonly mergeMode: MergeMode;
   constructor(layer: Recurrent, opts: { mergeMode?: MergeMode; backwardLayer?: Recurrent } = {}) {
+    checkOptions(opts, 'Bidirectional options');
     super();
     if (!(layer instanceof Recurrent)) throw new ArgumentError('Bidirectional wraps a SimpleRNN, LSTM or GRU');
     if (layer.numDirections !== 1) throw new ArgumentError('Bidirectional wraps a one-directional layer (this one is already bidirectional)');

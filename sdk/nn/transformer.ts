@@ -11,6 +11,7 @@
  * Every attention module can keep the weights of every head from its last forward
  * (`keepAttentionWeights`), for visualisation: `gpt.attentionMaps()`.
  */
+import { checkSize, describe, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { keep } from '../memory.js';
 import { Tensor } from '../tensor.js';
@@ -39,6 +40,7 @@ function seeded(seed: number | undefined, k: number): number | undefined {
 export class TransformerEncoderLayer extends Module {
   readonly #opts: TransformerEncoderLayerOptions;
   constructor(readonly dModel: number, readonly nHead: number, opts: TransformerEncoderLayerOptions = {}) {
+    checkOptions(opts, 'TransformerEncoderLayer options');
     super();
     this.#opts = opts;
     const ff = opts.dimFeedforward ?? 4 * dModel;
@@ -118,6 +120,8 @@ export class TransformerEncoder extends Module {
   /** `numLayers` fresh layers built like `TransformerEncoderLayer(dModel, nHead, opts)` (each its own seed). */
   static create(numLayers: number, dModel: number, nHead: number, opts: TransformerEncoderLayerOptions & { finalNorm?: boolean } = {}): TransformerEncoder {
     const { finalNorm, ...o } = opts;
+    checkSize(numLayers, 'TransformerEncoder numLayers', 1);
+    if (numLayers > MAX_LAYERS) throw new ArgumentError(`TransformerEncoder numLayers must be at most ${MAX_LAYERS}, got ${numLayers}`);
     const layers = Array.from({ length: numLayers }, (_, i) => new TransformerEncoderLayer(dModel, nHead, { ...o, seed: seeded(o.seed, 100 + i) }));
     return new TransformerEncoder(layers, finalNorm ? new LayerNorm(dModel, { eps: o.layerNormEps }) : null);
   }
@@ -148,6 +152,7 @@ export class TransformerEncoder extends Module {
 export class ModuleList extends Module {
   constructor(modules: Module[] = []) {
     super();
+    if (!Array.isArray(modules)) throw new ArgumentError(`ModuleList needs an array of modules, got ${describe(modules)}`);
     modules.forEach((m, i) => this.registerModule(String(i), m));
   }
   get length(): number {
@@ -189,6 +194,7 @@ export class CausalSelfAttention extends Module {
     this.#calls = this.readCallCount(s);
   }
   constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
+    checkOptions(opts, 'CausalSelfAttention options');
     super();
     if (!Number.isInteger(nEmbd) || !Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0) {
       throw new ArgumentError(`CausalSelfAttention: nEmbd (${nEmbd}) must be a multiple of nHead (${nHead})`);
@@ -241,6 +247,7 @@ export class CausalSelfAttention extends Module {
 /** nanoGPT's MLP: `c_fc` (E → ratio·E), GELU, `c_proj`, dropout. */
 export class GPTMLP extends Module {
   constructor(readonly nEmbd: number, readonly opts: GPTBlockOptions = {}) {
+    checkOptions(opts, 'GPTMLP options');
     super();
     const hid = Math.round((opts.mlpRatio ?? 4) * nEmbd);
     const bias = opts.bias ?? true;
@@ -267,11 +274,17 @@ export class GPTMLP extends Module {
 /** A decoder-only (GPT-2 style) block, pre-LN: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`. */
 export class GPTBlock extends Module {
   constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
+    checkOptions(opts, 'GPTBlock options');
     super();
-    this.registerModule('ln_1', new LayerNorm(nEmbd));
-    this.registerModule('attn', new CausalSelfAttention(nEmbd, nHead, { ...opts, seed: seeded(opts.seed, 1) }));
-    this.registerModule('ln_2', new LayerNorm(nEmbd));
-    this.registerModule('mlp', new GPTMLP(nEmbd, { ...opts, seed: seeded(opts.seed, 2) }));
+    try {
+      this.registerModule('ln_1', new LayerNorm(nEmbd));
+      this.registerModule('attn', new CausalSelfAttention(nEmbd, nHead, { ...opts, seed: seeded(opts.seed, 1) }));
+      this.registerModule('ln_2', new LayerNorm(nEmbd));
+      this.registerModule('mlp', new GPTMLP(nEmbd, { ...opts, seed: seeded(opts.seed, 2) }));
+    } catch (e) {
+      this.dispose(); // the parts built before a bad argument was found
+      throw e;
+    }
   }
   get attn(): CausalSelfAttention {
     return this.getModule('attn') as CausalSelfAttention;
@@ -314,18 +327,33 @@ export class GPT extends Module {
   readonly config: Required<Omit<GPTConfig, 'seed'>> & { seed?: number };
   constructor(c: GPTConfig) {
     super();
+    checkOptions(c, 'GPT config');
+    if (c === undefined) throw new ArgumentError('GPT needs a config ({ vocabSize, blockSize, ... })');
     for (const k of ['vocabSize', 'blockSize'] as const) {
       if (!Number.isInteger(c[k]) || c[k] < 1) throw new ArgumentError(`GPT: ${k} must be a positive integer, got ${c[k]}`);
     }
     this.config = { nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: true, ...c };
     const { vocabSize, blockSize, nLayer, nHead, nEmbd, dropout, bias, seed } = this.config;
+    checkSize(nLayer, 'GPT: nLayer', 1);
+    if (nLayer > MAX_LAYERS) throw new ArgumentError(`GPT: nLayer must be at most ${MAX_LAYERS}, got ${nLayer}`);
     const tr = this.registerModule('transformer', new GPTBody());
-    tr.add('wte', new Embedding(vocabSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 1) }));
-    tr.add('wpe', new Embedding(blockSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 2) }));
-    tr.add('drop', new Dropout(dropout, seeded(seed, 3)));
-    tr.add('h', new ModuleList(Array.from({ length: nLayer }, (_, i) => new GPTBlock(nEmbd, nHead, { dropout, bias, seed: seeded(seed, 10 + i) }))));
-    tr.add('ln_f', new LayerNorm(nEmbd));
-    this.registerModule('lm_head', new Linear(nEmbd, vocabSize, { bias: false, weightInit: { normal: [0, 0.02] }, seed: seeded(seed, 4) }));
+    const blocks: GPTBlock[] = [];
+    let blocksRegistered = false;
+    try {
+      tr.add('wte', new Embedding(vocabSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 1) }));
+      tr.add('wpe', new Embedding(blockSize, nEmbd, { init: { normal: [0, 0.02] }, seed: seeded(seed, 2) }));
+      tr.add('drop', new Dropout(dropout, seeded(seed, 3)));
+      for (let i = 0; i < nLayer; i++) blocks.push(new GPTBlock(nEmbd, nHead, { dropout, bias, seed: seeded(seed, 10 + i) }));
+      tr.add('h', new ModuleList(blocks));
+      blocksRegistered = true;
+      tr.add('ln_f', new LayerNorm(nEmbd));
+      this.registerModule('lm_head', new Linear(nEmbd, vocabSize, { bias: false, weightInit: { normal: [0, 0.02] }, seed: seeded(seed, 4) }));
+    } catch (e) {
+      // Free what was built before the bad argument was found (blocks not yet registered too).
+      if (!blocksRegistered) for (const b of blocks) b.dispose();
+      this.dispose();
+      throw e;
+    }
   }
   get blocks(): GPTBlock[] {
     return (this.getModule('transformer').getModule('h') as ModuleList).children() as GPTBlock[];

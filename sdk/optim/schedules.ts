@@ -16,6 +16,7 @@ export abstract class LRScheduler {
   /** Steps taken so far. */
   stepCount = 0;
   constructor(readonly optimizer: HasGroups) {
+    if (!Array.isArray(optimizer?.groups)) throw new ArgumentError(`a learning-rate schedule needs an optimizer, got ${describe(optimizer)}`);
     this.baseLrs = optimizer.groups.map((g) => g.options.lr);
   }
   /** Learning rate after `t` steps for a group whose initial rate is `base`. */
