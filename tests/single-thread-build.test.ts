@@ -14,7 +14,8 @@ describe('single-threaded build', () => {
     expect(info.build).toBe('simd');
     expect(info.maxThreads).toBe(1);
     expect(info.fallbackReason).toMatch(/requested/);
-    expect(eg.setNumThreads(4)).toBe(1);
+    expect(() => eg.setNumThreads(4)).toThrow(/from 1 to 1\b/); // refused, not clamped
+    expect(eg.setNumThreads(1)).toBe(1);
     expect(await digest(determinismWorkload())).toBe(fixture.digest);
   });
 });

@@ -15,7 +15,9 @@ describe('backend', () => {
     expect(info.runtime).toBe(isBrowser ? 'browser' : 'node');
     expect(eg.setNumThreads(1)).toBe(1);
     expect(eg.backendInfo().threads).toBe(1);
-    expect(eg.setNumThreads(8)).toBe(2); // clamped to the pool
+    expect(() => eg.setNumThreads(8)).toThrow(eg.ArgumentError); // more than the pool: refused, not clamped
+    expect(eg.backendInfo().threads).toBe(1);
+    expect(eg.setNumThreads(2)).toBe(2);
   });
 });
 

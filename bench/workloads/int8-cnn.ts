@@ -66,7 +66,7 @@ const workload: Workload = {
     const out: BenchRecord[] = [];
     if (job.engine === 'ort-web') return ortInt8Cnn(job.threads);
     const info = await eg.init({ threads: job.threads });
-    eg.setNumThreads(job.threads);
+    eg.setNumThreads(Math.min(job.threads, eg.backendInfo().maxThreads));
     const note = info.threads < job.threads ? `only ${info.threads} thread(s) available` : undefined;
     for (const spec of MODELS) {
       const model = spec.make();

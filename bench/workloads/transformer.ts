@@ -25,7 +25,7 @@ const workload: Workload = {
     const xv = randomFloats(B * T * E, 1);
     if (job.engine === 'edgegrad') {
       await eg.init({ threads: job.threads });
-      eg.setNumThreads(job.threads);
+      eg.setNumThreads(Math.min(job.threads, eg.backendInfo().maxThreads));
       const block = new eg.nn.GPTBlock(E, NH, { seed: 1 });
       const x = eg.tensor(xv, [B, T, E]).requiresGrad_();
       const w = eg.tensor(randomFloats(B * T * E, 2), [B, T, E]);
