@@ -16,11 +16,37 @@ export async function readAsset(url: URL, o: { maxBytes?: number } = {}): Promis
   return readBytes(url, { maxBytes: o.maxBytes, what: 'file' });
 }
 
+/** Most bytes a gunzipped data set may expand to (a small file must not inflate without bound). */
+const MAX_GUNZIPPED = 256 * 1024 * 1024;
+
 /** Gunzips unless the bytes are already plain (servers often send .gz with Content-Encoding: gzip, which fetch decodes). */
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
   if (!(bytes[0] === 0x1f && bytes[1] === 0x8b)) return bytes;
-  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_GUNZIPPED) {
+        await reader.cancel().catch(() => undefined);
+        throw new FormatError(`gzip data expands past ${MAX_GUNZIPPED} bytes`);
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError('corrupt gzip data');
+  }
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (const c of chunks) {
+    out.set(c, p);
+    p += c.byteLength;
+  }
+  return out;
 }
 
 export interface Digits {

@@ -199,6 +199,11 @@ describe('defect 2: confinement by URL (both runtimes: files in Node, fetch in C
     await expect(eg.loadModel(at('ok.json'), { maxBytes: 8 })).rejects.toThrow(/more than the 8 allowed \(option maxBytes\)/);
     await expect(eg.loadModel(at('missing.json'))).rejects.toThrow(eg.FormatError);
   });
+  it('readAsset is bounded, and a corrupt gzip data set is a FormatError', async () => {
+    await expect(eg.readAsset(at('ok.json'), { maxBytes: 10 })).rejects.toThrow(/more than the 10 allowed/);
+    expect((await eg.readAsset(at('ok.json'))).length).toBeGreaterThan(10);
+    await expect(eg.loadDigits({ url: at('corrupt.csv.gz') })).rejects.toThrow(eg.FormatError);
+  });
 });
 
 describe('defect 3: corrupt files give FormatError, never a raw TypeError/SyntaxError/RangeError', () => {
