@@ -6,7 +6,7 @@
  */
 import { checkFunction, describe, isAsyncFunction } from './args.js';
 import { ArgumentError } from './errors.js';
-import { call, E, isInitialized, wasmMemory } from './runtime.js';
+import { call, isInitialized, wasmMemory } from './runtime.js';
 
 export interface Disposable {
   dispose(): void;
@@ -23,7 +23,7 @@ export interface HandleCell {
 const registry = new FinalizationRegistry<HandleCell>((cell) => {
   if (!isInitialized() || cell.handle === 0) return;
   try {
-    E().tensor_dispose(cell.handle);
+    call((e) => e.tensor_dispose(cell.handle)); // through call(): a trap here is recovered too
   } catch {
     // already gone
   }
