@@ -17,7 +17,7 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { keep } from '../memory.js';
 import { call } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { assertTensor, Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
 import { Linear } from './layers.js';
@@ -271,6 +271,8 @@ export class MultiHeadAttention extends Module {
 
   /** Output `[batch, queries, embedDim]` and the weights of every head `[batch, heads, queries, keys]`. */
   attend(query: Tensor, key?: Tensor | null, value?: Tensor | null, o: MultiHeadForwardOptions = {}): AttentionResult {
+    assertTensor(query, 'MultiHeadAttention needs a Tensor query');
+    for (const t of [key, value]) if (t !== undefined && t !== null) assertTensor(t, 'MultiHeadAttention: key and value must be Tensors');
     const k = key ?? query;
     const v = value ?? k;
     const e = this.embedDim;

@@ -3,11 +3,11 @@
  * dropout and the linear map. Layouts: activations NHWC, convolution weights HWIO
  * `[kh, kw, inChannels / groups, outChannels]`, linear weights `[out, in]` (PyTorch's layout).
  */
-import { describe, MAX_ELEMENTS } from '../args.js';
+import { checkInt, checkNumber, checkOptions, describe, MAX_ELEMENTS, MAX_RANK } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { bernoulli } from '../creation.js';
 import { call } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { assertTensor, Tensor } from '../tensor.js';
 
 export type Pair = number | [number, number];
 /** `'valid'`, `'same'` (output = ceil(input / stride)), one number, `[vertical, horizontal]`, or `[top, bottom, left, right]`. */
@@ -24,6 +24,7 @@ function pair(v: Pair, what: string): [number, number] {
 /** Explicit [top, bottom, left, right] padding for an input of size (h, w). 'same' follows TensorFlow (extra row/column at the bottom/right). */
 export function resolvePadding(padding: Padding, inH: number, inW: number, kernel: [number, number], stride: [number, number], dilation: [number, number] = [1, 1]): [number, number, number, number] {
   if (padding === 'valid') return [0, 0, 0, 0];
+  if (padding === undefined || padding === null) throw new ArgumentError(`padding must be 'same', 'valid', or non-negative integers, got ${describe(padding)}`);
   if (padding === 'same') {
     const total = (size: number, k: number, s: number, d: number) => Math.max((Math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0);
     const th = total(inH, kernel[0], stride[0], dilation[0]);
@@ -39,6 +40,7 @@ export function resolvePadding(padding: Padding, inH: number, inW: number, kerne
 }
 
 function spatial(x: Tensor, op: string): [number, number] {
+  assertTensor(x, `${op} needs a Tensor input`);
   if (x.rank !== 4) throw new ShapeError(`${op} expects NHWC input of rank 4, got shape [${x.shape.join(', ')}]`);
   return [x.shape[1], x.shape[2]];
 }
@@ -61,6 +63,9 @@ function fusedRelu(activation: 'relu' | null | undefined, op: string): boolean {
 /** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
   const [h, w] = spatial(x, 'conv2d');
+  assertTensor(weight, 'conv2d needs a Tensor weight');
+  if (bias !== null) assertTensor(bias, 'conv2d: bias must be a Tensor or null');
+  opts = checkOptions(opts, 'conv2d options');
   if (weight.rank !== 4) throw new ShapeError(`conv2d weight must be [kh, kw, in/groups, out], got [${weight.shape.join(', ')}]`);
   const stride = pair(opts.stride ?? 1, 'stride');
   const dilation = pair(opts.dilation ?? 1, 'dilation');
@@ -79,6 +84,7 @@ export interface Pool2dOptions {
 
 function poolArgs(x: Tensor, kernel: Pair, opts: Pool2dOptions, op: string) {
   const [h, w] = spatial(x, op);
+  opts = checkOptions(opts, `${op} options`);
   const k = pair(kernel, 'kernel size');
   const stride = pair(opts.stride ?? k, 'stride');
   const pad = resolvePadding(opts.padding ?? 'valid', h, w, k, stride);
@@ -128,18 +134,28 @@ export interface BatchNormOptions {
 
 /** Batch normalisation over every dim but the last (channels-last). Updates running stats in place when training. */
 export function batchNorm(x: Tensor, o: BatchNormOptions = {}): Tensor {
-  const h = (t?: Tensor | null) => (t ? t.handle : 0);
+  assertTensor(x, 'batchNorm needs a Tensor input');
+  o = checkOptions(o, 'batchNorm options');
+  const h = (t?: Tensor | null) => (t ? (assertTensor(t, 'batchNorm: weight, bias and running statistics must be Tensors'), t.handle) : 0);
+  if (o.momentum !== undefined) checkNumber(o.momentum, 'batchNorm momentum', { finite: true });
+  if (o.eps !== undefined) checkNumber(o.eps, 'batchNorm eps', { finite: true });
   return new Tensor(call((e) => e.op_batch_norm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar),
     o.training ?? true, o.momentum ?? 0.1, o.eps ?? 1e-5, o.unbiasedRunningVar ?? true)));
 }
 
 /** Layer normalisation over the last `normalizedDims` dims. */
 export function layerNorm(x: Tensor, normalizedDims = 1, o: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
+  assertTensor(x, 'layerNorm needs a Tensor input');
+  checkInt(normalizedDims, 'layerNorm normalizedDims', 1, MAX_RANK);
+  o = checkOptions(o, 'layerNorm options');
+  for (const t of [o.weight, o.bias]) if (t) assertTensor(t, 'layerNorm: weight and bias must be Tensors');
+  if (o.eps !== undefined) checkNumber(o.eps, 'layerNorm eps', { finite: true });
   return new Tensor(call((e) => e.op_layer_norm(x.handle, o.weight ? o.weight.handle : 0, o.bias ? o.bias.handle : 0, normalizedDims, o.eps ?? 1e-5)));
 }
 
 /** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p). Identity when not training. */
 export function dropout(x: Tensor, p: number, training = true, seed?: number): Tensor {
+  assertTensor(x, 'dropout needs a Tensor input');
   if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout probability must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x.clone();
   const mask = bernoulli(x.shape, 1 - p, seed === undefined ? undefined : { seed });
@@ -152,6 +168,9 @@ export function dropout(x: Tensor, p: number, training = true, seed?: number): T
 
 /** `x · weightᵀ + bias` (then ReLU with `activation: 'relu'`) with weight `[out, in]`, read transposed in place: one engine op. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: { activation?: 'relu' | null } = {}): Tensor {
-  const relu = fusedRelu(opts.activation, 'linear');
+  assertTensor(x, 'linear needs a Tensor input');
+  assertTensor(weight, 'linear needs a Tensor weight');
+  if (bias !== null) assertTensor(bias, 'linear: bias must be a Tensor or null');
+  const relu = fusedRelu(checkOptions(opts, 'linear options').activation, 'linear');
   return new Tensor(call((e) => e.op_linear(x.handle, weight.handle, bias ? bias.handle : 0, relu)));
 }

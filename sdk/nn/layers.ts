@@ -6,7 +6,7 @@
 import { checkSize, describe, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
-import { Tensor } from '../tensor.js';
+import { assertTensor, Tensor } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
@@ -112,6 +112,7 @@ export class Conv2d extends Module {
     return this.hasParam('bias') ? this.param('bias') : null;
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, 'Conv2d needs a Tensor input');
     if (x.rank !== 4 || x.shape[3] !== this.inChannels) {
       throw new ShapeError(`Conv2d expects NHWC input with ${this.inChannels} channels, got shape [${x.shape.join(', ')}]`);
     }
@@ -168,6 +169,7 @@ export class GlobalAvgPool2d extends Module {
 /** `[N, ...]` -> `[N, prod(...)]`. */
 export class Flatten extends Module {
   forward(x: Tensor): Tensor {
+    assertTensor(x, 'Flatten needs a Tensor input');
     if (x.rank < 1) throw new ShapeError('Flatten needs a batch dimension');
     return x.reshape([x.shape[0], -1]);
   }
@@ -232,6 +234,7 @@ export class BatchNorm extends Module {
     }
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     if ((this.expectedRank !== undefined && x.rank !== this.expectedRank) || x.shape[x.rank - 1] !== this.numFeatures) {
       throw new ShapeError(`${this.className} expects ${this.expectedRank === 4 ? '[N, H, W, C]' : '[N, C]'} input with C = ${this.numFeatures}, got [${x.shape.join(', ')}]`);
     }

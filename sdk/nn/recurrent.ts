@@ -23,7 +23,7 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { concat, stack } from '../ops.js';
 import { call } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { assertTensor, Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
@@ -243,6 +243,7 @@ export abstract class Recurrent extends Module {
 
   /** Runs every layer and direction; returns the last layer's outputs and every final state. */
   #runAll(x: Tensor, o: RecurrentRunOptions): { output: Tensor; hs: Tensor[]; cs: Tensor[] } {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     if (x.rank !== 3 || x.shape[2] !== this.inputSize) {
       throw new ShapeError(`${this.className} expects input [batch, time, ${this.inputSize}], got [${x.shape.join(', ')}]`);
     }
