@@ -50,8 +50,21 @@ export interface ScheduleBase {
   baseLr: number;
 }
 
+/** A training checkpoint (`saveCheckpoint`) and how to build the objects it loads into. */
+export interface CheckpointBase {
+  name: string;
+  json: eg.ModelJson;
+  weights: Uint8Array;
+  inputShape: number[];
+  /** A fresh model, optimizer and schedule of the saved kinds (each case builds and frees its own). */
+  make: () => { model: eg.nn.Module; optimizer: eg.optim.Optimizer<{ lr: number }>; schedule: eg.optim.LRScheduler };
+  groups: Record<string, number | boolean>[];
+  tensorNames: string[][];
+}
+
 export interface Corpus {
   models: ModelBase[];
+  checkpoints: CheckpointBase[];
   quantized: CompressedBase[];
   binary: CompressedBase[];
   optimizers: OptimizerBase[];
@@ -231,6 +244,31 @@ function schedules(): ScheduleBase[] {
   });
 }
 
+async function checkpoints(): Promise<CheckpointBase[]> {
+  const make = () => {
+    const model = new nn.Sequential(new nn.Linear(6, 8, { seed: 70 }), new nn.ReLU(), new nn.Dropout(0.2, 71), new nn.BatchNorm1d(8), new nn.Linear(8, 3, { seed: 72 }));
+    const optimizer = new eg.optim.Adam(model.parameters(), { lr: 0.01 });
+    const schedule = new eg.optim.LinearWarmup(optimizer, 2, new eg.optim.CosineAnnealingLR(optimizer, 10));
+    return { model, optimizer, schedule };
+  };
+  const { model, optimizer, schedule } = make();
+  const x = eg.rand([4, 6], -1, 1, { seed: 73 });
+  for (let i = 0; i < 3; i++) {
+    trainStep(model, optimizer, x);
+    schedule.step();
+  }
+  const art = await eg.train.saveCheckpoint(model, undefined, { optimizer, schedulers: [schedule], epoch: 1, step: 3 });
+  const st = optimizer.stateDict();
+  const base: CheckpointBase = {
+    name: 'mlp-adam-warmup', json: art.json, weights: art.weights, inputShape: [6], make,
+    groups: st.groups.map((g) => ({ ...g })), tensorNames: st.params.map((p) => Object.keys(p.tensors)),
+  };
+  x.dispose();
+  disposeOptimizer(optimizer);
+  model.dispose();
+  return [base];
+}
+
 export function disposeOptimizer(opt?: eg.optim.Optimizer<{ lr: number }>): void {
   if (!opt) return;
   for (const p of opt.stateDict().params) for (const t of Object.values(p.tensors)) t.dispose();
@@ -239,12 +277,13 @@ export function disposeOptimizer(opt?: eg.optim.Optimizer<{ lr: number }>): void
 /** Builds every valid file once. Takes a second or two. */
 export async function makeCorpus(): Promise<Corpus> {
   const models = await floatModels();
+  const ckpts = await checkpoints();
   const quantized = quantizedModels();
   const binary = binaryModels();
   const opts = optimizers();
   const scheds = schedules();
   return {
-    models, quantized, binary, optimizers: opts, schedules: scheds,
+    models, checkpoints: ckpts, quantized, binary, optimizers: opts, schedules: scheds,
     dispose() {
       for (const m of models) {
         disposeOptimizer(m.optimizer);

@@ -6,7 +6,7 @@
  */
 import * as fc from 'fast-check';
 import * as eg from '../../sdk/index.js';
-import { disposeOptimizer, type CompressedBase, type Corpus, type ModelBase, type OptimizerBase, type ScheduleBase } from './corpus.js';
+import { disposeOptimizer, type CheckpointBase, type CompressedBase, type Corpus, type ModelBase, type OptimizerBase, type ScheduleBase } from './corpus.js';
 import {
   Dup, Raw, clone, joinSafetensors, mutateBytes, mutateGraph, mutateJson, mutateJsonText, mutateSafetensorsHeader,
   splitSafetensors, toText, type Json,
@@ -470,5 +470,52 @@ const schedule: Format = {
   },
 };
 
-export const FORMATS: Format[] = [model, safetensors, quantized, binary, optimizer, schedule];
+/** Training checkpoints (`saveCheckpoint` → `loadCheckpoint` into fresh model, optimizer and schedule). */
+const checkpoint: Format = {
+  name: 'checkpoint',
+  make(rng, corpus) {
+    const base: CheckpointBase = rng.pick(corpus.checkpoints);
+    let jsonTree: Json = clone(base.json);
+    let weights = base.weights;
+    const what: string[] = [];
+    const c = rng.int(10);
+    if (c <= 5 && (jsonTree as { training?: Json }).training) {
+      // The training state: RNG position, epoch/step, history, schedulers, callbacks, layers' state.
+      for (let k = rng.range(1, 2); k > 0; k--) {
+        const [t, d] = mutateJson((jsonTree as { training: Json }).training, rng);
+        (jsonTree as { training: Json }).training = t;
+        what.push(`training: ${d}`);
+      }
+    } else if (c <= 7) {
+      const [t, d] = mutateJson(jsonTree, rng);
+      jsonTree = t;
+      what.push(d);
+    } else {
+      const m = mutateSafetensorsFile(weights, rng, rng.pick(corpus.models).weights);
+      weights = m.bytes;
+      what.push(`weights ${m.mutation}`);
+    }
+    const json = rng.chance(0.1) ? mutateJsonText(toText(jsonTree), rng) : [toText(jsonTree), ''];
+    if (json[1]) what.push(json[1]);
+    return {
+      mutation: `${base.name}: ${what.join('; ')}`,
+      async run() {
+        const { model: m, optimizer: opt, schedule: sched } = base.make();
+        try {
+          await eg.train.loadCheckpoint({ json: json[0], weights }, { model: m, optimizer: opt, schedulers: [sched] });
+          checkGroups(opt, base.groups, base.tensorNames);
+          if (!Number.isSafeInteger(sched.stepCount) || sched.stepCount < 0) throw new Violation(`schedule stepCount loaded as ${describe(sched.stepCount)}`);
+          for (const g of opt.groups) if (!(Number.isFinite(g.options.lr) && g.options.lr >= 0)) throw new Violation(`lr after loading is ${g.options.lr}`);
+          forwardOnce((x) => m.eval().forward(x), base.inputShape);
+          trainStep(m, opt, base.inputShape);
+        } finally {
+          disposeOptimizer(opt);
+          m.dispose();
+        }
+      },
+    };
+  },
+};
+
+export const FORMATS: Format[] = [model, safetensors, quantized, binary, optimizer, schedule, checkpoint];
 export const FORMAT_NAMES = FORMATS.map((f) => f.name);
