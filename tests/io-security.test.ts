@@ -380,7 +380,7 @@ describe('defect 7: many small entries, and a tiny file declaring a huge model',
     const header: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) header[`t${i}`] = { dtype: 'F32', shape: [1], data_offsets: [4 * i, 4 * i + 4] };
     const bytes = rawSafetensors(header, new Uint8Array(4 * n));
-    expect(() => eg.decodeSafetensors(bytes, { maxTensors: n - 1 })).toThrow(/3000 tensors, more than the 2999 allowed \(option maxTensors\)/);
+    expect(() => eg.decodeSafetensors(bytes, { maxTensors: n - 1 })).toThrow(/3000 tensors, more than the 2999 tensors allowed \(option maxTensors\)/);
     const { tensors } = eg.decodeSafetensors(bytes, { maxTensors: n });
     expect(Object.keys(tensors).length).toBe(n);
     for (const t of Object.values(tensors)) t.dispose();

@@ -15,8 +15,8 @@ export interface JsonLimits {
   maxDepth?: number;
   /** Most entries of the top-level object or array (default unbounded). */
   maxEntries?: number;
-  /** The caller's option that sets `maxEntries`, named in the error. */
-  entriesOption?: string;
+  /** The error message when `maxEntries` is passed (default: "more than N top-level entries"). */
+  entriesMessage?: string;
 }
 
 export const DEFAULT_JSON_BYTES = 16 * 1024 * 1024;
@@ -25,7 +25,7 @@ export const DEFAULT_JSON_BYTES = 16 * 1024 * 1024;
  * Scans JSON text for its nesting depth and top-level entry count (commas + 1), throwing FormatError
  * as soon as a limit is passed (strings are skipped, so brackets inside them do not count).
  */
-function scan(text: string, source: string, maxDepth: number, maxEntries: number, option?: string): void {
+function scan(text: string, source: string, maxDepth: number, maxEntries: number, entriesMessage?: string): void {
   let depth = 0;
   let commas = 0;
   let inString = false;
@@ -41,7 +41,7 @@ function scan(text: string, source: string, maxDepth: number, maxEntries: number
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     } else if (c === 0x2c && depth === 1 && ++commas >= maxEntries) {
-      throw new FormatError(`${source}: more than ${maxEntries} top-level entries${option ? ` (option ${option})` : ''}`);
+      throw new FormatError(`${source}: ${entriesMessage ?? `more than ${maxEntries} top-level entries`}`);
     }
   }
 }
@@ -62,7 +62,7 @@ export function parseJson(input: string | Uint8Array, source: string, limits: Js
   const size = typeof input === 'string' ? input.length : input.byteLength;
   if (size > maxBytes) throw new FormatError(`${source} is ${size} bytes, more than the ${maxBytes} allowed for JSON`);
   const text = typeof input === 'string' ? input : decodeUtf8(input, source);
-  scan(text, source, limits.maxDepth ?? 64, limits.maxEntries ?? Infinity, limits.entriesOption);
+  scan(text, source, limits.maxDepth ?? 64, limits.maxEntries ?? Infinity, limits.entriesMessage);
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -126,10 +126,11 @@ export function parseSafetensorsHeader(buf: Uint8Array, o: { maxTensors?: number
   const hlen = Number(n);
   // +1: the metadata entry does not count.
   const maxEntries = (o.maxTensors ?? DEFAULT_MAX_TENSORS) + 1;
-  const json = parseJson(buf.subarray(8, 8 + hlen), 'safetensors header', { maxBytes: MAX_HEADER, maxDepth: 4, maxEntries, entriesOption: 'maxTensors' });
+  const tooMany = `more than the ${maxEntries - 1} tensors allowed (option maxTensors)`;
+  const json = parseJson(buf.subarray(8, 8 + hlen), 'safetensors header', { maxBytes: MAX_HEADER, maxDepth: 4, maxEntries, entriesMessage: tooMany });
   const { entries, metadata } = validate(HEADER, json, 'safetensors header');
   const count = Object.keys(entries).length;
-  if (count > maxEntries - 1) throw new FormatError(`safetensors header: ${count} tensors, more than the ${maxEntries - 1} allowed (option maxTensors)`);
+  if (count > maxEntries - 1) throw new FormatError(`safetensors header: ${count} tensors, ${tooMany}`);
   const dataStart = 8 + hlen;
   const dataLen = buf.length - dataStart;
   const spans: [number, number, string][] = [];

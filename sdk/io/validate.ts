@@ -19,35 +19,52 @@
 import { EdgegradError, FormatError } from '../errors.js';
 import { describe } from '../args.js';
 
+/**
+ * Where a value sits in the checked document: built as a cheap linked list while checking and
+ * rendered (`model.layers[3].inFeatures`) only when a check fails. `null` is the root.
+ */
+export type Path = { readonly up: Path; readonly key: string | number } | null;
+
+/** The path of `key` below `path`. */
+export function keyPath(path: Path, key: string | number): Path {
+  return { up: path, key };
+}
+
+/** `a.b[3]["odd key"]`: identifiers after dots, other keys quoted (at most 40 characters). */
+function render(path: Path): string {
+  const keys: (string | number)[] = [];
+  for (let p = path; p; p = p.up) keys.push(p.key);
+  let out = '';
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const k = keys[i];
+    if (typeof k === 'number') out += `[${k}]`;
+    else if (k.length <= 40 && /^[A-Za-z_$][\w$]*$/.test(k)) out += out ? `.${k}` : k;
+    else out += `[${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}...` : k)}]`;
+  }
+  return out;
+}
+
 /** A check failure at a path; `validate` turns it into the caller's error class. */
 class Issue extends Error {
-  constructor(readonly path: string, readonly phrase: string) {
-    super(path ? `${path} ${phrase}` : phrase);
+  constructor(readonly path: Path, readonly phrase: string) {
+    super(phrase);
   }
 }
 
 export interface Schema<T> {
-  /** Checks `value` found at `path` ('' is the root) and returns it typed; throws on mismatch. */
-  check(value: unknown, path: string): T;
+  /** Checks `value` found at `path` (null is the root) and returns it typed; throws on mismatch. */
+  check(value: unknown, path: Path): T;
   /** What the schema accepts, for messages ("an integer in [0, 10]"). */
   readonly expect: string;
 }
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
 /** Fails a check at `path` with `must ...` wording. */
-export function fail(path: string, message: string): never {
+export function fail(path: Path, message: string): never {
   throw new Issue(path, message);
 }
-function mismatch(path: string, expect: string, got: unknown): never {
+function mismatch(path: Path, expect: string, got: unknown): never {
   return fail(path, `must be ${expect}, got ${describe(got)}`);
-}
-
-/** `path.key`, or `path["odd key"]` for keys that are not identifiers (quoted, at most 40 chars). */
-export function keyPath(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  if (/^[A-Za-z_$][\w$]*$/.test(key) && key.length <= 40) return path ? `${path}.${key}` : key;
-  const k = key.length > 40 ? `${key.slice(0, 40)}...` : key;
-  return `${path}[${JSON.stringify(k)}]`;
 }
 
 const isPlainObject = (x: unknown): x is Record<string, unknown> => {
@@ -62,11 +79,12 @@ const isPlainObject = (x: unknown): x is Record<string, unknown> => {
  */
 export function validate<T>(schema: Schema<T>, value: unknown, source: string, ErrorClass: new (m: string) => EdgegradError = FormatError): T {
   try {
-    return schema.check(value, '');
+    return schema.check(value, null);
   } catch (e) {
     if (e instanceof Issue) {
       // Deeply nested paths are shown by their end, which names the field.
-      const path = e.path.length > 120 ? `...${e.path.slice(-100)}` : e.path;
+      const full = render(e.path);
+      const path = full.length > 120 ? `...${full.slice(-100)}` : full;
       throw new ErrorClass(path ? `${source}: ${path} ${e.phrase}` : `${source} ${e.phrase}`);
     }
     if (e instanceof RangeError) throw new ErrorClass(`${source}: nested too deeply to check`);
@@ -171,7 +189,9 @@ export const v = {
       expect,
       check(x, path) {
         if (!Array.isArray(x) || x.length !== items.length) mismatch(path, expect, x);
-        return items.map((s, i) => s.check(x[i], keyPath(path, i))) as T;
+        const out = new Array(items.length);
+        for (let i = 0; i < items.length; i++) out[i] = items[i].check(x[i], keyPath(path, i));
+        return out as T;
       },
     };
   },
@@ -185,18 +205,27 @@ export const v = {
   ): Schema<R & Partial<O>> {
     const opt = (o.optional ?? {}) as Record<string, Schema<unknown>>;
     const req = required as Record<string, Schema<unknown>>;
+    const reqKeys = Object.keys(req);
+    const optKeys = Object.keys(opt);
     return {
       expect: 'an object',
       check(x, path) {
         if (!isPlainObject(x)) mismatch(path, 'an object', x);
         const out: Record<string, unknown> = {};
-        for (const k of Object.keys(req)) {
+        let seen = reqKeys.length;
+        for (const k of reqKeys) {
           if (!Object.hasOwn(x, k)) fail(keyPath(path, k), 'is missing');
           out[k] = req[k].check(x[k], keyPath(path, k));
         }
-        for (const k of Object.keys(opt)) if (Object.hasOwn(x, k) && x[k] !== undefined) out[k] = opt[k].check(x[k], keyPath(path, k));
+        for (const k of optKeys) {
+          if (!Object.hasOwn(x, k)) continue;
+          seen++;
+          if (x[k] !== undefined) out[k] = opt[k].check(x[k], keyPath(path, k));
+        }
         if (o.unknown !== 'strip') {
-          for (const k of Object.keys(x)) if (!Object.hasOwn(req, k) && !Object.hasOwn(opt, k)) fail(keyPath(path, k), 'is not a known field');
+          const keys = Object.keys(x);
+          // Every key known: the common case costs one count.
+          if (keys.length !== seen) for (const k of keys) if (!Object.hasOwn(req, k) && !Object.hasOwn(opt, k)) fail(keyPath(path, k), 'is not a known field');
         }
         return out as R & Partial<O>;
       },
@@ -270,7 +299,7 @@ export const v = {
    */
   json(o: { maxDepth?: number } = {}): Schema<unknown> {
     const maxDepth = o.maxDepth ?? 64;
-    const walk = (x: unknown, path: string, depth: number, open: Set<object>): void => {
+    const walk = (x: unknown, path: Path, depth: number, open: Set<object>): void => {
       if (x === null || typeof x === 'boolean' || typeof x === 'string' || typeof x === 'number') return;
       if (x === undefined && depth > 0) return;
       if (typeof x !== 'object' || !(Array.isArray(x) || isPlainObject(x))) mismatch(path, 'a JSON value', x);
