@@ -237,3 +237,25 @@ fn nn_ops_never_panic_on_bad_arguments() {
     let _ = std::panic::take_hook();
     assert!(panics.is_empty(), "{} calls panicked:\n{}", panics.len(), panics.join("\n"));
 }
+
+#[test]
+fn qconv2d_with_a_huge_stride_gives_one_output_position() {
+    use edgegrad_core::ops::quant::{self, QOutput, QParams, WeightLayout};
+    use edgegrad_core::ops::Conv2dOptions;
+    std::panic::set_hook(Box::new(|_| {}));
+    let w = t(&[1, 1, 2, 3]);
+    let (wq, ws) = quant::quantize_per_channel(&w, 3).unwrap();
+    let lay = WeightLayout::Conv { groups: 1 };
+    let packed = quant::pack_weights(&wq, lay).unwrap();
+    let xp = QParams::new(0.1, 0).unwrap();
+    let c = quant::layer_constants(&wq, &ws, None, lay, xp, None).unwrap();
+    let x = Tensor::from_i8(vec![1; 32], &[1, 4, 4, 2]).unwrap();
+    let scales = c.scales.clone().unwrap();
+    for st in [usize::MAX, 1 << 31, 5] {
+        let o = Conv2dOptions { stride: [st, st], ..Default::default() };
+        let r = no_panic("qconv2d", || quant::qconv2d(&x, 0, &packed, [1, 1, 2], &c.offsets, &o, &QOutput::Float { scales: &scales }, false));
+        let y = r.unwrap_or_else(|| panic!("qconv2d with stride {} panicked", st)).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 1, 3]);
+    }
+    let _ = std::panic::take_hook();
+}

@@ -396,6 +396,9 @@ fn conv_geom(op: &str, x: &Tensor, kernel: [usize; 2], cin_g: usize, cout: usize
     let oh = window_out_size(op, "height", h, p_t, p_b, kh, d_h, s_h)?;
     let ow = window_out_size(op, "width", w, p_l, p_r, kw, d_w, s_w)?;
     check_shape_valid(&[n, oh, ow, cout])?;
+    // As in conv2d: a stride past the padded extent gives one output position; capped so the
+    // kernels' index steps cannot overflow.
+    let (s_h, s_w) = (s_h.min(h + p_t + p_b), s_w.min(w + p_l + p_r));
     Ok(ConvGeom { n, h, w, cin, kh, kw, cout, groups, sh: s_h, sw: s_w, dh: d_h, dw: d_w, pt: p_t, pl: p_l, oh, ow })
 }
 
