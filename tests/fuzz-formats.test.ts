@@ -6,6 +6,7 @@
  * stays flat after the warm-up. A failure prints its seed; `npm run fuzz -- --format F --case SEED`
  * reproduces it. The longer run is `npm run fuzz` (scripts/fuzz.ts).
  */
+import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { makeCorpus, type Corpus } from './fuzz/corpus.js';
@@ -48,6 +49,79 @@ describe('fuzz: every format, mutated', () => {
       expect(s.distinct.length, `fuzz failures (${f.failures} in all; one per kind):\n${formatFailures(s)}`).toBe(0);
     }, 600_000);
   }
+});
+
+describe('fuzz: property-based (fast-check, shrinking to a minimal input)', () => {
+  /** A safetensors file from any header object and any data length. */
+  const file = (header: Record<string, unknown>, dataLen: number) => {
+    const h = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(8 + h.length + dataLen);
+    new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+    out.set(h, 8);
+    return out;
+  };
+  const SIZE: Record<string, number> = { F32: 4, I32: 4, I8: 1, U8: 1, F16: 2, BF16: 2, F64: 8, I64: 8 };
+  const name = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'));
+  // Mostly small shapes; sometimes a dimension at or past 2^32 times a 0 (no bytes, but a wrap risk).
+  const shape = fc.oneof(
+    fc.array(fc.nat(4), { maxLength: 3 }),
+    fc.tuple(fc.constantFrom(2 ** 32 + 1, 2 ** 32, 2 ** 31, 2 ** 53 + 2, 1e300), fc.constant(0)).map((t) => [...t]),
+    fc.array(fc.constantFrom(-1, 1.5, 0, 3), { maxLength: 3 }),
+  );
+  /** A consistent header (offsets laid end to end), then perhaps one offset or the data length nudged. */
+  const header = fc.record({
+    entries: fc.array(fc.tuple(name, fc.constantFrom('F32', 'I32', 'I8', 'U8', 'F16', 'BF16', 'F64', 'I64', 'BOOL'), shape), { maxLength: 4 }),
+    nudge: fc.option(fc.tuple(fc.nat(7), fc.integer({ min: -8, max: 8 }))),
+    extra: fc.option(fc.integer({ min: -4, max: 4 })),
+  }).map(({ entries, nudge, extra }) => {
+    const h: Record<string, unknown> = {};
+    let off = 0;
+    entries.forEach(([n, dtype, sh], i) => {
+      const count = sh.reduce((a, d) => a * d, 1);
+      const bytes = Number.isSafeInteger(count) && count >= 0 && count < 1024 ? count * (SIZE[dtype] ?? 1) : 0;
+      const offsets = [off, off + bytes];
+      if (nudge && nudge[0] % Math.max(1, entries.length) === i) offsets[nudge[1] & 1] += nudge[1];
+      off += bytes;
+      Object.defineProperty(h, n, { value: { dtype, shape: sh, data_offsets: offsets }, enumerable: true, configurable: true, writable: true });
+    });
+    return { header: h, dataLen: Math.max(0, off + (extra ?? 0)) };
+  });
+
+  it('decodeSafetensors: any header decodes exactly as declared or throws FormatError', () => {
+    let loaded = 0;
+    fc.assert(fc.property(header, ({ header: h, dataLen }) => {
+      const before = eg.memory().numTensors;
+      try {
+        const { tensors } = eg.decodeSafetensors(file(h, dataLen));
+        loaded++;
+        const want = Object.keys(h).filter((k) => k !== '__metadata__').sort();
+        try {
+          expect(Object.keys(tensors).sort()).toEqual(want);
+          for (const k of want) expect(tensors[k].shape).toEqual((h[k] as { shape: number[] }).shape);
+        } finally {
+          for (const t of Object.values(tensors)) t.dispose();
+        }
+      } catch (e) {
+        if (!(e instanceof eg.FormatError)) throw e;
+      }
+      expect(eg.memory().numTensors).toBe(before);
+    }), { numRuns: 3000, seed: SEED });
+    expect(loaded).toBeGreaterThan(300); // the generator makes valid files too, not only garbage
+  });
+
+  it('loadModel: any JSON as model.json, or as its model config, loads or throws a typed error', async () => {
+    const base = corpus.models[0];
+    await fc.assert(fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), fc.boolean(), async (v, whole) => {
+      const before = eg.memory().numTensors;
+      const json = whole ? JSON.stringify(v) : JSON.stringify({ ...base.json, model: v });
+      try {
+        (await eg.loadModel({ json, weights: base.weights })).model.dispose();
+      } catch (e) {
+        if (!(e instanceof eg.EdgegradError) || e instanceof eg.InternalError) throw e;
+      }
+      expect(eg.memory().numTensors).toBe(before);
+    }), { numRuns: 2000, seed: SEED });
+  });
 });
 
 describe('fuzz harness', () => {
