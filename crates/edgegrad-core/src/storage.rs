@@ -297,3 +297,36 @@ impl Drop for Storage {
         pool_put(buf);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pooled(dtype: DType, len: usize) -> usize {
+        POOL.with(|p| p.borrow().get(&(dtype, len)).map_or(0, |b| b.free.len()))
+    }
+
+    #[test]
+    fn the_pool_keeps_only_buffers_the_engine_asked_for() {
+        // An odd length no other test uses (the pool is per thread; stats are global).
+        let len = 12_345;
+        // Buffers made outside the pool (JS data, collected results) go back to the allocator.
+        for _ in 0..10 {
+            drop(Storage::new(Buffer::F32(vec![1.0; len])));
+        }
+        assert_eq!(pooled(DType::F32, len), 0);
+        // Two buffers asked for at once: at most two kept, whatever else is freed.
+        let a = Storage::new(Buffer::F32(alloc_f32(len)));
+        let b = Storage::new(Buffer::F32(alloc_f32(len)));
+        drop((a, b));
+        assert_eq!(pooled(DType::F32, len), 2);
+        drop(Storage::new(Buffer::F32(vec![0.0; len])));
+        assert_eq!(pooled(DType::F32, len), 2);
+        // Steady state: take and give back without growth.
+        for _ in 0..10 {
+            let s = Storage::new(Buffer::F32(alloc_f32(len)));
+            drop(s);
+        }
+        assert_eq!(pooled(DType::F32, len), 2);
+    }
+}
