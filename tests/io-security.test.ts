@@ -260,7 +260,7 @@ describe('defect 3: corrupt files give FormatError, never a raw TypeError/Syntax
     const qm = quantized();
     const bytes = qm.serialize();
     qm.dispose();
-    const edits: [string, (g: Record<string, any>) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+    const edits: [string, (g: Record<string, any>) => void][] = [
       ['a null node', (g) => { g.nodes[0] = null; }],
       ['nodes not an array', (g) => { g.nodes = { length: 3 }; }],
       ['unknown op', (g) => { g.nodes[1].op = 'softmax'; }],

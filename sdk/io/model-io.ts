@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor.js';
 import { dirOf, readBytes, resolveInside, statPath } from './files.js';
 import { DEFAULT_JSON_BYTES, parseJson } from './json.js';
 import {
-  DEFAULT_MAX_TENSORS, decodeSafetensors, decodeTensor, encodeSafetensors, entryDType, entryEngineBytes, parseSafetensorsHeader, shortName, type ParsedSafetensors,
+  DEFAULT_MAX_TENSORS, decodeTensor, encodeSafetensors, entryDType, entryEngineBytes, parseSafetensorsHeader, shortName, type ParsedSafetensors, type SafetensorsEntry,
 } from './safetensors.js';
 import { v, validate, type Schema } from './validate.js';
 
@@ -182,6 +182,25 @@ function names(list: string[]): string {
 }
 
 /**
+ * Checks a file's entries against a state dict before anything is decoded: names (unless
+ * `strict` is false; `others` may also be present), then dtypes and shapes. FormatError otherwise.
+ */
+function matchEntries(own: Record<string, Tensor>, entries: Record<string, SafetensorsEntry>, others: Set<string>, strict: boolean): { missing: string[]; unexpected: string[] } {
+  const missing = Object.keys(own).filter((k) => !Object.hasOwn(entries, k));
+  const unexpected = Object.keys(entries).filter((k) => !Object.hasOwn(own, k) && !others.has(k));
+  if (strict && (missing.length || unexpected.length)) {
+    throw new FormatError(`weights do not match the model: ${missing.length ? `missing ${names(missing)}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${names(unexpected)}` : ''}`);
+  }
+  for (const [k, t] of Object.entries(own)) {
+    if (!Object.hasOwn(entries, k)) continue;
+    const e = entries[k];
+    if (entryDType(e) !== t.dtype) throw new FormatError(`weights do not match the model: '${shortName(k)}' is ${entryDType(e)} but the model expects ${t.dtype}`);
+    if (e.shape.join() !== t.shape.join()) throw new FormatError(`weights do not match the model: '${shortName(k)}' has shape [${e.shape.join(', ')}] but the model expects [${t.shape.join(', ')}]`);
+  }
+  return { missing, unexpected };
+}
+
+/**
  * Builds the model a file describes within a memory budget derived from its weights (three times
  * their loaded size plus 16 MiB, room for initialization temporaries), so a tiny file declaring a
  * huge model fails before the memory is taken.
@@ -223,16 +242,7 @@ export async function loadModel(src: ModelSource, o: LoadModelOptions = {}): Pro
     json.optimizer?.tensorNames.forEach((ns, i) => ns.forEach((n) => otherNames.add(`optimizer.${i}.${n}`)));
     const trainingNames = json.training ? Object.keys(entries).filter((k) => k.startsWith('training.')) : [];
     for (const k of trainingNames) otherNames.add(k);
-    const missing = Object.keys(own).filter((k) => !Object.hasOwn(entries, k));
-    const unexpected = Object.keys(entries).filter((k) => !Object.hasOwn(own, k) && !otherNames.has(k));
-    if (missing.length || unexpected.length) {
-      throw new FormatError(`weights do not match the model: ${missing.length ? `missing ${names(missing)}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${names(unexpected)}` : ''}`);
-    }
-    for (const [k, t] of Object.entries(own)) {
-      const e = entries[k];
-      if (entryDType(e) !== t.dtype) throw new FormatError(`weights do not match the model: '${shortName(k)}' is ${entryDType(e)} but the model expects ${t.dtype}`);
-      if (e.shape.join() !== t.shape.join()) throw new FormatError(`weights do not match the model: '${shortName(k)}' has shape [${e.shape.join(', ')}] but the model expects [${t.shape.join(', ')}]`);
-    }
+    matchEntries(own, entries, otherNames, true);
     const state = new Map<string, Tensor>();
     for (const k of Object.keys(own)) state.set(k, decode(k));
     model.loadStateDict(state, { strict: true });
@@ -276,14 +286,21 @@ export function saveWeights(tensors: Record<string, Tensor>, metadata: Record<st
   return encodeSafetensors(tensors, metadata);
 }
 
-/** Loads safetensors bytes into a module's parameters and buffers (strict by default). */
-export function loadWeights(model: Module, data: Uint8Array | ArrayBuffer, o: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
-  const { tensors } = decodeSafetensors(data);
+/**
+ * Loads safetensors bytes into a module's parameters and buffers (strict by default). Names,
+ * dtypes and shapes are checked on the header; only the model's tensors are decoded.
+ */
+export function loadWeights(model: Module, data: Uint8Array | ArrayBuffer, o: { strict?: boolean; maxTensors?: number } = {}): { missing: string[]; unexpected: string[] } {
+  const buf = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+  const parsed = parseSafetensorsHeader(buf, { maxTensors: o?.maxTensors });
+  const own = model.stateDict();
+  const result = matchEntries(own, parsed.entries, new Set(), o?.strict ?? true);
+  const state = new Map<string, Tensor>();
   try {
-    return model.loadStateDict(tensors, o);
-  } catch (e) {
-    throw new FormatError(`weights do not match the model: ${(e as Error).message}`);
+    for (const k of Object.keys(own)) if (Object.hasOwn(parsed.entries, k)) state.set(k, decodeTensor(buf, parsed, k));
+    model.loadStateDict(state, { strict: false });
+    return result;
   } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+    for (const t of state.values()) t.dispose();
   }
 }
