@@ -43,6 +43,8 @@ export interface PoolOptions {
   threads?: number;
   /** Cases per message to a worker. */
   chunk?: number;
+  /** Wasm memory may grow by at most this much over the run after the first warm-up (default 64 MiB). */
+  memorySlackBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -155,6 +157,17 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
   });
 
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, queue.length)) }, runWorker));
+  // Flat over the whole run, not only within a chunk: the largest wasm memory any worker reached
+  // against the first warm-up of that format.
+  const slack = o.memorySlackBytes ?? 64 * 1024 * 1024;
+  for (const [format, f] of Object.entries(summary.formats)) {
+    if (f.wasmBytes.warm > 0 && f.wasmBytes.end - f.wasmBytes.warm > slack) {
+      const failure: Failure = { format, seed: o.seed, mutation: '(the whole run)', kind: 'memory', error: `wasm memory grew from ${f.wasmBytes.warm} to ${f.wasmBytes.end} bytes over the run` };
+      f.failures++;
+      summary.failures.push(failure);
+      summary.distinct.push(failure);
+    }
+  }
   summary.ms = Date.now() - t0;
   return summary;
 }
