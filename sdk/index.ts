@@ -29,7 +29,7 @@ export * as losses from './losses.js';
 export * as data from './data.js';
 export * as train from './train/index.js';
 export { saveModel, loadModel, serializeModel, saveWeights, loadWeights } from './io/model-io.js';
-export type { ModelArtifacts, ModelJson, ModelSource, SaveOptions } from './io/model-io.js';
+export type { LoadModelOptions, ModelArtifacts, ModelJson, ModelSource, SaveOptions } from './io/model-io.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export * as compress from './compress/index.js';
 export * as explain from './explain/index.js';
