@@ -1,4 +1,9 @@
 //! Handle table: u32 handles to `Tensor`s, with generations to catch stale handles.
+//!
+//! Exports read their tensor arguments as `Lent`s (`exports::t`, `tl` for lists): bitwise copies
+//! that take no reference count, so a call that traps (a panic, the allocator refusing memory)
+//! leaves no count behind that would keep its inputs alive after they are disposed. Take an
+//! owned `Tensor` (`exports::tc`) only to store it (a gradient, an optional argument kept).
 
 use edgegrad_core::panic::RecoverCell;
 use edgegrad_core::{Error, ErrorKind, Result, Tensor};
