@@ -5,6 +5,7 @@
  * model.json cannot make the loader read outside its folder, devices, or URLs; nothing leaks.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import * as eg from '../sdk/index.js';
 import { isBrowser, setup } from './helpers.js';
 
@@ -436,5 +437,32 @@ describe('defect 8: failing loads leak nothing', () => {
     const badLast = { ...art.json, model: { className: 'Sequential', config: { layers: [{ className: 'Linear', config: { inFeatures: 4, outFeatures: 3 } }, { className: 'Conv2d', config: { inChannels: 1, outChannels: 1, kernelSize: {} } }] } } };
     await noLeak('Sequential with a bad last layer', eg.FormatError, () => eg.loadModel({ json: badLast, weights: art.weights }));
     m.dispose();
+  });
+});
+
+describe('model.json text: any input parses as JSON.parse would, or is a FormatError', () => {
+  const parse = async (text: string) => eg.loadModel({ json: text, weights: new Uint8Array(0) }).catch((e: Error) => e);
+  it('random JSON values and random text (fast-check)', async () => {
+    await fc.assert(fc.asyncProperty(fc.oneof(fc.jsonValue().map((j) => JSON.stringify(j)), fc.string({ unit: 'binary' })), async (text) => {
+      const err = await parse(text);
+      // Never a raw error; never the text itself in the message.
+      expect(err).toBeInstanceOf(eg.FormatError);
+      if (text.length > 12) expect((err as Error).message).not.toContain(text);
+      let ok = true;
+      try {
+        JSON.parse(text);
+      } catch {
+        ok = false;
+      }
+      if (!ok) expect((err as Error).message).toMatch(/not valid JSON|nested more than/);
+    }), { numRuns: 300, seed: 13 });
+  });
+  it('nesting is bounded before JSON.parse, whatever the brackets', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 60, max: 3000 }), fc.constantFrom('[', '{"a":'), async (depth, open) => {
+      const close = open === '[' ? ']' : '}';
+      const err = await parse(open.repeat(depth) + '1' + close.repeat(depth));
+      expect(err).toBeInstanceOf(eg.FormatError);
+      if (depth > 64) expect((err as Error).message).toMatch(/nested more than 64 levels/);
+    }), { numRuns: 50, seed: 14 });
   });
 });
