@@ -6,7 +6,7 @@ import { checkAxis, describe } from './args.js';
 import { ArgumentError } from './errors.js';
 import { scalar } from './creation.js';
 import { call } from './runtime.js';
-import { assertTensor, Tensor, type DType } from './tensor.js';
+import { assertTensor, Tensor, tensorArg, type DType } from './tensor.js';
 
 type Operand = Tensor | number;
 
@@ -17,10 +17,7 @@ function asTensor(x: Operand): [Tensor, boolean] {
 }
 
 /** The tensor argument of a functional op (a typed error, not "x.neg is not a function"). */
-function T(x: Tensor, op: string): Tensor {
-  assertTensor(x, `${op}() needs a Tensor`);
-  return x;
-}
+const T = (x: Tensor, op: string): Tensor => tensorArg(x, `${op}()`);
 
 function withTensors<T>(a: Operand, f: (a: Tensor) => T): T {
   const [t, temp] = asTensor(a);

@@ -513,6 +513,12 @@ export function assertTensor(t: unknown, what = 'expected a Tensor'): asserts t 
   if (!(t instanceof Tensor)) throw new ArgumentError(`${what}, got ${describe(t)}`);
 }
 
+/** `t` itself once checked to be a Tensor (for one-line forwards: `tensorArg(x, 'ReLU').relu()`). */
+export function tensorArg(t: unknown, who: string): Tensor {
+  assertTensor(t, `${who} needs a Tensor`);
+  return t;
+}
+
 export function scalarTensor(v: number, dtype: DType = 'float32'): Tensor {
   const c = dtypeCode(dtype);
   return new Tensor(call((e) => e.tensor_full(new Uint32Array(0), v, c)));

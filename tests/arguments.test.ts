@@ -222,6 +222,37 @@ describe('defect 10: wrong argument types are typed errors, not raw TypeErrors',
       expect((err as Error).message.length).toBeGreaterThan(10);
     });
   }
+  it('every layer\'s forward refuses a non-tensor input with a typed error', () => {
+    const skip = ['Module', 'Graph', 'SymbolicTensor', 'GPT', 'ResNet', 'VGG', 'Inception'];
+    let checked = 0;
+    for (const [name, C] of Object.entries(nn as unknown as Record<string, unknown>)) {
+      if (typeof C !== 'function' || !/^[A-Z]/.test(name) || skip.includes(name)) continue;
+      let m: { forward: (...a: unknown[]) => unknown; dispose(): void } | null = null;
+      for (const args of [[], [2], [2, 2], [2, 2, 1], [0.5]]) {
+        try {
+          m = new (C as new (...a: unknown[]) => NonNullable<typeof m>)(...args);
+          break;
+        } catch {
+          // try the next argument list
+        }
+      }
+      if (!m) continue;
+      for (const v of [null, undefined, 'x', 3, {}]) {
+        let err: unknown;
+        try {
+          eg.tidy(() => {
+            m!.forward(v);
+          });
+        } catch (e) {
+          err = e;
+        }
+        if (err !== undefined) expect(err, `${name}.forward(${String(v)})`).toBeInstanceOf(eg.EdgegradError);
+      }
+      m.dispose();
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(30);
+  });
   it('the engine works after all of them', () => {
     engineWorks();
   });

@@ -429,6 +429,7 @@ export class SinusoidalPositionalEncoding extends Module {
     this.#table = keep(tensor(sinusoidalTable(maxLen, dim), [maxLen, dim]));
   }
   forward(x: Tensor, offset = 0): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     const t = x.shape[x.rank - 2];
     if (x.rank < 2 || x.shape[x.rank - 1] !== this.dim) throw new ShapeError(`SinusoidalPositionalEncoding expects [..., time, ${this.dim}], got [${x.shape.join(', ')}]`);
     if (offset + t > this.maxLen) throw new ShapeError(`SinusoidalPositionalEncoding: positions up to ${offset + t} exceed maxLen ${this.maxLen}`);
@@ -460,6 +461,7 @@ export class LearnedPositionalEmbedding extends Module {
     return this.param('weight').slice([offset, 0], [offset + length, this.dim]);
   }
   forward(x: Tensor, offset = 0): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     if (x.rank < 2 || x.shape[x.rank - 1] !== this.dim) throw new ShapeError(`LearnedPositionalEmbedding expects [..., time, ${this.dim}], got [${x.shape.join(', ')}]`);
     const pe = this.positions(x.shape[x.rank - 2], offset);
     const y = x.add(pe);

@@ -6,7 +6,7 @@
 import { checkSize, describe, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { full, zeros } from '../creation.js';
-import { assertTensor, Tensor } from '../tensor.js';
+import { assertTensor, Tensor, tensorArg } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
@@ -322,45 +322,45 @@ abstract class Activation extends Module {
   }
 }
 export class ReLU extends Activation {
-  forward(x: Tensor) { return x.relu(); }
+  forward(x: Tensor) { return tensorArg(x, this.className).relu(); }
 }
 export class LeakyReLU extends Activation {
   constructor(readonly alpha = 0.01) { super(); }
-  forward(x: Tensor) { return x.leakyRelu(this.alpha); }
+  forward(x: Tensor) { return tensorArg(x, this.className).leakyRelu(this.alpha); }
   override getConfig() { return { alpha: this.alpha }; }
 }
 export class ELU extends Activation {
   constructor(readonly alpha = 1) { super(); }
-  forward(x: Tensor) { return x.elu(this.alpha); }
+  forward(x: Tensor) { return tensorArg(x, this.className).elu(this.alpha); }
   override getConfig() { return { alpha: this.alpha }; }
 }
 export class Sigmoid extends Activation {
-  forward(x: Tensor) { return x.sigmoid(); }
+  forward(x: Tensor) { return tensorArg(x, this.className).sigmoid(); }
 }
 export class Tanh extends Activation {
-  forward(x: Tensor) { return x.tanh(); }
+  forward(x: Tensor) { return tensorArg(x, this.className).tanh(); }
 }
 export class GELU extends Activation {
   constructor(readonly approximate = false) { super(); }
-  forward(x: Tensor) { return x.gelu(this.approximate); }
+  forward(x: Tensor) { return tensorArg(x, this.className).gelu(this.approximate); }
   override getConfig() { return { approximate: this.approximate }; }
 }
 /** x·sigmoid(x), also known as Swish. */
 export class SiLU extends Activation {
-  forward(x: Tensor) { return x.silu(); }
+  forward(x: Tensor) { return tensorArg(x, this.className).silu(); }
 }
 export const Swish = SiLU;
 export class Softplus extends Activation {
-  forward(x: Tensor) { return x.softplus(); }
+  forward(x: Tensor) { return tensorArg(x, this.className).softplus(); }
 }
 export class Softmax extends Activation {
   constructor(readonly axis = -1) { super(); }
-  forward(x: Tensor) { return x.softmax(this.axis); }
+  forward(x: Tensor) { return tensorArg(x, this.className).softmax(this.axis); }
   override getConfig() { return { axis: this.axis }; }
 }
 export class LogSoftmax extends Activation {
   constructor(readonly axis = -1) { super(); }
-  forward(x: Tensor) { return x.logSoftmax(this.axis); }
+  forward(x: Tensor) { return tensorArg(x, this.className).logSoftmax(this.axis); }
   override getConfig() { return { axis: this.axis }; }
 }
 

@@ -16,7 +16,7 @@
 import { checkSize, describe, MAX_ELEMENTS, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { concat } from '../ops.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, type BatchNormLayerOptions } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
@@ -53,6 +53,7 @@ export class ConvBNReLU extends Module {
     this.registerModule('bn', new BatchNorm2d(outChannels, opts.bn));
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     const c = this.getModule('conv').forward(x);
     const b = this.getModule('bn').forward(c);
     c.dispose();
@@ -121,6 +122,7 @@ abstract class HeadedNetwork extends Module {
     return f;
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     const f = this.features(x);
     const h = this.preHead(f);
     if (h !== f) f.dispose();
@@ -227,6 +229,7 @@ abstract class Residual extends Module {
   protected abstract body(x: Tensor): Tensor;
   abstract readonly inChannels: number;
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     checkNHWC(x, this.inChannels, this.className);
     const out = this.body(x);
     const hasDown = this.namedChildren().some(([n]) => n === 'downsample');
@@ -448,6 +451,7 @@ export class InceptionModule extends Module {
     this.outChannels = b.c1 + b.c3 + b.c5 + b.pool;
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     checkNHWC(x, this.inChannels, 'InceptionModule');
     const outs = ['branch1', 'branch2', 'branch3', 'branch4'].map((n) => this.getModule(n).forward(x));
     const y = concat(outs, -1);

@@ -14,7 +14,7 @@
 import { checkSize, describe, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { keep } from '../memory.js';
-import { Tensor } from '../tensor.js';
+import { assertTensor, Tensor } from '../tensor.js';
 import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
@@ -77,6 +77,7 @@ export class TransformerEncoderLayer extends Module {
   }
   /** `src` `[batch, length, dModel]`; masks as in `MultiHeadAttention`. */
   forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
+    assertTensor(src, `${this.className} needs a Tensor input`);
     const n1 = this.getModule('norm1');
     const n2 = this.getModule('norm2');
     const add = (a: Tensor, b: Tensor) => {
@@ -129,6 +130,7 @@ export class TransformerEncoder extends Module {
     return (this.getModule('layers') as ModuleList).children() as TransformerEncoderLayer[];
   }
   forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
+    assertTensor(src, `${this.className} needs a Tensor input`);
     let x = src;
     for (const l of this.layers) {
       const y = l.forward(x, o);
@@ -211,6 +213,7 @@ export class CausalSelfAttention extends Module {
     return this.#weights;
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new ShapeError(`CausalSelfAttention expects [batch, time, ${this.nEmbd}], got [${x.shape.join(', ')}]`);
     const [b, t] = x.shape;
     const qkv = applyToLastAxis(this.getModule('c_attn'), x);
@@ -256,6 +259,7 @@ export class GPTMLP extends Module {
     this.registerModule('dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     const h = applyToLastAxis(this.getModule('c_fc'), x);
     const g = h.gelu();
     const p = applyToLastAxis(this.getModule('c_proj'), g);
@@ -290,6 +294,7 @@ export class GPTBlock extends Module {
     return this.getModule('attn') as CausalSelfAttention;
   }
   forward(x: Tensor): Tensor {
+    assertTensor(x, `${this.className} needs a Tensor input`);
     const a = this.getModule('ln_1').forward(x);
     const b = this.attn.forward(a);
     const x1 = x.add(b);
@@ -391,6 +396,7 @@ export class GPT extends Module {
     return out;
   }
   forward(idx: Tensor): Tensor {
+    assertTensor(idx, `${this.className} needs a Tensor input`);
     const h = this.features(idx);
     const logits = applyToLastAxis(this.getModule('lm_head'), h);
     h.dispose();
