@@ -294,6 +294,19 @@ describe('defect 3: corrupt files give FormatError, never a raw TypeError/Syntax
   });
 });
 
+describe('loadModel options are checked', () => {
+  it('bad options are ArgumentErrors', async () => {
+    const m = tiny();
+    const art = await eg.saveModel(m);
+    m.dispose();
+    const src = { json: art.json, weights: art.weights };
+    for (const o of [null, 5, { maxBytes: -1 }, { maxBytes: '10' }, { allowOutsideDir: 'yes' }, { optimizer: {} }, { maxTensors: 1.5 }, { unknownOption: 1 }]) {
+      await expect(eg.loadModel(src, o as never), JSON.stringify(o)).rejects.toThrow(eg.ArgumentError);
+    }
+    await expect(eg.readAsset(new URL('./fixtures/untrusted/ok.json', import.meta.url), { maxBytes: -5 })).rejects.toThrow(eg.ArgumentError);
+  });
+});
+
 describe('defect 4: corruption that used to load silently', () => {
   it('optimizer state with lr: null (or other bad hyper-parameters) is refused and changes nothing', async () => {
     const m = tiny();

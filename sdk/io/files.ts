@@ -13,7 +13,8 @@
  * - every failure (missing file, permission, HTTP status, network) is a FormatError naming the
  *   path, never a raw ENOENT, and never quotes the file's contents.
  */
-import { FormatError } from '../errors.js';
+import { ArgumentError, FormatError } from '../errors.js';
+import { describe } from '../args.js';
 
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 
@@ -43,7 +44,7 @@ async function nodeModules() {
 
 function checkMax(maxBytes: unknown): number {
   const m = maxBytes ?? DEFAULT_MAX_BYTES;
-  if (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 0) throw new FormatError(`maxBytes must be a non-negative integer, got ${String(m).slice(0, 40)}`);
+  if (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 0) throw new ArgumentError(`maxBytes must be a non-negative integer, got ${describe(m)}`);
   return m;
 }
 

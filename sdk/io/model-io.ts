@@ -6,7 +6,7 @@
  */
 import { ArgumentError, EdgegradError, FormatError, MemoryError } from '../errors.js';
 import { withAllocationLimit } from '../memory.js';
-import { describe } from '../args.js';
+import { checkOptions, describe } from '../args.js';
 import { moduleConfigSchema, moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor.js';
@@ -15,7 +15,7 @@ import { DEFAULT_JSON_BYTES, parseJson } from './json.js';
 import {
   DEFAULT_MAX_TENSORS, decodeTensor, encodeSafetensors, entryDType, entryEngineBytes, parseSafetensorsHeader, shortName, type ParsedSafetensors, type SafetensorsEntry,
 } from './safetensors.js';
-import { v, validate, type Schema } from './validate.js';
+import { fail, v, validate, type Schema } from './validate.js';
 
 const FORMAT = 'edgegrad-model';
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
@@ -219,13 +219,28 @@ function buildModel(config: ModuleConfig, parsed: ParsedSafetensors): Module {
   }
 }
 
+const size = v.int({ min: 0 });
+/** A value `test` accepts, as it is (optimizers, callbacks). */
+const is = (what: string, test: (x: unknown) => boolean): Schema<never> => ({
+  expect: what,
+  check: (x, path) => (test(x) ? x as never : fail(path, `must be ${what}, got ${describe(x)}`)),
+});
+const LOAD_OPTIONS = v.object({}, {
+  optional: {
+    optimizer: is('an optimizer', (x) => typeof (x as { loadStateDict?: unknown } | null)?.loadStateDict === 'function'),
+    allowOutsideDir: v.boolean(), maxBytes: size, maxJsonBytes: size, maxTensors: size,
+    training: is('a function', (x) => typeof x === 'function'),
+  },
+}) as Schema<LoadModelOptions>;
+
 /**
  * Rebuilds a model from its config and loads its weights, checking that the file holds exactly the
  * model's tensors with the right shapes and dtypes before decoding any. With `optimizer`,
  * restores its state too. The defaults are safe for untrusted files: see `LoadModelOptions`.
  */
-export async function loadModel(src: ModelSource, o: LoadModelOptions = {}): Promise<{ model: Module; json: ModelJson }> {
-  const { json, weights } = await readArtifacts(src, o ?? {});
+export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): Promise<{ model: Module; json: ModelJson }> {
+  const o = validate(LOAD_OPTIONS, checkOptions(opts, 'loadModel options'), 'loadModel options', ArgumentError);
+  const { json, weights } = await readArtifacts(src, o);
   const parsed = parseSafetensorsHeader(weights, { maxTensors: o.maxTensors });
   const entries = parsed.entries;
   const model = buildModel(json.model, parsed);
