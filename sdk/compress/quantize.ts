@@ -16,11 +16,12 @@
  * It saves to one safetensors file: int8 weights, float32 per-channel weight scales and biases,
  * and the graph with every activation's scale and zero point in the `__metadata__`.
  */
+import { checkOptions, describe } from '../args.js';
 import { ArgumentError, FormatError, ShapeError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
-import type { Module } from '../nn/module.js';
-import { Tensor } from '../tensor.js';
+import { Module } from '../nn/module.js';
+import { assertTensor, Tensor } from '../tensor.js';
 import { readBytes, statPath } from '../io/files.js';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type SafetensorsEntry } from '../io/safetensors.js';
 import { parseJson } from '../io/json.js';
@@ -117,6 +118,10 @@ export function calibrate(g: FloatGraph, data: Tensor, o: CalibrationOptions = {
  * weights and activations, calibrated on `calibrationData` (`[N, ...inputShape]`).
  */
 export function quantize(model: Module, calibrationData: Tensor, o: QuantizeOptions = {}): QuantizedModel {
+  if (!(model instanceof Module)) throw new ArgumentError(`quantize() needs a Module, got ${describe(model)}`);
+  assertTensor(calibrationData, 'quantize() needs a Tensor of calibration data');
+  if (calibrationData.rank === 0) throw new ShapeError('quantize(): the calibration data needs a leading sample dimension');
+  o = checkOptions(o, 'quantize() options');
   const wasTraining = model.training;
   model.eval();
   const g = traceModel(model, o.inputShape ?? sampleShape(calibrationData));

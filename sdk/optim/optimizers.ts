@@ -79,6 +79,8 @@ export abstract class Optimizer<H extends { lr: number }> {
     return this.groups[0].options.lr;
   }
   set lr(v: number) {
+    // A NaN or negative rate would silently wreck training at the next step().
+    if (!(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new ArgumentError(`learning rate must be finite and >= 0, got ${describe(v)}`);
     for (const g of this.groups) g.options.lr = v;
   }
 
@@ -315,12 +317,16 @@ export class Adagrad extends Optimizer<AdagradOptions> {
 // ------------------------------------------------------------------------------ gradient clipping
 
 function gradsOf(params: Tensor[]): Tensor[] {
+  if (!Array.isArray(params)) throw new ArgumentError(`gradient clipping needs an array of parameters, got ${describe(params)}`);
+  params.forEach((p, i) => {
+    if (!(p instanceof Tensor)) throw new ArgumentError(`gradient clipping: parameter ${i} must be a Tensor, got ${describe(p)}`);
+  });
   return params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
 }
 
 /** Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new ArgumentError(`maxNorm must be > 0, got ${maxNorm}`);
+  if (!(typeof maxNorm === 'number' && maxNorm > 0)) throw new ArgumentError(`maxNorm must be a number > 0, got ${describe(maxNorm)}`);
   const grads = gradsOf(params);
   if (grads.length === 0) return 0;
   const norm = call((e) => e.grad_global_norm(Uint32Array.from(grads.map((g) => g.handle))));
@@ -334,7 +340,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
 
 /** Clamps every gradient element into [-clipValue, clipValue]. */
 export function clipGradValue(params: Tensor[], clipValue: number): void {
-  if (!(clipValue > 0)) throw new ArgumentError(`clipValue must be > 0, got ${clipValue}`);
+  if (!(typeof clipValue === 'number' && clipValue > 0)) throw new ArgumentError(`clipValue must be a number > 0, got ${describe(clipValue)}`);
   for (const g of gradsOf(params)) call((e) => e.tensor_clamp_(g.handle, -clipValue, clipValue));
   bumpGradEpoch();
 }

@@ -77,6 +77,7 @@ function getCompiled(m: Module): Compiled {
 
 function compile(m: Module, o: CompileOptions): void {
   if (!o || !o.optimizer) throw new ArgumentError('compile() needs an optimizer');
+  if (o.metrics !== undefined && !Array.isArray(o.metrics)) throw new ArgumentError(`compile(): metrics must be an array, got ${describe(o.metrics)}`);
   if (!Array.isArray(o.optimizer.groups)) throw new ArgumentError(`compile(): optimizer must be an Optimizer, got ${describe(o.optimizer)}`);
   // An optimizer of another model would make fit() train nothing without a word. Holding only
   // some of the parameters is fine (frozen parts); holding none of them is a mistake.
