@@ -55,6 +55,13 @@ export function checkNumber(v: unknown, what: string, opts: { finite?: boolean; 
   return v;
 }
 
+/** A number that stays finite as a float32 (1e39 is finite in JS but infinite in the engine). */
+export function checkFloat32(v: unknown, what: string): number {
+  checkNumber(v, what, { finite: true });
+  if (!Number.isFinite(Math.fround(v as number))) throw new ArgumentError(`${what} is ${v}, beyond the float32 range`);
+  return v as number;
+}
+
 /** An integer in [min, max] (defaults: the int32 range). */
 export function checkInt(v: unknown, what: string, min = -0x80000000, max = 0x7fffffff): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw new ArgumentError(`${what} must be an integer, got ${describe(v)}`);

@@ -1,5 +1,5 @@
 /** Creating tensors: from JS data, constants, ranges, and seeded random streams. */
-import { checkInt, checkNumber, checkOptions, checkShape, checkSize, describe, MAX_ELEMENTS, MAX_RANK } from './args.js';
+import { checkFloat32, checkInt, checkNumber, checkOptions, checkShape, checkSize, describe, MAX_ELEMENTS, MAX_RANK } from './args.js';
 import { ArgumentError, ShapeError } from './errors.js';
 import { call } from './runtime.js';
 import { dtypeCode, Tensor, type DataArray, type DType, type NestedArray, type TensorLike } from './tensor.js';
@@ -187,21 +187,23 @@ function rng(kind: number, shape: number[], a: number, b: number, opts?: RandomO
 
 /** Uniform in [low, high). */
 export function rand(shape: number[], low = 0, high = 1, opts?: RandomOptions): Tensor {
-  checkNumber(low, 'rand(): low', { finite: true });
-  checkNumber(high, 'rand(): high', { finite: true });
+  checkFloat32(low, 'rand(): low');
+  checkFloat32(high, 'rand(): high');
   if (!(high > low)) throw new ArgumentError(`rand needs low < high, got [${low}, ${high})`);
   return rng(0, shape, low, high, opts);
 }
 /** Normal(mean, std). */
 export function randn(shape: number[], mean = 0, std = 1, opts?: RandomOptions): Tensor {
-  checkNumber(mean, 'randn(): mean', { finite: true });
+  checkFloat32(mean, 'randn(): mean');
   if (!(std >= 0 && std < Infinity)) throw new ArgumentError(`randn needs a finite std >= 0, got ${describe(std)}`);
+  checkFloat32(std, 'randn(): std');
   return rng(1, shape, mean, std, opts);
 }
 /** Normal(mean, std) redrawn outside two standard deviations. */
 export function truncatedNormal(shape: number[], mean = 0, std = 1, opts?: RandomOptions): Tensor {
-  checkNumber(mean, 'truncatedNormal(): mean', { finite: true });
+  checkFloat32(mean, 'truncatedNormal(): mean');
   if (!(std >= 0 && std < Infinity)) throw new ArgumentError(`truncatedNormal needs a finite std >= 0, got ${describe(std)}`);
+  checkFloat32(std, 'truncatedNormal(): std');
   return rng(2, shape, mean, std, opts);
 }
 /** 1.0 with probability p, else 0.0. */
