@@ -59,6 +59,10 @@ const FORMAT = 'edgegrad-quantized';
 
 /** Activation ranges `[lo, hi]` of every quantization point of `g`, observed on `data`. */
 export function calibrateRanges(g: FloatGraph, data: Tensor, o: CalibrationOptions = {}): Map<number, [number, number]> {
+  if (g === null || typeof g !== 'object' || !Array.isArray(g.shapes)) throw new ArgumentError(`calibration needs a traced graph (compress.traceModel), got ${describe(g)}`);
+  assertTensor(data, 'calibration needs a Tensor of samples');
+  if (data.rank === 0) throw new ShapeError('calibration data needs a leading sample dimension');
+  o = checkOptions(o, 'calibration options');
   const method = o.method ?? 'percentile';
   if (!['minmax', 'percentile', 'mse'].includes(method)) throw new ArgumentError(`unknown calibration method '${method}' (minmax, percentile or mse)`);
   const bins = o.bins ?? 2048;
