@@ -115,6 +115,9 @@ describe('axioms', () => {
       new explain.GradientShap(m).attribute(x, { target: 1, baselines: dist, nSamples: 4, stdevs: 0.1, seed: 1 }),
       new explain.NoiseTunnel(new explain.IntegratedGradients(m)).attribute(x, { target: 1, ntSamples: 3, stdevs: 0.2, seed: 1, nSteps: 8 }),
       new explain.NoiseTunnel(new explain.Saliency(m)).attribute(x, { target: 1, ntType: 'vargrad', ntSamples: 3, seed: 2 }),
+      new explain.GuidedBackprop(m).attribute(x, { target: 1 }),
+      new explain.DeepLift(m).attribute(x, { target: 1, baselines: dist.slice([0, 0], [1, 4]) }),
+      new explain.NoiseTunnel(new explain.DeepLift(m)).attribute(x, { target: 1, ntSamples: 2, stdevs: 0.1, seed: 3, baselines: 0.2 }),
     ];
     for (const r of results) {
       const col = (r.arraySync() as number[][]).map((row) => row[1]);
@@ -230,6 +233,83 @@ describe('GradientShap', () => {
   });
 });
 
+describe('GuidedBackprop and DeepLift (engine backward rules)', () => {
+  it('GuidedBackprop: the gradient with ReLUs passing back only positive gradients', () => {
+    const m = new nn.Sequential(new nn.Linear(4, 6, { seed: 31 }), new nn.ReLU(), new nn.Linear(6, 1, { seed: 32 })).eval();
+    const sd = m.stateDict();
+    const W1 = sd['0.weight'].arraySync() as number[][];
+    const b1 = Array.from(sd['0.bias'].dataSync());
+    const w2 = (sd['2.weight'].arraySync() as number[][])[0];
+    const x = eg.randn([3, 4], 0, 1, { seed: 33 });
+    const xs = x.arraySync() as number[][];
+    const got = new explain.GuidedBackprop(m).attribute(x).arraySync() as number[][];
+    xs.forEach((row, i) => {
+      const open = W1.map((wk, k) => wk.reduce((s, v, j) => s + v * row[j], b1[k]) > 0);
+      for (let j = 0; j < 4; j++) {
+        const want = W1.reduce((s, wk, k) => s + (open[k] ? wk[j] * Math.max(w2[k], 0) : 0), 0);
+        expect(got[i][j]).toBeCloseTo(want, 5);
+      }
+    });
+    // Not the plain gradient (some w2 are negative), and the plain gradient is unchanged afterwards.
+    expect(w2.some((v) => v < 0)).toBe(true);
+    x.dispose();
+    m.dispose();
+  });
+
+  it('DeepLift = w ⊙ (x − baseline) on a linear model; attributions sum to F(x) − F(baseline) through ReLU, max-pool and tanh', () => {
+    const lin = linearModel();
+    const x = eg.tensor(X);
+    const base = eg.tensor([1, -1, 2, 0.5, 0]);
+    const dl = new explain.DeepLift(lin).attribute(x, { baselines: base });
+    (dl.arraySync() as number[][]).forEach((r, i) => r.forEach((v, k) => expect(v).toBeCloseTo(W[k] * (X[i][k] - [1, -1, 2, 0.5, 0][k]), 5)));
+    eg.dispose([x, base, dl]);
+    lin.dispose();
+
+    for (const [name, model, input, target] of [
+      ['cnn', cnn(), eg.rand([3, 8, 8, 1], 0, 1, { seed: 34 }), [0, 2, 4]],
+      ['mlp', mlp(), eg.randn([3, 4], 0, 2, { seed: 35 }), [1, 0, 2]],
+    ] as const) {
+      const baseline = eg.randn(input.shape.slice(1), 0, 0.1, { seed: 36 });
+      const { attributions, delta } = new explain.DeepLift(model).attribute(input, { target: [...target], baselines: baseline, returnConvergenceDelta: true });
+      const out = eg.noGrad(() => model.forward(input)).arraySync() as number[][];
+      const b = baseline.reshape([1, ...baseline.shape]);
+      const out0 = eg.noGrad(() => model.forward(b)).arraySync() as number[][];
+      const a = attributions.arraySync() as number[][];
+      const d = data(delta);
+      const per = attributions.size / 3;
+      const flat = data(attributions);
+      for (let i = 0; i < 3; i++) {
+        const gap = out[i][target[i]] - out0[0][target[i]];
+        let sum = 0;
+        for (let k = 0; k < per; k++) sum += flat[i * per + k];
+        expect(Math.abs(sum - gap), `${name} example ${i}: Σ ${sum} vs ${gap}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(gap)));
+        expect(d[i]).toBeCloseTo(sum - gap, 5);
+      }
+      expect(a.length).toBe(3);
+      eg.dispose([input, baseline, b, attributions, delta]);
+      model.dispose();
+    }
+  });
+
+  it('the rules end with the pass: ordinary gradients are unchanged afterwards, also after an error inside the pass', () => {
+    const m = cnn();
+    const x = eg.rand([2, 8, 8, 1], 0, 1, { seed: 37 });
+    const sal = new explain.Saliency(m);
+    const before = bits(sal.attribute(x, { target: 1, abs: false }));
+    new explain.DeepLift(m).attribute(x, { target: 1 }).dispose();
+    new explain.GuidedBackprop(m).attribute(x, { target: 1 }).dispose();
+    expect(() => new explain.DeepLift(m).attribute(x, { target: 7 })).toThrow(eg.ArgumentError);
+    expect(() => new explain.GuidedBackprop(m).attribute(x, { target: 7 })).toThrow(eg.ArgumentError);
+    expect(bits(sal.attribute(x, { target: 1, abs: false }))).toEqual(before);
+    // DeepLift's multipliers differ from the gradient on this ReLU network (the rule was on).
+    const g = data(new explain.InputXGradient(m).attribute(x, { target: 1 }));
+    const dl = data(new explain.DeepLift(m).attribute(x, { target: 1 }));
+    expect(dl).not.toEqual(g);
+    x.dispose();
+    m.dispose();
+  });
+});
+
 describe('memory and side effects', () => {
   it('100 attribute() calls of each method leave live tensors and bytes flat', () => {
     const m = cnn();
@@ -240,6 +320,8 @@ describe('memory and side effects', () => {
       ['InputXGradient', () => new explain.InputXGradient(m).attribute(x, { target: [0, 3] })],
       ['IntegratedGradients', () => new explain.IntegratedGradients(m).attribute(x, { target: 1, nSteps: 4, internalBatchSize: 3, returnConvergenceDelta: true })],
       ['GradientShap', () => new explain.GradientShap(m).attribute(x, { target: 1, baselines: dist, nSamples: 2, stdevs: 0.1, seed: 1 })],
+      ['GuidedBackprop', () => new explain.GuidedBackprop(m).attribute(x, { target: 1 })],
+      ['DeepLift', () => new explain.DeepLift(m).attribute(x, { target: 1, baselines: 0.5, returnConvergenceDelta: true })],
       ['NoiseTunnel', () => new explain.NoiseTunnel(new explain.IntegratedGradients(m)).attribute(x, { target: 1, nSteps: 2, ntSamples: 2, ntSamplesBatchSize: 1, ntType: 'vargrad', seed: 2 })],
     ];
     for (const [name, run] of methods) {

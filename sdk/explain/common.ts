@@ -12,6 +12,7 @@ import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { tidy } from '../memory.js';
 import { Module } from '../nn/module.js';
 import { concat } from '../ops.js';
+import { call } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 
 /** A differentiable function of the inputs (then the additional forward arguments) to outputs. */
@@ -167,6 +168,25 @@ export function column(values: ArrayLike<number>, rank: number): Tensor {
   return tensor(Float32Array.from(values), [values.length, ...new Array<number>(Math.max(0, rank - 1)).fill(1)]);
 }
 
+/**
+ * How the engine's nonlinearities pass gradients back during one attribution pass (see
+ * `autograd::BackwardRule` in the engine): the true gradient, guided backpropagation (ReLU also
+ * drops negative gradients), or DeepLift's rescale rule over a batch stacking inputs over baselines.
+ */
+export const Rule = { Gradient: 0, Guided: 1, Rescale: 2 } as const;
+export type Rule = (typeof Rule)[keyof typeof Rule];
+
+/** Runs `fn` (a forward and its backward) under `rule`; the true gradient is restored afterwards, also on errors. */
+function withRule<T>(rule: Rule, fn: () => T): T {
+  if (rule === Rule.Gradient) return fn();
+  call((e) => e.grad_set_rule(rule));
+  try {
+    return fn();
+  } finally {
+    call((e) => e.grad_set_rule(Rule.Gradient));
+  }
+}
+
 /** Base of every attribution method: holds the forward and runs batched forward/backward passes. */
 export abstract class Attribution {
   readonly forwardFunc: Forward;
@@ -229,22 +249,33 @@ export abstract class Attribution {
   /**
    * Gradients of every row's target output with respect to each input, in one forward and one
    * backward pass over all rows (rows are independent: row i's gradient is that of output i).
-   * New tensors in the caller's scope.
+   * Under `rule`, the engine's nonlinearities pass back that rule's multipliers instead; with
+   * `baselines` (DeepLift) the pass runs on the inputs stacked over their baselines, both halves'
+   * target outputs seeded (as Captum: the rules give a pair's rows the same multipliers, so both
+   * halves carry the same gradient). New tensors in the caller's scope.
    */
-  protected gradients(xs: Tensor[], targets: Int32Array | null, extra: unknown[]): Tensor[] {
+  protected gradients(xs: Tensor[], targets: Int32Array | null, extra: unknown[], rule: Rule = Rule.Gradient, baselines?: Tensor[]): Tensor[] {
     if (!isGradEnabled()) throw new ArgumentError(`${this.constructor.name}.attribute() needs gradients: do not call it inside noGrad()`);
     const r = xs[0].shape[0];
-    return this.withFrozenParameters(() =>
+    return this.withFrozenParameters(() => withRule(rule, () =>
       tidy(() => {
         const leaves = xs.map((x) => x.detach().requiresGrad_());
-        const out = this.run(leaves, extra, r);
-        const seed = this.#seed(out, targets);
+        let out: Tensor;
+        let rowTargets = targets;
+        if (baselines) {
+          const pairs = Int32Array.from({ length: 2 * r }, (_, q) => q % r);
+          out = this.run(leaves.map((l, j) => concat([l, baselines[j].contiguous()], 0)), expandExtra(extra, r, tensor(pairs, [2 * r], 'int32')), 2 * r);
+          rowTargets = expandTargets(targets, pairs);
+        } else {
+          out = this.run(leaves, extra, r);
+        }
+        const seed = this.#seed(out, rowTargets);
         // An output that does not depend on the inputs has zero gradient.
         if (!out.requiresGrad) return leaves.map((l) => zerosLike(l));
         out.backward(seed);
         return leaves.map((l) => l.grad?.detach() ?? zerosLike(l));
       }),
-    );
+    ));
   }
 
   /** The target outputs `[rows]` at `xs` (no gradients), computed `batch` rows at a time. */

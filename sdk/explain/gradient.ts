@@ -13,7 +13,7 @@ import { concat } from '../ops.js';
 import { Tensor } from '../tensor.js';
 import { quadrature, type IntegrationMethod } from './approximation.js';
 import {
-  Attribution, checkKeys, column, expandExtra, expandTargets, prepare, prepareBaselines, rows, shaped,
+  Attribution, Rule, checkKeys, column, expandExtra, expandTargets, prepare, prepareBaselines, rows, shaped,
   type AttributionOf, type BaseOptions, type Baselines, type Inputs, type Prepared,
 } from './common.js';
 
@@ -360,5 +360,62 @@ export class NoiseTunnel {
     const one = (v: unknown, j: number): unknown =>
       v instanceof Tensor && v.rank === p.xs[j].rank && v.shape[0] === p.n && p.n > 1 ? v.indexSelect(0, idxT) : v;
     return Array.isArray(b) ? b.map(one) : one(b, 0);
+  }
+}
+
+// ------------------------------------------------------------------------------- GuidedBackprop
+
+/**
+ * Guided backpropagation (Springenberg et al.; Captum's `GuidedBackprop`): the gradient of the
+ * target output, with every ReLU also passing back only positive gradients. Applies to every ReLU
+ * the engine runs (modules, `x.relu()`, fused `activation: 'relu'`), not only to ReLU modules.
+ */
+export class GuidedBackprop extends Attribution {
+  attribute<I extends Inputs>(inputs: I, opts?: BaseOptions): AttributionOf<I> {
+    const o = checkKeys(opts, BASE_KEYS, 'GuidedBackprop.attribute()');
+    const p = prepare(inputs, o, 'GuidedBackprop.attribute()');
+    return tidy(() => shaped<I>(p, this.gradients(p.xs, p.targets, p.extra, Rule.Guided)));
+  }
+}
+
+// ------------------------------------------------------------------------------------- DeepLift
+
+export interface DeepLiftOptions extends BaseOptions {
+  /** Reference inputs (default 0): a number, a tensor per example or per input shape; one per input for tuples. */
+  baselines?: Baselines;
+  /** Also return delta = Σ attributions − (F(inputs) − F(baselines)) per example (0 up to rounding: summation-to-delta). */
+  returnConvergenceDelta?: boolean;
+}
+
+/**
+ * DeepLift with the rescale rule (Shrikumar et al.; Captum's `DeepLift`): attributions
+ * (x − baseline) ⊙ multipliers, where the backward pass runs on the inputs stacked over their
+ * baselines and every nonlinearity passes back Δoutput / Δinput instead of its derivative:
+ * ReLU, sigmoid, tanh, leaky ReLU, ELU, GELU, SiLU, softplus elementwise, max pooling by Captum's
+ * max-pool rule (the true gradient where an input equals its baseline). Linear parts (linear,
+ * conv, average pooling, batch norm in eval mode) keep their gradient. Other nonlinearities
+ * (softmax, layer norm, products of activations) use their gradient, as in Captum. The
+ * attributions sum to F(x) − F(baseline) (`returnConvergenceDelta` reports the gap).
+ */
+export class DeepLift extends Attribution {
+  attribute<I extends Inputs>(inputs: I, opts: DeepLiftOptions & { returnConvergenceDelta: true }): WithDelta<AttributionOf<I>>;
+  attribute<I extends Inputs>(inputs: I, opts?: DeepLiftOptions & { returnConvergenceDelta?: false }): AttributionOf<I>;
+  attribute<I extends Inputs>(inputs: I, opts?: DeepLiftOptions): AttributionOf<I> | WithDelta<AttributionOf<I>> {
+    const what = 'DeepLift.attribute()';
+    const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'returnConvergenceDelta'], what);
+    const p = prepare(inputs, o, what);
+    const withDelta = checkBool(o.returnConvergenceDelta ?? false, `${what}: returnConvergenceDelta`);
+    return tidy(() => {
+      const bases = prepareBaselines(o.baselines, p, what);
+      const grads = this.gradients(p.xs, p.targets, p.extra, Rule.Rescale, bases);
+      const attrs = grads.map((g, j) => g.mul(p.xs[j].sub(bases[j])));
+      if (!withDelta) return shaped<I>(p, attrs);
+      const delta = tidy(() => {
+        const end = this.outputs(p.xs, p.targets, p.extra, p.n, p.n);
+        const start = this.outputs(bases.map((b) => b.contiguous()), p.targets, p.extra, p.n, p.n);
+        return attrs.map((a) => a.reshape([p.n, -1]).sum(1)).reduce((s, t) => s.add(t)).sub(end.sub(start));
+      });
+      return { attributions: shaped<I>(p, attrs), delta };
+    });
   }
 }

@@ -8,9 +8,9 @@ export { captureActivations, closeMatches } from './hooks.js';
 export type { Captured, ForwardHook, HookHandle } from './hooks.js';
 export { Attribution } from './common.js';
 export type { AttributionOf, BaseOptions, Baseline, Baselines, Forward, ForwardFunction, Inputs, Target } from './common.js';
-export { Saliency, InputXGradient, IntegratedGradients, GradientShap, NoiseTunnel } from './gradient.js';
+export { Saliency, InputXGradient, IntegratedGradients, GradientShap, NoiseTunnel, GuidedBackprop, DeepLift } from './gradient.js';
 export type {
-  AttributionMethod, GradientShapOptions, IntegratedGradientsOptions, NoiseTunnelOptions, NoiseTunnelType, SaliencyOptions, WithDelta,
+  AttributionMethod, DeepLiftOptions, GradientShapOptions, IntegratedGradientsOptions, NoiseTunnelOptions, NoiseTunnelType, SaliencyOptions, WithDelta,
 } from './gradient.js';
 export { quadrature, gaussLegendre, INTEGRATION_METHODS } from './approximation.js';
 export type { IntegrationMethod, Quadrature } from './approximation.js';

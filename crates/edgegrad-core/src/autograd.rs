@@ -70,6 +70,30 @@ pub fn reset_no_grad_after_trap() {
     NO_GRAD_DEPTH.with(|d| d.set(HOST_DEPTH.with(|h| h.get())));
 }
 
+/// How nonlinearities pass gradients back, for attribution methods (set by the host around one
+/// forward and backward: ops consult it when recording and in their backward).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackwardRule {
+    /// The true gradient.
+    Gradient,
+    /// Guided backpropagation: ReLU also zeroes negative incoming gradients.
+    Guided,
+    /// DeepLift's rescale rule over a batch stacking inputs (rows [0, N)) over their baselines
+    /// (rows [N, 2N)): elementwise nonlinearities pass `Δy / Δx`, max pooling Captum's max-pool rule.
+    Rescale,
+}
+
+thread_local! {
+    static RULE: Cell<BackwardRule> = const { Cell::new(BackwardRule::Gradient) };
+}
+
+pub fn backward_rule() -> BackwardRule {
+    RULE.with(|r| r.get())
+}
+pub fn set_backward_rule(rule: BackwardRule) {
+    RULE.with(|r| r.set(rule));
+}
+
 /// A tensor saved for backward, with the storage version it had when saved.
 pub struct Saved {
     t: Tensor,

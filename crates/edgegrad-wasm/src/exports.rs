@@ -383,6 +383,20 @@ pub fn grad_pop_no_grad() {
 pub fn grad_enabled() -> bool {
     autograd::is_grad_enabled()
 }
+/// The backward rule of attribution methods: 0 the gradient, 1 guided backpropagation, 2
+/// DeepLift's rescale rule (see `autograd::BackwardRule`). The host sets it around one forward and
+/// backward and always resets it to 0.
+#[wasm_bindgen]
+pub fn grad_set_rule(rule: u8) -> R<()> {
+    let r = match rule {
+        0 => autograd::BackwardRule::Gradient,
+        1 => autograd::BackwardRule::Guided,
+        2 => autograd::BackwardRule::Rescale,
+        _ => return Err(arg_err(format!("unknown backward rule {}", rule))),
+    };
+    autograd::set_backward_rule(r);
+    Ok(())
+}
 #[wasm_bindgen]
 pub fn tensor_detach(h: u32) -> R<u32> {
     out(Ok(t(h)?.detach()))

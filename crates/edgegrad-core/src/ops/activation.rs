@@ -86,7 +86,15 @@ fn pointwise(
         return Ok(out);
     }
     let xs = Saved::new(x);
-    Ok(record(out, name, &[x], move |g, _| Ok(vec![Some(zip_f32(g, xs.get()?, |g, x| g.mul(derivative(x)))?)])))
+    // DeepLift's rescale rule needs the outputs too; saved only while it is the rule.
+    let ys = (crate::autograd::backward_rule() == crate::autograd::BackwardRule::Rescale).then(|| Saved::new(&out));
+    Ok(record(out, name, &[x], move |g, _| {
+        let normal = zip_f32(g, xs.get()?, |g, x| g.mul(derivative(x)))?;
+        match &ys {
+            Some(ys) => Ok(vec![Some(super::attribution::elementwise_rule(name, false, g, normal, xs.get()?, ys.get()?)?)]),
+            None => Ok(vec![Some(normal)]),
+        }
+    }))
 }
 
 fn check_alpha(name: &str, alpha: f32) -> Result<()> {

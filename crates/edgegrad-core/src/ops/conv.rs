@@ -55,6 +55,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) 
 /// `conv2d` followed by ReLU in the same pass when `relu` (the fused epilogue inference wants;
 /// the backward masks the incoming gradient by the output's sign first).
 pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions, relu: bool) -> Result<Tensor> {
+    // Under an attribution rule the ReLU runs as its own op, whose backward follows the rule.
+    if relu && crate::autograd::backward_rule() != crate::autograd::BackwardRule::Gradient {
+        return super::relu(&conv2d_act(x, w, bias, o, false)?);
+    }
     expect_f32(x, "conv2d")?;
     expect_f32(w, "conv2d (weights)")?;
     if let Some(b) = bias {

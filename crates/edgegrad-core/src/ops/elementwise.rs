@@ -252,6 +252,12 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
             UnaryOp::Sigmoid => zip_f32(g, ys.get()?, |g, y| g.mul(y.mul(F32x4::splat(1.0).sub(y))))?,
             UnaryOp::Tanh => zip_f32(g, ys.get()?, |g, y| g.mul(F32x4::splat(1.0).sub(y.mul(y))))?,
         };
+        // The activations follow an attribution method's backward rule (gradient unless one is set).
+        let gx = match op {
+            UnaryOp::Relu | UnaryOp::Sigmoid | UnaryOp::Tanh =>
+                super::attribution::elementwise_rule(op.name(), op == UnaryOp::Relu, g, gx, xs.get()?, ys.get()?)?,
+            _ => gx,
+        };
         Ok(vec![Some(gx)])
     }))
 }

@@ -112,6 +112,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `[out, in]` layout (read transposed in place). `x` is `[..., in]`. The bias is written into
 /// the output before the product accumulates onto it, and ReLU runs over the result in place.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    // Under an attribution rule the ReLU runs as its own op, whose backward follows the rule.
+    if relu && crate::autograd::backward_rule() != crate::autograd::BackwardRule::Gradient {
+        return super::relu(&linear(x, w, bias, false)?);
+    }
     expect_f32(x, "linear")?;
     expect_f32(w, "linear (weight)")?;
     ensure!(w.rank() == 2, Shape, "linear: the weight must be [out, in], got shape {}", fmt_shape(w.shape()));

@@ -3,6 +3,7 @@
 
 mod activation;
 mod attention;
+mod attribution;
 mod conv;
 mod elementwise;
 mod linalg;

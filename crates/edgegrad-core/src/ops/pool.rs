@@ -61,11 +61,18 @@ pub fn max_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
     // A tensor, so the buffer returns to the storage pool with the graph.
     let idx = new_f32(idx, &out_shape)?;
     let in_shape = x.shape().to_vec();
+    // DeepLift's max-pool rule needs the input and output; saved only while it is the rule.
+    let deeplift = (crate::autograd::backward_rule() == crate::autograd::BackwardRule::Rescale)
+        .then(|| (crate::autograd::Saved::new(x), crate::autograd::Saved::new(&out)));
     Ok(record(out, "max_pool2d", &[x], move |gr, _| {
         let gc = gr.contiguous_nograd()?;
         let mut dx = alloc_f32(numel(&in_shape));
         max_pool_backward(&gc.f32s()?, &idx.f32s()?, &g, &mut dx);
-        Ok(vec![Some(new_f32(dx, &in_shape)?)])
+        let dx = new_f32(dx, &in_shape)?;
+        match &deeplift {
+            Some((xs, ys)) => Ok(vec![Some(super::attribution::max_pool_rule(gr, dx, xs.get()?, ys.get()?, &idx, &g)?)]),
+            None => Ok(vec![Some(dx)]),
+        }
     }))
 }
 
