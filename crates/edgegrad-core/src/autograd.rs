@@ -68,6 +68,8 @@ pub fn pop_no_grad() {
 /// behind, keeping the host's own.
 pub fn reset_no_grad_after_trap() {
     NO_GRAD_DEPTH.with(|d| d.set(HOST_DEPTH.with(|h| h.get())));
+    // An attribution pass's backward rule must not outlive the call that trapped.
+    set_backward_rule(BackwardRule::Gradient);
 }
 
 /// How nonlinearities pass gradients back, for attribution methods (set by the host around one
