@@ -130,6 +130,8 @@ export abstract class Module {
    * order; returns a handle whose `remove()` unregisters it. Every caller (Sequential, Graph, custom
    * modules, user code) reaches `forward` through the instance, so while a hook is registered the
    * instance gets its own `forward` wrapping the class's; without hooks it has none (no cost).
+   * The output belongs to the forward (Sequential frees intermediates under `noGrad`): to hold it
+   * past the call, keep a handle of your own, `eg.keep(output.detach())`, as `captureActivations` does.
    */
   registerForwardHook(hook: ForwardHook): HookHandle {
     checkFunction(hook, 'registerForwardHook() hook');
