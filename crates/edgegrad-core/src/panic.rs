@@ -85,19 +85,22 @@ pub fn fail(kind: ErrorKind, message: String) -> ! {
 }
 
 /// Records an allocation the allocator refused (called from the alloc-error hook, just before
-/// the abort traps).
+/// the abort traps). The abort runs no panic hook, so a pool worker leaves its job here.
 pub fn record_alloc_failure(bytes: usize) {
     record(ErrorKind::Memory, format!(
         "the allocator could not provide {} bytes (wasm memory is exhausted or the runtime refused to grow it; \
          {} bytes are held by live tensors)", bytes, crate::storage::memory_stats().bytes));
+    crate::parallel::on_panic();
 }
 
-/// A worker died inside a job: its tasks never finished, so the job's result is incomplete.
+/// A worker died inside a job: its tasks never finished, so the job's result is incomplete. Out
+/// of memory on the worker stays a MemoryError; anything else is a bug.
 pub fn fail_from_worker() -> ! {
-    let msg = format!("a worker thread of the edgegrad engine failed ({})",
-        message().unwrap_or_else(|| "no message".into()));
-    with_failure(|f| *f = None);
-    fail(ErrorKind::Internal, msg)
+    match with_failure(|f| f.take()) {
+        Some((ErrorKind::Memory, msg)) => fail(ErrorKind::Memory, msg),
+        other => fail(ErrorKind::Internal, format!("a worker thread of the edgegrad engine failed ({})",
+            other.map_or_else(|| "no message".into(), |(_, m)| m))),
+    }
 }
 
 /// Bumped by `recover`: every `RecoverCell` borrow taken before it is void.
