@@ -350,15 +350,17 @@ function reviveState(tree: Json, base: OptimizerBase, made: eg.Tensor[], rng: Rn
     made.push(t);
     return t;
   };
-  const walk = (v: unknown): unknown => {
-    if (v instanceof Raw) return materialize(v); // may be nested too deep to walk
-    if (v instanceof Dup) return walk(materialize(v));
-    if (Array.isArray(v)) return v.map(walk);
+  // Placeholders sit a few levels deep; below that, values (deep nesting included) pass unchanged.
+  const walk = (v: unknown, depth = 0): unknown => {
+    if (depth > 8) return v;
+    if (v instanceof Raw) return materialize(v);
+    if (v instanceof Dup) return walk(materialize(v), depth);
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1));
     if (v !== null && typeof v === 'object') {
       const o = v as Record<string, unknown>;
       if (typeof o.$t === 'string' && Object.keys(o).length === 1) return tensorFor(o.$t);
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(o)) Object.defineProperty(out, k, { value: walk(o[k]), enumerable: true, writable: true, configurable: true });
+      for (const k of Object.keys(o)) Object.defineProperty(out, k, { value: walk(o[k], depth + 1), enumerable: true, writable: true, configurable: true });
       return out;
     }
     return v;

@@ -276,7 +276,7 @@ export function mutateGraph(graph: Json, rng: Rng): [Json, string] {
     }
     default: {
       const q = g.qparams;
-      if (q && typeof q === 'object') {
+      if (q && typeof q === 'object' && !(q instanceof Dup) && !(q instanceof Raw)) {
         const ks = Object.keys(q);
         const k = ks.length ? rng.pick(ks) : '0';
         q[k] = rng.pick([[0, 0], [-1, 0], [1e-45, 0], [1, 300], [1, -200], [new Raw('NaN'), 0], [1e38, 0], null, [1], 'x']);
