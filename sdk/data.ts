@@ -6,19 +6,24 @@ import { ArgumentError, DTypeError, ShapeError } from './errors.js';
 import { randperm, tensor } from './creation.js';
 import { keep, tidy } from './memory.js';
 import { noGrad } from './autograd.js';
-import { Tensor } from './tensor.js';
+import { assertTensor, Tensor } from './tensor.js';
+import { checkFunction, checkOptions, describe } from './args.js';
 
 /** int32 class indices (any shape) -> float32 one-hot with a trailing class axis. */
 export function oneHot(labels: Tensor, numClasses: number): Tensor {
+  assertTensor(labels, 'oneHot needs int32 labels (a Tensor)');
   if (labels.dtype !== 'int32') throw new DTypeError(`oneHot expects int32 labels, got ${labels.dtype}`);
-  if (!Number.isInteger(numClasses) || numClasses < 1) throw new ArgumentError(`numClasses must be a positive integer, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw new ArgumentError(`numClasses must be a positive integer, got ${describe(numClasses)}`);
   return tidy(() => {
     const eye = tensor(Float32Array.from({ length: numClasses * numClasses }, (_, i) => (i % (numClasses + 1) === 0 ? 1 : 0)), [numClasses, numClasses]);
     return eye.indexSelect(0, labels);
   });
 }
 
-function checkSameLength(xs: Tensor[]): number {
+/** A non-empty array of Tensors sharing their first dimension; returns that size. */
+function checkSameLength(xs: Tensor[], who: string): number {
+  if (!Array.isArray(xs) || xs.length === 0) throw new ArgumentError(`${who} needs a non-empty array of Tensors, got ${describe(xs)}`);
+  for (const t of xs) assertTensor(t, `${who} needs Tensors`);
   const n = xs[0].shape[0];
   for (const t of xs) {
     if (t.rank < 1 || t.shape[0] !== n) throw new ShapeError(`all tensors need the same first (sample) dimension: got ${xs.map((x) => `[${x.shape.join(', ')}]`).join(' and ')}`);
@@ -28,6 +33,9 @@ function checkSameLength(xs: Tensor[]): number {
 
 /** Rows `indices` of each tensor. */
 export function takeRows(xs: Tensor[], indices: Tensor | Int32Array): Tensor[] {
+  if (!Array.isArray(xs)) throw new ArgumentError(`takeRows needs an array of Tensors, got ${describe(xs)}`);
+  for (const t of xs) assertTensor(t, 'takeRows needs Tensors');
+  if (!(indices instanceof Tensor || indices instanceof Int32Array)) throw new ArgumentError(`takeRows needs indices as an int32 Tensor or an Int32Array, got ${describe(indices)}`);
   const idx = indices instanceof Tensor ? indices : tensor(indices, [indices.length], 'int32');
   try {
     return xs.map((t) => noGrad(() => t.indexSelect(0, idx)));
@@ -41,8 +49,10 @@ export function takeRows(xs: Tensor[], indices: Tensor | Int32Array): Tensor[] {
  * shuffle. Returns `[train..., test...]` in the order given, e.g. `[xTrain, yTrain, xTest, yTest]`.
  */
 export function trainTestSplit(xs: Tensor[], o: { testSize?: number; seed?: number; shuffle?: boolean } = {}): Tensor[] {
-  const n = checkSameLength(xs);
+  const n = checkSameLength(xs, 'trainTestSplit');
+  o = checkOptions(o, 'trainTestSplit options');
   const testSize = o.testSize ?? 0.2;
+  if (typeof testSize !== 'number') throw new ArgumentError(`testSize must be a number, got ${describe(testSize)}`);
   const nTest = testSize >= 1 ? Math.floor(testSize) : Math.round(n * testSize);
   if (!(nTest >= 1 && nTest < n)) throw new ArgumentError(`testSize ${testSize} leaves no train or no test samples out of ${n}`);
   const order = (o.shuffle ?? true)
@@ -58,6 +68,7 @@ export class Standardizer {
   mean: Tensor | null = null;
   std: Tensor | null = null;
   fit(x: Tensor): this {
+    assertTensor(x, 'Standardizer.fit needs a Tensor');
     this.dispose();
     tidy(() => {
       const m = x.mean(0);
@@ -69,6 +80,7 @@ export class Standardizer {
   }
   transform(x: Tensor): Tensor {
     if (!this.mean || !this.std) throw new ArgumentError('Standardizer.transform() before fit()');
+    assertTensor(x, 'Standardizer.transform needs a Tensor');
     return tidy(() => x.sub(this.mean!).div(this.std!));
   }
   fitTransform(x: Tensor): Tensor {
@@ -83,6 +95,7 @@ export class Standardizer {
 
 /** Scales into [0, 1] per feature using the min and max over the first axis. */
 export function minMaxScale(x: Tensor): Tensor {
+  assertTensor(x, 'minMaxScale needs a Tensor');
   return tidy(() => {
     const lo = x.min(0);
     const range = x.max(0).sub(lo).maximum(1e-8);
@@ -110,12 +123,13 @@ export class Dataset {
   ) {}
 
   static fromTensors(x: Tensor, y?: Tensor, o: { batchSize?: number; shuffle?: boolean; seed?: number; dropLast?: boolean } = {}): Dataset {
-    const n = checkSameLength(y ? [x, y] : [x]);
+    const n = checkSameLength(y === undefined || y === null ? [x] : [x, y], 'Dataset.fromTensors');
+    o = checkOptions(o, 'Dataset.fromTensors options');
     const bs = o.batchSize ?? 32;
-    if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${bs}`);
+    if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${describe(bs)}`);
     const seed = o.seed ?? 0;
     // Each epoch's order comes from the stream seeded (seed, epoch), so a resumed run needs no state for it.
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_DATA_SEED) throw new ArgumentError(`seed must be an integer in [0, ${MAX_DATA_SEED}], got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed > MAX_DATA_SEED) throw new ArgumentError(`seed must be an integer in [0, ${MAX_DATA_SEED}], got ${describe(seed)}`);
     const source = (epoch: number, skip: number): AsyncIterable<Batch> => ({
       async *[Symbol.asyncIterator]() {
         const order = o.shuffle
@@ -133,6 +147,10 @@ export class Dataset {
 
   /** `make(epoch)` returns the batches of one epoch. */
   static fromGenerator(make: (epoch: number) => AsyncIterable<Batch> | Iterable<Batch>, batchesPerEpoch: number | null = null): Dataset {
+    checkFunction(make, 'Dataset.fromGenerator: make');
+    if (batchesPerEpoch !== null && !(Number.isInteger(batchesPerEpoch) && batchesPerEpoch >= 0)) {
+      throw new ArgumentError(`Dataset.fromGenerator: batchesPerEpoch must be a non-negative integer or null, got ${describe(batchesPerEpoch)}`);
+    }
     return new Dataset((epoch, skip) => {
       const it = make(epoch);
       return {
@@ -152,8 +170,8 @@ export class Dataset {
 
   /** The batches of epoch `epoch` (shuffling depends on it), from its batch `skip` on (a resumed epoch). */
   batches(epoch = 0, skip = 0): AsyncIterable<Batch> {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ArgumentError(`epoch must be a non-negative integer, got ${epoch}`);
-    if (!Number.isSafeInteger(skip) || skip < 0) throw new ArgumentError(`skip must be a non-negative integer, got ${skip}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ArgumentError(`epoch must be a non-negative integer, got ${describe(epoch)}`);
+    if (!Number.isSafeInteger(skip) || skip < 0) throw new ArgumentError(`skip must be a non-negative integer, got ${describe(skip)}`);
     return this.source(epoch, skip);
   }
 }

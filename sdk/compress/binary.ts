@@ -14,8 +14,9 @@ import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
 import { concat } from '../ops.js';
 import { call } from '../runtime.js';
-import type { Tensor } from '../tensor.js';
-import { Module, moduleFromConfig, registerModule } from '../nn/module.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { checkOptions, describe } from '../args.js';
+import { assertModule, Module, moduleFromConfig, registerModule } from '../nn/module.js';
 import * as nn from '../nn/layers.js';
 import * as F from '../nn/functional.js';
 import { Callback, type Logs } from '../train/callbacks.js';
@@ -24,7 +25,7 @@ import { parseJson } from '../io/json.js';
 import type { DType } from '../tensor.js';
 import * as E from './engine.js';
 import {
-  checkGraphTensors, checkSerialGraph, disposeGraph, inputsOf, layerWeightShape, predictInBatches, serialLayer, traceModel,
+  checkGraphArg, checkGraphTensors, checkSerialGraph, checkTensorRecord, disposeGraph, inputsOf, layerWeightShape, predictInBatches, serialLayer, traceModel,
   type GNode, type SerialConv, type SerialGraph, type SerialNode,
 } from './graph.js';
 
@@ -62,6 +63,7 @@ registerModule('BinaryConv2d', (c: Cfg) => new BinaryConv2d(c.inChannels, c.outC
 
 /** Clamps every binary layer's latent weights into [-1, 1] (in place). */
 export function clipLatentWeights(model: Module): void {
+  assertModule(model, 'clipLatentWeights');
   for (const [, m] of model.namedModules()) {
     if (m instanceof BinaryLinear || m instanceof BinaryConv2d) call((e) => e.tensor_clamp_(m.weight.handle, -1, 1));
   }
@@ -79,7 +81,8 @@ export class BinaryWeightClip extends Callback {
  * asked) compute with binary weights, starting from the original weights.
  */
 export function binarizeModel(model: Module, o: { keepFirst?: boolean; keepLast?: boolean } = {}): nn.Sequential {
-  if (!(model instanceof nn.Sequential)) throw new ArgumentError('binarizeModel works on a Sequential model');
+  if (!(model instanceof nn.Sequential)) throw new ArgumentError(`binarizeModel works on a Sequential model, got ${describe(model)}`);
+  o = checkOptions(o, 'binarizeModel options');
   const layers = model.layers;
   const idx = layers.map((l, i) => (l instanceof nn.Linear || l instanceof nn.Conv2d ? i : -1)).filter((i) => i >= 0);
   const skip = new Set<number>();
@@ -134,6 +137,8 @@ export class BinaryModel {
   #disposed = false;
 
   constructor(graph: BinaryGraphJson, tensors: Record<string, Tensor>) {
+    checkGraphArg(graph, 'BinaryModel');
+    checkTensorRecord(tensors, 'BinaryModel');
     this.graph = graph;
     this.#t = tensors;
     for (const n of graph.nodes) {
@@ -147,6 +152,8 @@ export class BinaryModel {
 
   /** Traces `model` (BatchNorm folded into the layer before it) and packs its binary layers' weights. */
   static fromModule(model: Module, o: { inputShape: number[] }): BinaryModel {
+    assertModule(model, 'BinaryModel.fromModule');
+    if (o === null || typeof o !== 'object') throw new ArgumentError(`BinaryModel.fromModule needs options { inputShape }, got ${describe(o)}`);
     const wasTraining = model.training;
     model.eval();
     const g = traceModel(model, o.inputShape);
@@ -177,6 +184,7 @@ export class BinaryModel {
 
   forward(x: Tensor): Tensor {
     if (this.#disposed) throw new ArgumentError('this BinaryModel was disposed');
+    assertTensor(x, 'BinaryModel.forward needs a Tensor');
     const want = this.graph.shapes[0];
     if (x.rank !== want.length + 1 || x.shape.slice(1).join() !== want.join()) {
       throw new ShapeError(`this binary model takes inputs [N, ${want.join(', ')}], got [${x.shape.join(', ')}]`);
@@ -226,7 +234,7 @@ export class BinaryModel {
   }
 
   predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
-    return predictInBatches((b) => this.forward(b), x, o.batchSize);
+    return predictInBatches((b) => this.forward(b), x, checkOptions(o, 'predict options').batchSize);
   }
 
   /**

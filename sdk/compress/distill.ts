@@ -15,8 +15,9 @@ import { arange } from '../creation.js';
 import { concat } from '../ops.js';
 import { Dataset } from '../data.js';
 import { klDivergence, mse, sparseCategoricalCrossEntropy } from '../losses.js';
-import type { Tensor } from '../tensor.js';
-import type { Module } from '../nn/module.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { checkOptions, describe } from '../args.js';
+import { assertModule, type Module } from '../nn/module.js';
 import * as nn from '../nn/layers.js';
 import { Adam, type Optimizer } from '../optim/optimizers.js';
 import { Progress } from '../train/progress.js';
@@ -32,10 +33,14 @@ export interface DistillationLossOptions {
 
 /** Hinton's loss for a batch of student and teacher logits and int32 labels. */
 export function distillationLoss(student: Tensor, teacher: Tensor, labels: Tensor, o: DistillationLossOptions = {}): Tensor {
+  assertTensor(student, 'distillationLoss needs the student logits as a Tensor');
+  assertTensor(teacher, 'distillationLoss needs the teacher logits as a Tensor');
+  assertTensor(labels, 'distillationLoss needs the labels as a Tensor');
+  o = checkOptions(o, 'distillationLoss options');
   const T = o.temperature ?? 4;
   const alpha = o.alpha ?? 0.9;
-  if (!(T > 0)) throw new ArgumentError(`temperature must be > 0, got ${T}`);
-  if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentError(`alpha must be in [0, 1], got ${alpha}`);
+  if (!(typeof T === 'number' && T > 0)) throw new ArgumentError(`temperature must be > 0, got ${describe(T)}`);
+  if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw new ArgumentError(`alpha must be in [0, 1], got ${describe(alpha)}`);
   if (student.shape.join() !== teacher.shape.join()) {
     throw new ShapeError(`distillation: student logits [${student.shape.join(', ')}] and teacher logits [${teacher.shape.join(', ')}] differ`);
   }
@@ -105,10 +110,16 @@ function accuracy(logits: Tensor, y: Tensor): number {
 
 /** Trains `student` to mimic `teacher` on `(x, y)` (int32 labels). Resolves to the history. */
 export async function distill(x: Tensor, y: Tensor, o: DistillOptions): Promise<DistillHistory> {
+  assertTensor(x, 'distill needs the inputs as a Tensor');
+  assertTensor(y, 'distill needs the labels as a Tensor');
+  if (o === null || typeof o !== 'object') throw new ArgumentError(`distill needs options { teacher, student, ... }, got ${describe(o)}`);
   const { teacher, student } = o;
+  assertModule(teacher, 'distill: options.teacher');
+  assertModule(student, 'distill: options.student');
+  if (o.hints !== undefined && !Array.isArray(o.hints)) throw new ArgumentError(`distill: options.hints must be an array, got ${describe(o.hints)}`);
   const epochs = o.epochs ?? 10;
   const bs = o.batchSize ?? 32;
-  if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`epochs must be a positive integer, got ${epochs}`);
+  if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`epochs must be a positive integer, got ${describe(epochs)}`);
   if (y.dtype !== 'int32' || y.rank !== 1 || y.shape[0] !== x.shape[0]) throw new ShapeError(`distill: labels must be int32 [${x.shape[0]}], got ${y.dtype} [${y.shape.join(', ')}]`);
   const hints = o.hints ?? [];
   if (o.augment && hints.length) throw new ArgumentError('distill: hints are precomputed on the unaugmented inputs, so they cannot be combined with augment');
@@ -237,5 +248,10 @@ export async function distill(x: Tensor, y: Tensor, o: DistillOptions): Promise<
 
 /** Accuracy of a classifier on `(x, y)` (int32 labels), in batches, evaluation mode. */
 export function evalAccuracy(model: Module | { predict(x: Tensor, o?: { batchSize?: number }): Tensor }, x: Tensor, y: Tensor, batchSize = 256): number {
+  if (model === null || typeof model !== 'object' || typeof model.predict !== 'function') {
+    throw new ArgumentError(`evalAccuracy needs a model with predict(), got ${describe(model)}`);
+  }
+  assertTensor(x, 'evalAccuracy needs the inputs as a Tensor');
+  assertTensor(y, 'evalAccuracy needs the labels as a Tensor');
   return tidy(() => noGrad(() => accuracy(model.predict(x, { batchSize }), y)));
 }

@@ -11,15 +11,15 @@
  * The graph owns copies of the (folded) weights; `disposeGraph` frees them.
  */
 import { ArgumentError, FormatError, ShapeError } from '../errors.js';
-import { MAX_ELEMENTS, MAX_RANK } from '../args.js';
+import { describe, MAX_ELEMENTS, MAX_RANK } from '../args.js';
 import { v, validate, type Schema } from '../io/validate.js';
 import { entryDType, shortName, type SafetensorsEntry } from '../io/safetensors.js';
 import type { DType } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { tidy, keep } from '../memory.js';
 import { concat } from '../ops.js';
-import type { Tensor } from '../tensor.js';
-import { Module } from '../nn/module.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { assertModule, Module } from '../nn/module.js';
 import * as nn from '../nn/layers.js';
 import * as F from '../nn/functional.js';
 
@@ -323,7 +323,8 @@ function foldBatchNorm(p: LayerNode, bn: nn.BatchNorm, path: string): void {
  * dimension) into a folded float graph owning copies of its weights.
  */
 export function traceModel(model: Module, inputShape: number[]): FloatGraph {
-  if (!Array.isArray(inputShape) || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) throw new ShapeError(`inputShape must be positive sizes, got ${JSON.stringify(inputShape)}`);
+  assertModule(model, 'traceModel');
+  if (!Array.isArray(inputShape) || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) throw new ShapeError(`inputShape must be positive sizes, got ${describe(inputShape)}`);
   const t = new Tracer(inputShape);
   try {
     const out = t.trace(model, 0, true, '');
@@ -336,12 +337,27 @@ export function traceModel(model: Module, inputShape: number[]): FloatGraph {
 }
 
 export function disposeGraph(g: FloatGraph): void {
+  checkGraphArg(g, 'disposeGraph');
   for (const n of g.nodes) {
     if (n.op === 'linear' || n.op === 'conv') {
       n.weight.dispose();
       n.bias?.dispose();
     }
   }
+}
+
+/** `g` must look like a traced graph (from traceModel) before anything reads its nodes. */
+export function checkGraphArg(g: unknown, who: string): asserts g is { nodes: unknown[]; shapes: unknown[] } {
+  const o = g as { nodes?: unknown; shapes?: unknown } | null;
+  if (o === null || typeof o !== 'object' || !Array.isArray(o.nodes) || !Array.isArray(o.shapes)) {
+    throw new ArgumentError(`${who} needs a graph (from compress.traceModel), got ${describe(g)}`);
+  }
+}
+
+/** A `{ name: Tensor }` record given to a model constructor. */
+export function checkTensorRecord(t: unknown, who: string): asserts t is Record<string, Tensor> {
+  if (t === null || typeof t !== 'object' || Array.isArray(t)) throw new ArgumentError(`${who} needs its tensors as { name: Tensor }, got ${describe(t)}`);
+  for (const [k, x] of Object.entries(t)) assertTensor(x, `${who}: tensor '${shortName(k)}' must be a Tensor`);
 }
 
 /** Index of the last node reading each value (the output counts as read at the end). */
@@ -574,6 +590,7 @@ export function checkGraphTensors(entries: Record<string, SafetensorsEntry>, wan
 
 /** Per-sample input shape of a data tensor `[N, ...]`. */
 export function sampleShape(x: Tensor): number[] {
+  assertTensor(x, 'expected a batch of samples (a Tensor)');
   if (x.rank < 2) throw new ShapeError(`expected a batch of samples [N, ...], got [${x.shape.join(', ')}]`);
   return x.shape.slice(1);
 }
@@ -581,7 +598,8 @@ export function sampleShape(x: Tensor): number[] {
 /** Rows `[s, e)` of a batch tensor (a view). */
 /** `forward` over `x` in batches of `batchSize` rows (default 256), the outputs concatenated. */
 export function predictInBatches(forward: (x: Tensor) => Tensor, x: Tensor, batchSize = 256): Tensor {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${batchSize}`);
+  assertTensor(x, 'predict needs a Tensor of inputs');
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${describe(batchSize)}`);
   const n = x.shape[0];
   if (n <= batchSize) return forward(x);
   return tidy(() => {

@@ -20,8 +20,9 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
 import { tensor, zeros } from '../creation.js';
-import type { Tensor } from '../tensor.js';
-import { Module, moduleFromConfig } from '../nn/module.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { assertModule, Module, moduleFromConfig } from '../nn/module.js';
+import { checkFunction, checkOptions, describe } from '../args.js';
 import * as nn from '../nn/layers.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import { Callback, type CallbackState, type Logs } from '../train/callbacks.js';
@@ -46,6 +47,9 @@ export class Pruner {
   #detach: (() => void) | null = null;
 
   constructor(readonly model: Module, o: PrunerOptions = {}) {
+    assertModule(model, 'Pruner');
+    o = checkOptions(o, 'Pruner options');
+    if (o.include !== undefined) checkFunction(o.include, 'Pruner options.include');
     this.scope = o.scope ?? 'global';
     if (this.scope !== 'layer' && this.scope !== 'global') throw new ArgumentError(`scope must be 'layer' or 'global', got '${String(o.scope)}'`);
     this.targets = model.namedParameters().filter(([n, p]) => (o.include ?? defaultInclude)(n, p));
@@ -59,7 +63,7 @@ export class Pruner {
 
   /** Recomputes the masks so that `sparsity` of the weights (by magnitude) are zero, and applies them. */
   prune(sparsity: number): this {
-    if (!(sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`sparsity must be in [0, 1], got ${sparsity}`);
+    if (!(typeof sparsity === 'number' && sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`sparsity must be in [0, 1], got ${describe(sparsity)}`);
     const ws = this.targets.map(([, p]) => p);
     const masks = this.scope === 'global' ? E.pruneMasks(ws, sparsity) : ws.map((w) => E.pruneMasks([w], sparsity)[0]);
     this.targets.forEach(([n], i) => {
@@ -76,10 +80,12 @@ export class Pruner {
    * checkpoint state) and the sparsity they were computed for. Checks every name and shape first.
    */
   loadMasks(masks: Record<string, Tensor>, sparsity: number): void {
-    if (!(sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`sparsity must be in [0, 1], got ${sparsity}`);
+    if (masks === null || typeof masks !== 'object') throw new ArgumentError(`loadMasks needs masks as { name: Tensor }, got ${describe(masks)}`);
+    if (!(typeof sparsity === 'number' && sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`sparsity must be in [0, 1], got ${describe(sparsity)}`);
     const shapes = new Map(this.targets.map(([n, p]) => [n, p.shape.join()]));
     for (const [n, m] of Object.entries(masks)) {
       if (!shapes.has(n)) throw new ArgumentError(`a pruning mask for '${n.slice(0, 80)}', which this pruner does not prune`);
+      assertTensor(m, `the pruning mask of '${n.slice(0, 80)}' must be a Tensor`);
       if (m.shape.join() !== shapes.get(n) || m.dtype !== 'float32') throw new ShapeError(`the pruning mask of '${n.slice(0, 80)}' is ${m.dtype} [${m.shape.join(', ')}], the weight float32 [${shapes.get(n)}]`);
     }
     for (const m of this.masks.values()) m.dispose();
@@ -156,13 +162,14 @@ export class PolynomialDecay {
   readonly frequency: number;
   readonly power: number;
   constructor(o: PolynomialDecayOptions) {
+    if (o === null || typeof o !== 'object') throw new ArgumentError(`PolynomialDecay needs options { finalSparsity, endStep, ... }, got ${describe(o)}`);
     this.initialSparsity = o.initialSparsity ?? 0;
     this.finalSparsity = o.finalSparsity;
     this.beginStep = o.beginStep ?? 0;
     this.endStep = o.endStep;
     this.frequency = o.frequency ?? 1;
     this.power = o.power ?? 3;
-    const ok = (s: number) => s >= 0 && s <= 1;
+    const ok = (s: number) => typeof s === 'number' && s >= 0 && s <= 1;
     if (!ok(this.initialSparsity) || !ok(this.finalSparsity)) throw new ArgumentError('sparsities must be in [0, 1]');
     if (!(Number.isInteger(this.beginStep) && Number.isInteger(this.endStep) && this.endStep > this.beginStep && this.beginStep >= 0)) {
       throw new ArgumentError(`the schedule needs integer steps 0 <= beginStep < endStep, got ${this.beginStep}..${this.endStep}`);
@@ -190,6 +197,8 @@ export class PruningCallback extends Callback {
   #step = 0;
   constructor(readonly pruner: Pruner, readonly schedule: PolynomialDecay) {
     super();
+    if (!(pruner instanceof Pruner)) throw new ArgumentError(`PruningCallback needs a Pruner, got ${describe(pruner)}`);
+    if (!(schedule instanceof PolynomialDecay)) throw new ArgumentError(`PruningCallback needs a PolynomialDecay schedule, got ${describe(schedule)}`);
   }
   get step(): number {
     return this.#step;
@@ -230,6 +239,9 @@ export interface SparsityRow {
 
 /** Zeros per parameter tensor (all of them, or `include`d ones) and in total. */
 export function sparsityReport(model: Module, o: { include?: (name: string, p: Tensor) => boolean } = {}): { layers: SparsityRow[]; total: Omit<SparsityRow, 'name' | 'shape'> } {
+  assertModule(model, 'sparsityReport');
+  o = checkOptions(o, 'sparsityReport options');
+  if (o.include !== undefined) checkFunction(o.include, 'sparsityReport options.include');
   const layers = model.namedParameters().filter(([n, p]) => (o.include ?? (() => true))(n, p)).map(([name, p]) => {
     const z = E.countZeros(p);
     return { name, shape: p.shape, params: p.size, zeros: z, sparsity: p.size ? z / p.size : 0 };
@@ -298,7 +310,8 @@ function cloneLayer(m: Module): Module {
  * Flatten: NHWC positions × kept channels) shrink accordingly.
  */
 export function structuredPrune(model: Module, o: StructuredPruneOptions): { model: nn.Sequential; kept: Record<string, number[]> } {
-  if (!(model instanceof nn.Sequential)) throw new ArgumentError('structuredPrune works on a Sequential model');
+  if (!(model instanceof nn.Sequential)) throw new ArgumentError(`structuredPrune works on a Sequential model, got ${describe(model)}`);
+  o = checkOptions(o, 'structuredPrune options');
   const ratio = o.ratio ?? 0.5;
   if (!(ratio >= 0 && ratio < 1)) throw new ArgumentError(`ratio must be in [0, 1), got ${ratio}`);
   const norm = o.norm ?? 'l1';

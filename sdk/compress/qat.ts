@@ -15,9 +15,10 @@
 import { ArgumentError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import type { Tensor } from '../tensor.js';
-import { Module } from '../nn/module.js';
+import { assertModule, Module } from '../nn/module.js';
+import { checkOptions, describe } from '../args.js';
 import * as E from './engine.js';
-import { disposeGraph, isQuantPoint, runFloat, sampleShape, traceModel, type FloatGraph } from './graph.js';
+import { checkGraphArg, disposeGraph, isQuantPoint, runFloat, sampleShape, traceModel, type FloatGraph } from './graph.js';
 import { calibrateRanges, QuantizedModel, type CalibrationOptions } from './quantize.js';
 
 export interface QATOptions extends CalibrationOptions {
@@ -38,6 +39,8 @@ export class QATModel extends Module {
 
   constructor(graph: FloatGraph, ranges: Map<number, [number, number]> | null, momentum = 0.01) {
     super();
+    checkGraphArg(graph, 'QATModel');
+    if (ranges !== null && ranges !== undefined && !(ranges instanceof Map)) throw new ArgumentError(`QATModel: ranges must be a Map or null, got ${describe(ranges)}`);
     if (!(momentum > 0 && momentum <= 1)) throw new ArgumentError(`momentum must be in (0, 1], got ${momentum}`);
     this.#graph = graph;
     this.#momentum = momentum;
@@ -101,6 +104,8 @@ export class QATModel extends Module {
 
 /** A `QATModel` for `model` (see the module docs). `model` itself is not changed. */
 export function prepareQAT(model: Module, o: QATOptions = {}): QATModel {
+  assertModule(model, 'prepareQAT');
+  o = checkOptions(o, 'prepareQAT options');
   const shape = o.inputShape ?? (o.calibrationData ? sampleShape(o.calibrationData) : undefined);
   if (!shape) throw new ArgumentError('prepareQAT needs inputShape or calibrationData');
   const wasTraining = model.training;

@@ -30,7 +30,7 @@ import type { DType } from '../tensor.js';
 import * as E from './engine.js';
 import type { QParams } from './engine.js';
 import {
-  checkGraphTensors, checkSerialGraph, disposeGraph, floatOutput, inputsOf, isQuantPoint, layerWeightShape, predictInBatches, quantSource, rows,
+  checkGraphArg, checkGraphTensors, checkSerialGraph, checkTensorRecord, disposeGraph, floatOutput, inputsOf, isQuantPoint, layerWeightShape, predictInBatches, quantSource, rows,
   runFloat, sampleShape, serialLayer, traceModel, type FloatGraph, type GNode, type SerialGraph, type SerialLayer, type SerialNode,
 } from './graph.js';
 
@@ -197,6 +197,9 @@ export class QuantizedModel {
 
   /** Builds the runtime from the graph and its tensors (`<layer>.weight` int8, `.weight_scale`, `.bias`). */
   constructor(graph: QuantizedGraphJson, tensors: Record<string, Tensor>) {
+    checkGraphArg(graph, 'QuantizedModel');
+    if (graph.qparams === null || typeof graph.qparams !== 'object') throw new ArgumentError(`QuantizedModel: the graph has no qparams (got ${describe(graph.qparams)})`);
+    checkTensorRecord(tensors, 'QuantizedModel');
     this.graph = graph;
     for (const [v, [s, z]] of Object.entries(graph.qparams)) this.#q.set(Number(v), { scale: s, zeroPoint: z });
     // Everything made here until it is owned by #layers: freed if a later layer fails.
@@ -316,6 +319,7 @@ export class QuantizedModel {
   /** Output (float32) for one batch `[N, ...inputShape]`. */
   forward(x: Tensor): Tensor {
     this.#check();
+    assertTensor(x, 'QuantizedModel.forward needs a Tensor');
     const want = this.graph.shapes[0];
     if (x.dtype !== 'float32') throw new ArgumentError(`a QuantizedModel takes float32 input, got ${x.dtype}`);
     if (x.rank !== want.length + 1 || x.shape.slice(1).join() !== want.join()) {
@@ -373,7 +377,7 @@ export class QuantizedModel {
 
   /** Outputs for `x` in batches (float32). */
   predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
-    return predictInBatches((b) => this.forward(b), x, o.batchSize);
+    return predictInBatches((b) => this.forward(b), x, checkOptions(o, 'predict options').batchSize);
   }
 
   /** The tensors a file stores (owned by this model: do not dispose them). */
@@ -437,6 +441,8 @@ export class QuantizedModel {
  * returned.
  */
 export async function saveQuantizedModel(qm: QuantizedModel, dir?: string): Promise<Uint8Array> {
+  if (!(qm instanceof QuantizedModel)) throw new ArgumentError(`saveQuantizedModel needs a QuantizedModel, got ${describe(qm)}`);
+  if (dir !== undefined && typeof dir !== 'string') throw new ArgumentError(`saveQuantizedModel: dir must be a path string, got ${describe(dir)}`);
   const bytes = qm.serialize();
   if (dir !== undefined) {
     if (!isNode) throw new ArgumentError('saveQuantizedModel(model, dir) writes files in Node only; in browsers keep the returned bytes');
@@ -453,10 +459,11 @@ export async function saveQuantizedModel(qm: QuantizedModel, dir?: string): Prom
  * wrote. Files are read only if regular and at most `maxBytes` (default 2 GiB).
  */
 export async function loadQuantizedModel(src: Uint8Array | ArrayBuffer | string | URL, o: { maxBytes?: number } = {}): Promise<QuantizedModel> {
+  o = checkOptions(o, 'loadQuantizedModel options');
   if (src instanceof Uint8Array || src instanceof ArrayBuffer) return QuantizedModel.deserialize(src);
   let url: URL;
   if (src instanceof URL) url = src;
-  else if (typeof src !== 'string') throw new ArgumentError('loadQuantizedModel takes bytes, a URL or a path');
+  else if (typeof src !== 'string') throw new ArgumentError(`loadQuantizedModel takes bytes, a URL or a path, got ${describe(src)}`);
   else if (isNode && !/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) {
     const path = (await import(/* @vite-ignore */ 'node:path' as string)) as typeof import('node:path');
     const { pathToFileURL } = (await import(/* @vite-ignore */ 'node:url' as string)) as typeof import('node:url');

@@ -6,6 +6,7 @@ import { ArgumentError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../memory.js';
 import type { Tensor } from '../tensor.js';
+import { checkFunction, checkInt, checkOptions, describe } from '../args.js';
 import { Module } from '../nn/module.js';
 import { serializeModel } from '../io/model-io.js';
 import * as E from './engine.js';
@@ -60,6 +61,9 @@ function median(xs: number[]): number {
 
 /** Median ms of `fn` over `reps` runs after `warmup` runs. */
 export function timeMs(fn: () => void, reps = 20, warmup = 3): number {
+  checkFunction(fn, 'timeMs: fn');
+  checkInt(reps, 'timeMs: reps', 1);
+  checkInt(warmup, 'timeMs: warmup', 0);
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -84,6 +88,7 @@ function forwardOnce(m: Model, x: Tensor): void {
 
 /** Figures for one model (see `CompressionStats`). */
 export function compressionReport(model: Model, o: ReportOptions = {}): CompressionStats {
+  o = checkOptions(o, 'compressionReport options');
   let stats: CompressionStats;
   if (model instanceof QuantizedModel) {
     const ts = model.tensors();
@@ -114,7 +119,7 @@ export function compressionReport(model: Model, o: ReportOptions = {}): Compress
     stats = { name: o.name ?? model.className, kind: 'float32', parameters: params, nonzeroParameters: params - zeros, sparsity: params ? zeros / params : 0, bytesOnDisk: jsonBytes + art.weights.length };
     if (zeros / Math.max(params, 1) > 0.01) stats.sparseBytes = jsonBytes + sparse;
   } else {
-    throw new ArgumentError('compressionReport needs a Module, QuantizedModel or BinaryModel');
+    throw new ArgumentError(`compressionReport needs a Module, QuantizedModel or BinaryModel, got ${describe(model)}`);
   }
   if (o.data) stats.accuracy = evalAccuracy(model, o.data[0], o.data[1], o.batchSize ?? 256);
   let interleavedSpeedup: number | undefined;
@@ -160,6 +165,9 @@ const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 
 /** A Markdown table of several reports. */
 export function formatCompressionTable(rows: CompressionStats[]): string {
+  if (!Array.isArray(rows) || rows.some((r) => r === null || typeof r !== 'object')) {
+    throw new ArgumentError(`formatCompressionTable needs an array of compressionReport results, got ${describe(rows)}`);
+  }
   const head = '| model | kind | parameters | sparsity | size on disk | size ratio | accuracy | Δ accuracy (points) | latency (ms) | speed-up |';
   const lines = rows.map((r) => `| ${r.name} | ${r.kind} | ${r.parameters} | ${(100 * r.sparsity).toFixed(1)}% | ${kb(r.bytesOnDisk)}${r.sparseBytes ? ` (sparse ≈ ${kb(r.sparseBytes)})` : ''} | ${r.vsBaseline ? `${r.vsBaseline.sizeRatio.toFixed(2)}x` : '—'} | ${r.accuracy !== undefined ? `${(100 * r.accuracy).toFixed(2)}%` : '—'} | ${r.vsBaseline?.accuracyDelta !== undefined ? (100 * r.vsBaseline.accuracyDelta).toFixed(2) : '—'} | ${r.latencyMs !== undefined ? `${r.latencyMs.toFixed(2)} (batch ${r.latencyBatch})` : '—'} | ${r.vsBaseline?.speedup !== undefined ? `${r.vsBaseline.speedup.toFixed(2)}x` : '—'} |`);
   return [head, '|---|---|---|---|---|---|---|---|---|---|', ...lines].join('\n');

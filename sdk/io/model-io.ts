@@ -7,7 +7,7 @@
 import { ArgumentError, EdgegradError, FormatError, MemoryError } from '../errors.js';
 import { withAllocationLimit } from '../memory.js';
 import { checkOptions, describe } from '../args.js';
-import { moduleConfigSchema, moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
+import { assertModule, moduleConfigSchema, moduleFromConfig, type Module, type ModuleConfig } from '../nn/module.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor.js';
 import { dirOf, readBytes, resolveInside, statPath } from './files.js';
@@ -47,6 +47,14 @@ export interface SaveOptions {
 
 /** The two artifacts of a model (and optionally its optimizer). */
 export function serializeModel(model: Module, o: SaveOptions = {}): ModelArtifacts {
+  assertModule(model, 'serializeModel');
+  o = checkOptions(o, 'save options');
+  if (o.optimizer !== undefined && typeof (o.optimizer as { stateDict?: unknown } | null)?.stateDict !== 'function') {
+    throw new ArgumentError(`save options.optimizer must be an Optimizer, got ${describe(o.optimizer)}`);
+  }
+  if (o.training !== undefined && (o.training === null || typeof o.training !== 'object')) {
+    throw new ArgumentError(`save options.training must be { state, tensors? }, got ${describe(o.training)}`);
+  }
   const tensors: Record<string, Tensor> = { ...model.stateDict() };
   const json: ModelJson = { format: FORMAT, version: 1, model: model.toConfig(), weightsFile: 'model.safetensors', userData: o.userData };
   if (o.optimizer) {
@@ -77,6 +85,7 @@ async function nodeFs() {
  * Elsewhere (or with no `dir`): only returns the artifacts.
  */
 export async function saveModel(model: Module, dir?: string, o: SaveOptions = {}): Promise<ModelArtifacts> {
+  if (dir !== undefined && typeof dir !== 'string') throw new ArgumentError(`saveModel: dir must be a path string, got ${describe(dir)}`);
   const art = serializeModel(model, o);
   if (dir !== undefined) {
     if (!isNode) throw new ArgumentError('saveModel(model, dir) writes files in Node only; in browsers call saveModel(model) and store the returned artifacts');
@@ -306,6 +315,9 @@ export function saveWeights(tensors: Record<string, Tensor>, metadata: Record<st
  * dtypes and shapes are checked on the header; only the model's tensors are decoded.
  */
 export function loadWeights(model: Module, data: Uint8Array | ArrayBuffer, o: { strict?: boolean; maxTensors?: number } = {}): { missing: string[]; unexpected: string[] } {
+  assertModule(model, 'loadWeights');
+  if (!(data instanceof Uint8Array || data instanceof ArrayBuffer)) throw new ArgumentError(`loadWeights needs safetensors bytes (Uint8Array or ArrayBuffer), got ${describe(data)}`);
+  o = checkOptions(o, 'loadWeights options');
   const buf = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
   const parsed = parseSafetensorsHeader(buf, { maxTensors: o?.maxTensors });
   const own = model.stateDict();

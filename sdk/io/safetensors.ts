@@ -6,7 +6,7 @@
  * int32 on load (what PyTorch exports often holds).
  */
 import { ArgumentError, FormatError } from '../errors.js';
-import { MAX_ELEMENTS, MAX_RANK } from '../args.js';
+import { describe, MAX_ELEMENTS, MAX_RANK } from '../args.js';
 import { tensor } from '../creation.js';
 import { Tensor, type DType } from '../tensor.js';
 import { parseJson } from './json.js';
@@ -26,7 +26,17 @@ export interface SafetensorsEntry {
 
 /** Serialises named tensors (and string metadata). Data starts 8-byte aligned. */
 export function encodeSafetensors(tensors: Record<string, Tensor> | Map<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
+  if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors)) {
+    throw new ArgumentError(`safetensors needs named tensors ({ name: Tensor } or a Map), got ${describe(tensors)}`);
+  }
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || Object.values(metadata).some((m) => typeof m !== 'string')) {
+    throw new ArgumentError(`safetensors metadata must be { key: string }, got ${describe(metadata)}`);
+  }
   const src = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+  for (const [name, t] of src) {
+    if (typeof name !== 'string') throw new ArgumentError(`safetensors: tensor names must be strings, got ${describe(name)}`);
+    if (!(t instanceof Tensor)) throw new ArgumentError(`safetensors: '${shortName(name)}' must be a Tensor, got ${describe(t)}`);
+  }
   const names = [...src.keys()].sort();
   // No prototype: a tensor named `__proto__` must be written as a key, not set the prototype.
   const header: Record<string, unknown> = Object.create(null);

@@ -416,3 +416,8 @@ export abstract class Module {
     }
   }
 }
+
+/** `m` itself once checked to be a Module (a typed error naming `who` otherwise). */
+export function assertModule(m: unknown, who: string): asserts m is Module {
+  if (!(m instanceof Module)) throw new ArgumentError(`${who} needs a Module, got ${describe(m)}`);
+}
