@@ -9,7 +9,7 @@
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { makeCorpus, type Corpus } from './fuzz/corpus.js';
+import { disposeOptimizer, makeCorpus, type Corpus } from './fuzz/corpus.js';
 import { FORMAT_NAMES, FORMATS, Violation, type Format } from './fuzz/formats.js';
 import { Rng, caseSeed } from './fuzz/prng.js';
 import { formatFailures, formatTable, runCase, runFuzz, type Summary } from './fuzz/runner.js';
@@ -36,6 +36,42 @@ async function fuzz(name: string): Promise<Summary> {
   const { runPool } = (await import(/* @vite-ignore */ poolModule)) as typeof import('./fuzz/pool.js');
   return runPool({ formats: [name], count: CASES, seed: SEED, jobs: 1, threads: 2, chunk: CASES });
 }
+
+describe('fuzz: the valid files', () => {
+  // The baseline of every format: unmutated, each file loads and works (a typed error here is a regression, not a catch).
+  it('every corpus file loads and runs', async () => {
+    const before = eg.memory().numTensors;
+    const run = (f: (x: eg.Tensor) => eg.Tensor, shape: number[], dtype: 'float32' | 'int32' = 'float32') => eg.tidy(() => {
+      const x = dtype === 'int32' ? eg.randint([2, ...shape], 0, 5, { seed: 1 }) : eg.rand([2, ...shape], -1, 1, { seed: 1 });
+      return f(x).dataSync().length;
+    });
+    for (const b of corpus.models) {
+      const { model } = await eg.loadModel({ json: JSON.stringify(b.json), weights: b.weights });
+      expect(run((x) => model.eval().forward(x), b.inputShape, b.inputDtype), b.name).toBeGreaterThan(0);
+      model.dispose();
+    }
+    for (const b of corpus.quantized) {
+      const q = eg.compress.QuantizedModel.deserialize(b.bytes);
+      expect(run((x) => q.forward(x), b.inputShape), b.name).toBeGreaterThan(0);
+      q.dispose();
+    }
+    for (const b of corpus.binary) {
+      const m = eg.compress.BinaryModel.deserialize(b.bytes);
+      expect(run((x) => m.forward(x), b.inputShape), b.name).toBeGreaterThan(0);
+      m.dispose();
+    }
+    for (const b of corpus.optimizers) b.optimizer.loadStateDict(b.state);
+    for (const b of corpus.schedules) b.schedule.loadStateDict(b.state);
+    for (const b of corpus.checkpoints) {
+      const { model, optimizer, schedule } = b.make();
+      await eg.train.loadCheckpoint({ json: JSON.stringify(b.json), weights: b.weights }, { model, optimizer, schedulers: [schedule] });
+      expect(run((x) => model.eval().forward(x), b.inputShape), b.name).toBeGreaterThan(0);
+      disposeOptimizer(optimizer);
+      model.dispose();
+    }
+    expect(eg.memory().numTensors).toBe(before);
+  });
+});
 
 describe('fuzz: every format, mutated', () => {
   for (const name of FORMAT_NAMES) {
