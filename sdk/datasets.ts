@@ -2,7 +2,8 @@
  * Bundled data sets, loaded the same way in Node (from the package files) and in browsers (fetched
  * beside the bundle). Attribution: `assets/README.md`.
  */
-import { FormatError } from './errors.js';
+import { ArgumentError, FormatError } from './errors.js';
+import { checkOptions, describe } from './args.js';
 import { readBytes } from './io/files.js';
 
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
@@ -13,7 +14,7 @@ const isNode = typeof process !== 'undefined' && process.versions?.node != null 
  * file is missing, special, unreachable or too large.
  */
 export async function readAsset(url: URL, o: { maxBytes?: number } = {}): Promise<Uint8Array> {
-  return readBytes(url, { maxBytes: o.maxBytes, what: 'file' });
+  return readBytes(url, { maxBytes: checkOptions(o, 'readAsset options').maxBytes, what: 'file' });
 }
 
 /** Most bytes a gunzipped data set may expand to (a small file must not inflate without bound). */
@@ -62,9 +63,16 @@ export interface Digits {
  * edgegrad. `url` overrides where the gzipped CSV is read from.
  */
 export async function loadDigits(opts: { url?: string | URL } = {}): Promise<Digits> {
-  const url = opts.url !== undefined
-    ? new URL(String(opts.url), isNode ? undefined : globalThis.location?.href)
-    : new URL('./assets/digits.csv.gz', import.meta.url);
+  opts = checkOptions(opts, 'loadDigits options');
+  if (opts.url !== undefined && typeof opts.url !== 'string' && !(opts.url instanceof URL)) throw new ArgumentError(`loadDigits url must be a string or URL, got ${describe(opts.url)}`);
+  let url: URL;
+  try {
+    url = opts.url !== undefined
+      ? new URL(String(opts.url), isNode ? undefined : globalThis.location?.href)
+      : new URL('./assets/digits.csv.gz', import.meta.url);
+  } catch {
+    throw new ArgumentError(`loadDigits url is not a valid URL: ${describe(String(opts.url))}`);
+  }
   const text = new TextDecoder().decode(await gunzip(await readAsset(url)));
   const rows = text.split('\n').filter((l) => l.trim().length > 0);
   const n = rows.length;

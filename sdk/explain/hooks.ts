@@ -30,6 +30,8 @@ function distance(a: string, b: string): number {
 
 /** The known names closest to `name` (suffix matches first, then small edit distances), at most 5. */
 export function closeMatches(name: string, known: string[]): string[] {
+  if (typeof name !== 'string') throw new ArgumentError(`closeMatches needs a name string, got ${describe(name)}`);
+  if (!Array.isArray(known) || known.some((k) => typeof k !== 'string')) throw new ArgumentError(`closeMatches needs the known names as an array of strings, got ${describe(known)}`);
   const suffix = known.filter((k) => k.endsWith(`.${name}`) || name.endsWith(`.${k}`));
   const limit = Math.max(2, Math.floor(name.length / 3));
   const near = known

@@ -12,7 +12,7 @@
  * `MultiHeadAttention.attend`, and kept after each forward when `keepAttentionWeights` is on
  * (`module.attentionWeights`, `[batch, heads, queries, keys]`), for visualisation.
  */
-import { checkOptions, checkShape, checkSize } from '../args.js';
+import { checkBool, checkLengths, checkOptions, checkShape, checkSize, describe } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { keep } from '../memory.js';
@@ -49,6 +49,8 @@ export interface AttentionResult {
  * and its weight gradient would be a per-batch stack summed afterwards).
  */
 export function applyToLastAxis(m: Module, x: Tensor): Tensor {
+  if (!(m instanceof Module)) throw new ArgumentError(`applyToLastAxis needs a Module, got ${describe(m)}`);
+  assertTensor(x, 'applyToLastAxis needs a Tensor');
   if (x.rank <= 2) return m.forward(x);
   const lead = x.shape.slice(0, -1);
   const flat = x.reshape([-1, x.shape[x.rank - 1]]);
@@ -71,12 +73,23 @@ function linearLastAxis(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   return out;
 }
 
+/** Options carrying an attention mask and causality, checked (returns them, `{}` for undefined). */
+function checkMaskOptions<O extends { mask?: Tensor | null; causal?: boolean }>(o: O | undefined, who: string): O {
+  const r = checkOptions(o, `${who} options`);
+  if (r.mask !== undefined && r.mask !== null) assertTensor(r.mask, `${who} mask must be a Tensor`);
+  if (r.causal !== undefined) checkBool(r.causal, `${who} causal`);
+  return r;
+}
+
 function floatMask(m: Tensor): Tensor {
   return m.dtype === 'float32' ? m : m.cast('float32');
 }
 
 /** `softmax(scale · scores)` over the last axis, restricted by a keep-mask and/or causality (one fused kernel). */
 export function maskedSoftmax(scores: Tensor, o: { mask?: Tensor | null; causal?: boolean; scale?: number } = {}): Tensor {
+  assertTensor(scores, 'maskedSoftmax needs the scores as a Tensor');
+  o = checkMaskOptions(o, 'maskedSoftmax');
+  if (o.scale !== undefined && !Number.isFinite(o.scale)) throw new ArgumentError(`maskedSoftmax scale must be finite, got ${describe(o.scale)}`);
   const m = o.mask ? floatMask(o.mask) : null;
   try {
     return new Tensor(call((e) => e.op_masked_softmax(scores.handle, m ? m.handle : 0, o.causal ?? false, o.scale ?? 1)));
@@ -90,11 +103,15 @@ export function maskedSoftmax(scores: Tensor, o: { mask?: Tensor | null; causal?
  * (leading dims broadcast, typically `[batch, heads]`). Without dropout this is one engine call.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions = {}): AttentionResult {
+  assertTensor(q, 'scaledDotProductAttention needs the queries as a Tensor');
+  assertTensor(k, 'scaledDotProductAttention needs the keys as a Tensor');
+  assertTensor(v, 'scaledDotProductAttention needs the values as a Tensor');
+  o = checkMaskOptions(o, 'scaledDotProductAttention');
   const d = q.shape[q.rank - 1];
   const scale = o.scale ?? 1 / Math.sqrt(d);
-  if (!Number.isFinite(scale)) throw new ArgumentError(`attention scale must be finite, got ${o.scale}`);
+  if (!Number.isFinite(scale)) throw new ArgumentError(`attention scale must be finite, got ${describe(o.scale)}`);
   const p = o.dropout ?? 0;
-  if (!(p >= 0 && p < 1)) throw new ArgumentError(`attention dropout must be in [0, 1), got ${p}`);
+  if (!(typeof p === 'number' && p >= 0 && p < 1)) throw new ArgumentError(`attention dropout must be in [0, 1), got ${describe(p)}`);
   if (p > 0 && o.training) {
     const scores = q.matmulT(k, false, true);
     const weights = maskedSoftmax(scores, { mask: o.mask, causal: o.causal, scale });
@@ -115,6 +132,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: At
 
 /** `[B, Tk]` keep-mask (1 = real token) from sequence lengths. */
 export function keyMaskFromLengths(lengths: ArrayLike<number>, maxLen: number): Tensor {
+  checkLengths(lengths, 'keyMaskFromLengths');
+  checkSize(maxLen, 'keyMaskFromLengths maxLen');
   const m = new Float32Array(lengths.length * maxLen);
   for (let b = 0; b < lengths.length; b++) {
     const l = lengths[b];

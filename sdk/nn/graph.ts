@@ -19,6 +19,7 @@
  * any other model. Intermediate results are freed as soon as no later node needs them.
  */
 import { ArgumentError, ShapeError } from '../errors.js';
+import { describe } from '../args.js';
 import { concat as concatOp } from '../ops.js';
 import type { Tensor } from '../tensor.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
@@ -47,7 +48,7 @@ export class SymbolicTensor {
 function symbols(xs: SymbolicTensor | SymbolicTensor[], what: string): SymbolicTensor[] {
   const a = Array.isArray(xs) ? xs : [xs];
   if (a.length === 0) throw new ArgumentError(`${what} needs at least one input`);
-  for (const x of a) if (!(x instanceof SymbolicTensor)) throw new ArgumentError(`${what}: inputs must be graph values (from input(), call() or a merge), got ${typeof x}`);
+  for (const x of a) if (!(x instanceof SymbolicTensor)) throw new ArgumentError(`${what}: inputs must be graph values (from input(), call() or a merge), got ${describe(x)}`);
   return a;
 }
 
@@ -126,6 +127,7 @@ export class Graph extends Module {
 
   constructor(def: { inputs: SymbolicTensor | SymbolicTensor[]; outputs: SymbolicTensor | SymbolicTensor[] } | { spec: GraphSpec; modules: Record<string, Module> }) {
     super();
+    if (def === null || typeof def !== 'object') throw new ArgumentError(`Graph needs { inputs, outputs }, got ${describe(def)}`);
     if ('spec' in def) {
       for (const [n, m] of Object.entries(def.modules)) this.registerModule(n, m);
       this.#nodes = def.spec.nodes;

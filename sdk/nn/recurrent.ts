@@ -18,7 +18,7 @@
  * the state after each sequence's last real step, and the reverse direction of a right-padded
  * batch starts at each sequence's own end.
  */
-import { checkSize, MAX_LAYERS, checkOptions } from '../args.js';
+import { checkLengths, checkSize, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { concat, stack } from '../ops.js';
@@ -97,6 +97,8 @@ export function recurrent(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o
 
 /** `[batch, time]` float mask from per-sequence lengths (1 for the first `lengths[b]` steps). */
 export function lengthsToMask(lengths: ArrayLike<number>, time: number): Tensor {
+  checkLengths(lengths, 'lengthsToMask');
+  checkSize(time, 'lengthsToMask time');
   const b = lengths.length;
   const m = new Float32Array(b * time);
   for (let i = 0; i < b; i++) {

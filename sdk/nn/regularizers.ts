@@ -1,6 +1,7 @@
 /** L1 / L2 penalties for weights, biases and activations, added to the training loss. */
 import { ArgumentError } from '../errors.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { describe } from '../args.js';
 
 export interface Regularizer {
   l1: number;
@@ -8,7 +9,7 @@ export interface Regularizer {
 }
 
 function check(v: number, what: string): number {
-  if (!(v >= 0 && Number.isFinite(v))) throw new ArgumentError(`${what} regularization factor must be finite and >= 0, got ${v}`);
+  if (!(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new ArgumentError(`${what} regularization factor must be finite and >= 0, got ${describe(v)}`);
   return v;
 }
 
@@ -18,6 +19,10 @@ export const l1l2 = (l1f = 0.01, l2f = 0.01): Regularizer => ({ l1: check(l1f, '
 
 /** l1·Σ|t| + l2·Σt² (Keras' convention: no 1/2 factor), differentiable. */
 export function penalty(r: Regularizer, t: Tensor): Tensor {
+  if (r === null || typeof r !== 'object') throw new ArgumentError(`penalty needs a regularizer (nn.l1, nn.l2, nn.l1l2), got ${describe(r)}`);
+  check(r.l1 ?? 0, 'L1');
+  check(r.l2 ?? 0, 'L2');
+  assertTensor(t, 'penalty needs a Tensor');
   const parts: Tensor[] = [];
   if (r.l1 > 0) parts.push(t.abs().sum().mul(r.l1));
   if (r.l2 > 0) parts.push(t.square().sum().mul(r.l2));

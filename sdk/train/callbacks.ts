@@ -1,5 +1,6 @@
 /** Training callbacks: hooks into `fit` (per batch and epoch), early stopping, checkpoints, LR schedules. */
 import { ArgumentError } from '../errors.js';
+import { checkBool, checkFunction, checkInt, checkNumber, checkOptions, describe } from '../args.js';
 import { keep, tidy } from '../memory.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
@@ -66,6 +67,8 @@ export abstract class Callback {
 export class LambdaCallback extends Callback {
   constructor(private readonly fns: Partial<Pick<Callback, 'onTrainBegin' | 'onTrainEnd' | 'onEpochBegin' | 'onEpochEnd' | 'onBatchBegin' | 'onBatchEnd'>>) {
     super();
+    if (fns === null || typeof fns !== 'object') throw new ArgumentError(`LambdaCallback needs an object of hook functions, got ${describe(fns)}`);
+    for (const [k, f] of Object.entries(fns)) if (f !== undefined) checkFunction(f, `LambdaCallback: ${k.slice(0, 40)}`);
   }
   override onTrainBegin(l: Logs) { return this.fns.onTrainBegin?.(l); }
   override onTrainEnd(l: Logs) { return this.fns.onTrainEnd?.(l); }
@@ -80,6 +83,10 @@ function better(mode: Mode, monitor: string, a: number, b: number, minDelta: num
   const m = mode === 'auto' ? (/acc|auc|precision|recall/i.test(monitor) ? 'max' : 'min') : mode;
   return m === 'min' ? a < b - minDelta : a > b + minDelta;
 }
+function checkMonitor(monitor: unknown, mode: unknown, who: string): void {
+  if (monitor !== undefined && typeof monitor !== 'string') throw new ArgumentError(`${who} monitor must be a metric name, got ${describe(monitor)}`);
+  if (mode !== undefined && mode !== 'min' && mode !== 'max' && mode !== 'auto') throw new ArgumentError(`${who} mode must be 'min', 'max' or 'auto', got ${describe(mode)}`);
+}
 
 /** Stops when `monitor` has not improved by `minDelta` for `patience` epochs; can restore the best weights. */
 export class EarlyStopping extends Callback {
@@ -90,6 +97,11 @@ export class EarlyStopping extends Callback {
   #bestWeights: Record<string, Tensor> | null = null;
   constructor(readonly opts: { monitor?: string; minDelta?: number; patience?: number; mode?: Mode; restoreBestWeights?: boolean } = {}) {
     super();
+    checkOptions(opts, 'EarlyStopping options');
+    checkMonitor(opts.monitor, opts.mode, 'EarlyStopping');
+    if (opts.minDelta !== undefined) checkNumber(opts.minDelta, 'EarlyStopping minDelta', { finite: true });
+    if (opts.patience !== undefined) checkInt(opts.patience, 'EarlyStopping patience', 0);
+    if (opts.restoreBestWeights !== undefined) checkBool(opts.restoreBestWeights, 'EarlyStopping restoreBestWeights');
   }
   get monitor(): string {
     return this.opts.monitor ?? 'val_loss';
@@ -157,6 +169,10 @@ export class ModelCheckpoint extends Callback {
     saveFreq?: 'epoch' | number;
   }) {
     super();
+    if (opts === null || typeof opts !== 'object') throw new ArgumentError(`ModelCheckpoint needs options { dir } or { onSave }, got ${describe(opts)}`);
+    if (opts.dir !== undefined && typeof opts.dir !== 'string') throw new ArgumentError(`ModelCheckpoint dir must be a path string, got ${describe(opts.dir)}`);
+    if (opts.onSave !== undefined) checkFunction(opts.onSave, 'ModelCheckpoint onSave');
+    checkMonitor(opts.monitor, opts.mode, 'ModelCheckpoint');
     if (!opts.dir && !opts.onSave) throw new ArgumentError('ModelCheckpoint needs a `dir` (Node) or an `onSave` function');
     const f = opts.saveFreq ?? 'epoch';
     if (f !== 'epoch' && !(Number.isSafeInteger(f) && f >= 1)) throw new ArgumentError(`ModelCheckpoint saveFreq must be 'epoch' or a positive integer, got ${f}`);
@@ -230,6 +246,8 @@ async function saveReplacing(model: Module, dir: string, o: SaveOptions): Promis
 export class LearningRateScheduler extends Callback {
   constructor(readonly scheduler: LRScheduler, readonly per: 'epoch' | 'batch' = 'epoch') {
     super();
+    if (typeof (scheduler as { step?: unknown } | null)?.step !== 'function') throw new ArgumentError(`LearningRateScheduler needs an LR scheduler, got ${describe(scheduler)}`);
+    if (per !== 'epoch' && per !== 'batch') throw new ArgumentError(`LearningRateScheduler steps per 'epoch' or 'batch', got ${describe(per)}`);
   }
   override onBatchEnd(): void {
     if (this.per === 'batch') this.scheduler.step();

@@ -12,7 +12,8 @@ import { fail, v, validate, type Schema } from '../io/validate.js';
 import { getRngState, setRngState, type RngState } from '../creation.js';
 import { keep } from '../memory.js';
 import { loadModel, saveModel, type ModelArtifacts, type ModelJson, type ModelSource } from '../io/model-io.js';
-import type { Module } from '../nn/module.js';
+import { assertModule, type Module } from '../nn/module.js';
+import { checkOptions } from '../args.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { LRScheduler } from '../optim/schedules.js';
 import type { Tensor } from '../tensor.js';
@@ -173,6 +174,8 @@ export interface CheckpointOptions {
  * returns the artifacts. (Inside `fit`, use `ModelCheckpoint({ saveTrainingState: true })`.)
  */
 export async function saveCheckpoint(model: Module, dir?: string, o: CheckpointOptions = {}): Promise<ModelArtifacts> {
+  assertModule(model, 'saveCheckpoint');
+  o = checkOptions(o, 'saveCheckpoint options');
   for (const [v, n] of [[o.epoch, 'epoch'], [o.step, 'step']] as const) {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new ArgumentError(`saveCheckpoint: ${n} must be a non-negative integer, got ${v}`);
   }

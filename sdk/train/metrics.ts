@@ -1,7 +1,14 @@
 /** Metrics for `fit`/`evaluate`: each maps (predictions, targets) to a scalar tensor. */
 import { ArgumentError } from '../errors.js';
 import { tidy } from '../memory.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { checkNumber, describe } from '../args.js';
+
+/** Both arguments of a metric are Tensors (a typed error naming the metric otherwise). */
+function checkPair(pred: unknown, target: unknown, who: string): void {
+  assertTensor(pred, `${who} needs the predictions as a Tensor`);
+  assertTensor(target, `${who} needs the targets as a Tensor`);
+}
 
 export type MetricFn = (pred: Tensor, target: Tensor) => Tensor;
 export type MetricName = 'accuracy' | 'binaryAccuracy' | 'mae' | 'mse';
@@ -16,6 +23,7 @@ export interface NamedMetric {
  * 0.5 (probabilities).
  */
 export function accuracy(pred: Tensor, target: Tensor): Tensor {
+  checkPair(pred, target, 'accuracy');
   return tidy(() => {
     const classes = pred.shape[pred.rank - 1];
     if (pred.rank >= 2 && classes > 1) {
@@ -30,13 +38,17 @@ export function accuracy(pred: Tensor, target: Tensor): Tensor {
 }
 
 export function binaryAccuracy(pred: Tensor, target: Tensor, threshold = 0.5): Tensor {
+  checkPair(pred, target, 'binaryAccuracy');
+  checkNumber(threshold, 'binaryAccuracy threshold');
   return tidy(() => pred.greater(threshold).equal(target.cast('float32').reshape(pred.shape)).mean());
 }
 
 export function meanAbsoluteError(pred: Tensor, target: Tensor): Tensor {
+  checkPair(pred, target, 'meanAbsoluteError');
   return tidy(() => pred.sub(target).abs().mean());
 }
 export function meanSquaredError(pred: Tensor, target: Tensor): Tensor {
+  checkPair(pred, target, 'meanSquaredError');
   return tidy(() => pred.sub(target).square().mean());
 }
 
@@ -53,6 +65,6 @@ export function resolveMetric(m: MetricName | NamedMetric | MetricFn): NamedMetr
     case 'mse':
       return { name: 'mse', fn: meanSquaredError };
     default:
-      throw new ArgumentError(`unknown metric ${JSON.stringify(m)} (known: accuracy, binaryAccuracy, mae, mse)`);
+      throw new ArgumentError(`unknown metric ${describe(m)} (known: accuracy, binaryAccuracy, mae, mse)`);
   }
 }
