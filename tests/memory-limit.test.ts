@@ -87,6 +87,28 @@ describe('memory limit', () => {
     eg.dispose([w, x, loss, loss2]);
   });
 
+  it('10,000 refused allocations in a row leave the engine working (the shadow stack of each trap is reclaimed)', () => {
+    const x = eg.randn([16, 16], 0, 1, { seed: 2 });
+    const expected = x.matmul(x).sum();
+    const want = expected.item();
+    const wasm = eg.memory().wasmBytes;
+    eg.setMemoryLimit(eg.memory().numBytes + 100);
+    let refused = 0;
+    for (let i = 0; i < 10_000; i++) {
+      try {
+        eg.zeros([1000]);
+      } catch (e) {
+        if (e instanceof eg.MemoryError) refused++;
+      }
+    }
+    eg.setMemoryLimit(defaultLimit);
+    expect(refused).toBe(10_000);
+    const again = x.matmul(x).sum();
+    expect(again.item()).toBe(want);
+    expect(eg.memory().wasmBytes).toBe(wasm);
+    eg.dispose([x, expected, again]);
+  });
+
   it('setMemoryLimit and init refuse bad values', async () => {
     expect(() => eg.setMemoryLimit(-1)).toThrow(eg.ArgumentError);
     expect(() => eg.setMemoryLimit(1.5)).toThrow(eg.ArgumentError);
