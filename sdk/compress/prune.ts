@@ -109,6 +109,7 @@ export class Pruner {
    * Returns a function that undoes it.
    */
   attach(optimizer: Optimizer<{ lr: number }>): () => void {
+    if (typeof (optimizer as { step?: unknown } | null)?.step !== 'function') throw new ArgumentError(`Pruner.attach needs an Optimizer, got ${describe(optimizer)}`);
     this.#detach?.();
     const orig = optimizer.step;
     const self = this;
@@ -312,8 +313,9 @@ function cloneLayer(m: Module): Module {
 export function structuredPrune(model: Module, o: StructuredPruneOptions): { model: nn.Sequential; kept: Record<string, number[]> } {
   if (!(model instanceof nn.Sequential)) throw new ArgumentError(`structuredPrune works on a Sequential model, got ${describe(model)}`);
   o = checkOptions(o, 'structuredPrune options');
+  if (!Array.isArray(o.inputShape)) throw new ArgumentError(`structuredPrune needs options.inputShape (one sample's shape), got ${describe(o.inputShape)}`);
   const ratio = o.ratio ?? 0.5;
-  if (!(ratio >= 0 && ratio < 1)) throw new ArgumentError(`ratio must be in [0, 1), got ${ratio}`);
+  if (!(typeof ratio === 'number' && ratio >= 0 && ratio < 1)) throw new ArgumentError(`ratio must be in [0, 1), got ${describe(ratio)}`);
   const norm = o.norm ?? 'l1';
   const layers = model.layers;
   // Output shape after each layer (per sample), from a forward pass on one zero sample.

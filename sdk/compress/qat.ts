@@ -14,7 +14,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import { noGrad } from '../autograd.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
 import { assertModule, Module } from '../nn/module.js';
 import { checkOptions, describe } from '../args.js';
 import * as E from './engine.js';
@@ -73,6 +73,7 @@ export class QATModel extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    assertTensor(x, 'QATModel.forward needs a Tensor');
     const g = this.#graph;
     return runFloat(g, x, {
       weight: (n) => E.fakeQuantPerChannel(n.weight, n.op === 'linear' ? 0 : 3),

@@ -12,7 +12,7 @@ import { v, validate, type Schema } from '../io/validate.js';
 import { keep } from '../memory.js';
 import { noGrad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
-import { checkFunction, describe } from '../args.js';
+import { checkFunction, checkOptions, describe } from '../args.js';
 import { penalty, type Regularizer } from './regularizers.js';
 import type { CompileOptions, FitOptions, History } from '../train/trainer.js';
 import type { Dataset } from '../data.js';
@@ -321,6 +321,7 @@ export abstract class Module {
    */
   loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
     if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new ArgumentError(`loadStateDict needs an object or Map of tensors, got ${describe(state)}`);
+    opts = checkOptions(opts, 'loadStateDict options');
     const src = state instanceof Map ? state : new Map(Object.entries(state));
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !src.has(k));
