@@ -194,3 +194,95 @@ describe.skipIf(isBrowser)('fuzz: file confinement of model.json weightsFile (No
     }
   }, 60_000);
 });
+
+/**
+ * The same for URL sources (browsers, and `http(s):` sources in Node): `fetch` is replaced for the
+ * test, so nothing leaves the machine; it serves the case's model.json and the weights inside the
+ * model's directory (404 for other names there), and answers ANY URL outside with valid weights of
+ * the same model. Every URL
+ * fetched must be under the model's directory on its origin, and a loaded model must hold the
+ * inside weights.
+ */
+describe('fuzz: confinement of weightsFile for URL sources (fetch)', () => {
+  const base = 'http://127.0.0.1:9/models/m/';
+  let insideBytes: Uint8Array;
+  let otherBytes: Uint8Array;
+  let json: eg.ModelJson;
+  let want: number[];
+  const x = () => eg.tensor([[0.5, -1, 2, 0.25]]);
+
+  beforeAll(async () => {
+    await setup();
+    const inside = new nn.Sequential(new nn.Linear(4, 3, { seed: 1 }), new nn.ReLU(), new nn.Linear(3, 2, { seed: 2 }));
+    const other = new nn.Sequential(new nn.Linear(4, 3, { seed: 10 }), new nn.ReLU(), new nn.Linear(3, 2, { seed: 11 }));
+    const art = await eg.saveModel(inside);
+    json = art.json;
+    insideBytes = art.weights;
+    otherBytes = eg.saveWeights(other.stateDict());
+    want = Array.from(eg.tidy(() => inside.forward(x()).dataSync()));
+    inside.dispose();
+    other.dispose();
+  }, 60_000);
+
+  /** Loads `base/case.json` whose weightsFile is `w`, with fetch faked; returns the outcome and the URLs fetched. */
+  async function attemptUrl(w: string): Promise<{ cls: string; fetched: string[]; out?: number[] }> {
+    const fetched: string[] = [];
+    const real = globalThis.fetch;
+    const caseJson = JSON.stringify({ ...json, weightsFile: w });
+    globalThis.fetch = (async (input: RequestInfo | URL) => {
+      const u = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      fetched.push(u);
+      // Inside the directory only the two real files exist; outside, everything "exists" (and would load).
+      const body = u === `${base}case.json` ? new TextEncoder().encode(caseJson) : u === `${base}model.safetensors` ? insideBytes : u.startsWith(base) ? null : otherBytes;
+      if (!body) return new Response('not found', { status: 404 });
+      return new Response(body as BlobPart, { status: 200, headers: { 'Content-Length': String(body.length) } });
+    }) as typeof fetch;
+    const before = eg.memory().numTensors;
+    try {
+      const { model } = await eg.loadModel(`${base}case.json`);
+      const out = Array.from(eg.tidy(() => model.forward(x()).dataSync()));
+      model.dispose();
+      return { cls: 'loaded', fetched, out };
+    } catch (e) {
+      const cls = e instanceof eg.InternalError || !(e instanceof eg.EdgegradError) ? `raw ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}` : e.constructor.name;
+      return { cls, fetched };
+    } finally {
+      globalThis.fetch = real;
+      expect(eg.memory().numTensors, `${JSON.stringify(w).slice(0, 80)} leaked tensors`).toBe(before);
+    }
+  }
+
+  async function checkUrl(w: string): Promise<string> {
+    const r = await attemptUrl(w);
+    const what = JSON.stringify(w).slice(0, 100);
+    expect(r.cls.startsWith('raw'), `${what}: ${r.cls}`).toBe(false);
+    const outside = r.fetched.filter((u) => !u.startsWith(base));
+    expect(outside, `${what} fetched outside the model's directory`).toEqual([]);
+    if (r.cls === 'loaded') expect(r.out, `${what} loaded other weights`).toEqual(want);
+    return r.cls;
+  }
+
+  it('fetches only under the model directory: escapes, other origins, data:/blob:/javascript: URLs are refused', async () => {
+    const hostile = ['../x.safetensors', '../../models/m/model.safetensors', '/models/m/model.safetensors', 'http://127.0.0.1:9/other/w', 'https://example.com/w',
+      '//example.com/w', 'http://127.0.0.1:10/models/m/model.safetensors', 'data:application/octet-stream;base64,AAAA', 'blob:http://127.0.0.1:9/abc', 'javascript:1',
+      '%2e%2e/x', '..%2fx', '..\\x', 'sub/../../x', 'model.safetensors?x=../../', 'model.safetensors#../..', '', 'file:///etc/passwd', '\u0000'];
+    const outcomes: Record<string, string> = {};
+    for (const w of hostile) outcomes[w] = await checkUrl(w);
+    expect(Object.entries(outcomes).filter(([, c]) => c === 'loaded').map(([w]) => w)).toEqual([]);
+    expect(await checkUrl('model.safetensors')).toBe('loaded');
+    expect(await checkUrl('./model.safetensors')).toBe('loaded');
+  }, 60_000);
+
+  it('survives 300 random URL path compositions (seeded)', async () => {
+    const parts = ['..', '.', '', 'models', 'm', 'model.safetensors', 'x', '%2e%2e', '%2f', '\\', '/', '//', 'http:', 'https:', 'data:', 'blob:',
+      'example.com', '127.0.0.1:9', '127.0.0.1:10', '?', '#', '@', ':'];
+    const rng = new Rng(17);
+    const classes: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) {
+      const segs = Array.from({ length: rng.range(1, 5) }, () => rng.pick(parts));
+      const c = await checkUrl(segs.join(rng.chance(0.8) ? '/' : rng.pick(['', '\\', '/./'])));
+      classes[c] = (classes[c] ?? 0) + 1;
+    }
+    console.log('URL confinement outcomes:', classes);
+  }, 120_000);
+});
