@@ -164,13 +164,13 @@ export function qconv2d(x: Tensor, xZeroPoint: number, packed: Tensor, geom: Con
 
 export function qmaxPool2d(x: Tensor, kernel: number[], stride: number[], padding: number[]): Tensor {
   tensorArg(x, 'qmaxPool2d');
-  const k = u32(kernel, 'qmaxPool2d: kernel', 2), s = u32(stride, 'qmaxPool2d: stride', 2), p = u32(padding, 'qmaxPool2d: padding', 2);
+  const k = u32(kernel, 'qmaxPool2d: kernel', 2), s = u32(stride, 'qmaxPool2d: stride', 2), p = u32(padding, 'qmaxPool2d: padding [top, bottom, left, right]', 4);
   return wrap(call((e) => e.quant_max_pool2d(x.handle, k, s, p)));
 }
 
 export function qavgPool2d(x: Tensor, kernel: number[], stride: number[], padding: number[], countIncludePad: boolean, zeroPoint: number): Tensor {
   tensorArg(x, 'qavgPool2d');
-  const k = u32(kernel, 'qavgPool2d: kernel', 2), s = u32(stride, 'qavgPool2d: stride', 2), p = u32(padding, 'qavgPool2d: padding', 2);
+  const k = u32(kernel, 'qavgPool2d: kernel', 2), s = u32(stride, 'qavgPool2d: stride', 2), p = u32(padding, 'qavgPool2d: padding [top, bottom, left, right]', 4);
   checkBool(countIncludePad, 'qavgPool2d: countIncludePad');
   checkInt(zeroPoint, 'qavgPool2d: zeroPoint');
   return wrap(call((e) => e.quant_avg_pool2d(x.handle, k, s, p, countIncludePad, zeroPoint)));
