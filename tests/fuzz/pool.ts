@@ -94,10 +94,10 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); });`;
 
-  const hang = (c: Chunk, index: number): Summary => {
-    const failure: Failure = { format: c.format, seed: caseSeed(o.seed, c.format, index), mutation: '(rerun with --case to see it)', kind: 'hang', error: `no answer after ${hangMs} ms (the worker was terminated)` };
+  const lost = (c: Chunk, index: number, kind: 'hang' | 'crash', error: string): Summary => {
+    const failure: Failure = { format: c.format, seed: caseSeed(o.seed, c.format, index), mutation: '(rerun with --case to see it)', kind, error };
     const s = emptySummary(o.seed);
-    s.formats[c.format] = { cases: 1, ms: hangMs, outcomes: { hang: 1 }, failures: 1, wasmBytes: { warm: 0, end: 0 }, pooledBytes: { warm: 0, end: 0 } };
+    s.formats[c.format] = { cases: 1, ms: hangMs, outcomes: { [kind]: 1 }, failures: 1, wasmBytes: { warm: 0, end: 0 }, pooledBytes: { warm: 0, end: 0 } };
     s.failures.push(failure);
     s.distinct.push(failure);
     s.totalCases = 1;
@@ -112,6 +112,20 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
     let current: Chunk | null = null;
     let seen = -1;
     let since = Date.now();
+    /** The case at p[0] never returned (or killed its worker): report it, requeue the rest of its chunk, go on in a new worker. */
+    const abandon = (kind: 'hang' | 'crash', error: string) => {
+      clearInterval(watch);
+      w.removeAllListeners();
+      const c = current;
+      current = null;
+      if (c) {
+        const index = Atomics.load(p, 0);
+        mergeSummary(summary, lost(c, index, kind, error));
+        done += 1;
+        queue.unshift(...[{ format: c.format, start: c.start, count: index - c.start }, { format: c.format, start: index + 1, count: c.start + c.count - index - 1 }].filter((x) => x.count > 0));
+      } else if (kind === 'crash') return reject(new Error(`a fuzz worker failed before its first case: ${error}`));
+      void w.terminate().then(() => runWorker()).then(resolve, reject);
+    };
     const watch = setInterval(() => {
       const n = Atomics.load(p, 1);
       if (n !== seen) {
@@ -119,17 +133,7 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
         since = Date.now();
         return;
       }
-      if (!current || Date.now() - since < hangMs) return;
-      // The case at p[0] never returned: report it, requeue the rest of its chunk, start a new worker.
-      const c: Chunk = current;
-      const index = Atomics.load(p, 0);
-      mergeSummary(summary, hang(c, index));
-      done += 1;
-      queue.unshift(...[{ format: c.format, start: c.start, count: index - c.start }, { format: c.format, start: index + 1, count: c.start + c.count - index - 1 }].filter((x) => x.count > 0));
-      clearInterval(watch);
-      current = null;
-      w.removeAllListeners();
-      void w.terminate().then(() => runWorker()).then(resolve, reject);
+      if (current && Date.now() - since >= hangMs) abandon('hang', `no answer after ${hangMs} ms (the worker was terminated)`);
     }, 200);
     const next = () => {
       current = queue.shift() ?? null;
@@ -150,10 +154,7 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
       }
       next();
     });
-    w.on('error', (e) => {
-      clearInterval(watch);
-      reject(e);
-    });
+    w.on('error', (e) => abandon('crash', `the worker died: ${String((e as Error)?.message ?? e).slice(0, 200)}`));
   });
 
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, queue.length)) }, runWorker));

@@ -10,7 +10,7 @@ import { makeCorpus, type Corpus } from './corpus.js';
 import { FORMATS, Violation, type Format, type FuzzCase } from './formats.js';
 import { Rng, caseSeed } from './prng.js';
 
-export type FailureKind = 'harness' | 'untyped' | 'internal' | 'violation' | 'hang' | 'slow' | 'leak' | 'memory';
+export type FailureKind = 'harness' | 'untyped' | 'internal' | 'violation' | 'hang' | 'crash' | 'slow' | 'leak' | 'memory';
 
 export interface Failure {
   format: string;
