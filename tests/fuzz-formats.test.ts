@@ -1,6 +1,7 @@
 /**
  * The CI fuzz suite: 10^4 mutated inputs per file format (model.json + weights, bare safetensors,
- * int8-quantized and binary models, optimizer and LR-schedule states), in Node and in Chromium.
+ * int8-quantized and binary models, optimizer, LR-schedule and training-checkpoint states), in Node
+ * and in Chromium, plus fast-check properties and the unmutated files as a baseline.
  * Every case must load and work, or throw an EdgegradError subclass (not InternalError); no case may
  * leak a tensor, exceed its time bound, or leave a rejected load's state changed, and wasm memory
  * stays flat after the warm-up. A failure prints its seed; `npm run fuzz -- --format F --case SEED`
