@@ -92,10 +92,10 @@ export function isAsyncFunction(fn: unknown): boolean {
   return typeof fn === 'function' && fn.constructor?.name === 'AsyncFunction';
 }
 
-/** Per-sample lengths: an array or typed array of numbers (each checked by the caller against its bound). */
+/** Integers given as an array or a typed array (lengths, token ids; each checked by the caller against its bound). */
 export function checkLengths(v: unknown, what: string): ArrayLike<number> {
   if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
-    throw new ArgumentError(`${what} needs sequence lengths (an array of integers), got ${describe(v)}`);
+    throw new ArgumentError(`${what} needs an array (or typed array) of integers, got ${describe(v)}`);
   }
   return v as ArrayLike<number>;
 }

@@ -29,7 +29,8 @@ import { concat as concatTensors } from '../ops.js';
 import { tidy } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import { Conv2d, Linear } from './layers.js';
-import type { Module } from './module.js';
+import { assertModule, type Module } from './module.js';
+import { checkOptions, describe } from '../args.js';
 
 export type Transform = 'none' | 'conv-oihw-to-hwio' | 'linear-nchw-flatten';
 
@@ -59,6 +60,8 @@ export interface PyTorchNameOptions {
 
 /** How each parameter and buffer of `model` maps to a PyTorch state-dict entry. */
 export function pytorchNameMap(model: Module, o: PyTorchNameOptions = {}): WeightMapping[] {
+  assertModule(model, 'pytorchNameMap');
+  o = checkOptions(o, 'PyTorch name options');
   const kinds = new Map<string, { transform: Transform; chw?: [number, number, number] }>();
   const flat = o.flattenFrom ?? {};
   const used = new Set<string>();
@@ -138,9 +141,11 @@ export interface PyTorchLoadResult {
  * PyTorch stores for each module; a mismatch or a missing tensor throws a FormatError naming it.
  */
 export function loadPyTorchWeights(model: Module, source: Uint8Array | ArrayBuffer | Record<string, Tensor>, o: PyTorchLoadOptions = {}): PyTorchLoadResult {
+  assertModule(model, 'loadPyTorchWeights');
+  o = checkOptions(o, 'loadPyTorchWeights options');
   const isBytes = source instanceof Uint8Array || source instanceof ArrayBuffer;
   if (!isBytes && (source === null || typeof source !== 'object' || Array.isArray(source))) {
-    throw new ArgumentError('loadPyTorchWeights takes safetensors bytes or an object of tensors');
+    throw new ArgumentError(`loadPyTorchWeights takes safetensors bytes or an object of tensors, got ${describe(source)}`);
   }
   // Bytes: only the header is read until every check passed; then only the mapped tensors are decoded.
   const buf = isBytes ? (source instanceof Uint8Array ? source : new Uint8Array(source)) : null;
@@ -186,6 +191,7 @@ export function loadPyTorchWeights(model: Module, source: Uint8Array | ArrayBuff
 
 /** The model's weights under PyTorch's names and layouts (new tensors, owned by the caller). */
 export function exportPyTorchWeights(model: Module, o: PyTorchNameOptions = {}): Record<string, Tensor> {
+  assertModule(model, 'exportPyTorchWeights');
   const own = model.stateDict();
   const out: Record<string, Tensor> = {};
   for (const m of pytorchNameMap(model, o)) out[m.theirs] = tidy(() => noGrad(() => toTheirs(own[m.ours], m)));

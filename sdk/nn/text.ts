@@ -11,14 +11,18 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../memory.js';
-import type { Tensor } from '../tensor.js';
-import type { Module } from './module.js';
+import { assertTensor, type Tensor } from '../tensor.js';
+import { assertModule, type Module } from './module.js';
+import { checkFunction, checkLengths, checkSize, describe } from '../args.js';
 
 /** A character-level vocabulary: every distinct character of a text, sorted by code unit. */
 export class CharTokenizer {
   readonly chars: string[];
   readonly #index = new Map<string, number>();
   constructor(chars: string | string[]) {
+    if (typeof chars !== 'string' && !(Array.isArray(chars) && chars.every((c) => typeof c === 'string'))) {
+      throw new ArgumentError(`CharTokenizer needs its vocabulary as a string or an array of strings, got ${describe(chars)}`);
+    }
     this.chars = typeof chars === 'string' ? [...chars] : chars.slice();
     this.chars.forEach((c, i) => {
       if (this.#index.has(c)) throw new ArgumentError(`CharTokenizer: character ${JSON.stringify(c)} appears twice in the vocabulary`);
@@ -27,12 +31,14 @@ export class CharTokenizer {
   }
   /** The vocabulary of `text`. */
   static fromText(text: string): CharTokenizer {
+    if (typeof text !== 'string') throw new ArgumentError(`CharTokenizer.fromText needs a string, got ${describe(text)}`);
     return new CharTokenizer([...new Set(text)].sort());
   }
   get vocabSize(): number {
     return this.chars.length;
   }
   encode(text: string): Int32Array {
+    if (typeof text !== 'string') throw new ArgumentError(`CharTokenizer.encode needs a string, got ${describe(text)}`);
     const out = new Int32Array(text.length);
     let i = 0;
     for (const c of text) {
@@ -43,6 +49,7 @@ export class CharTokenizer {
     return out.subarray(0, i);
   }
   decode(ids: ArrayLike<number>): string {
+    checkLengths(ids, 'CharTokenizer.decode');
     let s = '';
     for (let i = 0; i < ids.length; i++) {
       const c = this.chars[ids[i]];
@@ -73,6 +80,10 @@ export function seededRandom(seed: number): () => number {
  * next-token targets `y`, both int32 `[batchSize, blockSize]`.
  */
 export function randomWindows(data: Int32Array, batchSize: number, blockSize: number, random: () => number): { x: Tensor; y: Tensor } {
+  checkLengths(data, 'randomWindows');
+  checkSize(batchSize, 'randomWindows batchSize');
+  checkSize(blockSize, 'randomWindows blockSize');
+  checkFunction(random, 'randomWindows random');
   if (data.length <= blockSize + 1) throw new ShapeError(`randomWindows: ${data.length} tokens are too few for windows of ${blockSize + 1}`);
   const xs = new Int32Array(batchSize * blockSize);
   const ys = new Int32Array(batchSize * blockSize);
@@ -96,6 +107,9 @@ export interface SampleOptions {
 
 /** Draws a token id from a row of logits `[vocab]` (any shape with one row of logits is accepted). */
 export function sampleLogits(logits: Tensor, o: SampleOptions & { random: () => number }): number {
+  assertTensor(logits, 'sampleLogits needs the logits as a Tensor');
+  if (o === null || typeof o !== 'object') throw new ArgumentError(`sampleLogits needs options { random, temperature?, topK? }, got ${describe(o)}`);
+  checkFunction(o.random, 'sampleLogits random');
   const t = o.temperature ?? 1;
   if (!(t >= 0) || !Number.isFinite(t)) throw new ArgumentError(`temperature must be a finite number >= 0, got ${t}`);
   if (t === 0) return tidy(() => logits.reshape([-1]).argMax(0).item());
@@ -122,6 +136,11 @@ export function sampleLogits(logits: Tensor, o: SampleOptions & { random: () => 
  * gradients. Returns only the new tokens.
  */
 export function generate(model: Module, context: ArrayLike<number>, maxNewTokens: number, o: SampleOptions & { blockSize: number }): Int32Array {
+  assertModule(model, 'generate');
+  checkLengths(context, 'generate context');
+  checkSize(maxNewTokens, 'generate maxNewTokens');
+  if (o === null || typeof o !== 'object') throw new ArgumentError(`generate needs options { blockSize, ... }, got ${describe(o)}`);
+  if (o.random !== undefined) checkFunction(o.random, 'generate random');
   if (!Number.isInteger(o.blockSize) || o.blockSize < 1) throw new ArgumentError(`generate needs a positive blockSize, got ${o.blockSize}`);
   if (context.length === 0) throw new ArgumentError('generate needs at least one context token');
   const random = o.random ?? seededRandom(o.seed ?? 0);

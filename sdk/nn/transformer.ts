@@ -374,6 +374,7 @@ export class GPT extends Module {
   }
   /** Final hidden states `[batch, time, nEmbd]` (before the head). */
   features(idx: Tensor): Tensor {
+    assertTensor(idx, 'GPT needs int32 token ids (a Tensor)');
     if (idx.dtype !== 'int32') throw new DTypeError(`GPT expects int32 token ids, got ${idx.dtype}`);
     if (idx.rank !== 2) throw new ShapeError(`GPT expects token ids [batch, time], got [${idx.shape.join(', ')}]`);
     const t = idx.shape[1];

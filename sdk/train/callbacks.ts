@@ -37,6 +37,12 @@ export interface CallbackState {
   tensors?: Record<string, Tensor>;
 }
 
+/** A callback state handed to `loadStateDict` must be `{ values, tensors? }` (a typed error otherwise). */
+export function checkCallbackState(s: unknown, who: string): CallbackState {
+  if (s === null || typeof s !== 'object') throw new ArgumentError(`${who}.loadStateDict needs a state { values, tensors? }, got ${describe(s)}`);
+  return s as CallbackState;
+}
+
 export abstract class Callback {
   protected ctx!: TrainingContext;
   setContext(ctx: TrainingContext): void {
@@ -139,6 +145,7 @@ export class EarlyStopping extends Callback {
     return { values: { best: this.best, bestEpoch: this.bestEpoch, stoppedEpoch: this.stoppedEpoch, wait: this.#wait }, tensors: this.#bestWeights ?? undefined };
   }
   override loadStateDict(s: CallbackState): void {
+    checkCallbackState(s, 'EarlyStopping');
     const epoch = v.int({ min: -1, max: 1e9 });
     const { best, bestEpoch, stoppedEpoch, wait } = validate(v.object({ best: anyNumber, bestEpoch: epoch, stoppedEpoch: epoch, wait: v.int({ min: 0, max: 1e9 }) }), s.values, 'EarlyStopping state');
     const weights = s.tensors && Object.keys(s.tensors).length ? s.tensors : null;
@@ -217,6 +224,7 @@ export class ModelCheckpoint extends Callback {
     return { values: { best: this.best, saves: this.saves } };
   }
   override loadStateDict(s: CallbackState): void {
+    checkCallbackState(s, 'ModelCheckpoint');
     ({ best: this.best, saves: this.saves } = validate(v.object({ best: anyNumber, saves: v.int({ min: 0 }) }), s.values, 'ModelCheckpoint state'));
   }
 }
@@ -260,6 +268,7 @@ export class LearningRateScheduler extends Callback {
     return { values: this.scheduler.stateDict() };
   }
   override loadStateDict(s: CallbackState): void {
+    checkCallbackState(s, 'LearningRateScheduler');
     this.scheduler.loadStateDict(s.values as { stepCount: number; baseLrs?: number[] });
   }
 }

@@ -13,7 +13,7 @@ import { getLoss, type LossFn, type LossName } from '../losses.js';
 import { setTrainingImpl, type Module } from '../nn/module.js';
 import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
 import { assertTensor, type Tensor } from '../tensor.js';
-import { describe } from '../args.js';
+import { checkOptions, describe } from '../args.js';
 import type { Callback, Logs, TrainingContext } from './callbacks.js';
 import { captureTrainingState, readCheckpoint, type ReadCheckpoint, type TrainingState } from './checkpoint.js';
 import { setRngState, zeros } from '../creation.js';
@@ -136,7 +136,8 @@ async function runEvaluation(model: Module, c: Compiled, data: Dataset, prefix: 
 async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, maybe?: FitOptions): Promise<History> {
   const c = getCompiled(model);
   const isDs = x instanceof Dataset;
-  const o: FitOptions = (isDs ? (y as FitOptions) : maybe) ?? {};
+  if (!isDs) assertTensor(x, 'fit(x, y, options) needs x as a Tensor or a Dataset');
+  const o: FitOptions = checkOptions((isDs ? (y as FitOptions) : maybe) ?? undefined, 'fit options');
   const epochs = o.epochs ?? 1;
   if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`epochs must be a positive integer, got ${epochs}`);
   if (o.resumeFrom !== undefined && o.initialEpoch !== undefined) throw new ArgumentError('fit: pass resumeFrom or initialEpoch, not both (a checkpoint knows its epoch)');
@@ -155,6 +156,7 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
     } else {
       const yt = y as Tensor | undefined;
       if (!yt) throw new ArgumentError('fit(x, y, options) needs targets y');
+      assertTensor(yt, 'fit(x, y, options) needs the targets y as a Tensor');
       if (x.shape[0] !== yt.shape[0]) throw new ShapeError(`fit: x has ${x.shape[0]} samples but y has ${yt.shape[0]}`);
       let xt = x;
       let ytt = yt;
@@ -300,6 +302,8 @@ function restoreCallbacks(callbacks: Callback[], states: TrainingState['callback
 
 async function evaluate(model: Module, x: Tensor | Dataset, y?: Tensor, o: { batchSize?: number } = {}): Promise<Logs> {
   const c = getCompiled(model);
+  o = checkOptions(o, 'evaluate options');
+  if (!(x instanceof Dataset)) assertTensor(x, 'evaluate(x, y) needs x as a Tensor or a Dataset');
   const data = x instanceof Dataset ? x : Dataset.fromTensors(x, y, { batchSize: o.batchSize ?? 32 });
   return runEvaluation(model, c, data, '');
 }
@@ -307,7 +311,7 @@ async function evaluate(model: Module, x: Tensor | Dataset, y?: Tensor, o: { bat
 function predict(model: Module, x: Tensor, o: { batchSize?: number } = {}): Tensor {
   assertTensor(x, 'predict() needs a Tensor of inputs');
   if (x.rank === 0) throw new ShapeError('predict() needs inputs with a leading batch dimension, got a scalar');
-  const bs = o?.batchSize ?? 32;
+  const bs = checkOptions(o ?? undefined, 'predict options').batchSize ?? 32;
   if (!Number.isInteger(bs) || bs < 1) throw new ArgumentError(`batchSize must be a positive integer, got ${describe(bs)}`);
   const wasTraining = model.training;
   model.eval();
