@@ -100,6 +100,12 @@ export function checkLengths(v: unknown, what: string): ArrayLike<number> {
   return v as ArrayLike<number>;
 }
 
+/** A required object argument (`kind` says what it should be, e.g. '{ scale, zeroPoint }'). */
+export function checkObject<T extends object>(v: unknown, what: string, kind: string): T {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError(`${what} must be ${kind}, got ${describe(v)}`);
+  return v as T;
+}
+
 /** A plain options object, or undefined (then `{}`). */
 export function checkOptions<T extends object>(v: T | undefined, what: string): T {
   if (v === undefined) return {} as T;

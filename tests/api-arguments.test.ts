@@ -37,6 +37,8 @@ const dead = (): eg.Tensor => {
   t.dispose();
   return t;
 };
+/** Properties the runtime itself looks up (promises, conversions), not option fields. */
+const NOT_FIELDS = new Set(['then', 'constructor', 'toJSON', 'valueOf', 'toString', '__tensor']);
 const BAD: [string, () => unknown][] = [
   ['undefined', () => undefined],
   ['null', () => null],
@@ -44,6 +46,8 @@ const BAD: [string, () => unknown][] = [
   ['"2"', () => '2'],
   ['{}', () => ({})],
   ['a disposed tensor', dead],
+  // An options object whose every field is a string: wrongly typed fields, whatever their names.
+  ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && !NOT_FIELDS.has(k) ? '2' : Reflect.get(t, k)) })],
 ];
 // What comes before the bad argument: a tensor, a model, or a number (plausible first arguments).
 const model = (): eg.nn.Sequential => new eg.nn.Sequential(new eg.nn.Linear(3, 2, { seed: 1 }));
@@ -165,7 +169,7 @@ describe('every exported function and class refuses wrong argument types with a 
 });
 
 // Representative instances: their public methods (TypeScript-protected ones are not API).
-const PROTECTED = new Set(['validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'dispose']);
+const PROTECTED = new Set(['buildOrFree', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'dispose']);
 const calibration = (): eg.Tensor => eg.rand([8, 3], 0, 1, { seed: 3 });
 
 interface Instance {
@@ -287,6 +291,17 @@ describe('typed errors name the problem', () => {
     await expect(eg.loadDigits(null as never)).rejects.toThrow(/loadDigits options must be an object/);
     m.dispose();
     t.dispose();
+  });
+
+  it('a constructor that finds a bad option after building layers frees them', () => {
+    const before = eg.memory().numTensors;
+    const { nn } = eg;
+    expect(() => new nn.VGG({ stages: [[1, 4], [1, '8']] } as never)).toThrow(eg.ArgumentError);
+    expect(() => new nn.VGG({ stages: [[1, 4], 5] } as never)).toThrow(/\[numConvs, channels\] pairs, got 5/);
+    expect(() => new nn.Inception({ modules: [{ c1: 2, c3reduce: 2, c3: 2, c5reduce: 2, c5: 2, pool: 2 }, { c1: 'x' }] } as never)).toThrow(eg.EdgegradError);
+    expect(() => new nn.GPTMLP(4, { dropout: '2' } as never)).toThrow(eg.ArgumentError);
+    expect(() => new nn.CausalSelfAttention(4, 2, { dropout: 2 })).toThrow(eg.ArgumentError);
+    expect(eg.memory().numTensors).toBe(before);
   });
 
   it('no tensor leaked over the whole walk', () => {

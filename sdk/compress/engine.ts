@@ -3,7 +3,7 @@
  * handles, wrapped in new Tensors. Everything numeric (scales, multipliers, rounding) happens in
  * Rust, so results are identical in every runtime.
  */
-import { checkAxis, checkBool, checkInt, checkNumber, checkSize, describe } from '../args.js';
+import { checkAxis, checkBool, checkInt, checkNumber, checkObject as record, checkSize, describe } from '../args.js';
 import { ArgumentError } from '../errors.js';
 import { call } from '../runtime.js';
 import { Tensor, tensorArg } from '../tensor.js';
@@ -24,11 +24,6 @@ function u32(a: unknown, what: string, len?: number): Uint32Array {
     throw new ArgumentError(`${what} must be an array of ${len ?? 'some'} sizes, got ${describe(a)}`);
   }
   return Uint32Array.from(a, (d: unknown) => checkSize(d, what));
-}
-/** A required object argument (`kind` says what it should be). */
-function record<T>(v: unknown, what: string, kind: string): T {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ArgumentError(`${what} must be ${kind}, got ${describe(v)}`);
-  return v as T;
 }
 function qp(q: unknown, what: string): QParams {
   const o = record<QParams>(q, what, '{ scale, zeroPoint }');

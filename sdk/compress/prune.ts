@@ -22,10 +22,10 @@ import { keep, tidy } from '../memory.js';
 import { tensor, zeros } from '../creation.js';
 import { assertTensor, type Tensor } from '../tensor.js';
 import { assertModule, Module, moduleFromConfig } from '../nn/module.js';
-import { checkFunction, checkOptions, describe } from '../args.js';
+import { checkFunction, checkObject, checkOptions, describe } from '../args.js';
 import * as nn from '../nn/layers.js';
 import type { Optimizer } from '../optim/optimizers.js';
-import { Callback, checkCallbackState, type CallbackState, type Logs } from '../train/callbacks.js';
+import { Callback, type CallbackState, type Logs } from '../train/callbacks.js';
 import { v, validate } from '../io/validate.js';
 import * as E from './engine.js';
 
@@ -224,7 +224,7 @@ export class PruningCallback extends Callback {
     return { values: { step: this.#step, sparsity: this.pruner.sparsity }, tensors: Object.fromEntries(this.pruner.masks) };
   }
   override loadStateDict(s: CallbackState): void {
-    checkCallbackState(s, 'PruningCallback');
+    checkObject(s, 'PruningCallback.loadStateDict: the state', '{ values, tensors? }');
     const { step, sparsity } = validate(v.object({ step: v.int({ min: 0 }), sparsity: v.number({ min: 0, max: 1 }) }), s.values, 'PruningCallback state');
     this.pruner.loadMasks(s.tensors ?? {}, sparsity);
     this.#step = step;

@@ -30,7 +30,7 @@ import { tidy } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import { Conv2d, Linear } from './layers.js';
 import { assertModule, type Module } from './module.js';
-import { checkOptions, describe } from '../args.js';
+import { checkObject, checkOptions, describe } from '../args.js';
 
 export type Transform = 'none' | 'conv-oihw-to-hwio' | 'linear-nchw-flatten';
 
@@ -62,6 +62,8 @@ export interface PyTorchNameOptions {
 export function pytorchNameMap(model: Module, o: PyTorchNameOptions = {}): WeightMapping[] {
   assertModule(model, 'pytorchNameMap');
   o = checkOptions(o, 'PyTorch name options');
+  if (o.flattenFrom !== undefined) checkObject(o.flattenFrom, 'PyTorch name options.flattenFrom', "{ 'module.path': [C, H, W] }");
+  if (o.rename !== undefined && typeof o.rename !== 'function') checkObject(o.rename, 'PyTorch name options.rename', 'a function or { ours: theirs }');
   const kinds = new Map<string, { transform: Transform; chw?: [number, number, number] }>();
   const flat = o.flattenFrom ?? {};
   const used = new Set<string>();

@@ -163,15 +163,17 @@ export class VGG extends HeadedNetwork {
     this.opts = { inChannels: 3, numClasses: 10, stages: [[1, 32], [2, 64]], batchNorm: true, dropout: 0, ...o, head: o.head ?? null };
     const { inChannels, stages, batchNorm, numClasses, seed } = this.opts;
     if (!Array.isArray(stages) || stages.length === 0) throw new ArgumentError('vgg needs at least one stage [numConvs, channels]');
+    for (const s of stages) if (!Array.isArray(s) || s.length !== 2) throw new ArgumentError(`vgg stages are [numConvs, channels] pairs, got ${describe(s)}`);
     let c = inChannels;
-    const blocks = stages.map(([n, ch], i) => {
-      const b = new VGGBlock(c, ch, n, { batchNorm, seed: sub(seed, i) });
-      c = ch;
-      return b;
+    this.buildOrFree((blocks) => {
+      stages.forEach(([n, ch], i) => {
+        blocks.push(new VGGBlock(c, ch, n, { batchNorm, seed: sub(seed, i) }));
+        c = ch;
+      });
+      this.registerModule('features', new Sequential(...blocks));
+      if (this.opts.dropout > 0) this.registerModule('dropout', new Dropout(this.opts.dropout, sub(seed, 99)));
+      this.registerModule('classifier', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, numClasses, { seed: sub(seed, 100) }));
     });
-    this.registerModule('features', new Sequential(...blocks));
-    if (this.opts.dropout > 0) this.registerModule('dropout', new Dropout(this.opts.dropout, sub(seed, 99)));
-    this.registerModule('classifier', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, numClasses, { seed: sub(seed, 100) }));
   }
   get numFeatures(): number {
     return this.opts.stages[this.opts.stages.length - 1][1];
@@ -488,17 +490,19 @@ export class Inception extends HeadedNetwork {
     const m = (k: number): InceptionBranches => ({ c1: ch(k / 4), c3reduce: ch(k / 4), c3: ch(k / 2), c5reduce: ch(k / 8), c5: ch(k / 8), pool: ch(k / 8) });
     this.opts = { inChannels: 3, numClasses: 10, width: w, modules: [m(1), m(2), 'pool', m(2)], ...o, head: o.head ?? null };
     const { inChannels, modules, seed } = this.opts;
-    this.registerModule('stem', new ConvBNReLU(inChannels, 2 * w, 3, { seed: sub(seed, 1) }));
     let c = 2 * w;
-    const blocks = modules.map((spec, i) => {
-      if (spec === 'pool') return new MaxPool2d(2);
-      const im = new InceptionModule(c, spec, sub(seed, 10 + i));
-      c = im.outChannels;
-      return im;
+    this.buildOrFree((blocks) => {
+      this.registerModule('stem', new ConvBNReLU(inChannels, 2 * w, 3, { seed: sub(seed, 1) }));
+      modules.forEach((spec, i) => {
+        if (spec === 'pool') return void blocks.push(new MaxPool2d(2));
+        const im = new InceptionModule(c, spec, sub(seed, 10 + i));
+        c = im.outChannels;
+        blocks.push(im);
+      });
+      this.registerModule('blocks', new Sequential(...blocks));
+      this.registerModule('fc', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
     });
-    this.registerModule('blocks', new Sequential(...blocks));
     this.numFeatures = c;
-    this.registerModule('fc', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, this.opts.numClasses, { seed: sub(seed, 2) }));
   }
   features(x: Tensor): Tensor {
     checkNHWC(x, this.opts.inChannels, 'Inception');

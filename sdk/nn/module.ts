@@ -201,6 +201,21 @@ export abstract class Module {
     this.#buffers.set(name, t);
     return t;
   }
+  /**
+   * Runs a constructor's building steps; when one throws (a bad option found after some layers
+   * exist), frees everything built so far (registered parts, and `pending` ones the steps made but
+   * had not registered yet) and rethrows, so a failed constructor leaks no tensor.
+   */
+  protected buildOrFree(build: (pending: Module[]) => void): void {
+    const pending: Module[] = [];
+    try {
+      build(pending);
+    } catch (e) {
+      for (const m of pending) m.dispose();
+      this.dispose();
+      throw e;
+    }
+  }
   /** Registers (or replaces, disposing the old one) a submodule. */
   registerModule<M extends Module>(name: string, m: M): M {
     if (!(m instanceof Module)) throw new ArgumentError(`registerModule('${name}') needs a Module`);

@@ -204,9 +204,11 @@ export class CausalSelfAttention extends Module {
     this.headDim = nEmbd / nHead;
     this.keepAttentionWeights = opts.keepAttentionWeights ?? false;
     const bias = opts.bias ?? true;
-    this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
-    this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
-    this.registerModule('resid_dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+    this.buildOrFree(() => {
+      this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
+      this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
+      this.registerModule('resid_dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+    });
   }
   /** Weights of every head from the last forward `[batch, heads, time, time]` (with `keepAttentionWeights`). */
   get attentionWeights(): Tensor | null {
@@ -254,9 +256,11 @@ export class GPTMLP extends Module {
     super();
     const hid = Math.round((opts.mlpRatio ?? 4) * nEmbd);
     const bias = opts.bias ?? true;
-    this.registerModule('c_fc', new Linear(nEmbd, hid, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
-    this.registerModule('c_proj', new Linear(hid, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
-    this.registerModule('dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+    this.buildOrFree(() => {
+      this.registerModule('c_fc', new Linear(nEmbd, hid, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
+      this.registerModule('c_proj', new Linear(hid, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
+      this.registerModule('dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+    });
   }
   forward(x: Tensor): Tensor {
     assertTensor(x, `${this.className} needs a Tensor input`);

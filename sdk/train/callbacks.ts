@@ -1,6 +1,6 @@
 /** Training callbacks: hooks into `fit` (per batch and epoch), early stopping, checkpoints, LR schedules. */
 import { ArgumentError } from '../errors.js';
-import { checkBool, checkFunction, checkInt, checkNumber, checkOptions, describe } from '../args.js';
+import { checkBool, checkFunction, checkInt, checkNumber, checkObject, checkOptions, describe } from '../args.js';
 import { keep, tidy } from '../memory.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
@@ -35,12 +35,6 @@ export interface TrainingContext {
 export interface CallbackState {
   values: Record<string, unknown>;
   tensors?: Record<string, Tensor>;
-}
-
-/** A callback state handed to `loadStateDict` must be `{ values, tensors? }` (a typed error otherwise). */
-export function checkCallbackState(s: unknown, who: string): CallbackState {
-  if (s === null || typeof s !== 'object') throw new ArgumentError(`${who}.loadStateDict needs a state { values, tensors? }, got ${describe(s)}`);
-  return s as CallbackState;
 }
 
 export abstract class Callback {
@@ -145,7 +139,7 @@ export class EarlyStopping extends Callback {
     return { values: { best: this.best, bestEpoch: this.bestEpoch, stoppedEpoch: this.stoppedEpoch, wait: this.#wait }, tensors: this.#bestWeights ?? undefined };
   }
   override loadStateDict(s: CallbackState): void {
-    checkCallbackState(s, 'EarlyStopping');
+    checkObject(s, 'EarlyStopping.loadStateDict: the state', '{ values, tensors? }');
     const epoch = v.int({ min: -1, max: 1e9 });
     const { best, bestEpoch, stoppedEpoch, wait } = validate(v.object({ best: anyNumber, bestEpoch: epoch, stoppedEpoch: epoch, wait: v.int({ min: 0, max: 1e9 }) }), s.values, 'EarlyStopping state');
     const weights = s.tensors && Object.keys(s.tensors).length ? s.tensors : null;
@@ -224,7 +218,7 @@ export class ModelCheckpoint extends Callback {
     return { values: { best: this.best, saves: this.saves } };
   }
   override loadStateDict(s: CallbackState): void {
-    checkCallbackState(s, 'ModelCheckpoint');
+    checkObject(s, 'ModelCheckpoint.loadStateDict: the state', '{ values, tensors? }');
     ({ best: this.best, saves: this.saves } = validate(v.object({ best: anyNumber, saves: v.int({ min: 0 }) }), s.values, 'ModelCheckpoint state'));
   }
 }
@@ -268,7 +262,7 @@ export class LearningRateScheduler extends Callback {
     return { values: this.scheduler.stateDict() };
   }
   override loadStateDict(s: CallbackState): void {
-    checkCallbackState(s, 'LearningRateScheduler');
+    checkObject(s, 'LearningRateScheduler.loadStateDict: the state', '{ values, tensors? }');
     this.scheduler.loadStateDict(s.values as { stepCount: number; baseLrs?: number[] });
   }
 }
