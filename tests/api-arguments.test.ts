@@ -49,12 +49,13 @@ const BAD: [string, () => unknown][] = [
   // An options object whose every field is a string: wrongly typed fields, whatever their names.
   ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && !NOT_FIELDS.has(k) ? '2' : Reflect.get(t, k)) })],
 ];
-// What comes before the bad argument: a tensor, a model, or a number (plausible first arguments).
+// What comes before the bad argument: a tensor, a model, a number or a list of tensors.
 const model = (): eg.nn.Sequential => new eg.nn.Sequential(new eg.nn.Linear(3, 2, { seed: 1 }));
 const FILL: [string, () => unknown][] = [
   ['T', () => eg.rand([4, 3], 0, 1, { seed: 1 })],
   ['M', model],
   ['N', () => 2],
+  ['[T]', () => [eg.rand([4, 3], 0, 1, { seed: 2 })]],
 ];
 
 /** Positions where a string is a valid argument (a folder to write into): not passed a string there. */
