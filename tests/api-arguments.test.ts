@@ -2,7 +2,8 @@
  * Issue 13, defect 10 across the whole public API: walks every function and class exported from
  * the SDK (eg.*, eg.nn.* (and its graph, functional, interop and text namespaces), eg.optim.*, eg.losses.*, eg.data.*, eg.train.*, eg.train.metrics.*,
  * eg.compress.*, eg.compress.int8.*, eg.explain.*) and the public methods of representative
- * instances, calling each with null, undefined, a number, a string, {} and a disposed tensor in
+ * instances, calling each with null, undefined, a number, a string, a bigint, {}, a disposed tensor and an
+ * options object whose every field is mistyped in
  * each required argument position and the first optional one (the positions before it filled with
  * a plausible tensor, model or number). Every failure must be an EdgegradError subclass (never a raw TypeError/RangeError),
  * and afterwards the engine still computes and no tensor has leaked.
@@ -29,6 +30,7 @@ const EXEMPT: Record<string, string> = {
   'eg.setRngState': 'replaces the global RNG stream (tested in resume.test.ts)',
   'nn.registerModule': 'registers a class globally',
   'compress.timeMs': 'runs its function (checked on its own below)',
+  'eg.Tensor': "wraps an engine handle (made by the SDK's functions, not by users)",
 };
 
 // The values a caller gets wrong: each in each position.
@@ -44,6 +46,7 @@ const BAD: [string, () => unknown][] = [
   ['null', () => null],
   ['5', () => 5],
   ['"2"', () => '2'],
+  ['2n', () => 2n],
   ['{}', () => ({})],
   ['a disposed tensor', dead],
   // An options object whose every field is a string: wrongly typed fields, whatever their names.
@@ -170,7 +173,7 @@ describe('every exported function and class refuses wrong argument types with a 
 });
 
 // Representative instances: their public methods (TypeScript-protected ones are not API).
-const PROTECTED = new Set(['buildOrFree', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'dispose']);
+const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'dispose']);
 const calibration = (): eg.Tensor => eg.rand([8, 3], 0, 1, { seed: 3 });
 
 interface Instance {

@@ -22,7 +22,7 @@ import { keep, tidy } from '../memory.js';
 import { tensor, zeros } from '../creation.js';
 import { assertTensor, type Tensor } from '../tensor.js';
 import { assertModule, Module, moduleFromConfig } from '../nn/module.js';
-import { checkFunction, checkObject, checkOptions, describe } from '../args.js';
+import { checkFunction, checkInt, checkObject, checkOptions, describe } from '../args.js';
 import * as nn from '../nn/layers.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import { Callback, type CallbackState, type Logs } from '../train/callbacks.js';
@@ -179,12 +179,14 @@ export class PolynomialDecay {
   }
   /** Target sparsity at `step`. */
   sparsityAt(step: number): number {
+    checkInt(step, 'PolynomialDecay.sparsityAt: step', 0, Number.MAX_SAFE_INTEGER);
     if (step < this.beginStep) return 0;
     const t = Math.min(1, (step - this.beginStep) / (this.endStep - this.beginStep));
     return this.finalSparsity + (this.initialSparsity - this.finalSparsity) * (1 - t) ** this.power;
   }
   /** Whether the masks are updated at `step`. */
   updatesAt(step: number): boolean {
+    checkInt(step, 'PolynomialDecay.updatesAt: step', 0, Number.MAX_SAFE_INTEGER);
     return step >= this.beginStep && step <= this.endStep && ((step - this.beginStep) % this.frequency === 0 || step === this.endStep);
   }
 }

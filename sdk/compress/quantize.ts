@@ -16,7 +16,7 @@
  * It saves to one safetensors file: int8 weights, float32 per-channel weight scales and biases,
  * and the graph with every activation's scale and zero point in the `__metadata__`.
  */
-import { checkOptions, describe } from '../args.js';
+import { checkInt, checkOptions, describe } from '../args.js';
 import { ArgumentError, FormatError, ShapeError } from '../errors.js';
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../memory.js';
@@ -280,6 +280,7 @@ export class QuantizedModel {
 
   /** The quantization of value `v`. */
   qOf(v: number): QParams {
+    checkInt(v, 'QuantizedModel.qOf: value index', 0);
     let q = this.#qcache.get(v);
     if (q) return q;
     const src = quantSource(this.graph as unknown as FloatGraph, v);

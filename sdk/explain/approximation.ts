@@ -4,6 +4,7 @@
  * with + - * / only (IEEE-exact in every JS engine), so every runtime gets the same bits.
  */
 import { ArgumentError } from '../errors.js';
+import { checkSize } from '../args.js';
 
 export type IntegrationMethod = 'riemann_left' | 'riemann_right' | 'riemann_middle' | 'riemann_trapezoid' | 'gausslegendre';
 export const INTEGRATION_METHODS: readonly IntegrationMethod[] = ['riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid', 'gausslegendre'];
@@ -45,6 +46,7 @@ function legendre(n: number, x: number): [number, number] {
  * of n alone.
  */
 export function gaussLegendre(n: number): Quadrature {
+  checkSize(n, 'gaussLegendre: number of points', 1);
   const x = new Float64Array(n);
   const w = new Float64Array(n);
   for (let i = 0; i < n; i++) {

@@ -145,6 +145,8 @@ export function keyMaskFromLengths(lengths: ArrayLike<number>, maxLen: number): 
 
 /** `[T, T]` lower-triangular keep-mask (query i may attend keys 0..i). */
 export function causalMask(t: number): Tensor {
+  checkSize(t, 'causalMask size');
+  checkSize(t * t, 'causalMask elements');
   const m = new Float32Array(t * t);
   for (let i = 0; i < t; i++) m.fill(1, i * t, i * t + i + 1);
   return tensor(m, [t, t]);
@@ -424,6 +426,9 @@ function detExp(x: number): number {
  * `PE[p, 2i] = sin(p / 10000^(2i/dim))`, `PE[p, 2i+1] = cos(...)`. Identical in every runtime.
  */
 export function sinusoidalTable(maxLen: number, dim: number): Float32Array {
+  checkSize(maxLen, 'sinusoidalTable maxLen');
+  checkSize(dim, 'sinusoidalTable dim');
+  checkSize(maxLen * dim, 'sinusoidalTable elements');
   const out = new Float32Array(maxLen * dim);
   const ln10k = 9.210340371976184;
   for (let i = 0; i < dim; i += 2) {

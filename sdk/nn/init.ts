@@ -4,6 +4,7 @@
  * (`manualSeed`) is used.
  */
 import { ArgumentError } from '../errors.js';
+import { describe } from '../args.js';
 import { full, rand, randn, truncatedNormal, zeros } from '../creation.js';
 import type { Tensor } from '../tensor.js';
 
@@ -51,5 +52,5 @@ export function initialize(init: Initializer, shape: number[], fanIn: number, fa
     if ('normal' in init) return randn(shape, init.normal[0], init.normal[1], o);
     if ('truncatedNormal' in init) return truncatedNormal(shape, init.truncatedNormal[0], init.truncatedNormal[1], o);
   }
-  throw new ArgumentError(`unknown initializer ${JSON.stringify(init)}`);
+  throw new ArgumentError(`unknown initializer ${describe(init)}`);
 }

@@ -284,6 +284,7 @@ export class Bottleneck extends Residual {
   static readonly expansion = 4;
   constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
     checkOptions(opts, 'Bottleneck options');
+    checkSize(planes, 'Bottleneck planes', 1);
     super();
     const stride = opts.stride ?? 1;
     const out = planes * Bottleneck.expansion;

@@ -374,7 +374,7 @@ export abstract class Module {
   /** Reads the `{ calls }` extra state of the layers that number their seeded random draws. */
   protected readCallCount(s: unknown): number {
     const n = (s as { calls?: unknown } | null)?.calls;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`${this.className}: extra state must be { calls: a non-negative integer }, got ${JSON.stringify(s)?.slice(0, 80)}`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`${this.className}: extra state must be { calls: a non-negative integer }, got ${describe(s)}`);
     return n;
   }
 

@@ -65,6 +65,7 @@ export class CharTokenizer {
 
 /** A seeded generator of floats in [0, 1) (mulberry32): the same stream in every JS engine. */
 export function seededRandom(seed: number): () => number {
+  if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new ArgumentError(`seededRandom needs a finite number seed, got ${describe(seed)}`);
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

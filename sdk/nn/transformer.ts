@@ -41,6 +41,8 @@ export class TransformerEncoderLayer extends Module {
   readonly #opts: TransformerEncoderLayerOptions;
   constructor(readonly dModel: number, readonly nHead: number, opts: TransformerEncoderLayerOptions = {}) {
     checkOptions(opts, 'TransformerEncoderLayer options');
+    checkSize(dModel, 'TransformerEncoderLayer dModel', 1);
+    checkSize(nHead, 'TransformerEncoderLayer nHead', 1);
     super();
     this.#opts = opts;
     const ff = opts.dimFeedforward ?? 4 * dModel;
@@ -253,6 +255,7 @@ export class CausalSelfAttention extends Module {
 export class GPTMLP extends Module {
   constructor(readonly nEmbd: number, readonly opts: GPTBlockOptions = {}) {
     checkOptions(opts, 'GPTMLP options');
+    checkSize(nEmbd, 'GPTMLP nEmbd', 1);
     super();
     const hid = Math.round((opts.mlpRatio ?? 4) * nEmbd);
     const bias = opts.bias ?? true;

@@ -3,7 +3,13 @@
  * the group's initial rate and the step count; call `step()` once per epoch (or per batch, for warm-up), or hand it to
  * `fit` through the `LearningRateScheduler` callback.
  */
-import { describe } from '../args.js';
+import { checkNumber, describe } from '../args.js';
+
+/** `lrAt(t, base)` is public: a step count and a base rate, typed errors otherwise. */
+function checkStep(t: unknown, base: unknown): void {
+  checkNumber(t, 'lrAt: step', { finite: true });
+  checkNumber(base, 'lrAt: base rate', { finite: true });
+}
 import { ArgumentError } from '../errors.js';
 import { v, validate } from '../io/validate.js';
 
@@ -62,6 +68,7 @@ export class StepLR extends LRScheduler {
     if (!Number.isInteger(stepSize) || stepSize < 1) throw new ArgumentError(`stepSize must be a positive integer, got ${stepSize}`);
   }
   lrAt(t: number, base: number): number {
+    checkStep(t, base);
     return base * this.gamma ** Math.floor(t / this.stepSize);
   }
 }
@@ -73,6 +80,7 @@ export class ExponentialLR extends LRScheduler {
     if (!(gamma > 0)) throw new ArgumentError(`gamma must be > 0, got ${gamma}`);
   }
   lrAt(t: number, base: number): number {
+    checkStep(t, base);
     return base * this.gamma ** t;
   }
 }
@@ -90,6 +98,7 @@ export class CosineAnnealingLR extends LRScheduler {
     if (!Number.isFinite(etaMin)) throw new ArgumentError(`etaMin must be finite, got ${etaMin}`);
   }
   lrAt(t: number, base: number): number {
+    checkStep(t, base);
     return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * t) / this.tMax))) / 2;
   }
 }
@@ -105,6 +114,7 @@ export class LinearWarmup extends LRScheduler {
     this.apply();
   }
   lrAt(t: number, base: number): number {
+    checkStep(t, base);
     if (t >= this.warmupSteps) return this.after ? this.after.lrAt(t - this.warmupSteps, base) : base;
     return base * (this.startFactor + ((1 - this.startFactor) * t) / this.warmupSteps);
   }
@@ -117,6 +127,7 @@ export class LambdaLR extends LRScheduler {
     if (typeof fn !== 'function') throw new ArgumentError(`LambdaLR needs a function of the step count, got ${describe(fn)}`);
   }
   lrAt(t: number, base: number): number {
+    checkStep(t, base);
     const f = this.fn(t);
     // A NaN rate would silently stop (or wreck) training: refuse it at the step that produced it.
     if (typeof f !== 'number' || !Number.isFinite(f)) {
