@@ -137,7 +137,7 @@ const shapeStr = (s: number[]) => `[${s.join(', ')}]`;
 
 function pair(v: unknown, what: string): Pair {
   const p = typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1)) throw new ArgumentError(`${what} must be a positive integer or a pair, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((x) => Number.isInteger(x) && x >= 1)) throw new ArgumentError(`${what} must be a positive integer or a pair, got ${describe(v)}`);
   return [p[0], p[1]];
 }
 

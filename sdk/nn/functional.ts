@@ -57,7 +57,7 @@ export interface Conv2dOptions {
 function fusedRelu(activation: 'relu' | null | undefined, op: string): boolean {
   if (activation === undefined || activation === null) return false;
   if (activation === 'relu') return true;
-  throw new ArgumentError(`${op}: the only fused activation is 'relu', got ${JSON.stringify(activation)}`);
+  throw new ArgumentError(`${op}: the only fused activation is 'relu', got ${describe(activation)}`);
 }
 
 /** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
@@ -109,7 +109,7 @@ export interface AvgPool2dOptions extends Pool2dOptions {
 export function avgPool2d(x: Tensor, kernel: Pair, opts: AvgPool2dOptions = {}): Tensor {
   const [k, s, p] = poolArgs(x, kernel, opts, 'avgPool2d');
   const cip = opts.countIncludePad ?? true;
-  if (typeof cip !== 'boolean') throw new ArgumentError(`avgPool2d: countIncludePad must be a boolean, got ${JSON.stringify(cip)}`);
+  if (typeof cip !== 'boolean') throw new ArgumentError(`avgPool2d: countIncludePad must be a boolean, got ${describe(cip)}`);
   return new Tensor(call((e) => e.op_avg_pool2d(x.handle, k, s, p, cip)));
 }
 
