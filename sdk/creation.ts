@@ -2,7 +2,7 @@
 import { checkFloat32, checkInt, checkNumber, checkOptions, checkShape, checkSize, describe, MAX_ELEMENTS, MAX_RANK } from './args.js';
 import { ArgumentError, ShapeError } from './errors.js';
 import { call } from './runtime.js';
-import { dtypeCode, Tensor, type DataArray, type DType, type NestedArray, type TensorLike } from './tensor.js';
+import { dtypeCode, fromHandle, Tensor, type DataArray, type DType, type NestedArray, type TensorLike } from './tensor.js';
 
 /** Typed arrays whose elements are JS numbers (BigInt64Array and DataView are not). */
 function isNumericView(v: unknown): v is ArrayLike<number> {
@@ -75,18 +75,18 @@ export function tensor(values: TensorLike, shape?: number[], dtype?: DType): Ten
         if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new ArgumentError(`int32 tensor values must be integers in [-2^31, 2^31), got ${x}`);
         return x;
       });
-      return new Tensor(call((e) => e.tensor_from_i32(data, sh)));
+      return fromHandle(call((e) => e.tensor_from_i32(data, sh)));
     }
     case 'int8': {
       const data = flat instanceof Int8Array ? flat : Int8Array.from(flat as ArrayLike<number>, (x) => {
         if (!Number.isInteger(x) || x < -128 || x > 127) throw new ArgumentError(`int8 tensor values must be integers in [-128, 127], got ${x}`);
         return x;
       });
-      return new Tensor(call((e) => e.tensor_from_i8(data, sh)));
+      return fromHandle(call((e) => e.tensor_from_i8(data, sh)));
     }
     case 'float32': {
       const data = flat instanceof Float32Array ? flat : Float32Array.from(flat as ArrayLike<number>);
-      return new Tensor(call((e) => e.tensor_from_f32(data, sh)));
+      return fromHandle(call((e) => e.tensor_from_f32(data, sh)));
     }
     default:
       dtypeCode(d);
@@ -103,7 +103,7 @@ export function full(shape: number[], value: number, dtype: DType = 'float32'): 
   const sh = checkShape(shape);
   checkNumber(value, 'full(): the value', { allowNaN: true });
   const c = dtypeCode(dtype);
-  return new Tensor(call((e) => e.tensor_full(sh, value, c)));
+  return fromHandle(call((e) => e.tensor_full(sh, value, c)));
 }
 export function zeros(shape: number[], dtype: DType = 'float32'): Tensor {
   return full(shape, 0, dtype);
@@ -137,7 +137,7 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = 'f
     throw new ArgumentError(`arange(${a}, ${b}, ${step}) would have ${count} elements, more than the ${MAX_ELEMENTS} a tensor can hold`);
   }
   const c = dtypeCode(dtype);
-  return new Tensor(call((e) => e.tensor_arange(a, b, step, c)));
+  return fromHandle(call((e) => e.tensor_arange(a, b, step, c)));
 }
 
 /** Random options: an explicit seed gives a stream independent of the global one. */
@@ -182,7 +182,7 @@ function seedOf(opts: RandomOptions | undefined): number | undefined {
 function rng(kind: number, shape: number[], a: number, b: number, opts?: RandomOptions): Tensor {
   const sh = checkShape(shape);
   const seed = seedOf(opts);
-  return new Tensor(call((e) => e.rng_tensor(kind, sh, a, b, seed)));
+  return fromHandle(call((e) => e.rng_tensor(kind, sh, a, b, seed)));
 }
 
 /** Uniform in [low, high). */
@@ -218,11 +218,11 @@ export function randint(shape: number[], low: number, high: number, opts?: Rando
   checkInt(high, 'randint(): high');
   if (!(high > low)) throw new ArgumentError(`randint needs low < high, got [${low}, ${high})`);
   const seed = seedOf(opts);
-  return new Tensor(call((e) => e.rng_randint(sh, low, high, seed)));
+  return fromHandle(call((e) => e.rng_randint(sh, low, high, seed)));
 }
 /** A random permutation of 0..n-1, int32. */
 export function randperm(n: number, opts?: RandomOptions): Tensor {
   checkSize(n, 'randperm(): n');
   const seed = seedOf(opts);
-  return new Tensor(call((e) => e.rng_permutation(n, seed)));
+  return fromHandle(call((e) => e.rng_permutation(n, seed)));
 }

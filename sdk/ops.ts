@@ -6,7 +6,7 @@ import { checkAxis, describe } from './args.js';
 import { ArgumentError } from './errors.js';
 import { scalar } from './creation.js';
 import { call } from './runtime.js';
-import { assertTensor, Tensor, tensorArg, type DType } from './tensor.js';
+import { assertTensor, fromHandle, Tensor, tensorArg, type DType } from './tensor.js';
 
 type Operand = Tensor | number;
 
@@ -79,7 +79,7 @@ export function concat(tensors: Tensor[], axis = 0): Tensor {
     assertTensor(t, `concat: element ${i} must be a Tensor`);
     return t.handle;
   }));
-  return new Tensor(call((e) => e.op_concat(hs, axis)));
+  return fromHandle(call((e) => e.op_concat(hs, axis)));
 }
 
 /** Stacks same-shape tensors along a new axis. */
@@ -99,5 +99,5 @@ export function stack(tensors: Tensor[], axis = 0): Tensor {
 /** `cond != 0 ? a : b`, broadcasting; gradients flow to the chosen side. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   assertTensor(cond, 'where() needs a Tensor condition');
-  return withTensors(a, (ta) => withTensors(b, (tb) => new Tensor(call((e) => e.op_where(cond.handle, ta.handle, tb.handle)))));
+  return withTensors(a, (ta) => withTensors(b, (tb) => fromHandle(call((e) => e.op_where(cond.handle, ta.handle, tb.handle)))));
 }

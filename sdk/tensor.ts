@@ -37,6 +37,14 @@ export function bumpGradEpoch(): void {
 }
 
 
+/** Proof that a handle comes from the engine, not from user code (see the Tensor constructor). */
+const OWN_HANDLE = Symbol('edgegrad engine handle');
+
+/** Wraps a handle the engine just returned (internal to the SDK). */
+export function fromHandle(handle: number): Tensor {
+  return new Tensor(handle, OWN_HANDLE);
+}
+
 export class Tensor {
   /** Marker for `tidy` result scanning. */
   readonly __tensor = true as const;
@@ -46,8 +54,14 @@ export class Tensor {
   #grad: Tensor | null = null;
   #gradEpoch = -1;
 
-  /** Wraps an engine handle (internal: use the creation functions). */
-  constructor(handle: number) {
+  /**
+   * Internal: wraps an engine handle (make tensors with `tensor`, `zeros`, ... or ops). Refused
+   * from outside, where a raw handle could alias — and on dispose free — another tensor.
+   */
+  constructor(handle: number, token?: symbol) {
+    if (token !== OWN_HANDLE) {
+      throw new ArgumentError('fromHandle() is internal: make tensors with eg.tensor, eg.zeros, ... or ops (a raw engine handle could alias another tensor)');
+    }
     const m = lastTensorMeta();
     this.#cell = { handle };
     if (m[0] === handle && m[2] !== 0xffffffff) {
@@ -182,7 +196,7 @@ export class Tensor {
     if (this.#gradEpoch === gradEpoch && this.#grad && !this.#grad.isDisposed) return this.#grad;
     this.#grad?.dispose();
     const gh = call((e) => e.grad_get(h));
-    this.#grad = gh === 0 ? null : keep(new Tensor(gh));
+    this.#grad = gh === 0 ? null : keep(fromHandle(gh));
     this.#gradEpoch = gradEpoch;
     return this.#grad;
   }
@@ -214,7 +228,7 @@ export class Tensor {
   // ---------------------------------------------------------------- helpers
 
   #wrap(f: (e: ReturnType<typeof E>) => number): Tensor {
-    return new Tensor(call(f));
+    return fromHandle(call(f));
   }
   #binary(code: Bin, other: Tensor | number): Tensor {
     if (typeof other === 'number') {
@@ -521,7 +535,7 @@ export function tensorArg(t: unknown, who: string): Tensor {
 
 export function scalarTensor(v: number, dtype: DType = 'float32'): Tensor {
   const c = dtypeCode(dtype);
-  return new Tensor(call((e) => e.tensor_full(new Uint32Array(0), v, c)));
+  return fromHandle(call((e) => e.tensor_full(new Uint32Array(0), v, c)));
 }
 
 export function isTensor(x: unknown): x is Tensor {

@@ -30,7 +30,7 @@ const EXEMPT: Record<string, string> = {
   'eg.setRngState': 'replaces the global RNG stream (tested in resume.test.ts)',
   'nn.registerModule': 'registers a class globally',
   'compress.timeMs': 'runs its function (checked on its own below)',
-  'eg.Tensor': "wraps an engine handle (made by the SDK's functions, not by users)",
+  'eg.Tensor': "wraps an engine handle only for the SDK itself (see 'new Tensor() from user code is refused')",
 };
 
 // The values a caller gets wrong: each in each position.
@@ -294,6 +294,16 @@ describe('typed errors name the problem', () => {
     expect(() => eg.compress.timeMs(() => {}, '2' as never)).toThrow(/reps must be an integer/);
     await expect(eg.loadDigits(null as never)).rejects.toThrow(/loadDigits options must be an object/);
     m.dispose();
+    t.dispose();
+  });
+
+  it('new Tensor() from user code is refused: a raw handle would alias, and on dispose free, another tensor', () => {
+    const t = eg.tensor([1, 2, 3]);
+    const before = eg.memory().numTensors;
+    expect(() => new eg.Tensor(t.handle)).toThrow(eg.ArgumentError);
+    expect(() => new eg.Tensor(t.handle)).toThrow(/internal/);
+    expect(eg.memory().numTensors).toBe(before);
+    expect(Array.from(t.dataSync())).toEqual([1, 2, 3]);
     t.dispose();
   });
 

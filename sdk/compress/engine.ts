@@ -6,7 +6,7 @@
 import { checkAxis, checkBool, checkInt, checkNumber, checkObject as record, checkSize, describe } from '../args.js';
 import { ArgumentError } from '../errors.js';
 import { call } from '../runtime.js';
-import { Tensor, tensorArg } from '../tensor.js';
+import { fromHandle, Tensor, tensorArg } from '../tensor.js';
 
 /** Per-tensor affine quantization: `x ≈ scale · (q - zeroPoint)`, `q ∈ [-128, 127]`. */
 export interface QParams {
@@ -14,7 +14,7 @@ export interface QParams {
   zeroPoint: number;
 }
 
-const wrap = (h: number): Tensor => new Tensor(h);
+const wrap = (h: number): Tensor => fromHandle(h);
 
 // Argument checks: these are public (`eg.compress.int8`), so a wrong type is a typed error naming
 // the function and argument before any engine call (never a raw TypeError or a NaN in the engine).

@@ -17,7 +17,7 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { keep } from '../memory.js';
 import { call } from '../runtime.js';
-import { assertTensor, Tensor } from '../tensor.js';
+import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
 import { Linear } from './layers.js';
@@ -92,7 +92,7 @@ export function maskedSoftmax(scores: Tensor, o: { mask?: Tensor | null; causal?
   if (o.scale !== undefined && !Number.isFinite(o.scale)) throw new ArgumentError(`maskedSoftmax scale must be finite, got ${describe(o.scale)}`);
   const m = o.mask ? floatMask(o.mask) : null;
   try {
-    return new Tensor(call((e) => e.op_masked_softmax(scores.handle, m ? m.handle : 0, o.causal ?? false, o.scale ?? 1)));
+    return fromHandle(call((e) => e.op_masked_softmax(scores.handle, m ? m.handle : 0, o.causal ?? false, o.scale ?? 1)));
   } finally {
     if (m && m !== o.mask) m.dispose();
   }
@@ -124,7 +124,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: At
   const m = o.mask ? floatMask(o.mask) : null;
   try {
     const [ho, hw] = call((e) => e.op_attention(q.handle, k.handle, v.handle, m ? m.handle : 0, o.causal ?? false, scale));
-    return { output: new Tensor(ho), weights: new Tensor(hw) };
+    return { output: fromHandle(ho), weights: fromHandle(hw) };
   } finally {
     if (m && m !== o.mask) m.dispose();
   }

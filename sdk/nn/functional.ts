@@ -7,7 +7,7 @@ import { checkInt, checkNumber, checkOptions, describe, MAX_ELEMENTS, MAX_RANK }
 import { ArgumentError, ShapeError } from '../errors.js';
 import { bernoulli } from '../creation.js';
 import { call } from '../runtime.js';
-import { assertTensor, Tensor } from '../tensor.js';
+import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 
 export type Pair = number | [number, number];
 /** `'valid'`, `'same'` (output = ceil(input / stride)), one number, `[vertical, horizontal]`, or `[top, bottom, left, right]`. */
@@ -73,7 +73,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const groups = opts.groups ?? 1;
   if (!Number.isInteger(groups) || groups < 1) throw new ArgumentError(`groups must be a positive integer, got ${groups}`);
   const relu = fusedRelu(opts.activation, 'conv2d');
-  return new Tensor(call((e) => (relu ? e.op_conv2d_relu : e.op_conv2d)(x.handle, weight.handle, bias ? bias.handle : 0,
+  return fromHandle(call((e) => (relu ? e.op_conv2d_relu : e.op_conv2d)(x.handle, weight.handle, bias ? bias.handle : 0,
     Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups)));
 }
 
@@ -94,7 +94,7 @@ function poolArgs(x: Tensor, kernel: Pair, opts: Pool2dOptions, op: string) {
 /** Max pooling over NHWC windows (stride defaults to the kernel size). */
 export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
   const [k, s, p] = poolArgs(x, kernel, opts, 'maxPool2d');
-  return new Tensor(call((e) => e.op_max_pool2d(x.handle, k, s, p)));
+  return fromHandle(call((e) => e.op_max_pool2d(x.handle, k, s, p)));
 }
 
 export interface AvgPool2dOptions extends Pool2dOptions {
@@ -110,7 +110,7 @@ export function avgPool2d(x: Tensor, kernel: Pair, opts: AvgPool2dOptions = {}):
   const [k, s, p] = poolArgs(x, kernel, opts, 'avgPool2d');
   const cip = opts.countIncludePad ?? true;
   if (typeof cip !== 'boolean') throw new ArgumentError(`avgPool2d: countIncludePad must be a boolean, got ${describe(cip)}`);
-  return new Tensor(call((e) => e.op_avg_pool2d(x.handle, k, s, p, cip)));
+  return fromHandle(call((e) => e.op_avg_pool2d(x.handle, k, s, p, cip)));
 }
 
 /** Mean over H and W: `[N, H, W, C]` -> `[N, C]`. */
@@ -139,7 +139,7 @@ export function batchNorm(x: Tensor, o: BatchNormOptions = {}): Tensor {
   const h = (t?: Tensor | null) => (t ? (assertTensor(t, 'batchNorm: weight, bias and running statistics must be Tensors'), t.handle) : 0);
   if (o.momentum !== undefined) checkNumber(o.momentum, 'batchNorm momentum', { finite: true });
   if (o.eps !== undefined) checkNumber(o.eps, 'batchNorm eps', { finite: true });
-  return new Tensor(call((e) => e.op_batch_norm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar),
+  return fromHandle(call((e) => e.op_batch_norm(x.handle, h(o.weight), h(o.bias), h(o.runningMean), h(o.runningVar),
     o.training ?? true, o.momentum ?? 0.1, o.eps ?? 1e-5, o.unbiasedRunningVar ?? true)));
 }
 
@@ -150,7 +150,7 @@ export function layerNorm(x: Tensor, normalizedDims = 1, o: { weight?: Tensor | 
   o = checkOptions(o, 'layerNorm options');
   for (const t of [o.weight, o.bias]) if (t) assertTensor(t, 'layerNorm: weight and bias must be Tensors');
   if (o.eps !== undefined) checkNumber(o.eps, 'layerNorm eps', { finite: true });
-  return new Tensor(call((e) => e.op_layer_norm(x.handle, o.weight ? o.weight.handle : 0, o.bias ? o.bias.handle : 0, normalizedDims, o.eps ?? 1e-5)));
+  return fromHandle(call((e) => e.op_layer_norm(x.handle, o.weight ? o.weight.handle : 0, o.bias ? o.bias.handle : 0, normalizedDims, o.eps ?? 1e-5)));
 }
 
 /** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p). Identity when not training. */
@@ -172,5 +172,5 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   assertTensor(weight, 'linear needs a Tensor weight');
   if (bias !== null) assertTensor(bias, 'linear: bias must be a Tensor or null');
   const relu = fusedRelu(checkOptions(opts, 'linear options').activation, 'linear');
-  return new Tensor(call((e) => e.op_linear(x.handle, weight.handle, bias ? bias.handle : 0, relu)));
+  return fromHandle(call((e) => e.op_linear(x.handle, weight.handle, bias ? bias.handle : 0, relu)));
 }

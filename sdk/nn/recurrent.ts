@@ -23,7 +23,7 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
 import { concat, stack } from '../ops.js';
 import { call } from '../runtime.js';
-import { assertTensor, Tensor } from '../tensor.js';
+import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import * as F from './functional.js';
 import { initialize, type Initializer } from './init.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
@@ -79,7 +79,7 @@ export function recurrent(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o
   const mask = o.mask ? asFloatMask(o.mask) : null;
   let packed: Tensor;
   try {
-    packed = new Tensor(call((e) => e.op_rnn(code, x.handle, h(o.h0), h(o.c0), w.wIh.handle, w.wHh.handle, h(w.bIh), h(w.bHh), h(mask), o.reverse ?? false)));
+    packed = fromHandle(call((e) => e.op_rnn(code, x.handle, h(o.h0), h(o.c0), w.wIh.handle, w.wHh.handle, h(w.bIh), h(w.bHh), h(mask), o.reverse ?? false)));
   } finally {
     if (mask && mask !== o.mask) mask.dispose();
   }
