@@ -4,7 +4,7 @@
  */
 import { ArgumentError, FormatError } from './errors.js';
 import { checkOptions, describe } from './args.js';
-import { readBytes } from './io/files.js';
+import { readBytes, readStream } from './io/files.js';
 
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 
@@ -23,31 +23,13 @@ const MAX_GUNZIPPED = 256 * 1024 * 1024;
 /** Gunzips unless the bytes are already plain (servers often send .gz with Content-Encoding: gzip, which fetch decodes). */
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
   if (!(bytes[0] === 0x1f && bytes[1] === 0x8b)) return bytes;
-  const reader = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > MAX_GUNZIPPED) {
-        await reader.cancel().catch(() => undefined);
-        throw new FormatError(`gzip data expands past ${MAX_GUNZIPPED} bytes`);
-      }
-      chunks.push(value);
-    }
+    return await readStream(stream, MAX_GUNZIPPED, () => new FormatError(`gzip data expands past ${MAX_GUNZIPPED} bytes`));
   } catch (e) {
     if (e instanceof FormatError) throw e;
     throw new FormatError('corrupt gzip data');
   }
-  const out = new Uint8Array(total);
-  let p = 0;
-  for (const c of chunks) {
-    out.set(c, p);
-    p += c.byteLength;
-  }
-  return out;
 }
 
 export interface Digits {

@@ -134,6 +134,34 @@ async function readNodeFile(url: URL, max: number, what: string, within: URL | u
   }
 }
 
+/**
+ * Reads a byte stream to its end, cancelling it and throwing `tooLarge()` as soon as it passes
+ * `max` bytes (a download or a decompression must not grow without bound).
+ */
+export async function readStream(stream: ReadableStream<Uint8Array>, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (const c of chunks) {
+    out.set(c, p);
+    p += c.byteLength;
+  }
+  return out;
+}
+
 async function fetchBounded(url: URL, max: number, what: string, within: URL | undefined): Promise<Uint8Array> {
   const shown = String(url).slice(0, 200);
   const ctrl = new AbortController();
@@ -153,27 +181,7 @@ async function fetchBounded(url: URL, max: number, what: string, within: URL | u
       if (b.length > max) throw tooBig(what, shown, b.length, max);
       return b;
     }
-    const reader = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        await reader.cancel().catch(() => undefined);
-        throw tooBig(what, shown, `over ${max}`, max);
-      }
-      chunks.push(value);
-    }
-    if (chunks.length === 1) return chunks[0];
-    const out = new Uint8Array(total);
-    let p = 0;
-    for (const c of chunks) {
-      out.set(c, p);
-      p += c.byteLength;
-    }
-    return out;
+    return await readStream(res.body, max, () => tooBig(what, shown, `over ${max}`, max));
   } catch (e) {
     ctrl.abort();
     if (e instanceof FormatError) throw e;
