@@ -163,7 +163,7 @@ export async function runPool(o: PoolOptions): Promise<Summary> {
   const slack = o.memorySlackBytes ?? 64 * 1024 * 1024;
   for (const [format, f] of Object.entries(summary.formats)) {
     if (f.wasmBytes.warm > 0 && f.wasmBytes.end - f.wasmBytes.warm > slack) {
-      const failure: Failure = { format, seed: o.seed, mutation: '(the whole run)', kind: 'memory', error: `wasm memory grew from ${f.wasmBytes.warm} to ${f.wasmBytes.end} bytes over the run` };
+      const failure: Failure = { format, seed: o.seed, mutation: '(the whole run)', kind: 'memory', error: `wasm memory grew from ${f.wasmBytes.warm} to ${f.wasmBytes.end} bytes over the run (the buffer pool holds ${f.pooledBytes.end} of them; it held ${f.pooledBytes.warm})` };
       f.failures++;
       summary.failures.push(failure);
       summary.distinct.push(failure);

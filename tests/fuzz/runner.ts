@@ -171,7 +171,7 @@ export async function runFuzz(o: RunOptions): Promise<Summary> {
       fs.pooledBytes.end = m.pooledBytes;
       fs.ms = performance.now() - f0;
       if (fs.wasmBytes.end - fs.wasmBytes.warm > slack) {
-        const f: Failure = { format: fmt.name, seed, mutation: '(the whole run)', kind: 'memory', error: `wasm memory grew from ${fs.wasmBytes.warm} to ${fs.wasmBytes.end} bytes after the warm-up` };
+        const f: Failure = { format: fmt.name, seed, mutation: '(the whole run)', kind: 'memory', error: `wasm memory grew from ${fs.wasmBytes.warm} to ${fs.wasmBytes.end} bytes after the warm-up (the buffer pool holds ${fs.pooledBytes.end} of them; it held ${fs.pooledBytes.warm})` };
         fs.failures++;
         summary.failures.push(f);
         distinct.set(`${fmt.name}|memory`, f);
@@ -224,5 +224,6 @@ export function formatTable(s: Summary): string {
 
 /** One line per distinct failure, with the command that reproduces it. */
 export function formatFailures(s: Summary): string {
-  return s.distinct.map((f) => `${f.format} seed ${f.seed} [${f.kind}] ${f.error}\n    mutation: ${f.mutation.slice(0, 300)}\n    rerun: npm run fuzz -- --format ${f.format} --case ${f.seed}`).join('\n');
+  const rerun = (f: Failure) => (f.kind === 'memory' ? `npm run fuzz -- --format ${f.format} --seed ${f.seed}` : `npm run fuzz -- --format ${f.format} --case ${f.seed}`);
+  return s.distinct.map((f) => `${f.format} seed ${f.seed} [${f.kind}] ${f.error}\n    mutation: ${f.mutation.slice(0, 300)}\n    rerun: ${rerun(f)}`).join('\n');
 }
