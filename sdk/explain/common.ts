@@ -278,6 +278,25 @@ export abstract class Attribution {
     ));
   }
 
+  /**
+   * The target outputs `[rows]` of one forward (no gradients) on rows already built, row r being a
+   * variant of example `idx[r]` (its target and per-example extra arguments follow it).
+   */
+  protected rowOutputs(rowXs: Tensor[], idx: Int32Array, targets: Int32Array | null, extra: unknown[], n: number): Tensor {
+    return noGrad(() =>
+      tidy(() => {
+        const r = idx.length;
+        const out = this.run(rowXs, expandExtra(extra, n, tensor(idx, [r], 'int32')), r);
+        const c = out.rank === 2 ? out.shape[1] : 1;
+        const t = expandTargets(targets, idx);
+        if (t === null && c !== 1) throw new ArgumentError(`${this.constructor.name}: the forward returns ${c} outputs per example; pass target (a class index or one per example)`);
+        if (t !== null && t.some((v) => v >= c)) throw new ArgumentError(`${this.constructor.name}: a target is out of range for ${c} outputs`);
+        const col = out.reshape([r, c]);
+        return t === null ? col.reshape([r]) : col.gather(1, tensor(t, [r, 1], 'int32')).reshape([r]);
+      }),
+    );
+  }
+
   /** The target outputs `[rows]` at `xs` (no gradients), computed `batch` rows at a time. */
   protected outputs(xs: Tensor[], targets: Int32Array | null, extra: unknown[], n: number, batch: number): Tensor {
     return noGrad(() =>
@@ -288,13 +307,7 @@ export abstract class Attribution {
           parts.push(tidy(() => {
             const idx = Int32Array.from({ length: b - a }, (_, k) => a + k);
             const idxT = tensor(idx, [b - a], 'int32');
-            const out = this.run(xs.map((x) => x.indexSelect(0, idxT)), expandExtra(extra, n, idxT), b - a);
-            const c = out.rank === 2 ? out.shape[1] : 1;
-            const t = expandTargets(targets, idx);
-            if (t === null && c !== 1) throw new ArgumentError(`${this.constructor.name}: the forward returns ${c} outputs per example; pass target (a class index or one per example)`);
-            if (t !== null && t.some((v) => v >= c)) throw new ArgumentError(`${this.constructor.name}: a target is out of range for ${c} outputs`);
-            const col = out.reshape([b - a, c]);
-            return t === null ? col.reshape([b - a]) : col.gather(1, tensor(t, [b - a, 1], 'int32')).reshape([b - a]);
+            return this.rowOutputs(xs.map((x) => x.indexSelect(0, idxT)), idx, targets, extra, n);
           }));
         }
         return parts.length === 1 ? parts[0] : concat(parts, 0);

@@ -14,3 +14,11 @@ export type {
 } from './gradient.js';
 export { quadrature, gaussLegendre, INTEGRATION_METHODS } from './approximation.js';
 export type { IntegrationMethod, Quadrature } from './approximation.js';
+export { PerturbationAttribution, Occlusion, FeatureAblation, FeaturePermutation, ShapleyValueSampling, KernelShap, Lime, weightedRidge } from './perturbation.js';
+export type {
+  FeatureAblationOptions, FeatureMask, FeaturePermutationOptions, KernelShapOptions, LimeOptions, OcclusionOptions, PerturbationOptions, ShapleyValueSamplingOptions,
+} from './perturbation.js';
+export { permutationImportance, SCORES } from './importance.js';
+export type { PermutationImportanceOptions, PermutationImportanceResult, ScoreFunction, ScoreName } from './importance.js';
+export { infidelity, sensitivityMax, deletionCurve, insertionCurve } from './metrics.js';
+export type { Curve, CurveOptions, ExplanationFunction, InfidelityOptions, PerturbFunction, SensitivityMaxOptions } from './metrics.js';
