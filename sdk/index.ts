@@ -33,3 +33,4 @@ export type { LoadModelOptions, ModelArtifacts, ModelJson, ModelSource, SaveOpti
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export * as compress from './compress/index.js';
 export * as explain from './explain/index.js';
+export * as attacks from './attacks/index.js';
