@@ -52,9 +52,9 @@ function builtinScore(name: ScoreName): ScoreFunction {
   return (pred, y) => tidy(() => {
     const n = pred.shape[0];
     if (name === 'accuracy') {
-      const labels = y.dtype === 'int32' ? y.reshape([n]) : y.reshape([n]).cast('int32');
-      const cls = pred.rank === 2 && pred.shape[1] > 1 ? pred.argMax(1) : pred.reshape([n]).greater(0.5).cast('int32');
-      return scalar(cls.equal(labels).cast('float32').mean());
+      const labels = y.reshape([n]).cast('float32');
+      const cls = pred.rank === 2 && pred.shape[1] > 1 ? pred.argMax(1).cast('float32') : pred.reshape([n]).greater(0.5);
+      return scalar(cls.equal(labels).mean());
     }
     const yf = (y.dtype === 'float32' ? y : y.cast('float32')).reshape([n, -1]);
     const pf = pred.reshape([n, -1]);

@@ -558,7 +558,11 @@ export interface KernelShapOptions extends PerturbationOptions {
   /** The reference that absent features take (default 0). For SHAP's background set, pass its mean. */
   baselines?: Baselines;
   featureMask?: FeatureMask;
-  /** Coalitions evaluated per example (default 25), the full and the empty one included. */
+  /**
+   * Coalitions evaluated per example (default 25), the full and the empty one included. When it
+   * is at least 2^M (M features), all 2^M coalitions are enumerated instead, with the exact kernel
+   * weights: the result is then the exact Shapley values.
+   */
   nSamples?: number;
   seed?: number;
 }
@@ -568,7 +572,8 @@ export interface KernelShapOptions extends PerturbationOptions {
  * the baseline) sampled with the Shapley kernel's distribution of sizes, p(k) ∝ (M − 1) / (k (M − k)),
  * plus the full and the empty coalition weighted 10⁶ (enforcing F(x) − F(baseline) = Σ φ); the
  * attributions are the coefficients of the weighted linear regression of the outputs on the
- * coalitions. Exact for a linear model once the coalitions span the features.
+ * coalitions. Exact for a linear model once the coalitions span the features, and exact for any
+ * model when `nSamples` >= 2^M (all coalitions enumerated).
  */
 export class KernelShap extends PerturbationAttribution {
   attribute<I extends Inputs>(inputs: I, opts?: KernelShapOptions): AttributionOf<I> {
@@ -582,10 +587,25 @@ export class KernelShap extends PerturbationAttribution {
     const M = feats.count;
     return tidy(() => {
       const pool = prepareBaselines(o.baselines, p, what);
-      const z: Uint8Array[] = [new Uint8Array(M).fill(1), new Uint8Array(M)];
-      const w = new Float64Array(nSamples).fill(1);
+      let z: Uint8Array[] = [new Uint8Array(M).fill(1), new Uint8Array(M)];
+      let w = new Float64Array(nSamples).fill(1);
       w[0] = w[1] = 1e6;
-      if (M > 1 && nSamples > 2) {
+      if (M < 31 && 2 ** M <= nSamples) {
+        // The budget covers every coalition: enumerate them with the exact Shapley kernel weights
+        // (M − 1) / (C(M, k) k (M − k)), so the regression gives the exact Shapley values.
+        const choose = new Float64Array(M + 1);
+        choose[0] = 1;
+        for (let k = 1; k <= M; k++) choose[k] = (choose[k - 1] * (M - k + 1)) / k;
+        z = [];
+        w = new Float64Array(2 ** M);
+        for (let c = 0; c < 2 ** M; c++) {
+          const zs = new Uint8Array(M);
+          let k = 0;
+          for (let f = 0; f < M; f++) if (Math.floor(c / 2 ** f) % 2 === 1) zs[f] = 1, k++;
+          z.push(zs);
+          w[c] = k === 0 || k === M ? 1e6 : (M - 1) / (choose[k] * k * (M - k));
+        }
+      } else if (M > 1 && nSamples > 2) {
         // Cumulative distribution of coalition sizes 1..M−1 (float64 + - * /: exact everywhere).
         const cdf = new Float64Array(M);
         for (let k = 1; k < M; k++) cdf[k] = cdf[k - 1] + (M - 1) / (k * (M - k));
@@ -605,10 +625,11 @@ export class KernelShap extends PerturbationAttribution {
       } else {
         for (let s = 2; s < nSamples; s++) z.push(new Uint8Array(M).fill(s % 2 ? 0 : 1));
       }
-      const total = p.n * nSamples;
+      const S = z.length;
+      const total = p.n * S;
       const { out } = this.evaluate(p, pool, total, (r) => {
-        const i = Math.floor(r / nSamples);
-        const zs = z[r % nSamples];
+        const i = Math.floor(r / S);
+        const zs = z[r % S];
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (f) => zs[f] === 1) };
       }, this.perEval(o, total, what));
       const coef = fitPerExample(p.n, z, out, () => w, M, 0);
