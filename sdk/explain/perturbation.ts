@@ -590,18 +590,21 @@ export class KernelShap extends PerturbationAttribution {
       let z: Uint8Array[] = [new Uint8Array(M).fill(1), new Uint8Array(M)];
       let w = new Float64Array(nSamples).fill(1);
       w[0] = w[1] = 1e6;
-      if (M < 31 && 2 ** M <= nSamples) {
+      if (M < 31 && 1 << M <= nSamples) {
         // The budget covers every coalition: enumerate them with the exact Shapley kernel weights
         // (M − 1) / (C(M, k) k (M − k)), so the regression gives the exact Shapley values.
         const choose = new Float64Array(M + 1);
         choose[0] = 1;
         for (let k = 1; k <= M; k++) choose[k] = (choose[k - 1] * (M - k + 1)) / k;
         z = [];
-        w = new Float64Array(2 ** M);
-        for (let c = 0; c < 2 ** M; c++) {
+        w = new Float64Array(1 << M);
+        for (let c = 0; c < 1 << M; c++) {
           const zs = new Uint8Array(M);
           let k = 0;
-          for (let f = 0; f < M; f++) if (Math.floor(c / 2 ** f) % 2 === 1) zs[f] = 1, k++;
+          for (let f = 0; f < M; f++) {
+            zs[f] = (c >> f) & 1;
+            k += zs[f];
+          }
           z.push(zs);
           w[c] = k === 0 || k === M ? 1e6 : (M - 1) / (choose[k] * k * (M - k));
         }
