@@ -216,12 +216,14 @@ describe('determinism, generality, memory', () => {
     expect(bits(neg.adversarial)).toEqual(bits(tgt.adversarial));
     expect(bits(neg.adversarial)).not.toEqual(bits(viaModule.adversarial));
     eg.dispose([viaModule.adversarial, viaFn.adversarial, neg.adversarial, tgt.adversarial]);
+    for (const p of model.parameters()) p.zeroGrad(); // the closure's model accumulated .grad (documented)
   });
 
-  it('leaves the model\'s parameters untouched (no .grad, requiresGrad restored), also after an error', () => {
+  it('leaves the model\'s parameters (.grad, requiresGrad) and the input batch untouched, also after an error', () => {
     const params = model.parameters();
     const grads = () => params.map((p) => (p.grad === null ? null : bits(p.grad)));
     const before = grads();
+    const xBits = bits(xTest);
     expect(params.every((p) => p.requiresGrad)).toBe(true);
     for (const atk of [new attacks.FGSM(model), new attacks.PGD(model, { steps: 2 }), new attacks.DeepFool(model, { steps: 2 }), new attacks.CarliniWagnerL2(model, { steps: 2, binarySearchSteps: 1 })]) {
       atk.perturb(xTest, yTest).adversarial.dispose();
@@ -229,6 +231,7 @@ describe('determinism, generality, memory', () => {
     }
     expect(params.every((p) => p.requiresGrad)).toBe(true);
     expect(grads()).toEqual(before);
+    expect(bits(xTest)).toEqual(xBits); // the input batch is not modified
   });
 
   it('100 calls of each attack leave live tensors and wasm memory flat', () => {
@@ -256,6 +259,7 @@ describe('determinism, generality, memory', () => {
 
 describe('typed errors', () => {
   it('bad options, inputs and labels throw ArgumentError/ShapeError/DTypeError naming the problem; the engine keeps working', () => {
+    const [xInt, x63, x16, z64] = eg.tidy(() => [eg.zeros([2, 64], 'int32'), eg.zeros([2, 63]), xTest.mul(16), eg.zeros([2, 64])]);
     const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
       [() => new attacks.FGSM(model, { epsilon: 0.1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
       [() => new attacks.FGSM(model, { eps: -0.1 }), eg.ArgumentError, /eps must be >= 0/],
@@ -277,10 +281,10 @@ describe('typed errors', () => {
       [() => new attacks.FGSM(model).perturb(xTest, undefined as never), eg.ArgumentError, /y is required/],
       [() => new attacks.FGSM(model).perturb(xTest, 10), eg.ArgumentError, /out of range for 10 classes/],
       [() => new attacks.FGSM(model).perturb([xTest] as never, yTest), eg.ArgumentError, /one Tensor/],
-      [() => new attacks.FGSM(model).perturb(eg.tidy(() => xTest.mul(16)), yTest), eg.ArgumentError, /outside clipValues/],
-      [() => new attacks.FGSM(model).perturb(eg.zeros([2, 64], 'int32'), [0, 1]), eg.DTypeError, /float32/],
-      [() => new attacks.FGSM(model).perturb(eg.zeros([2, 63]), [0, 1]), eg.ShapeError, /./],
-      [() => new attacks.FGSM((t: eg.Tensor) => t.sum(1)).perturb(eg.zeros([2, 64]), [0, 1]), eg.ShapeError, /class scores/],
+      [() => new attacks.FGSM(model).perturb(x16, yTest), eg.ArgumentError, /outside clipValues/],
+      [() => new attacks.FGSM(model).perturb(xInt, [0, 1]), eg.DTypeError, /float32/],
+      [() => new attacks.FGSM(model).perturb(x63, [0, 1]), eg.ShapeError, /./],
+      [() => new attacks.FGSM((t: eg.Tensor) => t.sum(1)).perturb(z64, [0, 1]), eg.ShapeError, /class scores/],
       [() => eg.noGrad(() => new attacks.PGD(model).perturb(xTest, yTest)), eg.ArgumentError, /noGrad/],
       [() => new attacks.FGSM(model, { loss: () => 3 as never }).perturb(xTest, yTest), eg.ArgumentError, /not a Tensor/],
     ];
@@ -295,8 +299,8 @@ describe('typed errors', () => {
       expect(err, String(msg)).toBeInstanceOf(type);
       expect((err as Error).message).toMatch(msg);
     }
-    // Only the test's own throwaway inputs (the int32 and [2, 63] zeros, the x·16, the [2, 64] zeros) remain.
-    expect(eg.memory().numTensors - before).toBeLessThanOrEqual(4);
+    expect(eg.memory().numTensors).toBe(before); // failed calls free what they made
+    eg.dispose([xInt, x63, x16, z64]);
     const r = new attacks.FGSM(model, { eps: 0.1 }).perturb(xTest, yTest);
     expect(r.success.length).toBe(N_TEST);
     r.adversarial.dispose();

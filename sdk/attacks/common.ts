@@ -88,7 +88,8 @@ export interface Batch {
  * Base of every attack: the forward, the options every attack shares, and the batched helpers.
  * `perturb(x, y)` is the core a training loop calls: it makes no train/eval assumption, leaves
  * the model's parameters' `.grad` untouched, keeps no tape across steps and frees every tensor
- * it makes except the adversarial batch it returns.
+ * it makes except the adversarial batch it returns. (Pass the Module itself: the trainable tensors
+ * of a plain function, or of a model it closes over, are not known here and accumulate `.grad`.)
  */
 export abstract class Attack extends Attribution {
   readonly targeted: boolean;
