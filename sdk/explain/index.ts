@@ -14,7 +14,7 @@ export type {
 } from './gradient.js';
 export { quadrature, gaussLegendre, INTEGRATION_METHODS } from './approximation.js';
 export type { IntegrationMethod, Quadrature } from './approximation.js';
-export { PerturbationAttribution, Occlusion, FeatureAblation, FeaturePermutation, ShapleyValueSampling, KernelShap, Lime, weightedRidge } from './perturbation.js';
+export { PerturbationAttribution, Occlusion, FeatureAblation, FeaturePermutation, ShapleyValueSampling, KernelShap, Lime } from './perturbation.js';
 export type {
   FeatureAblationOptions, FeatureMask, FeaturePermutationOptions, KernelShapOptions, LimeOptions, OcclusionOptions, PerturbationOptions, ShapleyValueSamplingOptions,
 } from './perturbation.js';
