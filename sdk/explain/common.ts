@@ -67,14 +67,18 @@ export function checkKeys<T extends object>(opts: T | undefined, allowed: readon
   return o;
 }
 
-export function prepareInputs(inputs: Inputs, what: string): { xs: Tensor[]; tuple: boolean; n: number } {
+/**
+ * Checks inputs: Tensors with the same batch size. `anyDtype` (layer methods: gradients are taken
+ * at a layer, so inputs may be token ids) lifts the float32 requirement.
+ */
+export function prepareInputs(inputs: Inputs, what: string, anyDtype = false): { xs: Tensor[]; tuple: boolean; n: number } {
   const tuple = Array.isArray(inputs);
   const xs = (tuple ? [...(inputs as readonly Tensor[])] : [inputs]) as unknown[];
   if (xs.length === 0) throw new ArgumentError(`${what}: inputs must be a Tensor or a non-empty array of Tensors`);
   for (const [j, x] of xs.entries()) {
     if (!(x instanceof Tensor)) throw new ArgumentError(`${what}: input ${j} must be a Tensor, got ${describe(x)}`);
     if (x.isDisposed) x.handle; // throws DisposedError naming it
-    if (x.dtype !== 'float32') throw new DTypeError(`${what}: input ${j} is ${x.dtype}; gradients need float32 inputs (explain token ids through their embedding)`);
+    if (x.dtype !== 'float32' && !anyDtype) throw new DTypeError(`${what}: input ${j} is ${x.dtype}; gradients need float32 inputs (explain token ids through their embedding)`);
     if (x.rank < 1 || x.shape[0] < 1) throw new ShapeError(`${what}: input ${j} has shape [${x.shape.join(', ')}]; inputs are batches [batch >= 1, ...]`);
   }
   const ts = xs as Tensor[];
@@ -106,8 +110,8 @@ export function prepareTargets(target: Target | undefined, n: number, what: stri
   return out;
 }
 
-export function prepare(inputs: Inputs, o: BaseOptions, what: string): Prepared {
-  const { xs, tuple, n } = prepareInputs(inputs, what);
+export function prepare(inputs: Inputs, o: BaseOptions, what: string, anyDtype = false): Prepared {
+  const { xs, tuple, n } = prepareInputs(inputs, what, anyDtype);
   const targets = prepareTargets(o.target, n, what);
   const extra = o.additionalForwardArgs ?? [];
   if (!Array.isArray(extra)) throw new ArgumentError(`${what}: additionalForwardArgs must be an array of arguments, got ${describe(extra)}`);
@@ -121,7 +125,8 @@ export function shaped<I extends Inputs>(p: Prepared, attrs: Tensor[]): Attribut
 
 /**
  * One baseline per input, as a `[batch, ...]` tensor (a broadcast view where the baseline is
- * shared). Created in the current tidy scope.
+ * shared), of the input's dtype (int32 token-id inputs take integer baselines, e.g. a pad id).
+ * Created in the current tidy scope.
  */
 export function prepareBaselines(b: Baselines | undefined, p: Prepared, what: string): Tensor[] {
   let list: readonly unknown[];
@@ -135,10 +140,11 @@ export function prepareBaselines(b: Baselines | undefined, p: Prepared, what: st
     const rest = x.shape.slice(1);
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw new ArgumentError(`${what}: baseline ${j} must be finite, got ${v}`);
-      return full([1, ...rest], v).expand(x.shape);
+      if (x.dtype !== 'float32') checkInt(v, `${what}: baseline ${j} (the input is ${x.dtype})`);
+      return full([1, ...rest], v, x.dtype).expand(x.shape);
     }
     if (!(v instanceof Tensor)) throw new ArgumentError(`${what}: baseline ${j} must be a number or a Tensor, got ${describe(v)}`);
-    if (v.dtype !== 'float32') throw new DTypeError(`${what}: baseline ${j} is ${v.dtype}, the input float32`);
+    if (v.dtype !== x.dtype) throw new DTypeError(`${what}: baseline ${j} is ${v.dtype}, the input ${x.dtype}`);
     const s = v.shape.join();
     if (s === x.shape.join()) return v;
     if (s === rest.join() && v.rank === rest.length) return v.reshape([1, ...rest]).expand(x.shape);
@@ -203,10 +209,15 @@ export abstract class Attribution {
     return true;
   }
 
+  /** The forward on `xs` and the extra arguments, unchecked (layer methods read a layer, not the output). */
+  protected invoke(xs: Tensor[], extra: unknown[]): unknown {
+    const f = this.forwardFunc;
+    return f instanceof Module ? f.forward(xs[0], ...xs.slice(1), ...extra) : f(...xs, ...extra);
+  }
+
   /** The forward on `xs` (and the extra arguments); checks it returns one output row per example. */
   protected run(xs: Tensor[], extra: unknown[], rowsExpected: number): Tensor {
-    const f = this.forwardFunc;
-    const out = f instanceof Module ? f.forward(xs[0], ...xs.slice(1), ...extra) : f(...xs, ...extra);
+    const out = this.invoke(xs, extra);
     if (!(out instanceof Tensor)) throw new ArgumentError(`${this.constructor.name}: the forward returned ${describe(out)}, not a Tensor`);
     const sh = out.shape;
     if (out.dtype !== 'float32' || sh.length < 1 || sh.length > 2 || sh[0] !== rowsExpected) {
@@ -255,25 +266,32 @@ export abstract class Attribution {
    * halves carry the same gradient). New tensors in the caller's scope.
    */
   protected gradients(xs: Tensor[], targets: Int32Array | null, extra: unknown[], rule: Rule = Rule.Gradient, baselines?: Tensor[]): Tensor[] {
-    if (!isGradEnabled()) throw new ArgumentError(`${this.constructor.name}.attribute() needs gradients: do not call it inside noGrad()`);
     const r = xs[0].shape[0];
+    return this.gradientPass(rule, () => {
+      const leaves = xs.map((x) => x.detach().requiresGrad_());
+      if (!baselines) return { out: this.run(leaves, extra, r), targets, leaves };
+      const pairs = Int32Array.from({ length: 2 * r }, (_, q) => q % r);
+      const out = this.run(leaves.map((l, j) => concat([l, baselines[j].contiguous()], 0)), expandExtra(extra, r, tensor(pairs, [2 * r], 'int32')), 2 * r);
+      return { out, targets: expandTargets(targets, pairs), leaves };
+    });
+  }
+
+  /**
+   * The core of every gradient pass: `body` runs the forward and names the `leaves` (tensors that
+   * require grad: inputs, or a layer's output); the pass seeds every row's target output, runs one
+   * backward under `rule` with the model's parameters frozen, and returns the leaves' gradients
+   * followed by `keep` (tensors `body` wants out of the pass). New tensors in the caller's scope.
+   */
+  protected gradientPass(rule: Rule, body: () => { out: Tensor; targets: Int32Array | null; leaves: Tensor[]; keep?: Tensor[] }): Tensor[] {
+    if (!isGradEnabled()) throw new ArgumentError(`${this.constructor.name}.attribute() needs gradients: do not call it inside noGrad()`);
     return this.withFrozenParameters(() => withRule(rule, () =>
       tidy(() => {
-        const leaves = xs.map((x) => x.detach().requiresGrad_());
-        let out: Tensor;
-        let rowTargets = targets;
-        if (baselines) {
-          const pairs = Int32Array.from({ length: 2 * r }, (_, q) => q % r);
-          out = this.run(leaves.map((l, j) => concat([l, baselines[j].contiguous()], 0)), expandExtra(extra, r, tensor(pairs, [2 * r], 'int32')), 2 * r);
-          rowTargets = expandTargets(targets, pairs);
-        } else {
-          out = this.run(leaves, extra, r);
-        }
-        const seed = this.#seed(out, rowTargets);
-        // An output that does not depend on the inputs has zero gradient.
-        if (!out.requiresGrad) return leaves.map((l) => zerosLike(l));
+        const { out, targets, leaves, keep = [] } = body();
+        const seed = this.#seed(out, targets);
+        // An output that does not depend on the leaves has zero gradient.
+        if (!out.requiresGrad) return [...leaves.map((l) => zerosLike(l)), ...keep];
         out.backward(seed);
-        return leaves.map((l) => l.grad?.detach() ?? zerosLike(l));
+        return [...leaves.map((l) => l.grad?.detach() ?? zerosLike(l)), ...keep];
       }),
     ));
   }

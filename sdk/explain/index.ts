@@ -12,6 +12,10 @@ export { Saliency, InputXGradient, IntegratedGradients, GradientShap, NoiseTunne
 export type {
   AttributionMethod, DeepLiftOptions, GradientShapOptions, IntegratedGradientsOptions, NoiseTunnelOptions, NoiseTunnelType, SaliencyOptions, WithDelta,
 } from './gradient.js';
+export { LayerAttribution, LayerActivation, LayerGradCam, GuidedGradCam, LayerIntegratedGradients, interpolate } from './layer.js';
+export type { GuidedGradCamOptions, InterpolateMode, LayerGradCamOptions, LayerIntegratedGradientsOptions, LayerSpec } from './layer.js';
+export { linearProbe } from './probes.js';
+export type { LinearProbeOptions, LinearProbeReport, ProbeResult } from './probes.js';
 export { quadrature, gaussLegendre, INTEGRATION_METHODS } from './approximation.js';
 export type { IntegrationMethod, Quadrature } from './approximation.js';
 export { PerturbationAttribution, Occlusion, FeatureAblation, FeaturePermutation, ShapleyValueSampling, KernelShap, Lime } from './perturbation.js';
