@@ -173,7 +173,7 @@ describe('every exported function and class refuses wrong argument types with a 
 });
 
 // Representative instances: their public methods (TypeScript-protected ones are not API).
-const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'dispose']);
+const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'rowOutputs', 'dispose']);
 const calibration = (): eg.Tensor => eg.rand([8, 3], 0, 1, { seed: 3 });
 
 interface Instance {
