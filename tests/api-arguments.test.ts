@@ -173,7 +173,7 @@ describe('every exported function and class refuses wrong argument types with a 
 });
 
 // Representative instances: their public methods (TypeScript-protected ones are not API).
-const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'rowOutputs', 'dispose']);
+const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'rowOutputs', 'dispose', 'invoke', 'gradientPass', 'withLayer', 'layerOutput', 'layerGradients']);
 const calibration = (): eg.Tensor => eg.rand([8, 3], 0, 1, { seed: 3 });
 
 interface Instance {
@@ -225,6 +225,10 @@ const INSTANCES: [string, () => Instance][] = [
   ['Standardizer', () => { const s = new eg.data.Standardizer(); eg.tidy(() => s.fit(eg.rand([4, 3], 0, 1, { seed: 1 }))); return { obj: s, free: () => s.dispose() }; }],
   ['Saliency', () => withModel((m) => new eg.explain.Saliency(m))],
   ['IntegratedGradients', () => withModel((m) => new eg.explain.IntegratedGradients(m))],
+  ['LayerGradCam', () => withModel((m) => new eg.explain.LayerGradCam(m, '0'))],
+  ['GuidedGradCam', () => withModel((m) => new eg.explain.GuidedGradCam(m, '0'))],
+  ['LayerIntegratedGradients', () => withModel((m) => new eg.explain.LayerIntegratedGradients(m, '0'))],
+  ['LayerActivation', () => withModel((m) => new eg.explain.LayerActivation(m, '0'))],
 ];
 
 /** Callback hooks (onEpochEnd, afterBatchEnd...) are called by fit with its context, not by users. */
