@@ -5,14 +5,14 @@
  * `{ adversarial, success, norm }`. All arithmetic runs in engine ops, so a seeded attack gives
  * the same bits in every runtime and for any thread count.
  */
-import { checkBool, checkFunction, checkNumber, checkObject, describe } from '../args.js';
+import { checkBool, checkFunction, checkNumber, checkObject, checkOptions, describe } from '../args.js';
 import { isGradEnabled, noGrad } from '../autograd.js';
 import { tensor } from '../creation.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { tidy } from '../memory.js';
 import { sparseCategoricalCrossEntropy } from '../losses.js';
 import { Tensor } from '../tensor.js';
-import { Attribution, prepareInputs, prepareTargets, type Forward, type Target } from '../explain/common.js';
+import { Attribution, Rule, prepareInputs, prepareTargets, type Forward, type Target } from '../explain/common.js';
 
 /**
  * A loss of the forward's outputs `[batch, classes]` and the labels (int32 `[batch]`): a scalar, or
@@ -95,8 +95,9 @@ export abstract class Attack extends Attribution {
   readonly targeted: boolean;
   readonly clipValues: ClipValues | null;
 
-  constructor(forward: Forward, o: AttackOptions) {
+  constructor(forward: Forward, opts?: AttackOptions) {
     super(forward);
+    const o = checkOptions(opts, `${new.target.name} options`);
     this.targeted = checkBool(o.targeted ?? false, `${this.constructor.name}: targeted`);
     this.clipValues = clipOption(o.clipValues, this.constructor.name);
   }
@@ -150,23 +151,21 @@ export abstract class Attack extends Attribution {
   }
 
   /**
-   * The gradient of `objective(forward(x))` with respect to `x` (one batched forward and backward,
-   * model parameters frozen), and the forward's detached outputs. New tensors in the caller's scope.
+   * The gradient of `objective(forward(x))` (summed when it is not a scalar) with respect to `x`,
+   * and the forward's detached outputs: one batched forward and backward through the explain
+   * base's gradient pass (model parameters frozen). New tensors in the caller's scope.
    */
   protected lossGradient(x: Tensor, objective: (out: Tensor) => Tensor): { grad: Tensor; out: Tensor } {
-    if (!isGradEnabled()) throw new ArgumentError(`${this.constructor.name}.perturb() needs gradients: do not call it inside noGrad()`);
-    return this.withFrozenParameters(() =>
-      tidy(() => {
-        const leaf = x.detach().requiresGrad_();
-        const out = this.logits(leaf);
-        const loss = objective(out);
-        if (!(loss instanceof Tensor)) throw new ArgumentError(`${this.constructor.name}: the loss returned ${describe(loss)}, not a Tensor`);
-        if (loss.dtype !== 'float32') throw new DTypeError(`${this.constructor.name}: the loss returned ${loss.dtype}, not float32`);
-        const scalar = loss.rank === 0 ? loss : loss.sum();
-        if (scalar.requiresGrad) scalar.backward();
-        return { grad: leaf.grad?.detach() ?? leaf.mul(0), out: out.detach() };
-      }),
-    );
+    const [grad, out] = this.gradientPass(Rule.Gradient, () => {
+      const leaf = x.detach().requiresGrad_();
+      const logits = this.logits(leaf);
+      const loss = objective(logits);
+      if (!(loss instanceof Tensor)) throw new ArgumentError(`${this.constructor.name}: the loss returned ${describe(loss)}, not a Tensor`);
+      if (loss.dtype !== 'float32') throw new DTypeError(`${this.constructor.name}: the loss returned ${loss.dtype}, not float32`);
+      // One value per row, seeded with ones: the gradient of the sum.
+      return { out: loss.reshape([loss.size]), targets: null, leaves: [leaf], keep: [logits.detach()] };
+    });
+    return { grad, out };
   }
 
   /** Predicted classes at `x` (no gradients); checks the labels `y` are classes of the forward. */
