@@ -90,6 +90,32 @@ describe('adversarial examples stay in the ε-ball and the valid range', () => {
     }
   });
 
+  it('image batches [n, 8, 8, 1] (NHWC) through a CNN: every attack keeps the shape, the range and its budget', () => {
+    const cnn = new nn.Sequential(new nn.Conv2d(1, 4, 3, { padding: 'same', seed: 21 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(64, 5, { seed: 22 })).eval();
+    const x = eg.rand([6, 8, 8, 1], 0, 1, { seed: 23 });
+    const y = [0, 1, 2, 3, 4, 0];
+    const list: [string, eg.attacks.Attack, 'linf' | 'l2', number][] = [
+      ['FGSM', new attacks.FGSM(cnn, { eps: 0.05 }), 'linf', 0.05],
+      ['PGD', new attacks.PGD(cnn, { eps: 0.05, stepSize: 0.01, steps: 5, seed: 2 }), 'linf', 0.05],
+      ['PGD l2', new attacks.PGD(cnn, { norm: 'l2', eps: 0.5, stepSize: 0.1, steps: 5, seed: 3 }), 'l2', 0.5],
+      ['DeepFool', new attacks.DeepFool(cnn, { steps: 20, nCandidates: 3 }), 'l2', Infinity],
+      ['CW', new attacks.CarliniWagnerL2(cnn, { steps: 20, lr: 0.05, binarySearchSteps: 2 }), 'l2', Infinity],
+    ];
+    for (const [name, atk, norm, eps] of list) {
+      const r = atk.perturb(x, y);
+      expect(r.adversarial.shape, name).toEqual([6, 8, 8, 1]);
+      const m = measure(x, r.adversarial);
+      expect(m.lo, name).toBeGreaterThanOrEqual(0);
+      expect(m.hi, name).toBeLessThanOrEqual(1);
+      const got = norm === 'linf' ? m.linf : m.l2;
+      got.forEach((v, i) => expect(r.norm[i], `${name} norm[${i}]`).toBeCloseTo(v, 4));
+      expect(Math.max(...got), name).toBeLessThanOrEqual(norm === 'linf' ? eps + 1e-6 : eps * (1 + 1e-5));
+      r.adversarial.dispose();
+    }
+    x.dispose();
+    cnn.dispose();
+  });
+
   it('a custom clipValues range and unbounded inputs (null) are honoured', () => {
     const x = eg.tidy(() => xTest.mul(2).sub(1)); // in [-1, 1]
     const r = new attacks.PGD((t: eg.Tensor) => model.forward(t.add(1).div(2)), { eps: 0.2, stepSize: 0.1, steps: 3, clipValues: { min: -1, max: 1 }, seed: 1 }).perturb(x, yTest);
