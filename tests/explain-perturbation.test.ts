@@ -123,6 +123,34 @@ describe('known answers on a linear model F(x) = w·x + b', () => {
   });
 });
 
+describe('images', () => {
+  it('Occlusion with non-overlapping 2x2 windows = FeatureAblation with 2x2 blocks as features; per-example masks', () => {
+    const m = new nn.Sequential(
+      new nn.Conv2d(1, 3, 3, { padding: 'same', seed: 31 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(3 * 3 * 3, 4, { seed: 32 }),
+    ).eval();
+    const x = eg.rand([2, 6, 6, 1], 0, 1, { seed: 33 });
+    const blocks = eg.tensor(Int32Array.from({ length: 36 }, (_, k) => Math.floor(Math.floor(k / 6) / 2) * 3 + Math.floor((k % 6) / 2)), [6, 6, 1], 'int32');
+    const occ = new explain.Occlusion(m).attribute(x, { target: [1, 3], slidingWindowShapes: [2, 2, 1], strides: [2, 2, 1], baselines: 0.5 });
+    const fa = new explain.FeatureAblation(m).attribute(x, { target: [1, 3], featureMask: blocks, baselines: 0.5, perturbationsPerEval: 4 });
+    expect(occ.shape).toEqual([2, 6, 6, 1]);
+    expect(bits(occ)).toEqual(bits(fa));
+    expect((occ.dataSync() as Float32Array).some((v) => v !== 0)).toBe(true);
+    // A mask per example: example 1 ablates the whole image as one feature.
+    const perEx = eg.concat([blocks.reshape([1, 6, 6, 1]), eg.zeros([1, 6, 6, 1], 'int32')], 0);
+    const fa2 = new explain.FeatureAblation(m).attribute(x, { target: [1, 3], featureMask: perEx, baselines: 0.5 });
+    const [first, second] = [eg.tidy(() => bits(fa2.slice([0, 0, 0, 0], [1, 6, 6, 1]))), eg.tidy(() => rowsOf(fa2.reshape([2, 36])))[1]];
+    expect(first).toEqual(eg.tidy(() => bits(fa.slice([0, 0, 0, 0], [1, 6, 6, 1]))));
+    const whole = eg.tidy(() => {
+      const out = m.forward(x.slice([1, 0, 0, 0], [2, 6, 6, 1])).dataSync() as Float32Array;
+      const base = m.forward(eg.full([1, 6, 6, 1], 0.5)).dataSync() as Float32Array;
+      return Math.fround(out[3] - base[3]);
+    });
+    expect(second).toEqual(new Array(36).fill(whole));
+    eg.dispose([x, blocks, occ, fa, perEx, fa2]);
+    m.dispose();
+  });
+});
+
 describe('axioms and planted features', () => {
   it('dummy: a feature the model ignores gets exactly 0 from every method', () => {
     const m = mlp();

@@ -178,7 +178,7 @@ export interface CurveOptions extends BaseOptions {
   featureMask?: FeatureMask;
   /** Score the softmax probability of the target (default true for several outputs; false: the raw output). */
   softmax?: boolean;
-  /** Rows per forward (default: the whole curve of the batch at once). */
+  /** Rows per forward (default: as many as hold about 4M input elements). Does not change the result. */
   perturbationsPerEval?: number;
 }
 
@@ -225,7 +225,7 @@ class CurveRunner extends PerturbationAttribution {
         const c = counts[r % perEx][i];
         // Deletion keeps all but the top c; insertion keeps only the top c.
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (f) => (mode === 'deletion' ? rank[i][f] >= c : rank[i][f] < c)) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       const fractions = Array.from({ length: perEx }, (_, k) => k / steps);
       const scores: number[][] = [];
       const auc: number[] = [];

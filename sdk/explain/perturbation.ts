@@ -22,6 +22,8 @@ import {
 import { subSeed } from './gradient.js';
 
 const BASE_KEYS = ['target', 'additionalForwardArgs', 'perturbationsPerEval'] as const;
+/** Input elements per forward when `perturbationsPerEval` is not given (16 MiB of float32 per built tensor). */
+const DEFAULT_ELEMENTS = 1 << 22;
 
 /**
  * Feature ids per input element: an int32 tensor shaped like the input (one mask per example) or
@@ -32,7 +34,10 @@ export type FeatureMask = Tensor | readonly Tensor[];
 
 /** Options of every perturbation method. */
 export interface PerturbationOptions extends BaseOptions {
-  /** Rows per forward (default: all perturbations of the batch in one forward). Does not change the result. */
+  /**
+   * Rows (perturbed inputs) per forward (default: as many as hold about 4M input elements, all of
+   * them for small inputs). Bounds memory; does not change a bit of the result.
+   */
   perturbationsPerEval?: number;
 }
 
@@ -124,8 +129,11 @@ export abstract class PerturbationAttribution extends Attribution {
     return true;
   }
 
-  protected perEval(o: PerturbationOptions, total: number, what: string): number {
-    return o.perturbationsPerEval === undefined ? Math.max(1, total) : checkInt(o.perturbationsPerEval, `${what}: perturbationsPerEval`, 1);
+  /** Rows per forward: the option, or as many rows as hold about 2^22 input elements (memory stays bounded). */
+  protected perEval(o: PerturbationOptions, total: number, p: Prepared, what: string): number {
+    if (o.perturbationsPerEval !== undefined) return checkInt(o.perturbationsPerEval, `${what}: perturbationsPerEval`, 1);
+    const perRow = p.xs.reduce((a, x) => a + elementsOf(x), 0);
+    return Math.max(1, Math.min(total, Math.floor(DEFAULT_ELEMENTS / Math.max(1, perRow))));
   }
 
   /**
@@ -246,7 +254,7 @@ export class FeatureAblation extends PerturbationAttribution {
         if (t === 0) return { ex: i, src: i, keep: p.xs.map(() => null) };
         const f = feats.present[i][t - 1];
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (g) => g !== f) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       // Row of (example i, feature f): feats.present[i] is ascending, so its rank there.
       const rank = new Int32Array(feats.count);
       let cur = -1;
@@ -317,7 +325,7 @@ export class Occlusion extends PerturbationAttribution {
         if (t === 0) return { ex: i, src: i, keep: p.xs.map(() => null) };
         const [j, u] = which(t);
         return { ex: i, src: i, keep: p.xs.map((_, jj) => (jj === j ? masks[j][u] : null)) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       const attrs = p.xs.map((x, j) => {
         const e = elementsOf(x);
         const sum = new Float64Array(p.n * e);
@@ -411,7 +419,7 @@ export class FeaturePermutation extends PerturbationAttribution {
         const f = Math.floor(r / p.n) - 1;
         if (f < 0) return { ex: i, src: i, keep: p.xs.map(() => null) };
         return { ex: i, src: perms[f][i], keep: this.keepFeatures(p, feats, i, (g) => g !== f) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       return this.spread<I>(p, feats, (i, f) => out[i] - out[(1 + f) * p.n + i]);
     });
   }
@@ -470,7 +478,7 @@ export class ShapleyValueSampling extends PerturbationAttribution {
         const s = Math.floor((u - 1) / F);
         const t = ((u - 1) % F) + 1;
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (g) => pos[s][g] < t) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       const phi = new Float64Array(p.n * F);
       for (let i = 0; i < p.n; i++) {
         for (let s = 0; s < nSamples; s++) {
@@ -634,7 +642,7 @@ export class KernelShap extends PerturbationAttribution {
         const i = Math.floor(r / S);
         const zs = z[r % S];
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (f) => zs[f] === 1) };
-      }, this.perEval(o, total, what));
+      }, this.perEval(o, total, p, what));
       const coef = fitPerExample(p.n, z, out, () => w, M, 0);
       return this.spread<I>(p, feats, (i, f) => coef[i][f + 1]);
     });
@@ -710,7 +718,7 @@ export class Lime extends PerturbationAttribution {
         const i = Math.floor(r / nSamples);
         const zs = z[r % nSamples];
         return { ex: i, src: i, keep: this.keepFeatures(p, feats, i, (f) => zs[f] === 1) };
-      }, this.perEval(o, total, what), hook);
+      }, this.perEval(o, total, p, what), hook);
       const coef = fitPerExample(p.n, z, out, (i) => extra.subarray(i * nSamples, (i + 1) * nSamples), M, alpha);
       return this.spread<I>(p, feats, (i, f) => coef[i][f + 1]);
     });
