@@ -129,7 +129,8 @@ export abstract class LayerAttribution extends Attribution {
       this.layerLabel = `'${layer}'`;
     } else if (layer instanceof Module) {
       this.layer = layer;
-      this.layerLabel = layer.className;
+      const path = forward instanceof Module ? [...forward.namedModules()].find(([, m]) => m === layer)?.[0] : undefined;
+      this.layerLabel = path ? `'${path}'` : layer.className;
     } else {
       throw new ArgumentError(`${what} needs the layer as a module path or a Module, got ${describe(layer)}`);
     }
