@@ -64,22 +64,60 @@ static MEMORY_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_MEMORY_LIMIT);
 struct Bucket {
     free: Vec<Buffer>,
     demand: usize,
+    /// `Pool::takes` when this size was last asked for.
+    last_used: u64,
 }
 
+/// The buckets, and a clock counting requests. Sizes nobody asked for during a whole sweep period
+/// leave the pool (buffers and bucket): a loop that repeats its shapes asks for each of them every
+/// step and keeps them, while a stream of ever-new shapes (models of many sizes loaded one after
+/// the other, varying sequence lengths) no longer fills the pool up to its byte cap.
+#[derive(Default)]
+struct Pool {
+    buckets: HashMap<(DType, usize), Bucket>,
+    takes: u64,
+}
+
+/// Requests between two sweeps: far more than one training step of any model we run makes.
+const SWEEP_EVERY: u64 = 1 << 16;
+
 thread_local! {
-    static POOL: RecoverCell<HashMap<(DType, usize), Bucket>> = RecoverCell::new(HashMap::new());
+    static POOL: RecoverCell<Pool> = RecoverCell::new(Pool::default());
 }
 
 fn pool_take(dtype: DType, len: usize) -> Option<Buffer> {
-    let b = POOL.with(|p| {
+    let (b, stale) = POOL.with(|p| {
         let mut p = p.borrow_mut();
-        let bucket = p.entry((dtype, len)).or_default();
+        p.takes += 1;
+        let now = p.takes;
+        let bucket = p.buckets.entry((dtype, len)).or_default();
+        bucket.last_used = now;
         let b = bucket.free.pop();
         if b.is_none() {
             bucket.demand += 1;
         }
-        b
-    })?;
+        // Sweep: take out the sizes unused since the previous sweep (freed outside the borrow).
+        let stale = if now % SWEEP_EVERY == 0 {
+            let mut stale = Vec::new();
+            p.buckets.retain(|_, bk| {
+                let keep = now - bk.last_used < SWEEP_EVERY;
+                if !keep {
+                    stale.append(&mut bk.free);
+                }
+                keep
+            });
+            stale
+        } else {
+            Vec::new()
+        };
+        (b, stale)
+    });
+    if !stale.is_empty() {
+        let freed: usize = stale.iter().map(Buffer::bytes).sum();
+        CACHED_BYTES.fetch_sub(freed, Ordering::Relaxed);
+        drop(stale);
+    }
+    let b = b?;
     CACHED_BYTES.fetch_sub(b.bytes(), Ordering::Relaxed);
     Some(b)
 }
@@ -90,7 +128,7 @@ fn pool_put(b: Buffer) {
         return;
     }
     let key = (b.dtype(), b.len());
-    let kept = POOL.with(|p| match p.borrow_mut().get_mut(&key) {
+    let kept = POOL.with(|p| match p.borrow_mut().buckets.get_mut(&key) {
         Some(bucket) if bucket.free.len() < bucket.demand => {
             bucket.free.push(b);
             true
@@ -105,7 +143,7 @@ fn pool_put(b: Buffer) {
 /// Empties the buffer pool (its memory returns to the allocator; wasm memory itself never shrinks).
 pub fn release_pool() {
     // Take the map out first: freeing runs outside the borrow.
-    let old = POOL.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let old = POOL.with(|p| std::mem::take(&mut p.borrow_mut().buckets));
     CACHED_BYTES.store(0, Ordering::Relaxed);
     drop(old);
 }
@@ -303,7 +341,7 @@ mod tests {
     use super::*;
 
     fn pooled(dtype: DType, len: usize) -> usize {
-        POOL.with(|p| p.borrow().get(&(dtype, len)).map_or(0, |b| b.free.len()))
+        POOL.with(|p| p.borrow().buckets.get(&(dtype, len)).map_or(0, |b| b.free.len()))
     }
 
     #[test]
@@ -328,5 +366,19 @@ mod tests {
             drop(s);
         }
         assert_eq!(pooled(DType::F32, len), 2);
+    }
+
+    #[test]
+    fn sizes_unused_for_a_sweep_period_leave_the_pool() {
+        let (old, hot) = (23_456, 7);
+        drop(Storage::new(Buffer::F32(alloc_f32(old))));
+        assert_eq!(pooled(DType::F32, old), 1);
+        // Two sweep periods of other requests: the old size goes, the size in use stays.
+        for _ in 0..2 * SWEEP_EVERY {
+            drop(Storage::new(Buffer::F32(alloc_f32(hot))));
+        }
+        assert_eq!(pooled(DType::F32, old), 0);
+        assert!(POOL.with(|p| !p.borrow().buckets.contains_key(&(DType::F32, old))));
+        assert_eq!(pooled(DType::F32, hot), 1);
     }
 }
