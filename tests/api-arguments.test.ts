@@ -138,6 +138,7 @@ const NAMESPACES: Record<string, Record<string, unknown>> = {
   compress: eg.compress as unknown as Record<string, unknown>,
   int8: eg.compress.int8 as unknown as Record<string, unknown>,
   explain: eg.explain as unknown as Record<string, unknown>,
+  attacks: eg.attacks as unknown as Record<string, unknown>,
 };
 
 /** The exported functions and classes of a namespace (error classes and exemptions left out). */
@@ -174,6 +175,15 @@ describe('every exported function and class refuses wrong argument types with a 
 
 // Representative instances: their public methods (TypeScript-protected ones are not API).
 const PROTECTED = new Set(['buildOrFree', 'readCallCount', 'validate', 'stateNames', 'update', 'stateOf', 'run', 'withFrozenParameters', 'gradients', 'outputs', 'rowOutputs', 'dispose', 'invoke', 'gradientPass', 'withLayer', 'layerOutput', 'layerGradients']);
+/**
+ * Protected/private helpers of a class family, skipped on that family only (models and optimizers
+ * have a public predict, evaluate and step).
+ */
+const INTERNALS: [abstract new (...a: never[]) => object, Set<string>][] = [
+  [eg.attacks.Attack, new Set(['batch', 'clip', 'logits', 'checkClasses', 'objective', 'lossGradient', 'predict', 'succeeded', 'result', 'project', 'start', 'step'])],
+  [eg.explain.PerturbationAttribution, new Set(['perEval', 'evaluate', 'spread', 'keepFeatures', 'start'])],
+];
+const isInternal = (obj: object, k: string): boolean => INTERNALS.some(([cls, names]) => obj instanceof cls && names.has(k));
 const calibration = (): eg.Tensor => eg.rand([8, 3], 0, 1, { seed: 3 });
 
 interface Instance {
@@ -229,6 +239,14 @@ const INSTANCES: [string, () => Instance][] = [
   ['GuidedGradCam', () => withModel((m) => new eg.explain.GuidedGradCam(m, '0'))],
   ['LayerIntegratedGradients', () => withModel((m) => new eg.explain.LayerIntegratedGradients(m, '0'))],
   ['LayerActivation', () => withModel((m) => new eg.explain.LayerActivation(m, '0'))],
+  ['Occlusion', () => withModel((m) => new eg.explain.Occlusion(m))],
+  ['FeatureAblation', () => withModel((m) => new eg.explain.FeatureAblation(m))],
+  ['KernelShap', () => withModel((m) => new eg.explain.KernelShap(m))],
+  ['Lime', () => withModel((m) => new eg.explain.Lime(m))],
+  ['FGSM', () => withModel((m) => new eg.attacks.FGSM(m))],
+  ['PGD', () => withModel((m) => new eg.attacks.PGD(m))],
+  ['DeepFool', () => withModel((m) => new eg.attacks.DeepFool(m))],
+  ['CarliniWagnerL2', () => withModel((m) => new eg.attacks.CarliniWagnerL2(m))],
 ];
 
 /** Callback hooks (onEpochEnd, afterBatchEnd...) are called by fit with its context, not by users. */
@@ -238,6 +256,7 @@ function publicMethods(obj: object): string[] {
   const names = new Set<string>();
   for (let p = Object.getPrototypeOf(obj); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
     for (const k of Object.getOwnPropertyNames(p)) {
+      if (isInternal(obj, k)) continue;
       if (k !== 'constructor' && !PROTECTED.has(k) && !isHook(k) && typeof Object.getOwnPropertyDescriptor(p, k)!.value === 'function') names.add(k);
     }
   }
