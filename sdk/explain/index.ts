@@ -26,3 +26,5 @@ export { permutationImportance, SCORES } from './importance.js';
 export type { PermutationImportanceOptions, PermutationImportanceResult, ScoreFunction, ScoreName } from './importance.js';
 export { infidelity, sensitivityMax, deletionCurve, insertionCurve } from './metrics.js';
 export type { Curve, CurveOptions, ExplanationFunction, InfidelityOptions, PerturbFunction, SensitivityMaxOptions } from './metrics.js';
+export { sensitivityAnalysis, partialDependence, mquantiles, SENSITIVITY_KINDS } from './sensitivity.js';
+export type { PartialDependenceKind, PartialDependenceOptions, PartialDependenceResult, SensitivityKind, SensitivityOptions } from './sensitivity.js';
