@@ -34,3 +34,4 @@ export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export * as compress from './compress/index.js';
 export * as explain from './explain/index.js';
 export * as attacks from './attacks/index.js';
+export * as viz from './viz/index.js';

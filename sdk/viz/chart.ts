@@ -1,0 +1,154 @@
+/**
+ * Pictures with text (axes, feature names, token labels) are Vega-Lite charts: the spec is built
+ * here, and rendered by vega + vega-lite, optional peer packages imported only when a chart is
+ * rendered (users who never chart never load them). SVG in every runtime; in browsers also a
+ * `VizImage` through vega's canvas renderer.
+ */
+import { ArgumentError, BackendError } from '../errors.js';
+import { checkInt, checkNumber, checkOptions, describe } from '../args.js';
+import { hexColor } from './colormap.js';
+import { VizImage } from './image.js';
+
+/** A Vega-Lite specification (JSON). */
+export type VegaLiteSpec = Record<string, unknown>;
+
+/** A chart: its Vega-Lite spec and renderings of it. */
+export class Chart {
+  /** The Vega-Lite spec (plain JSON: edit it, or render it with any Vega-Lite tool). */
+  readonly spec: VegaLiteSpec;
+  constructor(spec: VegaLiteSpec) {
+    this.spec = spec;
+  }
+
+  /** The chart as an SVG document (Node and browsers; needs the packages vega and vega-lite). */
+  async toSVG(): Promise<string> {
+    return withView(this.spec, (view) => view.toSVG());
+  }
+
+  /**
+   * The chart as pixels (browsers: vega's canvas renderer; in Node, rasterize `toSVG()` with an SVG
+   * renderer such as @resvg/resvg-js). `scale` multiplies the resolution; default 1.
+   */
+  async toImage(scale = 1): Promise<VizImage> {
+    checkNumber(scale, 'toImage scale', { finite: true });
+    if (!(scale > 0 && scale <= 16)) throw new ArgumentError(`toImage scale must be in (0, 16], got ${scale}`);
+    if (typeof document === 'undefined') {
+      throw new BackendError('Chart.toImage needs a browser canvas; in Node, render chart.toSVG() with an SVG rasterizer (e.g. @resvg/resvg-js)');
+    }
+    const canvas = (await withView(this.spec, (view) => view.toCanvas(scale))) as unknown as HTMLCanvasElement;
+    const ctx = canvas.getContext('2d');
+    if (ctx === null) throw new BackendError('Chart.toImage: the canvas has no 2D context');
+    const px = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    return new VizImage(canvas.width, canvas.height, new Uint8ClampedArray(px.data));
+  }
+}
+
+type VegaView = import('vega').View;
+
+async function withView<T>(spec: VegaLiteSpec, f: (view: VegaView) => Promise<T>): Promise<T> {
+  let vega: typeof import('vega');
+  let vl: typeof import('vega-lite');
+  try {
+    [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  } catch (e) {
+    throw new BackendError(`rendering a chart needs the packages vega and vega-lite (npm install vega vega-lite): ${(e as Error)?.message ?? e}`);
+  }
+  let view: VegaView;
+  try {
+    view = new vega.View(vega.parse(vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec), { renderer: 'none' });
+  } catch (e) {
+    throw new ArgumentError(`the chart spec is not valid Vega-Lite: ${(e as Error)?.message ?? e}`);
+  }
+  try {
+    return await f(view);
+  } finally {
+    view.finalize();
+  }
+}
+
+/** A list of strings, checked (names, tokens). */
+export function checkStrings(v: unknown, what: string, n?: number): string[] {
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new ArgumentError(`${what} must be an array of strings, got ${describe(v)}`);
+  if (n !== undefined && v.length !== n) throw new ArgumentError(`${what} has ${v.length} entries but ${n} are needed`);
+  return v;
+}
+
+/** Finite numbers from an array or typed array, checked. */
+export function checkValues(v: unknown, what: string, n?: number): number[] {
+  if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
+    throw new ArgumentError(`${what} must be an array of numbers, got ${describe(v)}`);
+  }
+  const a = Array.from(v as ArrayLike<unknown>);
+  a.forEach((x, i) => {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new ArgumentError(`${what}[${i}] must be a finite number, got ${describe(x)}`);
+  });
+  if (n !== undefined && a.length !== n) throw new ArgumentError(`${what} has ${a.length} entries but ${n} are needed`);
+  return a as number[];
+}
+
+export interface BarChartOptions {
+  /** One name per bar (feature names). */
+  names: string[];
+  /** The bar lengths (attributions, importances). */
+  values: ArrayLike<number>;
+  /** Half-lengths of the error bars (e.g. the std of permutation importances), drawn as value ± error. */
+  errors?: ArrayLike<number>;
+  title?: string;
+  /** Title of the value axis; default 'attribution'. */
+  valueTitle?: string;
+  /** Bars sorted by value, largest first (default true), or in the given order. */
+  sort?: boolean;
+  /** Chart width in pixels; default 480 (the height follows the bar count). */
+  width?: number;
+}
+
+/**
+ * A horizontal bar chart of per-feature attributions or importances with feature names and optional
+ * error bars; positive bars green, negative pink (the diverging colormap's ends).
+ */
+export function barChart(options: BarChartOptions): Chart {
+  const o = checkOptions(options, 'barChart options') as BarChartOptions;
+  const names = checkStrings(o.names, 'barChart names');
+  if (names.length === 0) throw new ArgumentError('barChart needs at least one bar');
+  if (new Set(names).size !== names.length) throw new ArgumentError('barChart names must be distinct (a name is one bar)');
+  const values = checkValues(o.values, 'barChart values', names.length);
+  const errors = o.errors === undefined ? undefined : checkValues(o.errors, 'barChart errors', names.length);
+  if (errors?.some((e) => e < 0)) throw new ArgumentError('barChart errors must be >= 0 (half-lengths of the error bars)');
+  if (o.title !== undefined && typeof o.title !== 'string') throw new ArgumentError(`barChart title must be a string, got ${describe(o.title)}`);
+  if (o.valueTitle !== undefined && typeof o.valueTitle !== 'string') throw new ArgumentError(`barChart valueTitle must be a string, got ${describe(o.valueTitle)}`);
+  if (o.sort !== undefined && typeof o.sort !== 'boolean') throw new ArgumentError(`barChart sort must be true or false, got ${describe(o.sort)}`);
+  const width = checkInt(o.width ?? 480, 'barChart width', 50, 10_000);
+  const rows = names.map((name, i) => ({
+    feature: name,
+    value: values[i],
+    ...(errors ? { lo: values[i] - errors[i], hi: values[i] + errors[i] } : {}),
+  }));
+  const order = o.sort === false ? names : rows.slice().sort((a, b) => b.value - a.value).map((r) => r.feature);
+  const y = { field: 'feature', type: 'nominal', sort: order, title: null };
+  const valueTitle = o.valueTitle ?? 'attribution';
+  const layers: VegaLiteSpec[] = [
+    {
+      mark: 'bar',
+      encoding: {
+        y,
+        x: { field: 'value', type: 'quantitative', title: valueTitle },
+        color: { condition: { test: 'datum.value >= 0', value: hexColor('diverging', 0.9) }, value: hexColor('diverging', 0.1) },
+      },
+    },
+  ];
+  if (errors) {
+    layers.push({
+      mark: { type: 'rule', color: 'black' },
+      encoding: { y, x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } },
+    });
+  }
+  return new Chart({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...(o.title !== undefined ? { title: o.title } : {}),
+    width,
+    height: { step: 18 },
+    background: 'white',
+    data: { values: rows },
+    layer: layers,
+  });
+}
