@@ -51,6 +51,9 @@ export function checkTargets(records: BenchRecord[]): TargetCheck[] {
     }
   }
   for (const t of [1, 2]) for (const b of [1, 32]) vs(`small CNN inference, batch ${b}, ${t} thread(s): ≥ 1.0x onnxruntime-web`, 'cnn-infer', `batch ${b}`, t, 'ort-web', 1);
+  // Issue 14 §6: tfjs-wasm runs on 1 thread under Node, so our 2 threads are compared with its 1.
+  vs('IG 50 steps × 32 images (digits CNN), 1 thread: ≥ 3x tfjs-wasm', 'explain-ig', '50 steps x 32 images', 1, 'tfjs-wasm', 3);
+  vs('IG 50 steps × 32 images (digits CNN), 2 threads: ≥ 3x tfjs-wasm (1 thread)', 'explain-ig', '50 steps x 32 images', 2, 'tfjs-wasm', 3, 1);
   for (const r of records.filter((x) => x.engine === 'edgegrad' && x.extra?.speedupVsF32 !== undefined)) {
     const min = r.workload === 'int8-gemm' ? 2 : 1.5;
     if (r.workload === 'int8-gemm' && Number(r.size) < 512) continue;
