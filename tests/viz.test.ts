@@ -291,3 +291,68 @@ describe('runtime-specific output', () => {
     await expect(v.barChart({ names: ['a'], values: [1] }).toImage()).rejects.toThrow(eg.BackendError);
   });
 });
+
+describe('every eg.viz function refuses bad arguments with typed errors', () => {
+  it('each argument position, each bad value: an EdgegradError or a valid result, never a raw error; no leaks', async () => {
+    const before = eg.memory().numTensors;
+    const img = new v.VizImage(2, 2);
+    const rollIn = eg.tensor([[[0.5, 0.5], [0.5, 0.5]]]);
+    const bad: [string, () => unknown][] = [
+      ['undefined', () => undefined],
+      ['null', () => null],
+      ['5', () => 5],
+      ['"2"', () => '2'],
+      ['2n', () => 2n],
+      ['{}', () => ({})],
+      ['a disposed tensor', () => {
+        const t = eg.ones([2]);
+        t.dispose();
+        return t;
+      }],
+      ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && k !== 'then' && k !== 'constructor' ? '2' : Reflect.get(t, k)) })],
+    ];
+    const calls: [string, (...a: unknown[]) => unknown, unknown[]][] = [
+      ['visualizeImageAttr', v.visualizeImageAttr as never, [ATTR, { data: [1, 1, 1, 1, 1, 1], shape: [2, 3, 1] }, {}]],
+      ['normalizeAttribution', v.normalizeAttribution as never, [ATTR, {}]],
+      ['grid', v.grid as never, [[img], {}]],
+      ['featureMaps', v.featureMaps as never, [ATTR, {}]],
+      ['filters', v.filters as never, [{ data: [1, 2, 3, 4], shape: [1, 2, 1, 2] }, {}]],
+      ['attentionRollout', v.attentionRollout as never, [[rollIn]]],
+      ['attentionMap', v.attentionMap as never, [{ data: [1, 0, 0, 1], shape: [2, 2] }, { tokens: ['a', 'b'] }]],
+      ['barChart', v.barChart as never, [{ names: ['a'], values: [1] }]],
+      ['textHighlight', v.textHighlight as never, [['a'], [1], {}]],
+      ['escapeHtml', v.escapeHtml as never, ['a']],
+      ['colormapTable', v.colormapTable as never, ['gray']],
+      ['hexColor', v.hexColor as never, ['gray', 0.5]],
+      ['upscale', v.upscale as never, [img, 2]],
+      ['new VizImage', (...a) => new v.VizImage(...(a as [number, number])), [2, 2, undefined]],
+      ['new Chart', (...a) => new v.Chart(...(a as [eg.viz.VegaLiteSpec])), [{ mark: 'bar', data: { values: [] } }]],
+      ['VizImage.pixel', (...a) => img.pixel(...(a as [number, number])), [0, 0]],
+      ['Chart.toSVG of a bad spec', () => new v.Chart({ mark: 'no-such-mark' }).toSVG(), []],
+      ['Chart.toImage', (...a) => v.barChart({ names: ['a'], values: [1] }).toImage(...(a as [number])), [1]],
+    ];
+    let checked = 0;
+    for (const [name, fn, good] of calls) {
+      for (let pos = 0; pos < Math.max(1, good.length); pos++) {
+        for (const [label, make] of bad) {
+          const args = good.slice();
+          args[pos] = make();
+          let err: unknown = null;
+          try {
+            const r = fn(...args);
+            if (r instanceof Promise) await r;
+            else if (eg.isTensor(r)) r.dispose();
+          } catch (e) {
+            err = e;
+          }
+          if (err !== null && !(err instanceof eg.EdgegradError)) throw new Error(`${name} with ${label} at position ${pos}: raw ${(err as Error)?.name}: ${(err as Error)?.message}`);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(200);
+    rollIn.dispose();
+    expect(eg.memory().numTensors).toBe(before);
+    expect(eg.tensor([2]).mul(2).dataSync()).toEqual(new Float32Array([4]));
+  });
+});

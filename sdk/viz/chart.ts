@@ -5,7 +5,7 @@
  * `VizImage` through vega's canvas renderer.
  */
 import { ArgumentError, BackendError } from '../errors.js';
-import { checkInt, checkNumber, checkOptions, describe } from '../args.js';
+import { checkInt, checkNumber, checkObject, checkOptions, describe } from '../args.js';
 import { hexColor } from './colormap.js';
 import { VizImage } from './image.js';
 
@@ -17,7 +17,7 @@ export class Chart {
   /** The Vega-Lite spec (plain JSON: edit it, or render it with any Vega-Lite tool). */
   readonly spec: VegaLiteSpec;
   constructor(spec: VegaLiteSpec) {
-    this.spec = spec;
+    this.spec = checkObject<VegaLiteSpec>(spec, 'Chart spec', 'a Vega-Lite spec object');
   }
 
   /** The chart as an SVG document (Node and browsers; needs the packages vega and vega-lite). */

@@ -5,7 +5,7 @@
  */
 import { interpolateBlues, interpolateGreens, interpolatePiYG, interpolateReds, interpolateViridis } from 'd3-scale-chromatic';
 import { ArgumentError } from '../errors.js';
-import { describe } from '../args.js';
+import { checkNumber, describe } from '../args.js';
 
 /**
  * `diverging`: pink-white-green (PiYG; negative pink, zero white, positive green — the closest d3
@@ -35,7 +35,7 @@ function parseColor(s: string): [number, number, number] {
 export function colormapTable(name: ColormapName): Uint8Array {
   let t = tables.get(name);
   if (t !== undefined) return t;
-  if (name !== 'gray' && !Object.hasOwn(SOURCES, name)) {
+  if (typeof name !== 'string' || (name !== 'gray' && !Object.hasOwn(SOURCES, name))) {
     throw new ArgumentError(`colormap must be one of ${['gray', ...Object.keys(SOURCES)].join(', ')}, got ${describe(name)}`);
   }
   t = new Uint8Array(768);
@@ -55,6 +55,7 @@ export function lutIndex(x: number): number {
 
 /** "#rrggbb" of the colormap at x in [0, 1]. */
 export function hexColor(name: ColormapName, x: number): string {
+  checkNumber(x, 'hexColor x', { finite: true });
   const t = colormapTable(name);
   const o = lutIndex(x) * 3;
   return '#' + [t[o], t[o + 1], t[o + 2]].map((v) => v.toString(16).padStart(2, '0')).join('');

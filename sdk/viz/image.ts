@@ -65,6 +65,7 @@ export class VizImage {
 
 /** Nearest-neighbour enlargement by an integer factor (tiny filters and feature maps stay crisp). */
 export function upscale(img: VizImage, factor: number): VizImage {
+  if (!(img instanceof VizImage)) throw new ArgumentError(`upscale needs a VizImage, got ${describe(img)}`);
   checkInt(factor, 'scale', 1, 64);
   if (factor === 1) return img;
   const w = img.width * factor;

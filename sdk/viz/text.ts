@@ -8,6 +8,7 @@ import { readInput, type VizInput } from './common.js';
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 /** HTML-escapes text for element content and quoted attributes. */
 export function escapeHtml(s: string): string {
+  if (typeof s !== 'string') throw new ArgumentError(`escapeHtml needs a string, got ${describe(s)}`);
   return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
