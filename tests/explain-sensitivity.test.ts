@@ -66,7 +66,7 @@ describe('partialDependence', () => {
     // scipy.stats.mstats.mquantiles' documented example: [19.2, 40, 42.8] at [0.25, 0.5, 0.75].
     const data = [6, 47, 49, 15, 42, 41, 7, 39, 43, 40, 36];
     const sorted = [...data].sort((a, b) => a - b);
-    const q = explain.mquantiles(sorted, [0.25, 0.5, 0.75]);
+    const q = explain.mquantiles(data, [0.25, 0.5, 0.75]);
     [19.2, 40, 42.8].forEach((v, i) => expect(q[i]).toBeCloseTo(v, 12));
     // Defaults [0.05, 0.95] on 11 values: aleph clips to the ends → min and max.
     expect(explain.mquantiles(sorted, [0.05, 0.95])).toEqual([6, 49]);
@@ -208,6 +208,9 @@ describe('probing: memory and errors', () => {
       [() => explain.partialDependence(m, x, 0, { target: 0, kind: 'mean' as never }), eg.ArgumentError, /kind must be/],
       [() => explain.partialDependence(m, vec, 0, { target: 0 }), eg.ShapeError, /rows >= 1, features >= 1/],
       [() => explain.partialDependence(m, flat, 0, { target: 0, gridResolution: 3, percentiles: [0.1, 0.5] }), eg.ArgumentError, /percentiles of column 0 are too close/],
+      [() => explain.mquantiles([], [0.5]), eg.ArgumentError, /data is empty/],
+      [() => explain.mquantiles([1, NaN], [0.5]), eg.ArgumentError, /data\[1\] must not be NaN/],
+      [() => explain.mquantiles([1, 2], [1.5]), eg.ArgumentError, /probs\[0\] is 1.5; probabilities are in \[0, 1\]/],
       [() => explain.partialDependence(m, x, 0, { target: 7 }), eg.ArgumentError, /target is out of range for 3 outputs/],
     ];
     for (const [f, cls, re] of cases) {

@@ -5,7 +5,7 @@
  * evaluated `perturbationsPerEval` at a time), so results are the same bits for any batch option,
  * thread count and runtime.
  */
-import { checkFloat32, checkInt, describe } from '../args.js';
+import { checkFloat32, checkInt, checkNumber, describe } from '../args.js';
 import { tensor } from '../creation.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { tidy } from '../memory.js';
@@ -192,17 +192,33 @@ export function sensitivityAnalysis<I extends Inputs>(model: Forward, inputs: I,
   return new SensitivityProber(checkForward(model, what), what).sensitivity(inputs, o);
 }
 
+/** An array or float typed array of numbers, each checked by `check`, as a Float64Array. */
+function numbers(v: unknown, what: string, check: (x: unknown, w: string) => number): Float64Array {
+  if (!Array.isArray(v) && !(v instanceof Float32Array) && !(v instanceof Float64Array)) throw new ArgumentError(`${what} must be an array of numbers, got ${describe(v)}`);
+  return Float64Array.from(v as ArrayLike<unknown>, (x, i) => check(x, `${what}[${i}]`));
+}
+
 /**
  * Empirical quantiles as scipy's `mstats.mquantiles` with its defaults (alphap = betap = 0.4),
- * which scikit-learn's partial dependence uses to bound its grids. `sorted` is ascending.
+ * which scikit-learn's partial dependence uses to bound its grids: the quantile p of n sorted
+ * values interpolates at position n·p + 0.4 + 0.2·p (1-based, clipped to [1, n]).
  */
-export function mquantiles(sorted: ArrayLike<number>, probs: readonly number[]): number[] {
+export function mquantiles(data: readonly number[] | Float32Array | Float64Array, probs: readonly number[]): number[] {
+  const what = 'mquantiles()';
+  const sorted = numbers(data, `${what}: data`, (x, w) => checkNumber(x, w, { finite: true })).sort();
+  if (sorted.length === 0) throw new ArgumentError(`${what}: data is empty`);
+  const ps = numbers(probs, `${what}: probs`, (x, w) => {
+    const p = checkNumber(x, w, { finite: true });
+    if (p < 0 || p > 1) throw new ArgumentError(`${w} is ${p}; probabilities are in [0, 1]`);
+    return p;
+  });
   const n = sorted.length;
-  return probs.map((prob) => {
+  return Array.from(ps, (prob) => {
+    if (n === 1) return sorted[0];
     const aleph = n * prob + 0.4 + prob * (1 - 0.4 - 0.4);
     const k = Math.floor(Math.min(Math.max(aleph, 1), n - 1));
     const gamma = Math.min(Math.max(aleph - k, 0), 1);
-    return n === 1 ? sorted[0] : (1 - gamma) * sorted[k - 1] + gamma * sorted[k];
+    return (1 - gamma) * sorted[k - 1] + gamma * sorted[k];
   });
 }
 
