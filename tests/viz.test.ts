@@ -236,6 +236,39 @@ describe('attention', () => {
   });
 });
 
+describe('attention of a real model', () => {
+  it('GPT attention maps: rollout rows sum to 1 and stay causal; a map per layer and head of one example', async () => {
+    const gpt = new eg.nn.GPT({ vocabSize: 9, blockSize: 6, nLayer: 2, nHead: 2, nEmbd: 8, dropout: 0, seed: 7 }).keepAttentionWeights();
+    const ids = eg.tensor([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]], [2, 5], 'int32');
+    eg.tidy(() => gpt.forward(ids));
+    const maps = gpt.attentionMaps() as eg.Tensor[];
+    const before = eg.memory().numTensors; // the model's own tensors are not this test's business
+    const r = v.attentionRollout(maps);
+    expect(r.shape).toEqual([2, 5, 5]);
+    const d = r.dataSync();
+    for (let b = 0; b < 2; b++) {
+      for (let i = 0; i < 5; i++) {
+        let s = 0;
+        for (let j = 0; j < 5; j++) {
+          s += d[(b * 5 + i) * 5 + j];
+          if (j > i) expect(d[(b * 5 + i) * 5 + j]).toBe(0); // token i never draws on a later one
+        }
+        expect(s).toBeCloseTo(1, 5);
+      }
+    }
+    expect(() => v.attentionMap(maps, { tokens: ['a', 'b', 'c', 'd', 'e'] })).toThrow(/pick one with the option example/);
+    const chart = v.attentionMap(maps, { tokens: ['a', 'b', 'c', 'd', 'e'], example: 1 });
+    const rows = (chart.spec as { data: { values: { layer: number; head: number; q: number; k: number; weight: number }[] } }).data.values;
+    expect(rows.length).toBe(2 * 2 * 25);
+    const w0 = maps[0].dataSync(); // example 1, head 1, query 3, key 2
+    expect(rows.find((x) => x.layer === 0 && x.head === 1 && x.q === 3 && x.k === 2)!.weight).toBe(w0[((1 * 2 + 1) * 5 + 3) * 5 + 2]);
+    r.dispose();
+    expect(eg.memory().numTensors).toBe(before);
+    ids.dispose();
+    gpt.dispose();
+  });
+});
+
 describe('bar charts and text', () => {
   it('bar chart spec: names, values, error bars, sorted; renders to SVG', async () => {
     const chart = v.barChart({ names: ['age', 'bmi', 'bp'], values: new Float32Array([0.1, 0.5, -0.25]), errors: [0.01, 0.05, 0.02], title: 'importance' });

@@ -1,6 +1,6 @@
 /** Attention: rollout across layers (a tensor computation) and per-layer/head heat maps with token labels. */
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
-import { checkOptions, describe } from '../args.js';
+import { checkInt, checkOptions, describe } from '../args.js';
 import { tensor } from '../creation.js';
 import { tidy } from '../memory.js';
 import { isTensor, type Tensor } from '../tensor.js';
@@ -53,12 +53,14 @@ export interface AttentionMapOptions {
   title?: string;
   /** Pixels per cell; default 16. */
   cellSize?: number;
+  /** Which example of batched weights `[batch, heads, Tq, Tk]` to show (needed when batch > 1). */
+  example?: number;
 }
 
 /**
  * Attention weights as heat maps with token labels, one panel per layer (rows) and head (columns):
  * `weights` is one layer's or a list of layers' weights, each `[T, T]`, `[heads, Tq, Tk]` or
- * `[1, heads, Tq, Tk]` (one example).
+ * `[batch, heads, Tq, Tk]` (e.g. `gpt.attentionMaps()`; `example` picks the row when batch > 1).
  */
 export function attentionMap(weights: VizInput | VizInput[], options: AttentionMapOptions): Chart {
   const o = checkOptions(options, 'attentionMap options') as AttentionMapOptions;
@@ -69,17 +71,26 @@ export function attentionMap(weights: VizInput | VizInput[], options: AttentionM
   if (o.title !== undefined && typeof o.title !== 'string') throw new ArgumentError(`attentionMap title must be a string, got ${describe(o.title)}`);
   const cell = o.cellSize ?? 16;
   if (!Number.isInteger(cell) || cell < 2 || cell > 200) throw new ArgumentError(`attentionMap cellSize must be an integer in [2, 200], got ${describe(cell)}`);
+  if (o.example !== undefined) checkInt(o.example, 'attentionMap example', 0);
   const rows: { layer: number; head: number; q: number; k: number; weight: number }[] = [];
   layers.forEach((w, l) => {
     const { data, shape } = readInput(w, `attention weights of layer ${l}`);
-    const s = shape.length === 4 && shape[0] === 1 ? shape.slice(1) : shape.length === 2 ? [1, ...shape] : shape;
+    let base = 0;
+    let s = shape.length === 2 ? [1, ...shape] : shape;
+    if (shape.length === 4) {
+      const ex = o.example ?? 0;
+      if (o.example === undefined && shape[0] !== 1) throw new ArgumentError(`attention weights of layer ${l} hold ${shape[0]} examples: pick one with the option example`);
+      if (ex >= shape[0]) throw new ArgumentError(`attentionMap example ${ex} is out of range for ${shape[0]} examples (layer ${l})`);
+      s = shape.slice(1);
+      base = ex * s[0] * s[1] * s[2];
+    }
     if (s.length !== 3 || s[1] !== queries.length || s[2] !== keys.length) {
-      throw new ShapeError(`attention weights of layer ${l} must be [${queries.length}, ${keys.length}], [heads, ${queries.length}, ${keys.length}] or [1, heads, ${queries.length}, ${keys.length}] for these tokens, got [${shape.join(', ')}]`);
+      throw new ShapeError(`attention weights of layer ${l} must be [${queries.length}, ${keys.length}], [heads, ${queries.length}, ${keys.length}] or [batch, heads, ${queries.length}, ${keys.length}] for these tokens, got [${shape.join(', ')}]`);
     }
     const [heads, tq, tk] = s;
     for (let h = 0; h < heads; h++) {
       for (let q = 0; q < tq; q++) {
-        for (let k = 0; k < tk; k++) rows.push({ layer: l, head: h, q, k, weight: data[(h * tq + q) * tk + k] });
+        for (let k = 0; k < tk; k++) rows.push({ layer: l, head: h, q, k, weight: data[base + (h * tq + q) * tk + k] });
       }
     }
   });
