@@ -150,6 +150,35 @@ describe('sensitivityAnalysis', () => {
   });
 });
 
+/** FNV-1a over the float32 bits of the results below; a change means the results changed (update only knowingly). */
+const DIGEST = '6e33250d';
+
+describe('probing: determinism', () => {
+  it('the same bits for 1 and 2 threads, and the stored digest (the same in Node and Chromium)', () => {
+    const m = mlp();
+    const x = eg.randn([5, 4], 0, 1, { seed: 11 });
+    const run = () => eg.tidy(() => {
+      const pd = explain.partialDependence(m, x, [0, 2], { target: 1, gridResolution: 3, kind: 'both', perturbationsPerEval: 8 });
+      const out = [
+        explain.sensitivityAnalysis(m, x, { target: 0, deltas: [0.1, -0.2, 0.3, 0.05], kind: 'central' }),
+        explain.sensitivityAnalysis(m, x, { target: 2, delta: 0.25, kind: 'elasticity', perturbationsPerEval: 3 }),
+        pd.average!, pd.individual!,
+      ];
+      return [...out.flatMap(bits), ...new Uint32Array(Float32Array.from(pd.grid.flat()).buffer)];
+    });
+    eg.setNumThreads(1);
+    const one = run();
+    eg.setNumThreads(2);
+    const two = run();
+    expect(two).toEqual(one);
+    let h = 0x811c9dc5;
+    for (const w of one) h = Math.imul(h ^ w, 0x01000193) >>> 0;
+    expect(h.toString(16)).toBe(DIGEST);
+    x.dispose();
+    m.dispose();
+  });
+});
+
 describe('probing: memory and errors', () => {
   it('100 calls leave tensors and wasm memory flat', () => {
     const m = mlp();
