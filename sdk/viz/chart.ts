@@ -1,8 +1,8 @@
 /**
  * Pictures with text (axes, feature names, token labels) are Vega-Lite charts: the spec is built
- * here, and rendered by vega + vega-lite, optional peer packages imported only when a chart is
- * rendered (users who never chart never load them). SVG in every runtime; in browsers also a
- * `VizImage` through vega's canvas renderer.
+ * here, and rendered by vega + vega-lite, dependencies imported only when a chart is rendered
+ * (dynamic imports: users who never chart never load them, bundlers split them into a lazy chunk).
+ * SVG in every runtime; in browsers also a `VizImage` through vega's canvas renderer.
  */
 import { ArgumentError, BackendError } from '../errors.js';
 import { checkInt, checkNumber, checkObject, checkOptions, describe } from '../args.js';
@@ -20,7 +20,7 @@ export class Chart {
     this.spec = checkObject<VegaLiteSpec>(spec, 'Chart spec', 'a Vega-Lite spec object');
   }
 
-  /** The chart as an SVG document (Node and browsers; needs the packages vega and vega-lite). */
+  /** The chart as an SVG document (Node and browsers). */
   async toSVG(): Promise<string> {
     return withView(this.spec, (view) => view.toSVG());
   }
@@ -51,7 +51,7 @@ async function withView<T>(spec: VegaLiteSpec, f: (view: VegaView) => Promise<T>
   try {
     [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
   } catch (e) {
-    throw new BackendError(`rendering a chart needs the packages vega and vega-lite (npm install vega vega-lite): ${(e as Error)?.message ?? e}`);
+    throw new BackendError(`rendering a chart could not load the packages vega and vega-lite: ${(e as Error)?.message ?? e}`);
   }
   let view: VegaView;
   try {
