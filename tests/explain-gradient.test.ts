@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
+import { B, bits, cnn, data, fnv1a, linearModel, mlp, sameBitsOnOneAndTwoThreads, W, X } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
 
@@ -9,38 +10,6 @@ beforeAll(async () => {
   await setup();
 });
 
-const W = [0.5, -2, 0, 1.25, 3];
-const B = 0.75;
-const X = [[1, 2, 3, 4, 5], [-1, 0.5, 7, -2, 0.25], [0.3, -0.7, 1.1, 2.2, -3.3]];
-
-/** F(x) = w·x + b as a model with one output per example ([N, 1]); feature 2 is ignored (w = 0). */
-function linearModel(): eg.nn.Sequential {
-  const m = new nn.Sequential(new nn.Linear(5, 1));
-  m.loadStateDict({ '0.weight': eg.tensor([W]), '0.bias': eg.tensor([B]) });
-  return m.eval();
-}
-
-/** A small MLP whose first layer ignores feature 1 (its weight column is 0). */
-function mlp(): eg.nn.Sequential {
-  const m = new nn.Sequential(new nn.Linear(4, 8, { seed: 11 }), new nn.Tanh(), new nn.Linear(8, 3, { seed: 12 })).eval();
-  eg.noGrad(() => {
-    const w = m.getModule('0').stateDict().weight;
-    const mask = eg.tensor([[1, 0, 1, 1]]);
-    w.assign(w.mul(mask));
-  });
-  return m;
-}
-
-/** A small CNN (ReLU, max-pool) on 8x8x1 images, random weights. */
-function cnn(): eg.nn.Sequential {
-  return new nn.Sequential(
-    new nn.Conv2d(1, 4, 3, { padding: 'same', seed: 21 }), new nn.ReLU(), new nn.MaxPool2d(2),
-    new nn.Conv2d(4, 6, 3, { padding: 'same', seed: 22 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 4 * 6, 5, { seed: 23 }),
-  ).eval();
-}
-
-const data = (t: eg.Tensor) => Array.from(t.dataSync() as Float32Array);
-const bits = (t: eg.Tensor) => Array.from(new Uint32Array((t.dataSync() as Float32Array).slice().buffer));
 
 describe('known answers on a linear model F(x) = w·x + b', () => {
   it('Integrated Gradients with a zero baseline = Input x Gradient = w ⊙ x; Saliency = |w|', () => {
@@ -204,16 +173,7 @@ describe('batching and determinism', () => {
       ...bits(new explain.GradientShap(m).attribute(x, { target: 2, baselines: dist, nSamples: 5, stdevs: 0.2, seed: 6 })),
       ...bits(new explain.NoiseTunnel(new explain.Saliency(m)).attribute(x, { target: 1, ntType: 'vargrad', ntSamples: 3, seed: 7 })),
     ]);
-    eg.setNumThreads(1);
-    const one = run();
-    eg.setNumThreads(2);
-    const two = run();
-    expect(two).toEqual(one);
-    let h = 0x811c9dc5;
-    for (const w of one) {
-      h = Math.imul(h ^ w, 0x01000193) >>> 0;
-    }
-    expect(h.toString(16)).toBe(DIGEST);
+    expect(fnv1a(sameBitsOnOneAndTwoThreads(run))).toBe(DIGEST);
     eg.dispose([x, dist]);
     m.dispose();
   });
@@ -422,10 +382,8 @@ describe('integration rules', () => {
     expect(Array.from(explain.quadrature('riemann_left', 2).alphas)).toEqual([0, 0.5]);
     expect(Array.from(explain.quadrature('riemann_right', 2).alphas)).toEqual([0.5, 1]);
     // The float64 bits of the 64-point rule, hashed: equal in Node and Chromium.
-    let h = 0x811c9dc5;
     const g64 = explain.quadrature('gausslegendre', 64);
-    for (const w of new Uint32Array(Float64Array.from([...g64.alphas, ...g64.weights]).buffer)) h = Math.imul(h ^ w, 0x01000193) >>> 0;
-    expect(h.toString(16)).toBe(GL64_DIGEST);
+    expect(fnv1a(new Uint32Array(Float64Array.from([...g64.alphas, ...g64.weights]).buffer))).toBe(GL64_DIGEST);
   });
 });
 const GL64_DIGEST = '5ec07c8e';
