@@ -139,6 +139,7 @@ const NAMESPACES: Record<string, Record<string, unknown>> = {
   int8: eg.compress.int8 as unknown as Record<string, unknown>,
   explain: eg.explain as unknown as Record<string, unknown>,
   attacks: eg.attacks as unknown as Record<string, unknown>,
+  viz: eg.viz as unknown as Record<string, unknown>,
 };
 
 /** The exported functions and classes of a namespace (error classes and exemptions left out). */

@@ -367,6 +367,17 @@ describe('errors and determinism', () => {
     mha.dispose();
   });
 
+  it('dispose() frees what layers hold beyond parameters (kept attention maps): nothing is left', () => {
+    const start = eg.memory().numTensors;
+    const gpt = new nn.GPT({ vocabSize: 9, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, seed: 52 }).keepAttentionWeights();
+    eg.tidy(() => {
+      gpt.forward(eg.zeros([2, 8], 'int32'));
+    });
+    expect(gpt.attentionMaps().every((m) => m !== null)).toBe(true);
+    gpt.dispose();
+    expect(eg.memory().numTensors).toBe(start);
+  });
+
   it('a GPT training loop keeps the tensor count and engine memory flat (attention maps kept)', () => {
     const gpt = new nn.GPT({ vocabSize: 9, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0.1, seed: 50 }).keepAttentionWeights();
     const opt = new eg.optim.AdamW(gpt.parameters(), { lr: 1e-3 });

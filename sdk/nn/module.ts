@@ -424,12 +424,13 @@ export abstract class Module {
 
   /** Frees every parameter and buffer of this module tree. */
   dispose(): void {
-    for (const [, m] of this.namedModules()) {
-      for (const p of m.#params.values()) p.dispose();
-      for (const b of m.#buffers.values()) b.dispose();
-      m.#params.clear();
-      m.#buffers.clear();
-    }
+    // Through each child's own dispose(), so what subclasses hold beyond parameters and buffers
+    // (kept attention weights, position tables) is freed too.
+    for (const c of this.#children.values()) c.dispose();
+    for (const p of this.#params.values()) p.dispose();
+    for (const b of this.#buffers.values()) b.dispose();
+    this.#params.clear();
+    this.#buffers.clear();
   }
 }
 
