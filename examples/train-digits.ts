@@ -1,7 +1,8 @@
 /**
  * The main job (`npm start`): trains a small CNN (Conv2d → BatchNorm → ReLU → max-pool, twice,
  * then Dense) on the bundled 8x8 digits with Adam, shows progress, evaluates on a held-out test
- * set, saves the model, and writes a report folder: summary.json and loss/accuracy curves.
+ * set, saves the model, and writes a report folder: summary.json and loss/accuracy curves; then
+ * its compression section and its explanation section (attributions, robustness to attacks).
  *
  *   npx tsx examples/train-digits.ts [--out reports/digits-cnn] [--epochs 20]
  */
@@ -11,6 +12,8 @@ import { parseArgs } from 'node:util';
 import * as eg from 'edgegrad';
 import { lineChart } from './lib/charts.js';
 import { compressionSection } from './lib/compression-report.js';
+import { digitsCnn, digitsSplit } from './lib/digits-cnn.js';
+import { explanationSection } from './lib/explain-report.js';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'reports/digits-cnn' }, epochs: { type: 'string', default: '20' } } });
 const outDir = args.out!;
@@ -22,28 +25,10 @@ console.log(`edgegrad ${info.build} · ${info.threads} thread(s) · ${info.runti
 eg.manualSeed(42);
 
 // Data: 1797 digits, pixels scaled to [0, 1], NHWC [n, 8, 8, 1]; 20% held out for testing.
-const { images, labels, n } = await eg.loadDigits();
-const [xTrain, yTrain, xTest, yTest] = eg.tidy(() => {
-  const x = eg.tensor(images, [n, 8, 8, 1]).div(16);
-  const y = eg.tensor(labels, [n], 'int32');
-  return eg.data.trainTestSplit([x, y], { testSize: 0.2, seed: 7 });
-});
+const [xTrain, yTrain, xTest, yTest] = await digitsSplit();
 console.log(`data: ${xTrain.shape[0]} training and ${xTest.shape[0]} test digits`);
 
-const { nn } = eg;
-const model = new nn.Sequential(
-  new nn.Conv2d(1, 32, 3, { padding: 'same', bias: false, weightInit: 'heNormal', seed: 1 }),
-  new nn.BatchNorm2d(32),
-  new nn.ReLU(),
-  new nn.MaxPool2d(2), // 4x4
-  new nn.Conv2d(32, 64, 3, { padding: 'same', bias: false, weightInit: 'heNormal', seed: 2 }),
-  new nn.BatchNorm2d(64),
-  new nn.ReLU(),
-  new nn.MaxPool2d(2), // 2x2
-  new nn.Flatten(),
-  new nn.Dropout(0.3, 3),
-  new nn.Linear(2 * 2 * 64, 10, { seed: 4, weightRegularizer: nn.l2(1e-4) }),
-);
+const model = digitsCnn();
 const optimizer = new eg.optim.Adam(model.trainableParameters(), { lr: 3e-3 });
 const schedule = new eg.optim.CosineAnnealingLR(optimizer, epochs, 1e-4);
 model.compile({
@@ -98,3 +83,6 @@ if (test.accuracy < 0.97) {
 
 // Compression (issue 5): int8, pruned, distilled and binary variants; adds `compression` to summary.json.
 await compressionSection({ model, xTrain, yTrain, xTest, yTest, outDir, t0 });
+
+// Explanation (issue 14): IG + Grad-CAM for a few test digits, FGSM/PGD robustness; adds `explanation` to summary.json.
+await explanationSection({ model, xTest, yTest, outDir, t0 });

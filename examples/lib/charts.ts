@@ -29,6 +29,37 @@ export async function lineChart(path: string, title: string, yTitle: string, ser
       color: { field: 'series', type: 'nominal', title: null },
     },
   };
+  return render(path, spec);
+}
+
+export interface XYSeries {
+  name: string;
+  x: number[];
+  y: number[];
+}
+
+/** A line chart of several (x, y) series with titled axes; writes `<path>.svg` and `<path>.png`. */
+export async function xyChart(path: string, title: string, xTitle: string, yTitle: string, series: XYSeries[]): Promise<string[]> {
+  const rows = series.flatMap((s) => s.x.map((x, i) => ({ x, y: s.y[i], series: s.name })));
+  const spec: vl.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 520,
+    height: 300,
+    background: 'white',
+    data: { values: rows },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: xTitle },
+      y: { field: 'y', type: 'quantitative', title: yTitle },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  };
+  return render(path, spec);
+}
+
+/** Renders a Vega-Lite spec to `<path>.svg` (vega) and `<path>.png` (resvg, 1040 px wide). */
+export async function render(path: string, spec: vl.TopLevelSpec): Promise<string[]> {
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
