@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
 
@@ -11,11 +12,15 @@ const isolationHeaders = {
 
 // Inline projects do not inherit the root `test` options, so each names its own timeouts.
 const timeouts = { testTimeout: 120_000, hookTimeout: 120_000 };
+// Examples import the package by name (dist/); in tests it is the SDK's source, so a test that
+// reuses an example's helpers shares one engine with the test itself.
+const resolve = { alias: { edgegrad: fileURLToPath(new URL('./sdk/index.ts', import.meta.url)) } };
 
 export default defineConfig({
   test: {
     projects: [
       {
+        resolve,
         test: {
           name: 'node',
           ...timeouts,
@@ -24,6 +29,7 @@ export default defineConfig({
         },
       },
       {
+        resolve,
         server: { headers: isolationHeaders },
         preview: { headers: isolationHeaders },
         test: {

@@ -161,7 +161,7 @@ describe('axioms and planted features', () => {
     m.dispose();
   });
 
-  it('planted feature: only feature 3 matters → permutationImportance and KernelShap rank it first', () => {
+  it('planted feature: only feature 3 matters → permutationImportance, KernelShap and IntegratedGradients rank it first', () => {
     const k = 3;
     const v = eg.tensor([[0.05], [-0.08], [0.03], [2], [0.06], [-0.04]]);
     const reg = (t: eg.Tensor) => t.matmul(v).tanh();
@@ -188,6 +188,9 @@ describe('axioms and planted features', () => {
     const ks = rowsOf(new explain.KernelShap(reg).attribute(x.slice([0, 0], [16, 6]), { nSamples: 64, seed: 9 }));
     const meanAbs = [0, 1, 2, 3, 4, 5].map((q) => ks.reduce((s, r) => s + Math.abs(r[q]), 0));
     expect(top(meanAbs)).toBe(k);
+    // Integrated Gradients (zero baseline) on the same model and rows: feature 3 first as well.
+    const ig = rowsOf(new explain.IntegratedGradients(reg).attribute(x.slice([0, 0], [16, 6]), { nSteps: 32 }) as eg.Tensor);
+    expect(top([0, 1, 2, 3, 4, 5].map((q) => ig.reduce((s, r) => s + Math.abs(r[q]), 0)))).toBe(k);
     // A metric function: negative mean absolute error, computed by the caller.
     const custom = explain.permutationImportance(reg, x, y, (p, t) => -(p.sub(t).abs().mean().dataSync() as Float32Array)[0], { nRepeats: 2, seed: 7 });
     const mae = explain.permutationImportance(reg, x, y, 'mae', { nRepeats: 2, seed: 7, batchSize: 13 });
