@@ -3,7 +3,7 @@
  * feature maps and filters, attention rollout and labeled maps, bar charts, text highlighting,
  * PNG output identical in Node and Chromium, typed errors, no tensor leaks.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decode } from 'fast-png';
 import { interpolateBlues, interpolatePiYG } from 'd3-scale-chromatic';
 import * as eg from '../sdk/index.js';
@@ -11,8 +11,15 @@ import { isBrowser, setup, vals } from './helpers.js';
 
 const v = eg.viz;
 
+let live = 0;
 beforeAll(async () => {
   await setup();
+  live = eg.memory().numTensors;
+});
+// Each test frees what it made: a leaked tensor that the GC frees later would shift another
+// test's baseline.
+afterEach(() => {
+  expect(eg.memory().numTensors).toBe(live);
 });
 
 /** d3's color at t as [r, g, b] (the reference the tables are sampled from). */
@@ -126,7 +133,7 @@ describe('visualizeImageAttr (Captum methods)', () => {
     expect(() => v.barChart({ names: ['a'], values: [1, 2] })).toThrow(eg.ArgumentError);
     expect(() => v.textHighlight(['a'], [Infinity])).toThrow(eg.ArgumentError);
     expect(() => v.attentionRollout([])).toThrow(eg.ArgumentError);
-    expect(eg.tensor([1, 2]).add(1).dataSync()).toEqual(new Float32Array([2, 3]));
+    expect(eg.tidy(() => eg.tensor([1, 2]).add(1).dataSync())).toEqual(new Float32Array([2, 3]));
   });
 });
 
@@ -240,7 +247,9 @@ describe('attention of a real model', () => {
   it('GPT attention maps: rollout rows sum to 1 and stay causal; a map per layer and head of one example', async () => {
     const gpt = new eg.nn.GPT({ vocabSize: 9, blockSize: 6, nLayer: 2, nHead: 2, nEmbd: 8, dropout: 0, seed: 7 }).keepAttentionWeights();
     const ids = eg.tensor([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]], [2, 5], 'int32');
-    eg.tidy(() => gpt.forward(ids));
+    eg.tidy(() => {
+      gpt.forward(ids);
+    });
     const maps = gpt.attentionMaps() as eg.Tensor[];
     const before = eg.memory().numTensors; // the model's own tensors are not this test's business
     const r = v.attentionRollout(maps);
@@ -386,6 +395,6 @@ describe('every eg.viz function refuses bad arguments with typed errors', () => 
     expect(checked).toBeGreaterThan(200);
     rollIn.dispose();
     expect(eg.memory().numTensors).toBe(before);
-    expect(eg.tensor([2]).mul(2).dataSync()).toEqual(new Float32Array([4]));
+    expect(eg.tidy(() => eg.tensor([2]).mul(2).dataSync())).toEqual(new Float32Array([4]));
   });
 });
