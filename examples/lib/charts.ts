@@ -14,22 +14,8 @@ export interface Series {
 
 /** A line chart of several series against the epoch; writes `<path>.svg` and `<path>.png`. */
 export async function lineChart(path: string, title: string, yTitle: string, series: Series[]): Promise<string[]> {
-  const rows = series.flatMap((s) => s.values.map((v, i) => ({ epoch: i + 1, value: v, series: s.name })));
-  const spec: vl.TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
-    width: 520,
-    height: 300,
-    background: 'white',
-    data: { values: rows },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
-      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null },
-    },
-  };
-  return render(path, spec);
+  const xy = series.map((s) => ({ name: s.name, x: s.values.map((_, i) => i + 1), y: s.values }));
+  return xyChart(path, title, 'epoch', yTitle, xy, { integerX: true, zeroY: false });
 }
 
 export interface XYSeries {
@@ -38,8 +24,12 @@ export interface XYSeries {
   y: number[];
 }
 
-/** A line chart of several (x, y) series with titled axes; writes `<path>.svg` and `<path>.png`. */
-export async function xyChart(path: string, title: string, xTitle: string, yTitle: string, series: XYSeries[]): Promise<string[]> {
+/**
+ * A line chart of several (x, y) series with titled axes; writes `<path>.svg` and `<path>.png`.
+ * `integerX`: ticks at whole numbers only (epochs); `zeroY: false`: the y scale need not include 0.
+ */
+export async function xyChart(path: string, title: string, xTitle: string, yTitle: string, series: XYSeries[],
+  o: { integerX?: boolean; zeroY?: boolean } = {}): Promise<string[]> {
   const rows = series.flatMap((s) => s.x.map((x, i) => ({ x, y: s.y[i], series: s.name })));
   const spec: vl.TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -50,8 +40,8 @@ export async function xyChart(path: string, title: string, xTitle: string, yTitl
     data: { values: rows },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: xTitle },
-      y: { field: 'y', type: 'quantitative', title: yTitle },
+      x: { field: 'x', type: 'quantitative', title: xTitle, ...(o.integerX ? { axis: { tickMinStep: 1 } } : {}) },
+      y: { field: 'y', type: 'quantitative', title: yTitle, ...(o.zeroY === false ? { scale: { zero: false } } : {}) },
       color: { field: 'series', type: 'nominal', title: null },
     },
   };

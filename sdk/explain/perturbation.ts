@@ -123,6 +123,20 @@ export interface Perturbation {
 /** The per-row values a method reads besides the outputs (Lime's similarity). */
 type RowHook = (rowXs: Tensor[], orig: Tensor[]) => Tensor;
 
+/**
+ * For rows laid out example by example (example i owns rows `offs[i]` to `offs[i + 1] - 1`): the
+ * example of a row. Rows are visited in order, so the index only moves forward (and starts over
+ * when a new pass begins at row 0).
+ */
+export function exampleOfRow(offs: Int32Array): (r: number) => number {
+  let i0 = 0;
+  return (r) => {
+    if (r < offs[i0]) i0 = 0;
+    while (offs[i0 + 1] <= r) i0++;
+    return i0;
+  };
+}
+
 /** Base of perturbation methods: builds perturbed rows in batches and evaluates them in one forward each. */
 export abstract class PerturbationAttribution extends Attribution {
   override get baselinesPerExample(): boolean {
@@ -241,13 +255,7 @@ export class FeatureAblation extends PerturbationAttribution {
       const offs = new Int32Array(p.n + 1);
       for (let i = 0; i < p.n; i++) offs[i + 1] = offs[i] + 1 + feats.present[i].length;
       const total = offs[p.n];
-      let i0 = 0;
-      const exOf = (r: number) => {
-        // Rows are visited in order, so the example index only moves forward.
-        if (r < offs[i0]) i0 = 0;
-        while (offs[i0 + 1] <= r) i0++;
-        return i0;
-      };
+      const exOf = exampleOfRow(offs);
       const { out } = this.evaluate(p, pool, total, (r) => {
         const i = exOf(r);
         const t = r - offs[i];

@@ -13,7 +13,7 @@ import { Module } from '../nn/module.js';
 import { concat } from '../ops.js';
 import { Tensor } from '../tensor.js';
 import { checkKeys, type AttributionOf, type Forward, type Inputs, type Prepared } from './common.js';
-import { PerturbationAttribution, prepareFeatureMask, type FeatureMask, type PerturbationOptions } from './perturbation.js';
+import { exampleOfRow, PerturbationAttribution, prepareFeatureMask, type FeatureMask, type PerturbationOptions } from './perturbation.js';
 
 const BASE_KEYS = ['target', 'additionalForwardArgs', 'perturbationsPerEval'] as const;
 
@@ -98,12 +98,7 @@ class Prober extends PerturbationAttribution {
       const offs = new Int32Array(p.n + 1);
       for (let i = 0; i < p.n; i++) offs[i + 1] = offs[i] + 1 + per * feats.present[i].length;
       const total = offs[p.n];
-      let i0 = 0;
-      const exOf = (r: number) => {
-        if (r < offs[i0]) i0 = 0;
-        while (offs[i0 + 1] <= r) i0++;
-        return i0;
-      };
+      const exOf = exampleOfRow(offs);
       const { out } = this.evaluate(p, shifted, total, (r) => {
         const i = exOf(r);
         const t = r - offs[i];
