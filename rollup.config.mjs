@@ -11,7 +11,10 @@ const assets = [
   'wasm/mt/edgegrad_bg.wasm',
   'wasm/st/edgegrad.js',
   'wasm/st/edgegrad_bg.wasm',
+  'wasm/resvg_bg.wasm',
   'assets/digits.csv.gz',
+  'assets/DejaVuSans.ttf',
+  'assets/dejavu-fonts-debian-copyright.txt',
 ];
 
 function copyAssets() {

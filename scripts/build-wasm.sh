@@ -42,3 +42,6 @@ build mt +simd128,+atomics,+bulk-memory,+mutable-globals \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 build st +simd128,+bulk-memory,+mutable-globals -C link-arg=--export=__stack_pointer
+# The SVG rasterizer's wasm (charts → pixels, sdk/raster.ts) sits beside the engines so the SDK finds it
+# the same way from its sources and its bundle.
+cp node_modules/@resvg/resvg-wasm/index_bg.wasm sdk/wasm/resvg_bg.wasm

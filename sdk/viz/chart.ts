@@ -2,12 +2,14 @@
  * Pictures with text (axes, feature names, token labels) are Vega-Lite charts: the spec is built
  * here, and rendered by vega + vega-lite, dependencies imported only when a chart is rendered
  * (dynamic imports: users who never chart never load them, bundlers split them into a lazy chunk).
- * SVG in every runtime; in browsers also a `VizImage` through vega's canvas renderer.
+ * SVG, and pixels (`VizImage`, PNG) through resvg-wasm with the bundled DejaVu Sans (sdk/raster.ts):
+ * one path in Node and browsers.
  */
 import { ArgumentError, BackendError } from '../errors.js';
 import { checkInt, checkNumber, checkObject, checkOptions, describe } from '../args.js';
 import { hexColor } from './colormap.js';
 import { VizImage } from './image.js';
+import { CHART_FONT, rasterizeSVG } from '../raster.js';
 
 /** A Vega-Lite specification (JSON). */
 export type VegaLiteSpec = Record<string, unknown>;
@@ -26,20 +28,21 @@ export class Chart {
   }
 
   /**
-   * The chart as pixels (browsers: vega's canvas renderer; in Node, rasterize `toSVG()` with an SVG
-   * renderer such as @resvg/resvg-js). `scale` multiplies the resolution; default 1.
+   * The chart as pixels, the same in Node and browsers: the SVG with its text in the bundled DejaVu Sans,
+   * rasterized by resvg-wasm (loaded on first use). `scale` multiplies the resolution; default 1.
    */
   async toImage(scale = 1): Promise<VizImage> {
     checkNumber(scale, 'toImage scale', { finite: true });
     if (!(scale > 0 && scale <= 16)) throw new ArgumentError(`toImage scale must be in (0, 16], got ${scale}`);
-    if (typeof document === 'undefined') {
-      throw new BackendError('Chart.toImage needs a browser canvas; in Node, render chart.toSVG() with an SVG rasterizer (e.g. @resvg/resvg-js)');
-    }
-    const canvas = (await withView(this.spec, (view) => view.toCanvas(scale))) as unknown as HTMLCanvasElement;
-    const ctx = canvas.getContext('2d');
-    if (ctx === null) throw new BackendError('Chart.toImage: the canvas has no 2D context');
-    const px = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    return new VizImage(canvas.width, canvas.height, new Uint8ClampedArray(px.data));
+    const config = (this.spec.config ?? {}) as Record<string, unknown>;
+    const svg = await withView({ ...this.spec, config: { ...config, font: CHART_FONT } }, (view) => view.toSVG());
+    const { width, height, data } = await rasterizeSVG(svg, scale);
+    return new VizImage(width, height, new Uint8ClampedArray(data.buffer, data.byteOffset, data.length));
+  }
+
+  /** The chart as PNG bytes (`toImage(scale)` encoded; Node and browsers). */
+  async toPNG(scale = 1): Promise<Uint8Array> {
+    return (await this.toImage(scale)).toPNG();
   }
 }
 
@@ -53,6 +56,7 @@ async function withView<T>(spec: VegaLiteSpec, f: (view: VegaView) => Promise<T>
   } catch (e) {
     throw new BackendError(`rendering a chart could not load the packages vega and vega-lite: ${(e as Error)?.message ?? e}`);
   }
+  fixedFontWidths(vega);
   let view: VegaView;
   try {
     view = new vega.View(vega.parse(vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec), { renderer: 'none' });
@@ -64,6 +68,37 @@ async function withView<T>(spec: VegaLiteSpec, f: (view: VegaView) => Promise<T>
   } finally {
     view.finalize();
   }
+}
+
+type TextItem = { font?: string; fontSize?: number; limit?: number };
+type TextWidth = (item: TextItem, text: unknown) => number;
+interface TextMetrics { width: TextWidth & { fixed?: true }; estimateWidth: TextWidth }
+
+/**
+ * Text in CHART_FONT (rasterized charts) is laid out by vega's own estimate (what vega does without a
+ * canvas, i.e. in Node) in every runtime, not by the browser's canvas measure, so the SVG — hence the
+ * pixels — is the same in Node and browsers. Other text keeps the measure vega chose. vega truncates a
+ * label by calling this width again on the bare text (hence `inner`: that call measures, untruncated).
+ */
+function fixedFontWidths(vega: typeof import('vega')): void {
+  const m = (vega as unknown as { textMetrics: TextMetrics }).textMetrics;
+  const fontSize = (vega as unknown as { fontSize: (item: TextItem) => number }).fontSize;
+  const original = m.width;
+  if (original.fixed) return;
+  const estimate = (item: TextItem, text: unknown) => Math.trunc(0.8 * (text == null ? '' : String(text).trim()).length * fontSize(item));
+  let inner = false;
+  const wrapped: TextWidth & { fixed?: true } = (item, text) => {
+    const fixed = item.font === CHART_FONT || original === m.estimateWidth;
+    if (inner) return fixed ? estimate(item, text) : original({ ...item, limit: 0 }, text);
+    inner = true;
+    try {
+      return (fixed ? m.estimateWidth : original)(item, text);
+    } finally {
+      inner = false;
+    }
+  };
+  wrapped.fixed = true;
+  m.width = wrapped;
 }
 
 /** A list of strings, checked (names, tokens). */

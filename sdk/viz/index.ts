@@ -2,7 +2,7 @@
  * `eg.viz`: explanations as pictures, identical in Node and browsers. Pixel pictures (image
  * attributions, feature maps, filters, grids) are `VizImage`s (RGBA + `toPNG()` + `drawTo(canvas)`);
  * pictures with text (bar charts, labeled attention maps) are `Chart`s: a Vega-Lite spec rendered to
- * SVG (or, in browsers, to a `VizImage`) by vega/vega-lite, imported only when a chart is rendered.
+ * SVG by vega/vega-lite, and to a `VizImage` / PNG by resvg-wasm, each imported only when used.
  * Text attributions are HTML strings.
  */
 export { VizImage, upscale } from './image.js';
