@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { setup } from './helpers.js';
+import { BAD_ARGUMENTS, setup } from './helpers.js';
 
 beforeAll(async () => {
   await setup();
@@ -33,25 +33,6 @@ const EXEMPT: Record<string, string> = {
   'eg.Tensor': "wraps an engine handle only for the SDK itself (see 'new Tensor() from user code is refused')",
 };
 
-// The values a caller gets wrong: each in each position.
-const dead = (): eg.Tensor => {
-  const t = eg.ones([2]);
-  t.dispose();
-  return t;
-};
-/** Properties the runtime itself looks up (promises, conversions), not option fields. */
-const NOT_FIELDS = new Set(['then', 'constructor', 'toJSON', 'valueOf', 'toString', '__tensor']);
-const BAD: [string, () => unknown][] = [
-  ['undefined', () => undefined],
-  ['null', () => null],
-  ['5', () => 5],
-  ['"2"', () => '2'],
-  ['2n', () => 2n],
-  ['{}', () => ({})],
-  ['a disposed tensor', dead],
-  // An options object whose every field is a string: wrongly typed fields, whatever their names.
-  ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && !NOT_FIELDS.has(k) ? '2' : Reflect.get(t, k)) })],
-];
 // What comes before the bad argument: a tensor, a model, a number or a list of tensors.
 const model = (): eg.nn.Sequential => new eg.nn.Sequential(new eg.nn.Linear(3, 2, { seed: 1 }));
 const FILL: [string, () => unknown][] = [
@@ -106,7 +87,7 @@ async function walk(name: string, call: (args: unknown[]) => unknown, maxPos: nu
   const raw: string[] = [];
   for (let p = 0; p <= maxPos; p++) {
     for (const [fillName, fill] of p === 0 ? [FILL[0]] : FILL) {
-      for (const [badName, bad] of BAD) {
+      for (const [badName, bad] of BAD_ARGUMENTS) {
         if (badName === '"2"' && STRING_OK[name] === p) continue;
         const shown = `${name}(${[...Array(p)].map(() => fillName).concat(badName).join(', ')})`;
         // Fillers are made inside the call's tidy scope; models among them are freed after.

@@ -54,3 +54,19 @@ export function sameBitsOnOneAndTwoThreads(run: () => number[]): number[] {
   expect(two).toEqual(one);
   return one;
 }
+
+/**
+ * For each named call: one warm-up (the engine's pool sizes itself), then 100 calls whose results
+ * are disposed must leave live tensors, live bytes and wasm memory exactly as they were.
+ */
+export function expectFlatOver100Calls(calls: [string, () => unknown][]): void {
+  for (const [name, call] of calls) {
+    eg.dispose(call());
+    const before = eg.memory();
+    for (let i = 0; i < 100; i++) eg.dispose(call());
+    const after = eg.memory();
+    expect(after.numTensors, name).toBe(before.numTensors);
+    expect(after.numBytes, name).toBe(before.numBytes);
+    expect(after.wasmBytes, name).toBe(before.wasmBytes);
+  }
+}

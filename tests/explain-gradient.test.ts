@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
-import { B, bits, cnn, data, fnv1a, linearModel, mlp, sameBitsOnOneAndTwoThreads, W, X } from './explain-fixtures.js';
+import { B, bits, cnn, data, expectFlatOver100Calls, fnv1a, linearModel, mlp, sameBitsOnOneAndTwoThreads, W, X } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
 
@@ -284,15 +284,7 @@ describe('memory and side effects', () => {
       ['DeepLift', () => new explain.DeepLift(m).attribute(x, { target: 1, baselines: 0.5, returnConvergenceDelta: true })],
       ['NoiseTunnel', () => new explain.NoiseTunnel(new explain.IntegratedGradients(m)).attribute(x, { target: 1, nSteps: 2, ntSamples: 2, ntSamplesBatchSize: 1, ntType: 'vargrad', seed: 2 })],
     ];
-    for (const [name, run] of methods) {
-      eg.dispose(run()); // warm-up: the engine's pool sizes itself
-      const before = eg.memory();
-      for (let i = 0; i < 100; i++) eg.dispose(run());
-      const after = eg.memory();
-      expect(after.numTensors, name).toBe(before.numTensors);
-      expect(after.numBytes, name).toBe(before.numBytes);
-      expect(after.wasmBytes, name).toBe(before.wasmBytes);
-    }
+    expectFlatOver100Calls(methods);
     eg.dispose([x, dist]);
     m.dispose();
   });

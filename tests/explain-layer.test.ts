@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
-import { bits, cnn, data, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
+import { bits, cnn, data, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
 
@@ -269,15 +269,7 @@ describe('memory and side effects', () => {
       ['LayerIntegratedGradients', () => new explain.LayerIntegratedGradients(tm, '0').attribute(ids, { target: 1, nSteps: 4, internalBatchSize: 5, returnConvergenceDelta: true })],
       ['interpolate', () => explain.interpolate(x, [5, 11], 'bilinear')],
     ];
-    for (const [name, run] of methods) {
-      eg.dispose(run());
-      const before = eg.memory();
-      for (let i = 0; i < 100; i++) eg.dispose(run());
-      const after = eg.memory();
-      expect(after.numTensors, name).toBe(before.numTensors);
-      expect(after.numBytes, name).toBe(before.numBytes);
-      expect(after.wasmBytes, name).toBe(before.wasmBytes);
-    }
+    expectFlatOver100Calls(methods);
     for (const model of [m, tm]) {
       for (const [name, p] of model.namedParameters()) {
         expect(p.grad, name).toBeNull();

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
-import { B, bits, fnv1a, linearModel, mlp, sameBitsOnOneAndTwoThreads, W, X } from './explain-fixtures.js';
+import { B, bits, expectFlatOver100Calls, fnv1a, linearModel, mlp, sameBitsOnOneAndTwoThreads, W, X } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
 
@@ -243,16 +243,7 @@ describe('batching, seeds and memory', () => {
       ['sensitivityMax', () => explain.sensitivityMax((t) => sal.attribute(t, { target: 1 }), x, { nPerturbSamples: 2, seed: 3 })],
       ['deletionCurve', () => explain.deletionCurve(m, x, attr, { target: 1, steps: 4 })],
     ];
-    for (const [name, call] of list) {
-      const dispose = (v: unknown) => (v instanceof eg.Tensor ? v.dispose() : undefined);
-      dispose(call());
-      const before = eg.memory();
-      for (let i = 0; i < 100; i++) dispose(call());
-      const after = eg.memory();
-      expect(after.numTensors, name).toBe(before.numTensors);
-      expect(after.numBytes, name).toBe(before.numBytes);
-      expect(after.wasmBytes, name).toBe(before.wasmBytes);
-    }
+    expectFlatOver100Calls(list);
     eg.dispose([x, y, attr]);
     m.dispose();
   });

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
-import { bits, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
+import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
 
@@ -183,15 +183,7 @@ describe('probing: memory and errors', () => {
         return [r.average!, r.individual!];
       }],
     ];
-    for (const [name, call] of calls) {
-      eg.dispose(call());
-      const before = eg.memory();
-      for (let i = 0; i < 100; i++) eg.dispose(call());
-      const after = eg.memory();
-      expect(after.numTensors, name).toBe(before.numTensors);
-      expect(after.numBytes, name).toBe(before.numBytes);
-      expect(after.wasmBytes, name).toBe(before.wasmBytes);
-    }
+    expectFlatOver100Calls(calls);
     x.dispose();
     m.dispose();
   });

@@ -104,3 +104,26 @@ export function determinismWorkload(): ArrayBufferView[] {
     return [p.dataSync(), loss.dataSync(), w1.grad!.dataSync(), w2.grad!.dataSync(), b1.grad!.dataSync()];
   });
 }
+
+/** A tensor that has been disposed (for "a disposed tensor" argument cases). */
+export function disposedTensor(): eg.Tensor {
+  const t = eg.ones([2]);
+  t.dispose();
+  return t;
+}
+
+/** Properties the runtime itself looks up (promises, conversions), not option fields. */
+const NOT_FIELDS = new Set(['then', 'constructor', 'toJSON', 'valueOf', 'toString', '__tensor']);
+
+/** The values a caller gets wrong, each to be tried in each argument position (argument walks). */
+export const BAD_ARGUMENTS: [string, () => unknown][] = [
+  ['undefined', () => undefined],
+  ['null', () => null],
+  ['5', () => 5],
+  ['"2"', () => '2'],
+  ['2n', () => 2n],
+  ['{}', () => ({})],
+  ['a disposed tensor', disposedTensor],
+  // An options object whose every field is a string: wrongly typed fields, whatever their names.
+  ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && !NOT_FIELDS.has(k) ? '2' : Reflect.get(t, k)) })],
+];

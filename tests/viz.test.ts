@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decode } from 'fast-png';
 import { interpolateBlues, interpolatePiYG } from 'd3-scale-chromatic';
 import * as eg from '../sdk/index.js';
-import { isBrowser, setup, vals } from './helpers.js';
+import { BAD_ARGUMENTS, isBrowser, setup, vals } from './helpers.js';
 
 const v = eg.viz;
 
@@ -379,20 +379,7 @@ describe('every eg.viz function refuses bad arguments with typed errors', () => 
     const before = eg.memory().numTensors;
     const img = new v.VizImage(2, 2);
     const rollIn = eg.tensor([[[0.5, 0.5], [0.5, 0.5]]]);
-    const bad: [string, () => unknown][] = [
-      ['undefined', () => undefined],
-      ['null', () => null],
-      ['5', () => 5],
-      ['"2"', () => '2'],
-      ['2n', () => 2n],
-      ['{}', () => ({})],
-      ['a disposed tensor', () => {
-        const t = eg.ones([2]);
-        t.dispose();
-        return t;
-      }],
-      ['{ every field: "2" }', () => new Proxy({}, { get: (t, k) => (typeof k === 'string' && k !== 'then' && k !== 'constructor' ? '2' : Reflect.get(t, k)) })],
-    ];
+    const bad = BAD_ARGUMENTS;
     const calls: [string, (...a: unknown[]) => unknown, unknown[]][] = [
       ['visualizeImageAttr', v.visualizeImageAttr as never, [ATTR, { data: [1, 1, 1, 1, 1, 1], shape: [2, 3, 1] }, {}]],
       ['normalizeAttribution', v.normalizeAttribution as never, [ATTR, {}]],
