@@ -8,12 +8,12 @@
  *
  *   npx tsx examples/compress-mlp.ts [--out reports/compress-mlp] [--epochs 12]
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import * as eg from 'edgegrad';
 import { compressionTargets } from './lib/compression-report.js';
+import { loadMnist } from './lib/mnist.js';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: 'reports/compress-mlp' }, epochs: { type: 'string', default: '12' } } });
 const outDir = args.out!;
@@ -26,21 +26,7 @@ const info = await eg.init();
 console.log(`edgegrad ${info.build} · ${info.threads} thread(s) · ${info.runtime}`);
 eg.manualSeed(7);
 
-/** IDX files (big-endian): images `[n, 28, 28]` uint8, labels `[n]` uint8. */
-async function loadMnist(): Promise<{ x: eg.Tensor; y: eg.Tensor; n: number }> {
-  const dir = new URL('./data/mnist/', import.meta.url);
-  const img = gunzipSync(await readFile(new URL('t10k-images-idx3-ubyte.gz', dir)));
-  const lab = gunzipSync(await readFile(new URL('t10k-labels-idx1-ubyte.gz', dir)));
-  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
-  if (dv.getUint32(0) !== 0x803 || new DataView(lab.buffer, lab.byteOffset).getUint32(0) !== 0x801) throw new Error('not MNIST IDX files');
-  const n = dv.getUint32(4);
-  const pixels = new Float32Array(n * 784);
-  for (let i = 0; i < n * 784; i++) pixels[i] = img[16 + i] / 255;
-  const labels = Int32Array.from(lab.subarray(8, 8 + n));
-  return { x: eg.tensor(pixels, [n, 784]), y: eg.tensor(labels, [n], 'int32'), n };
-}
-
-const data = await loadMnist();
+const data = await loadMnist('test', { layout: 'flat' });
 const [xTrain, yTrain, xTest, yTest] = eg.data.trainTestSplit([data.x, data.y], { testSize: 0.2, seed: 3 });
 data.x.dispose();
 data.y.dispose();

@@ -50,6 +50,32 @@ describe('fit / evaluate / predict', () => {
     };
     expect(await runOnce()).toEqual(await runOnce());
   });
+  it('trainStep replaces the step: standardStep gives the default bits; a custom step sees every batch in order', async () => {
+    const [x, y] = blobs(100, 5);
+    const run = async (trainStep?: eg.train.TrainStep) => {
+      const m = model();
+      m.compile({ optimizer: new eg.optim.SGD(m.parameters(), { lr: 0.1 }), loss: ce });
+      const h = await m.fit(x, y, { epochs: 2, batchSize: 32, seed: 4, verbose: 0, trainStep });
+      const w = Array.from(m.parameters()[0].dataSync());
+      m.dispose();
+      return { h, w };
+    };
+    const a = await run();
+    const b = await run(eg.train.standardStep);
+    expect(b.w).toEqual(a.w);
+    expect(b.h.history.loss).toEqual(a.h.history.loss);
+    const seen: [number, number, number][] = [];
+    const c = await run((s) => {
+      seen.push([s.epoch, s.step, s.x.shape[0]]);
+      return { loss: eg.scalar(s.step), pred: s.model.forward(s.x) }; // trains nothing
+    });
+    expect(seen).toEqual([[0, 0, 32], [0, 1, 32], [0, 2, 32], [0, 3, 4], [1, 4, 32], [1, 5, 32], [1, 6, 32], [1, 7, 4]]);
+    expect(c.w).toEqual((await run((s) => ({ loss: eg.scalar(0), pred: s.model.forward(s.x) }))).w);
+    expect(c.w).not.toEqual(a.w);
+    await expect(run(42 as unknown as eg.train.TrainStep)).rejects.toThrow(eg.ArgumentError);
+    eg.dispose([x, y]);
+  });
+
   it('callbacks: early stopping restores the best weights, checkpoints and LR schedule run', async () => {
     const [x, y] = blobs(200, 3);
     const m = model();

@@ -11,7 +11,8 @@ import { tidy } from '../memory.js';
 import { Dataset, takeRows, type Batch } from '../data.js';
 import { getLoss, type LossFn, type LossName } from '../losses.js';
 import { setTrainingImpl, type Module } from '../nn/module.js';
-import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
+import type { Optimizer } from '../optim/optimizers.js';
+import { standardStep, type TrainStep } from './step.js';
 import { assertTensor, type Tensor } from '../tensor.js';
 import { checkOptions, describe } from '../args.js';
 import type { Callback, Logs, TrainingContext } from './callbacks.js';
@@ -52,6 +53,12 @@ export interface FitOptions {
    * checkpointed epochs.
    */
   resumeFrom?: ModelSource;
+  /**
+   * Replaces the optimisation step run on each batch (default `standardStep`: forward, loss,
+   * backward, clipping, optimizer step) — e.g. `eg.robust.adversarialStep(...)` for adversarial
+   * training. Everything else about `fit` stays the same.
+   */
+  trainStep?: TrainStep;
 }
 
 export interface History {
@@ -148,6 +155,8 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
   const owned: Tensor[] = [];
   let resumed: ReadCheckpoint | null = null;
   const callbacks = o.callbacks ?? [];
+  if (o.trainStep !== undefined && typeof o.trainStep !== 'function') throw new ArgumentError(`fit: trainStep must be a function (a TrainStep), got ${describe(o.trainStep)}`);
+  const trainStep = o.trainStep ?? standardStep;
   const history: History = { epoch: [], history: {} };
   try {
     if (isDs) {
@@ -235,14 +244,10 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
         try {
           values = tidy(() => {
             if (!b.y) throw new ArgumentError('training batches need targets');
-            c.optimizer.zeroGrad();
-            const pred = model.forward(b.x);
-            const loss = c.loss(pred, b.y);
-            const reg = model.regularizationLoss();
-            (reg ? loss.add(reg) : loss).backward();
-            if (c.clipValue !== undefined) clipGradValue(params, c.clipValue);
-            if (c.clipNorm !== undefined) clipGradNorm(params, c.clipNorm);
-            c.optimizer.step();
+            const { loss, pred } = trainStep({
+              model, optimizer: c.optimizer, loss: c.loss, x: b.x, y: b.y, params, clipGradNorm: c.clipNorm, clipGradValue: c.clipValue,
+              epoch, step: ctx.step, epochs, batchesPerEpoch: train.size,
+            });
             const v: Record<string, number> = { loss: loss.item() };
             noGrad(() => {
               for (const m of c.metrics) v[m.name] = m.fn(pred.detach(), b.y!).item();

@@ -1,0 +1,59 @@
+/**
+ * One optimisation step on one batch — the part of `fit` that adversarial training (`eg.robust`),
+ * differential privacy (`eg.privacy`) and other trainers replace, so they all reuse `fit`'s loop
+ * (batching, callbacks, progress, validation, checkpoints) instead of writing their own.
+ */
+import type { Module } from '../nn/module.js';
+import type { LossFn } from '../losses.js';
+import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
+import type { Tensor } from '../tensor.js';
+
+/** What `fit` hands a step. Everything is borrowed: the step must not dispose `x`, `y` or the model's tensors. */
+export interface StepInput {
+  model: Module;
+  optimizer: Optimizer<{ lr: number }>;
+  /** The compiled loss (`compile({ loss })`). */
+  loss: LossFn;
+  x: Tensor;
+  y: Tensor;
+  /** The model's trainable parameters. */
+  params: Tensor[];
+  /** `compile({ clipGradNorm, clipGradValue })`, for steps that honour them. */
+  clipGradNorm?: number;
+  clipGradValue?: number;
+  /** Where the run stands: 0-based epoch, global step (batches done before this one), run length. */
+  epoch: number;
+  step: number;
+  epochs: number;
+  /** Batches per epoch; null when the data set cannot tell (a stream). */
+  batchesPerEpoch: number | null;
+}
+
+/**
+ * What a step returns: the batch's loss (logged as `loss`) and the model's outputs the metrics are
+ * computed on (with `y`). A step runs inside `fit`'s `tidy`: tensors it returns or leaves behind are
+ * freed after the metrics are read.
+ */
+export interface StepOutput {
+  loss: Tensor;
+  pred: Tensor;
+}
+
+/** A replacement for `fit`'s step: `fit(x, y, { trainStep })`. */
+export type TrainStep = (s: StepInput) => StepOutput;
+
+/**
+ * `fit`'s own step: zero the gradients, forward, loss plus the model's regularization, backward,
+ * optional gradient clipping, optimizer step.
+ */
+export function standardStep(s: StepInput): StepOutput {
+  s.optimizer.zeroGrad();
+  const pred = s.model.forward(s.x);
+  const loss = s.loss(pred, s.y);
+  const reg = s.model.regularizationLoss();
+  (reg ? loss.add(reg) : loss).backward();
+  if (s.clipGradValue !== undefined) clipGradValue(s.params, s.clipGradValue);
+  if (s.clipGradNorm !== undefined) clipGradNorm(s.params, s.clipGradNorm);
+  s.optimizer.step();
+  return { loss, pred };
+}
