@@ -35,3 +35,5 @@ export * as compress from './compress/index.js';
 export * as explain from './explain/index.js';
 export * as attacks from './attacks/index.js';
 export * as viz from './viz/index.js';
+export * as robust from './robust/index.js';
+export * as privacy from './privacy/index.js';
