@@ -2,6 +2,8 @@
 export { Module, registerModule, moduleFromConfig } from './module.js';
 export type { ModuleConfig } from './module.js';
 export * from './layers.js';
+export { GroupNorm } from './groupnorm.js';
+export type { GroupNormOptions } from './groupnorm.js';
 export * as functional from './functional.js';
 export { initialize } from './init.js';
 export type { Initializer, InitializerName } from './init.js';
