@@ -103,6 +103,8 @@ class Meter {
   sums: Record<string, number> = {};
   count = 0;
   add(values: Record<string, number>, n: number): void {
+    // An empty batch (Poisson sampling in DP-SGD) weighs nothing; its metrics are 0/0.
+    if (n === 0) return;
     for (const [k, v] of Object.entries(values)) this.sums[k] = (this.sums[k] ?? 0) + v * n;
     this.count += n;
   }
@@ -249,9 +251,11 @@ async function fit(model: Module, x: Tensor | Dataset, y?: Tensor | FitOptions, 
               epoch, step: ctx.step, epochs, batchesPerEpoch: train.size,
             });
             const v: Record<string, number> = { loss: loss.item() };
-            noGrad(() => {
-              for (const m of c.metrics) v[m.name] = m.fn(pred.detach(), b.y!).item();
-            });
+            if (b.x.shape[0] > 0) {
+              noGrad(() => {
+                for (const m of c.metrics) v[m.name] = m.fn(pred.detach(), b.y!).item();
+              });
+            }
             return v;
           });
         } finally {
