@@ -12,8 +12,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Resvg } from '@resvg/resvg-js';
 import * as eg from 'edgegrad';
+import { saveChart as saveChartFiles } from './lib/charts.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -153,14 +153,7 @@ const top = (v: number[], k = 5) => v.map((x, i) => [x, i] as const).sort((p, q)
 
 // ---------------------------------------------------------------- report
 await mkdir(outDir, { recursive: true });
-/** A Chart → SVG (vega) → PNG (resvg), as examples/lib/charts.ts renders. */
-async function saveChart(chart: eg.viz.Chart, base: string): Promise<string[]> {
-  const svg = await chart.toSVG();
-  const png = new Resvg(svg, { fitTo: { mode: 'width', value: 1000 }, font: { loadSystemFonts: true } }).render().asPng();
-  await writeFile(join(outDir, `${base}.svg`), svg);
-  await writeFile(join(outDir, `${base}.png`), png);
-  return [`${base}.svg`, `${base}.png`];
-}
+const saveChart = async (chart: eg.viz.Chart, base: string) => (await saveChartFiles(chart, join(outDir, base))).map((f) => f.slice(outDir.length + 1));
 const files = [
   ...await saveChart(viz.barChart({
     names, values: pi.importancesMean, errors: pi.importancesStd, valueTitle: 'rise of test log-loss when shuffled',

@@ -14,8 +14,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Resvg } from '@resvg/resvg-js';
 import * as eg from 'edgegrad';
+import { saveChart as saveChartFiles } from './lib/charts.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -96,13 +96,7 @@ console.log(`trained ${steps} steps in ${trainSeconds.toFixed(1)} s; validation 
 /** A character as an axis or token label: newline and space made visible. */
 const show = (ch: string) => (ch === '\n' ? '⏎' : ch === ' ' ? '␣' : ch);
 await mkdir(outDir, { recursive: true });
-async function saveChart(chart: eg.viz.Chart, base: string): Promise<string[]> {
-  const svg = await chart.toSVG();
-  const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
-  await writeFile(join(outDir, `${base}.svg`), svg);
-  await writeFile(join(outDir, `${base}.png`), png);
-  return [`${base}.svg`, `${base}.png`];
-}
+const saveChart = async (chart: eg.viz.Chart, base: string) => (await saveChartFiles(chart, join(outDir, base))).map((f) => f.slice(outDir.length + 1));
 
 // ---------------------------------------------------------------- attention
 const tAttn = performance.now();

@@ -295,6 +295,24 @@ describe('bar charts and text', () => {
     for (const s of ['age', 'bmi', 'bp', 'importance']) expect(svg).toContain(`>${s}<`);
   });
 
+  it('line chart spec: one row per point, series in the legend, axis options; renders to SVG; bad series refused', async () => {
+    const chart = v.lineChart({
+      series: [{ name: 'standard', x: [0, 0.1, 0.3], y: new Float32Array([0.99, 0.5, 0]) }, { name: 'robust', x: [0, 0.1, 0.3], y: [0.98, 0.95, 0.9] }],
+      title: 'accuracy vs eps', xTitle: 'eps', yTitle: 'accuracy', zeroY: false, integerX: false,
+    });
+    const spec = chart.spec as { title: string; data: { values: unknown[] }; encoding: { x: { title: string }; y: { title: string; scale?: unknown } } };
+    expect(spec.data.values).toHaveLength(6);
+    expect(spec.data.values[4]).toEqual({ x: 0.1, y: 0.95, series: 'robust' });
+    expect(spec.encoding.x.title).toBe('eps');
+    expect(spec.encoding.y).toMatchObject({ title: 'accuracy', scale: { zero: false } });
+    const svg = await chart.toSVG();
+    for (const s of ['standard', 'robust', 'accuracy vs eps', 'eps']) expect(svg).toContain(`>${s}<`);
+    expect(() => v.lineChart({ series: [] })).toThrow(eg.ArgumentError);
+    expect(() => v.lineChart({ series: [{ name: 'a', x: [1, 2], y: [1] }] })).toThrow(/entries/);
+    expect(() => v.lineChart({ series: [{ name: 'a', x: [1], y: [NaN] }] })).toThrow(/finite/);
+    expect(() => v.lineChart({ series: [{ name: 'a', x: [1], y: [1] }, { name: 'a', x: [1], y: [1] }] })).toThrow(/distinct/);
+  });
+
   it('text highlighting escapes tokens and colors by sign, with a legend', () => {
     const html = v.textHighlight(['<script>', 'a&b', '"q"', "it's"], [1, -1, 0, 0.5]);
     expect(html).not.toContain('<script>');
@@ -389,6 +407,7 @@ describe('every eg.viz function refuses bad arguments with typed errors', () => 
       ['attentionRollout', v.attentionRollout as never, [[rollIn]]],
       ['attentionMap', v.attentionMap as never, [{ data: [1, 0, 0, 1], shape: [2, 2] }, { tokens: ['a', 'b'] }]],
       ['barChart', v.barChart as never, [{ names: ['a'], values: [1] }]],
+      ['lineChart', v.lineChart as never, [{ series: [{ name: 'a', x: [1], y: [1] }] }]],
       ['textHighlight', v.textHighlight as never, [['a'], [1], {}]],
       ['escapeHtml', v.escapeHtml as never, ['a']],
       ['colormapTable', v.colormapTable as never, ['gray']],

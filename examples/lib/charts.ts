@@ -1,60 +1,32 @@
 /**
- * Training curves as images: Vega-Lite specs rendered to SVG by Vega (pure JS), then to PNG by
- * resvg. Used by the examples' reports.
+ * The examples' charts, saved next to their reports: `eg.viz` charts written as `<path>.svg` and
+ * `<path>.png` (the library's own rendering: vega → SVG, resvg-wasm with the bundled font → PNG).
  */
 import { writeFile } from 'node:fs/promises';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
-import { Resvg } from '@resvg/resvg-js';
+import * as eg from 'edgegrad';
+
+/** Writes `<path>.svg` and `<path>.png` (at `scale` times the chart's size, default 2) and returns both paths. */
+export async function saveChart(chart: eg.viz.Chart, path: string, scale = 2): Promise<string[]> {
+  await writeFile(`${path}.svg`, await chart.toSVG());
+  await writeFile(`${path}.png`, await chart.toPNG(scale));
+  return [`${path}.svg`, `${path}.png`];
+}
 
 export interface Series {
   name: string;
   values: number[];
 }
 
-/** A line chart of several series against the epoch; writes `<path>.svg` and `<path>.png`. */
+/** A line chart of several series against the epoch (1, 2, ...); writes `<path>.svg` and `<path>.png`. */
 export async function lineChart(path: string, title: string, yTitle: string, series: Series[]): Promise<string[]> {
   const xy = series.map((s) => ({ name: s.name, x: s.values.map((_, i) => i + 1), y: s.values }));
   return xyChart(path, title, 'epoch', yTitle, xy, { integerX: true, zeroY: false });
 }
 
-export interface XYSeries {
-  name: string;
-  x: number[];
-  y: number[];
-}
+export type XYSeries = eg.viz.LineSeries;
 
-/**
- * A line chart of several (x, y) series with titled axes; writes `<path>.svg` and `<path>.png`.
- * `integerX`: ticks at whole numbers only (epochs); `zeroY: false`: the y scale need not include 0.
- */
+/** A line chart of several (x, y) series with titled axes (`eg.viz.lineChart`); writes `<path>.svg` and `<path>.png`. */
 export async function xyChart(path: string, title: string, xTitle: string, yTitle: string, series: XYSeries[],
   o: { integerX?: boolean; zeroY?: boolean } = {}): Promise<string[]> {
-  const rows = series.flatMap((s) => s.x.map((x, i) => ({ x, y: s.y[i], series: s.name })));
-  const spec: vl.TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
-    width: 520,
-    height: 300,
-    background: 'white',
-    data: { values: rows },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'x', type: 'quantitative', title: xTitle, ...(o.integerX ? { axis: { tickMinStep: 1 } } : {}) },
-      y: { field: 'y', type: 'quantitative', title: yTitle, ...(o.zeroY === false ? { scale: { zero: false } } : {}) },
-      color: { field: 'series', type: 'nominal', title: null },
-    },
-  };
-  return render(path, spec);
-}
-
-/** Renders a Vega-Lite spec to `<path>.svg` (vega) and `<path>.png` (resvg, 1040 px wide). */
-export async function render(path: string, spec: vl.TopLevelSpec): Promise<string[]> {
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = new Resvg(svg, { fitTo: { mode: 'width', value: 1040 }, font: { loadSystemFonts: true } }).render().asPng();
-  await writeFile(`${path}.svg`, svg);
-  await writeFile(`${path}.png`, png);
-  return [`${path}.svg`, `${path}.png`];
+  return saveChart(eg.viz.lineChart({ series, title, xTitle, yTitle, ...o }), path);
 }

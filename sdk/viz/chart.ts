@@ -187,3 +187,66 @@ export function barChart(options: BarChartOptions): Chart {
     layer: layers,
   });
 }
+
+/** One line of a `lineChart`: its name (the legend) and its points. */
+export interface LineSeries {
+  name: string;
+  x: ArrayLike<number>;
+  y: ArrayLike<number>;
+}
+
+export interface LineChartOptions {
+  series: LineSeries[];
+  title?: string;
+  /** Axis titles; default 'x' and 'y'. */
+  xTitle?: string;
+  yTitle?: string;
+  /** Ticks on whole numbers only (epochs, steps); default false. */
+  integerX?: boolean;
+  /** The y scale includes 0 (default true; false zooms on the data). */
+  zeroY?: boolean;
+  /** Plot size in pixels; default 520 × 300. */
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A line chart of several (x, y) series with points, titled axes and a legend: training curves,
+ * accuracy against ε, certified accuracy against the radius.
+ */
+export function lineChart(options: LineChartOptions): Chart {
+  const o = checkOptions(options, 'lineChart options') as LineChartOptions;
+  if (!Array.isArray(o.series) || o.series.length === 0) throw new ArgumentError(`lineChart series must be a non-empty array of { name, x, y }, got ${describe(o.series)}`);
+  const names = new Set<string>();
+  const rows = o.series.flatMap((s, k) => {
+    checkObject(s, `lineChart series[${k}]`, 'an object { name, x, y }');
+    if (typeof s.name !== 'string') throw new ArgumentError(`lineChart series[${k}].name must be a string, got ${describe(s.name)}`);
+    if (names.has(s.name)) throw new ArgumentError(`lineChart series names must be distinct ('${s.name.slice(0, 60)}' repeats)`);
+    names.add(s.name);
+    const x = checkValues(s.x, `lineChart series[${k}].x`);
+    const y = checkValues(s.y, `lineChart series[${k}].y`, x.length);
+    return x.map((xi, i) => ({ x: xi, y: y[i], series: s.name }));
+  });
+  for (const key of ['title', 'xTitle', 'yTitle'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'string') throw new ArgumentError(`lineChart ${key} must be a string, got ${describe(o[key])}`);
+  }
+  for (const key of ['integerX', 'zeroY'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new ArgumentError(`lineChart ${key} must be true or false, got ${describe(o[key])}`);
+  }
+  const width = checkInt(o.width ?? 520, 'lineChart width', 50, 10_000);
+  const height = checkInt(o.height ?? 300, 'lineChart height', 50, 10_000);
+  return new Chart({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...(o.title !== undefined ? { title: o.title } : {}),
+    width,
+    height,
+    background: 'white',
+    data: { values: rows },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: o.xTitle ?? 'x', ...(o.integerX ? { axis: { tickMinStep: 1 } } : {}) },
+      y: { field: 'y', type: 'quantitative', title: o.yTitle ?? 'y', ...(o.zeroY === false ? { scale: { zero: false } } : {}) },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  });
+}
