@@ -31,6 +31,8 @@ export * as train from './train/index.js';
 export { saveModel, loadModel, serializeModel, saveWeights, loadWeights } from './io/model-io.js';
 export type { LoadModelOptions, ModelArtifacts, ModelJson, ModelSource, SaveOptions } from './io/model-io.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
+export { IntegrityError, generateSigningKeys } from './io/integrity.js';
+export type { ModelSignature } from './io/integrity.js';
 export * as compress from './compress/index.js';
 export * as explain from './explain/index.js';
 export * as attacks from './attacks/index.js';

@@ -16,6 +16,7 @@ import {
   DEFAULT_MAX_TENSORS, decodeTensor, encodeSafetensors, entryDType, entryEngineBytes, parseSafetensorsHeader, shortName, type ParsedSafetensors, type SafetensorsEntry,
 } from './safetensors.js';
 import { fail, v, validate, type Schema } from './validate.js';
+import { checkDigest, checkSigningKey, digestSchema, sha256Digest, signManifest, signatureSchema, verifyManifest, type ModelSignature } from './integrity.js';
 
 const FORMAT = 'edgegrad-model';
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
@@ -30,6 +31,10 @@ export interface ModelJson {
   userData?: Record<string, unknown>;
   /** Training state of a checkpoint (epoch, RNG, history, callbacks: see train/checkpoint.ts); its tensors are `training.<name>`. */
   training?: Record<string, unknown>;
+  /** SHA-256 of the weights file (`sha256:<hex>`), written by `saveModel`, checked by `loadModel`. */
+  weightsDigest?: string;
+  /** Ed25519 signature of everything else in model.json (`saveModel(..., { signWith })`). */
+  signature?: ModelSignature;
 }
 
 export interface ModelArtifacts {
@@ -43,6 +48,11 @@ export interface SaveOptions {
   userData?: Record<string, unknown>;
   /** A checkpoint's training state (JSON) and its tensors, stored as `training.<name>`. */
   training?: { state: Record<string, unknown>; tensors?: Record<string, Tensor> };
+  /**
+   * `saveModel` only: an Ed25519 private CryptoKey (`generateSigningKeys()`) that signs model.json
+   * and, through its `weightsDigest`, the weights; `loadModel(src, { verifyWith })` checks it.
+   */
+  signWith?: CryptoKey;
 }
 
 /** The two artifacts of a model (and optionally its optimizer). */
@@ -55,6 +65,7 @@ export function serializeModel(model: Module, o: SaveOptions = {}): ModelArtifac
   if (o.training !== undefined && (o.training === null || typeof o.training !== 'object')) {
     throw new ArgumentError(`save options.training must be { state, tensors? }, got ${describe(o.training)}`);
   }
+  if (o.signWith !== undefined) throw new ArgumentError('serializeModel cannot sign (signing is asynchronous): use await saveModel(model, dir?, { signWith })');
   const tensors: Record<string, Tensor> = { ...model.stateDict() };
   const json: ModelJson = { format: FORMAT, version: 1, model: model.toConfig(), weightsFile: 'model.safetensors', userData: o.userData };
   if (o.optimizer) {
@@ -82,11 +93,16 @@ async function nodeFs() {
 
 /**
  * Node: writes `<dir>/model.json` and `<dir>/model.safetensors` and returns the artifacts.
- * Elsewhere (or with no `dir`): only returns the artifacts.
+ * Elsewhere (or with no `dir`): only returns the artifacts. model.json carries the weights'
+ * SHA-256 (`weightsDigest`), and with `signWith` an Ed25519 signature (see README, Robustness).
  */
 export async function saveModel(model: Module, dir?: string, o: SaveOptions = {}): Promise<ModelArtifacts> {
   if (dir !== undefined && typeof dir !== 'string') throw new ArgumentError(`saveModel: dir must be a path string, got ${describe(dir)}`);
-  const art = serializeModel(model, o);
+  const { signWith, ...rest } = checkOptions(o, 'save options');
+  const key = signWith === undefined ? undefined : checkSigningKey(signWith, 'private', 'saveModel: signWith');
+  const art = serializeModel(model, rest);
+  art.json.weightsDigest = await sha256Digest(art.weights);
+  if (key) art.json.signature = await signManifest(art.json, key);
   if (dir !== undefined) {
     if (!isNode) throw new ArgumentError('saveModel(model, dir) writes files in Node only; in browsers call saveModel(model) and store the returned artifacts');
     const { fs, path } = await nodeFs();
@@ -122,6 +138,8 @@ export const modelJsonSchema: Schema<ModelJson> = v.object({
     userData: v.refine(v.json(), (u) => (isPlain(u) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
     // Checked in detail by train/checkpoint.ts; here only bounded and object-shaped.
     training: v.refine(v.json(), (u) => (isPlain(u) ? null : 'must be an object')) as Schema<Record<string, unknown>>,
+    weightsDigest: digestSchema,
+    signature: signatureSchema,
   },
 });
 
@@ -151,6 +169,12 @@ export interface LoadModelOptions {
    * the prefix; freed after the call returns: clone what you keep). Not called when the file has none.
    */
   training?: (state: Record<string, unknown>, tensors: Record<string, Tensor>) => void;
+  /**
+   * An Ed25519 public CryptoKey: refuse the model (IntegrityError) unless model.json is signed by its
+   * private key and the weights match the signed digest. Without it (the default), signatures are
+   * not checked; a `weightsDigest`, when present, always is.
+   */
+  verifyWith?: CryptoKey;
 }
 
 /** Where a model comes from: a Node directory or model.json path, a URL, or the artifacts. */
@@ -239,6 +263,7 @@ const LOAD_OPTIONS = v.object({}, {
     optimizer: is('an optimizer', (x) => typeof (x as { loadStateDict?: unknown } | null)?.loadStateDict === 'function'),
     allowOutsideDir: v.boolean(), maxBytes: size, maxJsonBytes: size, maxTensors: size,
     training: is('a function', (x) => typeof x === 'function'),
+    verifyWith: is('an Ed25519 public CryptoKey', (x) => typeof CryptoKey !== 'undefined' && x instanceof CryptoKey),
   },
 }) as Schema<LoadModelOptions>;
 
@@ -249,7 +274,10 @@ const LOAD_OPTIONS = v.object({}, {
  */
 export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): Promise<{ model: Module; json: ModelJson }> {
   const o = validate(LOAD_OPTIONS, checkOptions(opts, 'loadModel options'), 'loadModel options', ArgumentError);
+  if (o.verifyWith) checkSigningKey(o.verifyWith, 'public', 'loadModel options: verifyWith');
   const { json, weights } = await readArtifacts(src, o);
+  // A signed model.json is authenticated before anything it says is acted on.
+  if (o.verifyWith) await verifyManifest(json, o.verifyWith);
   const parsed = parseSafetensorsHeader(weights, { maxTensors: o.maxTensors });
   const entries = parsed.entries;
   const model = buildModel(json.model, parsed);
@@ -267,6 +295,8 @@ export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): 
     const trainingNames = json.training ? Object.keys(entries).filter((k) => k.startsWith('training.')) : [];
     for (const k of trainingNames) otherNames.add(k);
     matchEntries(own, entries, otherNames, true);
+    // The digest after the (bounded) structure checks, whose messages say more, and before any decoding.
+    if (json.weightsDigest !== undefined) await checkDigest(weights, json.weightsDigest, json.weightsFile);
     const state = new Map<string, Tensor>();
     for (const k of Object.keys(own)) state.set(k, decode(k));
     model.loadStateDict(state, { strict: true });
