@@ -3,3 +3,8 @@
  * hardening (input guards, feature squeezing, model integrity). Issue 15; see README "Robustness".
  */
 export {};
+export { adversarialStep } from './training.js';
+export type { AdversarialMethod, AdversarialStep, AdversarialStepOptions, EpsSchedule } from './training.js';
+export { ABSTAIN, SmoothedClassifier, certifiedAccuracy, noiseAugmentationStep } from './smoothing.js';
+export type { CertifyOptions, CertifyResult, Classifier, NoiseAugmentationOptions, SamplingOptions, SmoothedClassifierOptions, SmoothedPredictOptions } from './smoothing.js';
+export { betaInc, betaQuantile, binomTest, logGamma, normalCdf, normalQuantile, proportionConfint } from './stats.js';
