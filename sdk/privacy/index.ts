@@ -2,4 +2,10 @@
  * `eg.privacy`: differential privacy — per-example gradients, DP-SGD (`PrivacyEngine`), accountants and
  * privacy auditing. Issue 16; see README "Differential privacy".
  */
-export {};
+export { validate, fix } from './validate.js';
+export type { ValidationProblem } from './validate.js';
+export { membershipInference, rocCurve, oneRunAudit, oneRunEpsilonBound } from './audit.js';
+export type {
+  LabeledData, MembershipInferenceOptions, MembershipInferenceResult, RocCurve, ShadowOptions,
+  OneRunAuditOptions, OneRunAuditResult, CanaryInclusion, EpsilonBoundOptions,
+} from './audit.js';
