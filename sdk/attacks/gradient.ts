@@ -5,6 +5,7 @@
  * current adversarial batch.
  */
 import { checkBool, checkInt } from '../args.js';
+import { noGrad } from '../autograd.js';
 import { rand, randn } from '../creation.js';
 import { ArgumentError } from '../errors.js';
 import { tidy } from '../memory.js';
@@ -12,9 +13,10 @@ import { Tensor } from '../tensor.js';
 import { checkKeys, type Forward, type Target } from '../explain/common.js';
 import { subSeed } from '../explain/gradient.js';
 import {
-  Attack, BASE_KEYS, lossOption, nonNegative, perExample, perExampleNorm, positive, sign,
-  type AttackLoss, type AttackOptions, type AttackResult, type NormKind,
+  Attack, BASE_KEYS, labelTensor, lossOption, nonNegative, perExample, perExampleNorm, positive, sign,
+  type AttackLoss, type AttackOptions, type AttackResult, type Batch, type NormKind,
 } from './common.js';
+import { crossEntropyRows, mergeRows, pickRows } from './apgd.js';
 
 /** Options of `FGSM`. */
 export interface FGSMOptions extends AttackOptions {
@@ -65,9 +67,15 @@ export interface PGDOptions extends AttackOptions {
   seed?: number;
   /** The loss ascended (default: cross-entropy of the forward's logits). */
   loss?: AttackLoss;
+  /**
+   * Random restarts (ART's `num_random_init`; default 1). Restart 0 runs on every example, each
+   * later one only on the examples no earlier restart fooled; an example keeps its first successful
+   * restart, else its highest-loss one. Needs `randomStart`.
+   */
+  restarts?: number;
 }
 
-const PGD_KEYS = [...BASE_KEYS, 'norm', 'eps', 'stepSize', 'steps', 'randomStart', 'seed', 'loss'];
+const PGD_KEYS = [...BASE_KEYS, 'norm', 'eps', 'stepSize', 'steps', 'randomStart', 'seed', 'loss', 'restarts'];
 
 /**
  * Projected gradient descent: from x (or a random point of the ε-ball), `steps` steps of size
@@ -83,6 +91,7 @@ export class PGD extends Attack {
   readonly randomStart: boolean;
   readonly seed: number | undefined;
   readonly loss: AttackLoss;
+  readonly restarts: number;
 
   constructor(forward: Forward, opts?: PGDOptions) {
     const o = checkKeys(opts, PGD_KEYS, 'PGD');
@@ -96,13 +105,70 @@ export class PGD extends Attack {
     this.randomStart = checkBool(o.randomStart ?? true, 'PGD: randomStart');
     this.seed = o.seed === undefined ? undefined : checkInt(o.seed, 'PGD: seed', 0, Number.MAX_SAFE_INTEGER);
     this.loss = lossOption(o.loss, 'PGD');
+    this.restarts = checkInt(o.restarts ?? 1, 'PGD: restarts', 1, 100_000);
+    if (this.restarts > 1 && !this.randomStart) throw new ArgumentError(`PGD: restarts = ${this.restarts} needs randomStart (every restart would repeat the first)`);
   }
 
   perturb(x: Tensor, y: Target): AttackResult {
     const b = this.batch(x, y);
+    if (this.restarts === 1) return this.result(b, this.#descend(b, 0), this.norm);
+    const done = new Uint8Array(b.n);
+    const bestLoss = new Float32Array(b.n).fill(-Infinity);
+    let adv = b.x.clone();
+    try {
+      for (let q = 0; q < this.restarts; q++) {
+        const rows = Int32Array.from(done.keys()).filter((i) => !done[i]);
+        if (rows.length === 0) break;
+        const sub = { x: pickRows(b.x, rows), n: rows.length, y: rows.map((i) => b.y[i]) };
+        let a: Tensor;
+        try {
+          a = this.#descend(sub, q);
+        } finally {
+          sub.x.dispose();
+        }
+        const { pred, loss } = this.#score(a, sub.y);
+        const from = new Int32Array(b.n).fill(-1);
+        rows.forEach((i, k) => {
+          if (this.targeted ? pred[k] === sub.y[k] : pred[k] !== sub.y[k]) {
+            done[i] = 1;
+            from[i] = k;
+          } else if (loss[k] > bestLoss[i]) {
+            bestLoss[i] = loss[k];
+            from[i] = k;
+          }
+        });
+        const merged = mergeRows(adv, a, from);
+        adv.dispose();
+        a.dispose();
+        adv = merged;
+      }
+    } catch (e) {
+      adv.dispose();
+      throw e;
+    }
+    return this.result(b, adv, this.norm);
+  }
+
+  /**
+   * Predictions at `adv` and each example's loss there (negated when targeted: higher is better
+   * for the attack); a loss that returns one value for the batch ranks restarts by cross-entropy.
+   */
+  #score(adv: Tensor, y: Int32Array): { pred: Int32Array; loss: Float32Array } {
+    return noGrad(() => tidy(() => {
+      const out = this.logits(adv);
+      const labels = labelTensor(y);
+      let l = this.loss(out, labels);
+      if (!(l instanceof Tensor) || l.size !== y.length) l = crossEntropyRows(out, labels);
+      const loss = Float32Array.from(l.reshape([y.length]).dataSync() as Float32Array, (v) => (this.targeted ? -v : v));
+      return { pred: Int32Array.from(out.argMax(-1).dataSync()), loss };
+    }));
+  }
+
+  /** One PGD run from restart `q`'s start; a new tensor. */
+  #descend(b: Batch, q: number): Tensor {
     const objective = this.objective(b, this.loss);
     const dir = this.targeted ? -1 : 1;
-    let adv = tidy(() => this.clip(this.randomStart && this.eps > 0 ? b.x.add(this.start(b.x)) : b.x.clone()));
+    let adv = tidy(() => this.clip(this.randomStart && this.eps > 0 ? b.x.add(this.start(b.x, q)) : b.x.clone()));
     try {
       for (let s = 0; s < this.steps; s++) {
         const next = tidy(() => {
@@ -120,7 +186,7 @@ export class PGD extends Attack {
       adv.dispose();
       throw e;
     }
-    return this.result(b, adv, this.norm);
+    return adv;
   }
 
   /** `delta` projected onto the ε-ball. */
@@ -132,10 +198,10 @@ export class PGD extends Attack {
   }
 
   /** A random start in the ε-ball: uniform per element (linf), or a uniform radius along a normal direction (l2). */
-  private start(x: Tensor): Tensor {
-    if (this.norm === 'linf') return rand(x.shape, -this.eps, this.eps, subSeed(this.seed, 0, 0));
-    const d = randn(x.shape, 0, 1, subSeed(this.seed, 1, 0));
-    const r = rand([x.shape[0]], 0, 1, subSeed(this.seed, 2, 0));
+  private start(x: Tensor, q: number): Tensor {
+    if (this.norm === 'linf') return rand(x.shape, -this.eps, this.eps, subSeed(this.seed, 0, q));
+    const d = randn(x.shape, 0, 1, subSeed(this.seed, 1, q));
+    const r = rand([x.shape[0]], 0, 1, subSeed(this.seed, 2, q));
     return d.mul(perExample(r.mul(this.eps).div(perExampleNorm(d, 'l2').maximum(1e-30)), d));
   }
 }

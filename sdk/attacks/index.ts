@@ -11,3 +11,5 @@ export { DeepFool } from './deepfool.js';
 export type { DeepFoolOptions } from './deepfool.js';
 export { CarliniWagnerL2 } from './cw.js';
 export type { CarliniWagnerL2Options } from './cw.js';
+export { APGDCE, APGDT } from './apgd.js';
+export type { APGDOptions, APGDTOptions } from './apgd.js';
