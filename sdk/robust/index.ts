@@ -8,3 +8,5 @@ export type { AdversarialMethod, AdversarialStep, AdversarialStepOptions, EpsSch
 export { ABSTAIN, SmoothedClassifier, certifiedAccuracy, noiseAugmentationStep } from './smoothing.js';
 export type { CertifyOptions, CertifyResult, Classifier, NoiseAugmentationOptions, SamplingOptions, SmoothedClassifierOptions, SmoothedPredictOptions } from './smoothing.js';
 export { betaInc, betaQuantile, binomTest, logGamma, normalCdf, normalQuantile, proportionConfint } from './stats.js';
+export { GuardedModel, InputGuard, NonFiniteInputError, guard } from './guard.js';
+export type { GuardOptions, GuardedFunction } from './guard.js';
