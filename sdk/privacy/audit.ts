@@ -347,10 +347,11 @@ async function shadowAttack(model: Module, members: LabeledData, nonMembers: Lab
     return [m, x.sub(m).square().mean(0, true).sqrt().add(1e-6)];
   });
   const net = new Sequential(new Linear(width, 32, { seed: seed * 7 + 1 }), new ReLU(), new Linear(32, 1, { seed: seed * 7 + 2 }));
+  const optimizer = new Adam(net.parameters(), { lr: 0.01 });
   try {
     const xs = tidy(() => x.sub(mean).div(std));
     try {
-      net.compile({ optimizer: new Adam(net.parameters(), { lr: 0.01 }), loss: (p, t) => binaryCrossEntropy(p, t, { fromLogits: true }) });
+      net.compile({ optimizer, loss: (p, t) => binaryCrossEntropy(p, t, { fromLogits: true }) });
       await net.fit(xs, y, { epochs, batchSize: 128, seed, verbose: 0 });
     } finally {
       xs.dispose();
@@ -361,6 +362,7 @@ async function shadowAttack(model: Module, members: LabeledData, nonMembers: Lab
     });
     return { members: score(target[0]), nonMembers: score(target[1]) };
   } finally {
+    optimizer.dispose();
     net.dispose();
     dispose([x, y, mean, std]);
   }

@@ -5,7 +5,7 @@
  * gradient rule for. `fix` swaps BatchNorm for GroupNorm, which normalises within each example.
  */
 import { assertModule, Module } from '../nn/module.js';
-import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { BatchNorm, BatchNorm1d, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { GroupNorm } from '../nn/groupnorm.js';
 
 /** The layers with a per-example gradient rule in the engine (sdk/privacy/grad-sample.ts). */
@@ -55,18 +55,22 @@ function groupsFor(c: number): number {
 }
 
 /**
- * Replaces every BatchNorm1d/BatchNorm2d of `model` by a `GroupNorm(min(32, C), C)` (the largest
- * group count ≤ 32 dividing C; same eps and affine; fresh weights, as Opacus's `ModuleValidator.fix`)
- * in place, disposing the BatchNorm, and returns the model — or, when `model` itself is a BatchNorm,
- * the new GroupNorm. Models built from configs (Sequential, Graph, custom modules) save and load
- * with the GroupNorm; a built-in family whose config only says `batchNorm: true` rebuilds its
- * BatchNorm when loaded, so save its weights with the fixed module tree instead.
+ * Replaces every BatchNorm of `model` by a GroupNorm in place, disposing the BatchNorm (same eps and
+ * affine, fresh weights, as Opacus's `ModuleValidator.fix`), and returns the model — or the new
+ * GroupNorm when `model` itself is a BatchNorm. BatchNorm2d becomes `GroupNorm(min(32, C), C)` (the
+ * largest group count ≤ 32 dividing C). BatchNorm1d becomes `GroupNorm(1, C)`: its `[N, C]` input has
+ * no positions, so Opacus's C groups of one value each would normalise every value to 0.
+ * Sequential, Graph and custom modules then save and load with their GroupNorms; a built-in family
+ * whose config only says `batchNorm: true` (VGG, ResNet) would rebuild BatchNorm from that config, so
+ * to reload one, rebuild it, `fix` it and load the weights with `loadWeights`.
  */
 export function fix<M extends Module>(model: M): M | GroupNorm {
   assertModule(model, 'privacy.fix');
   const replace = (bn: BatchNorm): GroupNorm => {
     const cfg = bn.getConfig() as { eps: number; affine: boolean };
-    const gn = new GroupNorm(groupsFor(bn.numFeatures), bn.numFeatures, { eps: cfg.eps, affine: cfg.affine });
+    // BatchNorm1d sees [N, C]: no positions, so C groups would normalise each value by itself (always 0).
+    const groups = bn instanceof BatchNorm1d ? 1 : groupsFor(bn.numFeatures);
+    const gn = new GroupNorm(groups, bn.numFeatures, { eps: cfg.eps, affine: cfg.affine });
     gn.train(bn.training);
     return gn;
   };
