@@ -251,12 +251,12 @@ describe('typed errors', () => {
     const ok = new robust.SmoothedClassifier(model, { sigma: 0.5, numClasses: 2 });
     const calls: [string, (v: unknown) => unknown][] = [
       ['SmoothedClassifier base', (v) => new robust.SmoothedClassifier(v as eg.nn.Module, { sigma: 0.5, numClasses: 2 })],
-      ['SmoothedClassifier options', (v) => new robust.SmoothedClassifier(model, v as robust.SmoothedClassifierOptions)],
+      ['SmoothedClassifier options', (v) => new robust.SmoothedClassifier(model, v as eg.robust.SmoothedClassifierOptions)],
       ['sigma', (v) => new robust.SmoothedClassifier(model, { sigma: v as number, numClasses: 2 })],
       ['numClasses', (v) => new robust.SmoothedClassifier(model, { sigma: 0.5, numClasses: v as number })],
       ['certify x', (v) => ok.certify(v as eg.Tensor, { n: 10 })],
       ['predict x', (v) => ok.predict(v as eg.Tensor, { n: 10 })],
-      ['noiseAugmentationStep options', (v) => robust.noiseAugmentationStep(v as robust.NoiseAugmentationOptions)],
+      ['noiseAugmentationStep options', (v) => robust.noiseAugmentationStep(v as eg.robust.NoiseAugmentationOptions)],
       ['certifiedAccuracy results', (v) => robust.certifiedAccuracy(v as eg.robust.CertifyResult, [0], [0])],
     ];
     for (const key of ['n0', 'n', 'alpha', 'batchSize', 'seed']) calls.push([`certify ${key}`, (v) => (v === undefined ? ok.certify(x, { n: 10, [key]: null }) : ok.certify(x, { n: 10, [key]: v }))]);
@@ -275,14 +275,14 @@ describe('typed errors', () => {
       ['one class', () => new robust.SmoothedClassifier(model, { sigma: 1, numClasses: 1 }), /numClasses/],
       ['alpha 0.5', () => ok.certify(x, { alpha: 0.5, n: 10 }), /alpha must be in \(0, 0.5\)/],
       ['n 0', () => ok.certify(x, { n: 0 }), /n must be between 1/],
-      ['unknown option', () => ok.certify(x, { m: 3 } as robust.CertifyOptions), /unknown option 'm'/],
+      ['unknown option', () => ok.certify(x, { m: 3 } as eg.robust.CertifyOptions), /unknown option 'm'/],
       ['NaN input', () => ok.certify(eg.tensor([[NaN, 0, 0, 0]]), { n: 10 }), /NaN or infinite/],
       ['int32 input', () => ok.predict(eg.tensor([[1, 0, 0, 0]], [1, 4], 'int32'), { n: 10 }), /int32/],
       ['scalar input', () => ok.predict(eg.tensor(1), { n: 10 }), /batches/],
       ['wrong numClasses', () => new robust.SmoothedClassifier(model, { sigma: 1, numClasses: 3 }).certify(x, { n: 10 }), /expected class scores \[100, 3\] \(numClasses 3\)/],
       ['NaN scores', () => new robust.SmoothedClassifier((t: eg.Tensor) => t.slice([0, 0], [t.shape[0], 2]).mul(Infinity), { sigma: 1, numClasses: 2 }).predict(x, { n: 10 }), /NaN or infinite scores/],
       ['not a tensor', () => new robust.SmoothedClassifier((() => 3) as unknown as (t: eg.Tensor) => eg.Tensor, { sigma: 1, numClasses: 2 }).predict(x, { n: 10 }), /not a Tensor/],
-      ['no sigma', () => robust.noiseAugmentationStep({} as robust.NoiseAugmentationOptions), /needs \{ sigma \}/],
+      ['no sigma', () => robust.noiseAugmentationStep({} as eg.robust.NoiseAugmentationOptions), /needs \{ sigma \}/],
       ['labels length', () => robust.certifiedAccuracy({ prediction: new Int32Array(2), radius: new Float64Array(2) }, [0], [0]), /1 labels for 2 results/],
       ['negative radius', () => robust.certifiedAccuracy({ prediction: new Int32Array(1), radius: new Float64Array(1) }, [0], [-1]), /radii\[0\] must be >= 0/],
       ['betaQuantile q', () => robust.betaQuantile(2, 1, 1), /q must be in \[0, 1\]/],
