@@ -13,3 +13,5 @@ export { CarliniWagnerL2 } from './cw.js';
 export type { CarliniWagnerL2Options } from './cw.js';
 export { APGDCE, APGDT } from './apgd.js';
 export type { APGDOptions, APGDTOptions } from './apgd.js';
+export { SquareAttack } from './square.js';
+export type { SquareAttackOptions, SquareAttackResult } from './square.js';

@@ -10,3 +10,5 @@ export type { CertifyOptions, CertifyResult, Classifier, NoiseAugmentationOption
 export { betaInc, betaQuantile, binomTest, logGamma, normalCdf, normalQuantile, proportionConfint } from './stats.js';
 export { GuardedModel, InputGuard, NonFiniteInputError, guard } from './guard.js';
 export type { GuardOptions, GuardedFunction } from './guard.js';
+export { checkGradientMasking, evaluateRobustness } from './evaluate.js';
+export type { AttackEvaluation, AttackName, EnsembleAttack, EvaluateRobustnessOptions, GradientMaskingOptions, GradientMaskingReport, MaskingSetting, RobustnessReport } from './evaluate.js';
