@@ -12,3 +12,5 @@ export { GuardedModel, InputGuard, NonFiniteInputError, guard } from './guard.js
 export type { GuardOptions, GuardedFunction } from './guard.js';
 export { checkGradientMasking, evaluateRobustness } from './evaluate.js';
 export type { AttackEvaluation, AttackName, EnsembleAttack, EvaluateRobustnessOptions, GradientMaskingOptions, GradientMaskingReport, MaskingSetting, RobustnessReport } from './evaluate.js';
+export { FeatureSqueezingDetector, SqueezedModel, bitDepth, medianSmoothing, squeezedModel, squeezerFromConfig } from './squeeze.js';
+export type { Detection, FeatureSqueezingOptions, Squeezer, SqueezerConfig } from './squeeze.js';
