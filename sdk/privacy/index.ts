@@ -9,3 +9,5 @@ export type {
   LabeledData, MembershipInferenceOptions, MembershipInferenceResult, RocCurve, ShadowOptions,
   OneRunAuditOptions, OneRunAuditResult, CanaryInclusion, EpsilonBoundOptions,
 } from './audit.js';
+export { perSampleGradients, clippedGradientSum, hasPerSampleRule, UnsupportedLayerError } from './grad-sample.js';
+export type { Clipping, LossReduction, ClipOptions, ClippedGradients } from './grad-sample.js';

@@ -12,11 +12,13 @@ mod handles;
 mod exports;
 mod exports_conv;
 mod exports_nn;
+mod exports_privacy;
 mod exports_quant;
 mod exports_seq;
 
 pub use exports::*;
 pub use exports_conv::*;
 pub use exports_nn::*;
+pub use exports_privacy::*;
 pub use exports_quant::*;
 pub use exports_seq::*;

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod copy;
 pub mod elementwise;
 pub mod gemm;
+pub mod grad_sample;
 pub mod math;
 pub mod pool;
 pub mod reduce;

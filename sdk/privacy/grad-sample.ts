@@ -1,0 +1,424 @@
+/**
+ * Per-example gradients and per-example gradient clipping, the core of DP-SGD (Opacus's
+ * `GradSampleModule` and ghost clipping). One forward and one backward of the whole batch capture,
+ * for every layer with trainable parameters, its input (a forward hook) and the gradient of its
+ * output (a retained gradient); engine kernels then turn them into per-example gradients (Linear:
+ * outer products summed over positions; Conv2d: the unfolded input times the output gradient;
+ * Embedding: a scatter by index; LayerNorm/GroupNorm: Σ dy ⊙ x̂) — never a loop of batch-size-1
+ * backward passes.
+ *
+ * Ghost clipping gets each example's gradient norm without materialising the per-example gradients
+ * (for Linear over sequences and Conv2d by the Gram trick ‖AᵀG‖² = ⟨AAᵀ, GGᵀ⟩ where cheaper, in
+ * bounded chunks otherwise; Embedding by merging rows of equal index), then forms the clipped sum
+ * Σ_i c_i g_i as the gradient of Σ_i c_i·loss_i: each layer's output gradient rescaled per example
+ * by c_i and pushed through the layer's weight-gradient kernel (the second backward, restricted to
+ * the parameters — the input-gradient chain is not recomputed, since c_i·dy_i is exactly what a
+ * second backward would deliver to the layer when no layer mixes examples).
+ */
+import { checkNumber, checkOptions, describe } from '../args.js';
+import { noGrad, isGradEnabled } from '../autograd.js';
+import { scalar, zeros } from '../creation.js';
+import { ArgumentError, EdgegradError, ShapeError } from '../errors.js';
+import type { LossFn } from '../losses.js';
+import { keep, tidy } from '../memory.js';
+import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { GroupNorm } from '../nn/groupnorm.js';
+import { resolvePadding } from '../nn/functional.js';
+import * as F from '../nn/functional.js';
+import { assertModule, type HookHandle, type Module } from '../nn/module.js';
+import { call, type Engine } from '../runtime.js';
+import { assertTensor, fromHandle, Tensor } from '../tensor.js';
+
+/** How per-example gradients are clipped: the whole gradient, each parameter separately, or flat without materialising them. */
+export type Clipping = 'flat' | 'perLayer' | 'ghost';
+/** How `lossFn` reduces over the batch (Opacus's `loss_reduction`). */
+export type LossReduction = 'mean' | 'sum';
+
+/**
+ * A model DP-SGD cannot train as it is: a layer that mixes examples (BatchNorm) or a layer with
+ * trainable parameters and no per-example gradient rule. `path` is the layer's dotted path in the
+ * model (`''` for the model itself), `layer` its class name.
+ */
+export class UnsupportedLayerError extends ArgumentError {
+  constructor(readonly path: string, readonly layer: string, reason: string) {
+    super(`${path === '' ? '(the model itself)' : path} (${layer}): ${reason}; see eg.privacy.validate(model)`);
+  }
+}
+
+/** Options of `clippedGradientSum`. */
+export interface ClipOptions {
+  /** The clipping bound C > 0; with `'perLayer'`, one per trainable parameter in `model.namedParameters()` order. */
+  maxGradNorm: number | number[];
+  clipping: Clipping;
+  /** How `lossFn` reduces over the batch (default `'mean'`). */
+  lossReduction?: LossReduction;
+}
+
+/** What `clippedGradientSum` returns besides setting the gradients. */
+export interface ClippedGradients {
+  /** The batch loss as `lossFn` returned it. */
+  loss: Tensor;
+  /** The model's outputs on the batch. */
+  pred: Tensor;
+  /** Each example's total gradient norm before clipping. */
+  norms: Float32Array;
+}
+
+// ------------------------------------------------------------------------------------- engine ops
+
+const op = (f: (e: Engine) => number): Tensor => fromHandle(call(f));
+/** `[B, K, N]`: per example Σ_t a[i,t]ᵀ g[i,t]. */
+const outer = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer(a.handle, g.handle));
+const outerNormsSq = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer_norms_sq(a.handle, g.handle));
+
+/** Squared norms `[B]` over every axis but the first. */
+function sumSq(g: Tensor): Tensor {
+  return g.reshape([g.shape[0], -1]).square().sum(1);
+}
+/** Σ_i c_i g_i for per-example `g [B, ...shape]` and `c [B]`. */
+function weighted(g: Tensor, c: Tensor): Tensor {
+  return c.reshape([1, -1]).matmul(g.reshape([g.shape[0], -1])).reshape(g.shape.slice(1));
+}
+/** `[B, ...rest, last]` → `[B, T, last]`. */
+function seq(t: Tensor): Tensor {
+  return t.reshape([t.shape[0], -1, t.shape[t.rank - 1]]);
+}
+
+// ------------------------------------------------------------------------------------- layer rules
+
+/** One forward of a layer: its input and its output's gradient (rescaled to the per-example convention). */
+interface Call {
+  input: Tensor;
+  dy: Tensor;
+}
+
+/** How to get one parameter's per-example gradients, their norms and their weighted sum. */
+interface ParamRule {
+  /** `[B, ...param.shape]`. */
+  perSample(calls: Call[]): Tensor;
+  /** Squared per-example norms `[B]`, without materialising the gradients where the layer allows. */
+  normSq?(calls: Call[]): Tensor;
+  /** Σ_i c_i g_i (`c [B]`), by the layer's weight-gradient kernel. */
+  weightedSum?(calls: Call[], c: Tensor): Tensor;
+}
+
+const sumOver = (calls: Call[], f: (c: Call) => Tensor): Tensor => calls.map(f).reduce((a, b) => a.add(b));
+
+function linearRules(): Record<string, ParamRule> {
+  return {
+    weight: {
+      perSample: (calls) => sumOver(calls, (c) => outer(seq(c.dy), seq(c.input))),
+      normSq: (calls) => (calls.length === 1 ? outerNormsSq(seq(calls[0].dy), seq(calls[0].input)) : sumSq(sumOver(calls, (c) => outer(seq(c.dy), seq(c.input))))),
+      // One example holding every position of every example, its output gradients scaled by c_i.
+      weightedSum: (calls, coef) => sumOver(calls, (c) => {
+        const dy = seq(c.dy);
+        const scaled = dy.mul(coef.reshape([-1, 1, 1])).reshape([1, -1, dy.shape[2]]);
+        return outer(scaled, c.input.reshape([1, -1, c.input.shape[c.input.rank - 1]])).reshape([dy.shape[2], -1]);
+      }),
+    },
+    bias: { perSample: (calls) => sumOver(calls, (c) => seq(c.dy).sum(1)) },
+  };
+}
+
+/** The options a Conv2d layer ran with, as the engine takes them. */
+function convArgs(m: Conv2d, x: Tensor): [Uint32Array, Uint32Array, Uint32Array, Uint32Array, number] {
+  const cfg = m.getConfig() as { stride?: number | [number, number]; padding?: F.Padding; dilation?: number | [number, number]; groups?: number };
+  const pair = (v: number | [number, number] | undefined): [number, number] => (v === undefined ? [1, 1] : typeof v === 'number' ? [v, v] : v);
+  const stride = pair(cfg.stride);
+  const dilation = pair(cfg.dilation);
+  const pad = resolvePadding(cfg.padding ?? 'valid', x.shape[1], x.shape[2], m.kernelSize, stride, dilation);
+  return [Uint32Array.from(m.kernelSize), Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), cfg.groups ?? 1];
+}
+
+function conv2dRules(m: Conv2d): Record<string, ParamRule> {
+  const perSample = (c: Call): Tensor => {
+    const [k, s, p, d, g] = convArgs(m, c.input);
+    return op((e) => e.op_grad_sample_conv2d(c.input.handle, c.dy.handle, k, s, p, d, g));
+  };
+  return {
+    weight: {
+      perSample: (calls) => sumOver(calls, perSample),
+      normSq: (calls) => {
+        if (calls.length > 1) return sumSq(sumOver(calls, perSample));
+        const c = calls[0];
+        const [k, s, p, d, g] = convArgs(m, c.input);
+        return op((e) => e.op_grad_sample_conv2d_norms_sq(c.input.handle, c.dy.handle, k, s, p, d, g));
+      },
+      weightedSum: (calls, coef) => sumOver(calls, (c) => {
+        const [k, s, p, d, g] = convArgs(m, c.input);
+        return op((e) => e.op_conv2d_weight_grad(c.input.handle, c.dy.handle, k, s, p, d, g, coef.handle));
+      }),
+    },
+    bias: { perSample: (calls) => sumOver(calls, (c) => c.dy.sum([1, 2])) },
+  };
+}
+
+function embeddingRules(m: Embedding): Record<string, ParamRule> {
+  const V = m.numEmbeddings;
+  return {
+    weight: {
+      perSample: (calls) => sumOver(calls, (c) => op((e) => e.op_grad_sample_embedding(c.input.handle, c.dy.handle, V))),
+      normSq: (calls) => (calls.length === 1
+        ? op((e) => e.op_grad_sample_embedding_norms_sq(calls[0].input.handle, calls[0].dy.handle))
+        : sumSq(sumOver(calls, (c) => op((e) => e.op_grad_sample_embedding(c.input.handle, c.dy.handle, V))))),
+      // The whole batch as one example, output gradients scaled by c_i: one scatter.
+      weightedSum: (calls, coef) => sumOver(calls, (c) => {
+        const D = c.dy.shape[c.dy.rank - 1];
+        const scaled = c.dy.reshape([c.dy.shape[0], -1, D]).mul(coef.reshape([-1, 1, 1])).reshape([1, -1, D]);
+        const idx = c.input.reshape([1, -1]);
+        return op((e) => e.op_grad_sample_embedding(idx.handle, scaled.handle, V)).reshape([V, D]);
+      }),
+    },
+  };
+}
+
+/** LayerNorm/GroupNorm: per example, weight Σ_positions dy ⊙ x̂, bias Σ_positions dy (shape `paramShape`). */
+function normRules(normalize: (x: Tensor) => Tensor, paramShape: number[]): Record<string, ParamRule> {
+  const size = paramShape.reduce((a, b) => a * b, 1);
+  const perExample = (t: Tensor): Tensor => t.reshape([t.shape[0], -1, size]).sum(1).reshape([t.shape[0], ...paramShape]);
+  return {
+    weight: { perSample: (calls) => sumOver(calls, (c) => perExample(c.dy.mul(normalize(c.input)))) },
+    bias: { perSample: (calls) => sumOver(calls, (c) => perExample(c.dy)) },
+  };
+}
+
+/** The per-example rules of a layer's own parameters, or null when it has none. */
+function rulesFor(m: Module): Record<string, ParamRule> | null {
+  if (m instanceof Linear) return linearRules();
+  if (m instanceof Conv2d) return conv2dRules(m);
+  if (m instanceof Embedding) return embeddingRules(m);
+  if (m instanceof LayerNorm) {
+    const eps = m.opts.eps ?? 1e-5;
+    const k = m.normalizedShape.length;
+    return normRules((x) => F.layerNorm(x, k, { eps }), m.normalizedShape);
+  }
+  if (m instanceof GroupNorm) return normRules((x) => m.normalize(x), [m.numChannels]);
+  return null;
+}
+
+/** Whether `m`'s own parameters have a per-example gradient rule (what `validate` checks). */
+export function hasPerSampleRule(m: Module): boolean {
+  return rulesFor(m) !== null;
+}
+
+/** Whether a layer applies a fused ReLU to its output (whose gradient must then be masked). */
+function fusedRelu(m: Module): boolean {
+  return (m instanceof Linear || m instanceof Conv2d) && (m.getConfig() as { activation?: unknown }).activation === 'relu';
+}
+
+// ------------------------------------------------------------------------------------- capture
+
+/** A layer with trainable parameters of its own, the rules for them and what its forwards saw. */
+interface Layer {
+  path: string;
+  module: Module;
+  /** Own trainable parameters: full dotted name, short name, tensor. */
+  params: { name: string; short: string; tensor: Tensor }[];
+  rules: Record<string, ParamRule>;
+  seen: { input: Tensor; output: Tensor }[];
+  calls: Call[];
+}
+
+/** The layers of `model` that own trainable parameters; refuses BatchNorm and layers without a rule. */
+function collectLayers(model: Module): Layer[] {
+  const layers: Layer[] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (m instanceof BatchNorm) {
+      throw new UnsupportedLayerError(path, m.className, 'BatchNorm mixes examples through its batch statistics, so per-example gradients do not exist; replace it by GroupNorm (eg.privacy.fix(model))');
+    }
+    const own = m.namedParameters().filter(([n, p]) => !n.includes('.') && p.requiresGrad);
+    if (own.length === 0) continue;
+    const rules = rulesFor(m);
+    if (rules === null) {
+      throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm and GroupNorm layers`);
+    }
+    layers.push({
+      path, module: m, rules, seen: [], calls: [],
+      params: own.map(([short, tensor]) => ({ name: path ? `${path}.${short}` : short, short, tensor })),
+    });
+  }
+  return layers;
+}
+
+interface Captured {
+  layers: Layer[];
+  loss: Tensor;
+  pred: Tensor;
+  batch: number;
+}
+
+/**
+ * One forward and backward of the batch with every supported layer's input and output gradient
+ * captured. The parameters' `.grad` are left as they were. Runs inside the caller's `tidy`.
+ */
+function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor, reduction: LossReduction): Captured {
+  assertModule(model, `${fn}()`);
+  if (typeof lossFn !== 'function') throw new ArgumentError(`${fn}(): lossFn must be a function (pred, target) => loss, got ${describe(lossFn)}`);
+  assertTensor(x, `${fn}(): x must be a Tensor`);
+  assertTensor(y, `${fn}(): y must be a Tensor`);
+  if (reduction !== 'mean' && reduction !== 'sum') throw new ArgumentError(`${fn}(): lossReduction must be 'mean' or 'sum', got ${describe(reduction)}`);
+  if (x.rank < 1 || x.shape[0] === 0) throw new ShapeError(`${fn}(): x needs a non-empty batch as its first axis, got shape [${x.shape.join(', ')}] (an empty Poisson batch contributes no gradient: skip the step's clipping and add only the noise)`);
+  if (y.rank < 1 || y.shape[0] !== x.shape[0]) throw new ShapeError(`${fn}(): y must have one row per example of x (${x.shape[0]}), got shape [${y.shape.join(', ')}]`);
+  if (!isGradEnabled()) throw new ArgumentError(`${fn}() needs gradients: it cannot run inside noGrad()`);
+  const layers = collectLayers(model);
+  if (layers.length === 0) throw new ArgumentError(`${fn}(): the model has no trainable parameters`);
+  const batch = x.shape[0];
+  const handles: HookHandle[] = [];
+  const all = layers.flatMap((l) => l.params.map((p) => p.tensor));
+  // Backward also accumulates into .grad: keep the previous values and put them back after.
+  const before = all.map((p) => { const g = p.grad; return g ? keep(g.clone()) : null; });
+  let pred: Tensor;
+  let loss: Tensor;
+  try {
+    for (const l of layers) {
+      handles.push(l.module.registerForwardHook((_m, inputs, output) => {
+        const input = inputs[0];
+        if (!(input instanceof Tensor)) throw new ArgumentError(`${fn}(): layer ${l.path} (${l.module.className}) was called with ${describe(input)} as its input, not a Tensor`);
+        output.retainGrad();
+        l.seen.push({ input, output });
+      }));
+    }
+    pred = model.forward(x);
+    loss = lossFn(pred, y);
+    if (!(loss instanceof Tensor) || loss.size !== 1) throw new ArgumentError(`${fn}(): lossFn must return the batch loss as a one-element Tensor (reduced with '${reduction}'), got ${loss instanceof Tensor ? `shape [${loss.shape.join(', ')}]` : describe(loss)}`);
+    loss.backward();
+  } finally {
+    for (const h of handles) h.remove();
+    all.forEach((p, i) => {
+      p.grad = before[i];
+      before[i]?.dispose();
+    });
+  }
+  // The per-example convention: the gradient of example i's own loss term.
+  const scale = reduction === 'mean' ? batch : 1;
+  noGrad(() => {
+    for (const l of layers) {
+      const relu = fusedRelu(l.module);
+      for (const { input, output } of l.seen) {
+        if (input.shape[0] !== batch || output.shape[0] !== batch) {
+          throw new UnsupportedLayerError(l.path, l.module.className, `its input [${input.shape.join(', ')}] or output [${output.shape.join(', ')}] does not have the batch (${batch}) as its first axis, so its gradients cannot be split per example`);
+        }
+        const g = output.grad;
+        if (g === null) continue; // the output did not reach the loss
+        let dy = relu ? g.mul(output.greater(0)) : g;
+        if (scale !== 1) dy = dy.mul(scale);
+        l.calls.push({ input, dy });
+      }
+    }
+  });
+  return { layers, loss, pred, batch };
+}
+
+/** The per-example gradients of one parameter (zeros when its layer did not reach the loss). */
+function perSampleOf(l: Layer, p: Layer['params'][number], batch: number): Tensor {
+  if (l.calls.length === 0) return zeros([batch, ...p.tensor.shape]);
+  return l.rules[p.short].perSample(l.calls);
+}
+
+// ------------------------------------------------------------------------------------- public API
+
+/**
+ * Per-example gradients of every trainable parameter of `model` on the batch (`x`, `y`): a Map from
+ * the parameter's name (as in `model.namedParameters()`) to `[B, ...param.shape]`, example i's entry
+ * being the gradient of example i's own loss term (with `lossReduction: 'mean'`, the default, the
+ * batch-mean loss's gradient times B, as Opacus). One forward and one backward of the whole batch;
+ * the parameters' `.grad` are left unchanged. The tensors are the caller's (dispose them). Throws an
+ * `UnsupportedLayerError` naming the layer for BatchNorm or a trainable layer without a rule
+ * (supported: Linear, incl. sequence inputs `[B, ..., in]`; Conv2d with stride, padding, dilation
+ * and groups; Embedding; LayerNorm; GroupNorm).
+ */
+export function perSampleGradients(model: Module, lossFn: LossFn, x: Tensor, y: Tensor, o: { lossReduction?: LossReduction } = {}): Map<string, Tensor> {
+  o = checkOptions(o, 'perSampleGradients options');
+  return tidy(() => {
+    const cap = capture('perSampleGradients', model, lossFn, x, y, o.lossReduction ?? 'mean');
+    return noGrad(() => {
+      const out = new Map<string, Tensor>();
+      for (const l of cap.layers) for (const p of l.params) out.set(p.name, perSampleOf(l, p, cap.batch));
+      return out;
+    });
+  });
+}
+
+function checkBound(v: unknown, what: string): number {
+  const c = checkNumber(v, what, { finite: true });
+  if (!(c > 0)) throw new ArgumentError(`${what} must be > 0, got ${c}`);
+  return c;
+}
+
+/**
+ * Sets each trainable parameter's `.grad` to Σ_i clip_C(g_i), the sum over the batch of the
+ * per-example gradients clipped to norm C (no averaging, no noise: DP-SGD adds those), and returns
+ * the batch loss, the outputs and each example's gradient norm before clipping. The clip factor is
+ * Opacus's `min(1, C / (‖g_i‖ + 1e-6))`.
+ * - `'flat'`: per-example gradients materialised, each example's whole gradient clipped to C.
+ * - `'perLayer'`: each parameter's per-example gradient clipped to its own bound (`maxGradNorm` an
+ *   array, one per trainable parameter in `model.namedParameters()` order).
+ * - `'ghost'`: the same result as `'flat'`, with the norms computed without materialising
+ *   per-example gradients (Linear, Conv2d, Embedding) and the clipped sum by the layers'
+ *   weight-gradient kernels on per-example-rescaled output gradients.
+ */
+export function clippedGradientSum(model: Module, lossFn: LossFn, x: Tensor, y: Tensor, o: ClipOptions): ClippedGradients {
+  o = checkOptions(o, 'clippedGradientSum options');
+  if (o === undefined || o === null) throw new ArgumentError('clippedGradientSum() needs options { maxGradNorm, clipping }');
+  const clipping = o.clipping;
+  if (clipping !== 'flat' && clipping !== 'perLayer' && clipping !== 'ghost') {
+    throw new ArgumentError(`clippedGradientSum(): clipping must be 'flat', 'perLayer' or 'ghost', got ${describe(clipping)}`);
+  }
+  let bounds: number[];
+  if (clipping === 'perLayer') {
+    if (!Array.isArray(o.maxGradNorm)) throw new ArgumentError(`clippedGradientSum(): perLayer clipping needs maxGradNorm as an array (one bound per trainable parameter), got ${describe(o.maxGradNorm)}`);
+    bounds = o.maxGradNorm.map((c, i) => checkBound(c, `clippedGradientSum(): maxGradNorm[${i}]`));
+  } else {
+    if (Array.isArray(o.maxGradNorm)) throw new ArgumentError(`clippedGradientSum(): ${clipping} clipping needs one maxGradNorm number; an array is for 'perLayer'`);
+    bounds = [checkBound(o.maxGradNorm, 'clippedGradientSum(): maxGradNorm')];
+  }
+  let norms: Float32Array = new Float32Array(0);
+  const result = tidy(() => {
+    const cap = capture('clippedGradientSum', model, lossFn, x, y, o.lossReduction ?? 'mean');
+    const params = cap.layers.flatMap((l) => l.params.map((p) => ({ l, p })));
+    if (clipping === 'perLayer' && bounds.length !== params.length) {
+      throw new ArgumentError(`clippedGradientSum(): perLayer clipping needs ${params.length} bounds (one per trainable parameter: ${params.map(({ p }) => p.name).join(', ')}), got ${bounds.length}`);
+    }
+    const sums = noGrad(() => {
+      const factor = (normSq: Tensor, c: number): [Tensor, Tensor] => {
+        const norm = normSq.sqrt();
+        return [norm, scalar(c).div(norm.add(1e-6)).clamp(undefined, 1)];
+      };
+      if (clipping === 'ghost') {
+        // Norms first (no per-example gradient kept), then one weighted sum per parameter.
+        const sq = params.map(({ l, p }) => {
+          if (l.calls.length === 0) return zeros([cap.batch]);
+          const r = l.rules[p.short];
+          return r.normSq ? r.normSq(l.calls) : sumSq(r.perSample(l.calls));
+        });
+        const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
+        norms = readNorms(norm);
+        return params.map(({ l, p }) => {
+          if (l.calls.length === 0) return zeros(p.tensor.shape);
+          const r = l.rules[p.short];
+          return r.weightedSum ? r.weightedSum(l.calls, c) : weighted(r.perSample(l.calls), c);
+        });
+      }
+      const grads = params.map(({ l, p }) => perSampleOf(l, p, cap.batch));
+      const sq = grads.map(sumSq);
+      if (clipping === 'flat') {
+        const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
+        norms = readNorms(norm);
+        return grads.map((g) => weighted(g, c));
+      }
+      norms = readNorms(sq.reduce((a, b) => a.add(b)).sqrt());
+      return grads.map((g, k) => weighted(g, factor(sq[k], bounds[k])[1]));
+    });
+    params.forEach(({ p }, k) => { p.tensor.grad = sums[k]; });
+    return { loss: cap.loss, pred: cap.pred };
+  });
+  return { ...result, norms };
+}
+
+/** Reads the per-example norms back, refusing non-finite ones (a NaN would silently poison the step). */
+function readNorms(norm: Tensor): Float32Array {
+  const v = norm.dataSync() as Float32Array;
+  const bad = v.findIndex((n) => !Number.isFinite(n));
+  if (bad >= 0) throw new EdgegradError(`per-example gradient norm of example ${bad} is ${v[bad]}: the model's outputs or the loss are not finite on it`);
+  return Float32Array.from(v);
+}
