@@ -169,7 +169,7 @@ const md = [
   '# Randomized smoothing on MNIST (certify-mnist)',
   '',
   `Cohen et al.'s CERTIFY on ${subset} MNIST test images (every ${stride}th), n0 = ${n0} selection samples, n = ${n} estimation samples,`,
-  `α = ${alpha} (each certificate holds with probability ≥ ${1 - alpha}). Base classifiers: ${config.model}, trained ${epochs} epoch${epochs === 1 ? "" : "s"} on`,
+  `α = ${alpha} (each certificate holds with probability ≥ ${1 - alpha}). Base classifiers: ${config.model}, trained ${epochs} epoch${epochs === 1 ? '' : 's'} on`,
   `${train.n} images with Gaussian noise augmentation at the same σ (\`eg.robust.noiseAugmentationStep\`).`,
   '',
   `| σ | ${TABLE_RADII.map((r) => `r = ${r}`).join(' | ')} | abstained | base clean / noisy acc. | train s | certify s |`,

@@ -6,4 +6,6 @@ export default defineConfig({
   root: __dirname,
   server: { headers, fs: { allow: ['../..'] } },
   preview: { headers },
+  // The engine's worker imports the runtime, which uses top-level await: ES module workers only.
+  worker: { format: 'es' },
 });
