@@ -2,7 +2,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
-import { bits, expectFlatOver100Calls, fnv1a } from './explain-fixtures.js';
+import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
+import { squareFraction as attacksSquareFraction } from '../sdk/attacks/square.js';
 
 const { nn, attacks } = eg;
 
@@ -158,3 +159,189 @@ describe('restarts never raise measured robust accuracy', () => {
     expect(long).toBeLessThanOrEqual(short);
   });
 });
+
+describe('Square attack (black-box, forward passes only)', () => {
+  it('lowers the accuracy of an undefended model using only forward passes under noGrad; queries are counted exactly; the budget and range hold', () => {
+    let rowsForwarded = 0;
+    let underGrad = 0;
+    const counting = (t: eg.Tensor) => {
+      rowsForwarded += t.shape[0];
+      if (eg.isGradEnabled()) underGrad++;
+      return model.forward(t);
+    };
+    const eps = 0.1;
+    const clean = accuracy(xTest);
+    const r = new attacks.SquareAttack(counting, { eps, nQueries: 200, seed: 5 }).perturb(xTest, yTest);
+    expect(underGrad).toBe(0); // no tape was ever built: no backward could have happened
+    const acc = accuracy(r.adversarial);
+    expect(acc).toBeLessThan(clean - 0.2);
+    const m = measure(xTest, r.adversarial);
+    expect(Math.max(...m.linf)).toBeLessThanOrEqual(eps + 1e-6);
+    expect(m.lo).toBeGreaterThanOrEqual(0);
+    expect(m.hi).toBeLessThanOrEqual(1);
+    m.linf.forEach((v, i) => expect(r.norm[i]).toBeCloseTo(v, 6));
+    // Every forwarded row is one query of one example, but for the final check of the result (n rows).
+    const q = Array.from(r.queries);
+    expect(q.reduce((a, b) => a + b, 0)).toBe(rowsForwarded - N_TEST);
+    expect(Math.max(...q)).toBeLessThanOrEqual(200);
+    expect(Math.min(...q)).toBeGreaterThanOrEqual(1);
+    // Fooled examples stopped early; misclassified ones were not attacked (one query, unchanged).
+    const pred = predict(r.adversarial);
+    const cleanPred = predict(xTest);
+    r.success.forEach((s, i) => expect(s).toBe(pred[i] !== yTest[i]));
+    cleanPred.forEach((p, i) => { if (p !== yTest[i]) { expect(q[i]).toBe(1); expect(m.linf[i]).toBe(0); } });
+    expect(q.filter((v, i) => r.success[i] && cleanPred[i] === yTest[i] && v < 200).length).toBeGreaterThan(0);
+    r.adversarial.dispose();
+  });
+
+  it('attacks a model with no usable gradient (scores copied through JS) where white-box PGD fails; targeted mode reaches some targets', () => {
+    const api = (t: eg.Tensor) => eg.tensor(eg.noGrad(() => eg.tidy(() => model.forward(t).dataSync())) as Float32Array, [t.shape[0], 10]);
+    const clean = accuracy(xTest);
+    const pgd = new attacks.PGD(api, { eps: 0.1, stepSize: 0.025, steps: 10, randomStart: false }).perturb(xTest, yTest);
+    expect(accuracy(pgd.adversarial)).toBe(clean); // zero gradient: PGD does not move
+    const sq = new attacks.SquareAttack(api, { eps: 0.1, nQueries: 200, seed: 6 }).perturb(xTest, yTest);
+    expect(accuracy(sq.adversarial)).toBeLessThan(clean - 0.2);
+    const targets = Int32Array.from(yTest, (v) => (v + 1) % 10);
+    const t = new attacks.SquareAttack(api, { eps: 0.3, nQueries: 200, targeted: true, seed: 7 }).perturb(xTest, targets);
+    expect(t.success.filter(Boolean).length).toBeGreaterThan(N_TEST / 4);
+    t.success.forEach((s, i) => expect(s).toBe(predict(t.adversarial)[i] === targets[i]));
+    eg.dispose([pgd.adversarial, sq.adversarial, t.adversarial]);
+  });
+
+  it('follows the reference schedule of the square size', () => {
+    const p = (it: number) => attacksSquareFraction(0.8, it, 10000);
+    expect([p(0), p(10), p(11), p(50), p(51), p(200), p(201), p(9999)]).toEqual([0.8, 0.8, 0.4, 0.4, 0.2, 0.2, 0.1, 0.8 / 512]);
+  });
+});
+
+/** FNV-1a over the float32 bits of seeded APGD-CE (linf, l2), APGD-T, PGD with restarts and Square results; the same in Node and Chromium (update only knowingly). */
+const DIGEST = 'a96c0166';
+
+describe('determinism, memory, errors', () => {
+  const x8 = () => eg.tidy(() => xTest.slice([0, 0, 0, 0], [16, 8, 8, 1]));
+  const y8 = () => yTest.slice(0, 16);
+
+  function seededBits(): number[] {
+    const x = x8();
+    const y = y8();
+    const out: number[] = [];
+    for (const atk of [
+      new attacks.APGDCE(model, { eps: 0.08, nIter: 12, restarts: 2, seed: 31 }),
+      new attacks.APGDCE(model, { norm: 'l2', eps: 0.6, nIter: 12, seed: 32 }),
+      new attacks.APGDT(model, { eps: 0.05, nIter: 8, nTargetClasses: 2, seed: 33 }),
+      new attacks.PGD(model, { eps: 0.05, stepSize: 0.0125, steps: 5, restarts: 3, seed: 34 }),
+      new attacks.SquareAttack(model, { eps: 0.1, nQueries: 40, seed: 35 }),
+    ]) {
+      const r = atk.perturb(x, y);
+      out.push(...bits(r.adversarial));
+      r.adversarial.dispose();
+    }
+    x.dispose();
+    return out;
+  }
+
+  it('seeded APGD, APGD-T, PGD restarts and Square are bitwise repeatable, the same on 1 and 2 threads, and match the stored digest (Node and Chromium); another seed differs', () => {
+    const a = sameBitsOnOneAndTwoThreads(seededBits);
+    expect(seededBits()).toEqual(a);
+    const x = x8();
+    const other = new attacks.APGDCE(model, { eps: 0.08, nIter: 12, restarts: 2, seed: 99 }).perturb(x, y8());
+    const first = new attacks.APGDCE(model, { eps: 0.08, nIter: 12, restarts: 2, seed: 31 }).perturb(x, y8());
+    expect(bits(other.adversarial)).not.toEqual(bits(first.adversarial));
+    eg.dispose([x, other.adversarial, first.adversarial]);
+    expect(fnv1a(a)).toBe(DIGEST);
+  });
+
+  it('100 calls of each leave live tensors and wasm memory flat; the model and the input batch are untouched', () => {
+    const x = eg.tidy(() => xTest.slice([0, 0, 0, 0], [4, 8, 8, 1]));
+    const y = yTest.slice(0, 4);
+    const params = model.parameters();
+    const xBits = bits(x);
+    const gradsBefore = params.map((p) => (p.grad === null ? null : bits(p.grad)));
+    expectFlatOver100Calls([
+      ['APGDCE', () => new attacks.APGDCE(model, { eps: 0.03, nIter: 3, restarts: 2, seed: 1 }).perturb(x, y).adversarial],
+      ['APGDCE l2', () => new attacks.APGDCE(model, { norm: 'l2', eps: 0.3, nIter: 3 }).perturb(x, y).adversarial],
+      ['APGDT', () => new attacks.APGDT(model, { eps: 0.03, nIter: 3, nTargetClasses: 2, seed: 1 }).perturb(x, y).adversarial],
+      ['PGD restarts', () => new attacks.PGD(model, { eps: 0.03, steps: 2, restarts: 3, seed: 1 }).perturb(x, y).adversarial],
+      ['Square', () => new attacks.SquareAttack(model, { eps: 0.05, nQueries: 6, seed: 1 }).perturb(x, y).adversarial],
+    ]);
+    expect(bits(x)).toEqual(xBits);
+    expect(params.every((p) => p.requiresGrad)).toBe(true);
+    expect(params.map((p) => (p.grad === null ? null : bits(p.grad)))).toEqual(gradsBefore);
+    x.dispose();
+  });
+
+  it('bad options, inputs and labels throw typed errors naming the problem, and free what they made', () => {
+    const [x2, xInt, xTwo] = eg.tidy(() => [eg.zeros([2, 64]), eg.zeros([2, 8, 8, 1], 'int32'), xTest.slice([0, 0, 0, 0], [2, 8, 8, 1])]);
+    const linear4 = new nn.Sequential(new nn.Flatten(), new nn.Linear(64, 3, { seed: 1 }));
+    const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
+      [() => new attacks.APGDCE(model, { epsilon: 0.1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
+      [() => new attacks.APGDCE(model, { eps: -1 }), eg.ArgumentError, /eps must be >= 0/],
+      [() => new attacks.APGDCE(model, { nIter: 0 }), eg.ArgumentError, /nIter/],
+      [() => new attacks.APGDCE(model, { restarts: 1.5 }), eg.ArgumentError, /restarts/],
+      [() => new attacks.APGDCE(model, { rho: 2 }), eg.ArgumentError, /rho must be in \(0, 1\]/],
+      [() => new attacks.APGDCE(model, { norm: 'l1' as never }), eg.ArgumentError, /norm must be 'linf' or 'l2'/],
+      [() => new attacks.APGDCE(model, { seed: -3 }), eg.ArgumentError, /seed/],
+      [() => new attacks.APGDT(model, { targeted: true } as never), eg.ArgumentError, /unknown option 'targeted'/],
+      [() => new attacks.APGDT(model, { nTargetClasses: 0 }), eg.ArgumentError, /nTargetClasses/],
+      [() => new attacks.APGDT(linear4, { nIter: 2 }).perturb(xTwo, [0, 1]), eg.ArgumentError, /at least 4 classes/],
+      [() => new attacks.PGD(model, { restarts: 3, randomStart: false }), eg.ArgumentError, /needs randomStart/],
+      [() => new attacks.PGD(model, { restarts: 0 }), eg.ArgumentError, /restarts/],
+      [() => new attacks.SquareAttack(model, { pInit: 1.5 }), eg.ArgumentError, /pInit/],
+      [() => new attacks.SquareAttack(model, { nQueries: 0 }), eg.ArgumentError, /nQueries/],
+      [() => new attacks.SquareAttack(model, { norm: 'l2' } as never), eg.ArgumentError, /unknown option 'norm'/],
+      [() => new attacks.SquareAttack((t: eg.Tensor) => model.forward(t.reshape([-1, 8, 8, 1]))).perturb(x2, [0, 1]), eg.ShapeError, /NHWC/],
+      [() => new attacks.SquareAttack(model).perturb(xInt, [0, 1]), eg.DTypeError, /float32/],
+      [() => new attacks.APGDCE(model, { nIter: 2 }).perturb(xTest, Int32Array.from(yTest, () => 10)), eg.ArgumentError, /out of range for 10 classes/],
+      [() => new attacks.SquareAttack(model, { nQueries: 3 }).perturb(xTest, Int32Array.from(yTest, () => 10)), eg.ArgumentError, /out of range for 10 classes/],
+      [() => new attacks.APGDCE(model).perturb(xTest, yTest.slice(0, 5)), eg.ArgumentError, /5 targets for a batch of 100/],
+      [() => eg.noGrad(() => new attacks.APGDCE(model).perturb(xTest, yTest)), eg.ArgumentError, /noGrad/],
+    ];
+    const before = eg.memory().numTensors;
+    for (const [f, type, msg] of bad) {
+      let err: unknown;
+      try {
+        f();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, String(msg)).toBeInstanceOf(type);
+      expect((err as Error).message).toMatch(msg);
+    }
+    expect(eg.memory().numTensors).toBe(before);
+    // Every wrong argument type in every position is a typed error, never a raw TypeError.
+    const ctors: [string, (a: unknown, b: unknown) => unknown][] = [
+      ['APGDCE', (a, b) => new attacks.APGDCE(a as never, b as never)],
+      ['APGDT', (a, b) => new attacks.APGDT(a as never, b as never)],
+      ['SquareAttack', (a, b) => new attacks.SquareAttack(a as never, b as never)],
+      ['PGD', (a, b) => new attacks.PGD(a as never, b as never)],
+    ];
+    for (const [name, make] of ctors) {
+      for (const [label, value] of BAD_ARGUMENTS) {
+        for (const args of [[value(), undefined], [model, value()]]) {
+          try {
+            make(args[0], args[1]);
+          } catch (e) {
+            expect(e, `${name}(${label})`).toBeInstanceOf(eg.EdgegradError);
+          }
+        }
+      }
+      const atk = make(model, pickFor(name)) as eg.attacks.Attack;
+      for (const [label, value] of BAD_ARGUMENTS) {
+        for (const args of [[value(), yTest], [xTest, value()]]) {
+          try {
+            eg.dispose(atk.perturb(args[0] as never, args[1] as never).adversarial);
+          } catch (e) {
+            expect(e, `${name}.perturb(${label})`).toBeInstanceOf(eg.EdgegradError);
+          }
+        }
+      }
+    }
+    eg.dispose([x2, xInt, xTwo]);
+    linear4.dispose();
+  });
+});
+
+/** Cheap options for each attack of the argument walk. */
+function pickFor(name: string): object {
+  return name === 'SquareAttack' ? { nQueries: 3 } : name === 'PGD' ? { steps: 2 } : { nIter: 2, ...(name === 'APGDT' ? { nTargetClasses: 2 } : {}) };
+}
