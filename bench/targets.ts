@@ -54,6 +54,15 @@ export function checkTargets(records: BenchRecord[]): TargetCheck[] {
   // Issue 14 §6: tfjs-wasm runs on 1 thread under Node, so our 2 threads are compared with its 1.
   vs('IG 50 steps × 32 images (digits CNN), 1 thread: ≥ 3x tfjs-wasm', 'explain-ig', '50 steps x 32 images', 1, 'tfjs-wasm', 3);
   vs('IG 50 steps × 32 images (digits CNN), 2 threads: ≥ 3x tfjs-wasm (1 thread)', 'explain-ig', '50 steps x 32 images', 2, 'tfjs-wasm', 3, 1);
+  // Issue 15 §4: PGD-20 throughput against the same attack on tfjs-wasm's tf.grad, and a PGD-AT
+  // epoch's cost against a standard epoch (each attack step a forward and an input-only backward).
+  vs('PGD-20 × 100 images (MNIST CNN), 1 thread: ≥ 3x tfjs-wasm', 'robust-pgd20', 'PGD-20 x 100 images', 1, 'tfjs-wasm', 3);
+  vs('PGD-20 × 100 images (MNIST CNN), 2 threads: ≥ 3x tfjs-wasm (1 thread)', 'robust-pgd20', 'PGD-20 x 100 images', 2, 'tfjs-wasm', 3, 1);
+  for (const r of records.filter((x) => x.workload === 'robust-at-epoch' && x.engine === 'edgegrad' && x.extra?.ratioToStandard !== undefined)) {
+    const x = Number(r.extra!.ratioToStandard);
+    const e = Number(r.extra!.expectedRatio);
+    out.push({ target: `${r.size}, ${r.threads} thread(s): ≈ steps + 1 = ${e}x a standard epoch (≤ ${(1.2 * e).toFixed(1)}x)`, value: `${x.toFixed(2)}x`, met: x <= 1.2 * e });
+  }
   for (const r of records.filter((x) => x.engine === 'edgegrad' && x.extra?.speedupVsF32 !== undefined)) {
     const min = r.workload === 'int8-gemm' ? 2 : 1.5;
     if (r.workload === 'int8-gemm' && Number(r.size) < 512) continue;
