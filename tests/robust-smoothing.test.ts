@@ -69,6 +69,11 @@ describe('statistics (reference values: SciPy 1.17.1, printed with repr)', () =>
     ];
     for (const [k, n, p, want] of cases) close(robust.binomTest(k, n, p), want, 1e-12, 1e-300);
   });
+
+  it('logGamma = scipy.special.gammaln on the positive axis', () => {
+    const cases: [number, number][] = [[0.5, 0.5723649429247], [3, 0.6931471805599453], [10.5, 13.940625219403763], [1e5, 1051287.7089736569], [1e-3, 6.907178885383853]];
+    for (const [x, want] of cases) close(robust.logGamma(x), want, 1e-14);
+  });
 });
 
 /**
@@ -202,6 +207,32 @@ describe('Gaussian noise augmentation through fit', () => {
   });
 });
 
+describe('noise augmentation makes smoothing work', () => {
+  it('on the digits, a model trained with noiseAugmentationStep certifies far more test digits at radius 0.5 than one trained on clean inputs', async () => {
+    const d = await eg.loadDigits();
+    const nTrain = 1200;
+    const nTest = 60;
+    const scaled = d.images.map((v) => v / 16);
+    const x = eg.tensor(scaled.slice(0, nTrain * 64), [nTrain, 64]);
+    const y = eg.tensor(d.labels.slice(0, nTrain), [nTrain], 'int32');
+    const xTest = eg.tensor(scaled.slice((d.n - nTest) * 64), [nTest, 64]);
+    const yTest = d.labels.slice(d.n - nTest);
+    const sigma = 0.5;
+    const certified: number[] = [];
+    for (const noisy of [false, true]) {
+      const m = new nn.Sequential(new nn.Linear(64, 64, { seed: 1 }), new nn.ReLU(), new nn.Linear(64, 10, { seed: 2 }));
+      m.compile({ optimizer: new eg.optim.Adam(m.parameters(), { lr: 0.01 }), loss: (l, t) => eg.losses.sparseCategoricalCrossEntropy(l, t, { fromLogits: true }) });
+      await m.fit(x, y, { epochs: 15, batchSize: 100, seed: 3, verbose: 0, trainStep: noisy ? robust.noiseAugmentationStep({ sigma, seed: 4 }) : undefined });
+      const r = new robust.SmoothedClassifier(m, { sigma, numClasses: 10 }).certify(xTest, { n0: 50, n: 500, alpha: 0.001, seed: 5 });
+      certified.push(robust.certifiedAccuracy(r, yTest, [0.5])[0]);
+      m.dispose();
+    }
+    // Certified accuracy at L2 radius 0.5 on 60 test digits, measured: 1.7% (clean training), 30% (noise augmentation).
+    expect(certified[1]).toBeGreaterThan(certified[0] + 0.15);
+    eg.dispose([x, y, xTest]);
+  });
+});
+
 describe('seeds, threads, runtimes, memory', () => {
   /** A stored digest both runtimes must reproduce (set from a Node run; UPDATE_FIXTURES prints it). */
   const DIGEST = 'eb366d7b';
@@ -259,10 +290,27 @@ describe('typed errors', () => {
       ['noiseAugmentationStep options', (v) => robust.noiseAugmentationStep(v as eg.robust.NoiseAugmentationOptions)],
       ['certifiedAccuracy results', (v) => robust.certifiedAccuracy(v as eg.robust.CertifyResult, [0], [0])],
     ];
+    // The statistics, each argument in turn ('num' names where 5 is a valid value).
+    calls.push(
+      ['normalCdf num', (v) => robust.normalCdf(v as number)],
+      ['normalQuantile', (v) => robust.normalQuantile(v as number)],
+      ['logGamma num', (v) => robust.logGamma(v as number)],
+      ['betaInc a num', (v) => robust.betaInc(v as number, 2, 0.5)],
+      ['betaInc b num', (v) => robust.betaInc(2, v as number, 0.5)],
+      ['betaInc x', (v) => robust.betaInc(2, 2, v as number)],
+      ['betaQuantile q', (v) => robust.betaQuantile(v as number, 2, 2)],
+      ['betaQuantile a num', (v) => robust.betaQuantile(0.5, v as number, 2)],
+      ['proportionConfint count num', (v) => robust.proportionConfint(v as number, 10)],
+      ['proportionConfint nobs num', (v) => robust.proportionConfint(3, v as number)],
+      ['proportionConfint alpha', (v) => robust.proportionConfint(3, 10, v === undefined ? null as unknown as number : v as number)],
+      ['binomTest k num', (v) => robust.binomTest(v as number, 10)],
+      ['binomTest n num', (v) => robust.binomTest(3, v as number)],
+      ['binomTest p', (v) => robust.binomTest(3, 10, v === undefined ? null as unknown as number : v as number)],
+    );
     for (const key of ['n0', 'n', 'alpha', 'batchSize', 'seed']) calls.push([`certify ${key}`, (v) => (v === undefined ? ok.certify(x, { n: 10, [key]: null }) : ok.certify(x, { n: 10, [key]: v }))]);
     for (const key of ['n', 'alpha', 'batchSize', 'seed']) calls.push([`predict ${key}`, (v) => (v === undefined ? ok.predict(x, { n: 10, [key]: null }) : ok.predict(x, { n: 10, [key]: v }))]);
     // 5 is a valid σ, class count, sample count or seed.
-    const intKey = /^(sigma|numClasses)$| (n0|n|batchSize|seed)$/;
+    const intKey = /^(sigma|numClasses)$| (n0|n|batchSize|seed|num)$/;
     for (const [name, call] of calls) {
       for (const [label, make] of BAD_ARGUMENTS) {
         if (label === '5' && intKey.test(name)) continue;

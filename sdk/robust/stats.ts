@@ -24,9 +24,16 @@ const LANCZOS = [
   12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
 ];
 
-/** log Γ(x) for x > 0. */
+/** log Γ(x) for x > 0 (`scipy.special.gammaln` on the positive axis). */
 export function logGamma(x: number): number {
-  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  checkNumber(x, 'logGamma: x', { finite: true });
+  if (!(x > 0)) throw new ArgumentError(`logGamma needs x > 0, got ${x}`);
+  return lgamma(x);
+}
+
+/** log Γ(x) for x > 0, unchecked (inner loops). */
+function lgamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lgamma(1 - x);
   const z = x - 1;
   let s = LANCZOS[0];
   for (let i = 1; i < 9; i++) s += LANCZOS[i] / (z + i);
@@ -58,15 +65,15 @@ function logBeta(a: number, b: number): number {
   }
   if (q >= 10) {
     const corr = stirlingCorrection(q) - stirlingCorrection(p + q);
-    return logGamma(p) + corr + p - p * Math.log(p + q) + (q - 0.5) * Math.log1p(-p / (p + q));
+    return lgamma(p) + corr + p - p * Math.log(p + q) + (q - 0.5) * Math.log1p(-p / (p + q));
   }
-  return logGamma(p) + logGamma(q) - logGamma(p + q);
+  return lgamma(p) + lgamma(q) - lgamma(p + q);
 }
 
 /** Upper regularized incomplete gamma Q(a, x) (series for x < a + 1, Lentz's continued fraction otherwise). */
 function gammaQ(a: number, x: number): number {
   if (x <= 0) return 1;
-  const front = Math.exp(a * Math.log(x) - x - logGamma(a));
+  const front = Math.exp(a * Math.log(x) - x - lgamma(a));
   if (x < a + 1) {
     let term = 1 / a;
     let sum = term;
