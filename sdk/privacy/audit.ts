@@ -12,7 +12,7 @@
  */
 import { checkFunction, checkInt, checkNumber, checkObject, checkOptions, checkSize, describe } from '../args.js';
 import { noGrad } from '../autograd.js';
-import { bernoulli, randperm, tensor } from '../creation.js';
+import { arange, bernoulli, randperm, tensor } from '../creation.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { binaryCrossEntropy, sparseCategoricalCrossEntropy, type LossFn } from '../losses.js';
 import { dispose, tidy } from '../memory.js';
@@ -162,12 +162,40 @@ function perExample(t: unknown, n: number, what: string): Float32Array {
   return out;
 }
 
-/** Per-example losses of `model` on `d`. */
-function losses(model: Module, d: LabeledData, o: ReturnType<typeof checkLossOptions>, what: string): Float32Array {
+/**
+ * Each example's log-odds of its own label, log(p_y / (1 − p_y)) = z_y − logsumexp_{j≠y} z_j: a
+ * decreasing function of its cross-entropy loss, so ranking by it is ranking by the loss, but it
+ * stays distinct where a confident model's float32 losses all round to 0 (and would tie).
+ */
+function logOdds(out: Tensor, y: Tensor, fromLogits: boolean, what: string): Tensor {
+  defaultLoss(out, y, fromLogits, what).dispose(); // the same shape, dtype and label checks as the loss
+  const n = out.shape[0];
+  if (isBinary(out)) {
+    const z = fromLogits ? out.reshape([n]) : out.reshape([n]).clamp(1e-30, 1 - 1e-7).log().sub(out.reshape([n]).neg().add(1).clamp(1e-30, 1).log());
+    return z.mul(y.reshape([n]).greater(0.5).mul(2).sub(1));
+  }
+  const c = out.shape[1];
+  const labels = y.dataSync() as Int32Array;
+  const bad = labels.findIndex((v) => v < 0 || v >= c);
+  if (bad >= 0) throw new ArgumentError(`${what}: label ${labels[bad]} of example ${bad} is not one of the model's ${c} classes`);
+  const logp = fromLogits ? out.logSoftmax(-1) : out.clamp(1e-30, 1).log();
+  const onehot = arange(0, c).reshape([1, c]).equal(y.cast('float32').reshape([n, 1]));
+  const own = logp.mul(onehot).sum(1);
+  // log(1 − p_y) = logsumexp over the other classes (the label's entry pushed to -1e30).
+  const others = logp.sub(onehot.mul(1e30));
+  const m = others.max(1, true);
+  return own.sub(others.sub(m).exp().sum(1).log().add(m.reshape([n])));
+}
+
+/**
+ * Membership scores of `model` on `d`, higher = more likely a member: the log-odds of the true label
+ * (the default loss's order), or the negated per-example `loss` when one is given.
+ */
+function memberScores(model: Module, d: LabeledData, o: ReturnType<typeof checkLossOptions>, what: string): Float32Array {
   return noGrad(() => tidy(() => {
     const out = outputs(model, d, o.batchSize, what);
-    const l = o.loss ? o.loss(out, d.y) : defaultLoss(out, d.y, o.fromLogits, what);
-    return perExample(l, d.x.shape[0], `${what}: the per-example loss`);
+    if (!o.loss) return perExample(logOdds(out, d.y, o.fromLogits, what), d.x.shape[0], `${what}: the log-odds`);
+    return perExample(o.loss(out, d.y), d.x.shape[0], `${what}: the per-example loss`).map((v) => -v);
   }));
 }
 
@@ -262,8 +290,9 @@ function summarize(roc: RocCurve, fprs: number[]): Pick<MembershipInferenceResul
 
 /**
  * Membership inference against `model` on its training examples (`members`) and held-out examples
- * of the same distribution (`nonMembers`). `attack: 'loss'` (Yeom et al.) scores each example by its
- * negated loss; `attack: 'shadow'` (Shokri et al.) trains `shadow.numShadows` models like the target
+ * of the same distribution (`nonMembers`). `attack: 'loss'` (Yeom et al.) ranks the examples by their
+ * loss, lowest first (scored by the log-odds of the true label, the same order without float32 ties
+ * at 0 loss; by the negated `loss` when you pass one); `attack: 'shadow'` (Shokri et al.) trains `shadow.numShadows` models like the target
  * on random halves of `shadow.data` (through your `shadow.train`), learns an attack classifier (a
  * small MLP trained with `fit`) that tells their training halves from the other halves by the output
  * vector, and scores the target's examples with it. Returns ROC AUC, TPR at low FPR, the membership
@@ -283,8 +312,7 @@ export async function membershipInference(model: Module, opts: MembershipInferen
   const seed = o.seed === undefined ? 0 : checkInt(o.seed, `${what}: seed`, 0);
   let scores: { members: Float32Array; nonMembers: Float32Array };
   if (attack === 'loss') {
-    const neg = (a: Float32Array) => a.map((v) => -v);
-    scores = { members: neg(losses(model, members, lo, `${what} (members)`)), nonMembers: neg(losses(model, nonMembers, lo, `${what} (nonMembers)`)) };
+    scores = { members: memberScores(model, members, lo, `${what} (members)`), nonMembers: memberScores(model, nonMembers, lo, `${what} (nonMembers)`) };
   } else {
     if (o.shadow === undefined) throw new ArgumentError(`${what}: attack 'shadow' needs shadow: { data, train }`);
     scores = await shadowAttack(model, members, nonMembers, o.shadow, lo, seed);
@@ -462,7 +490,7 @@ export interface OneRunAuditOptions extends ScoringOptions, EpsilonBoundOptions 
   train: (included: CanaryInclusion) => Module | Promise<Module>;
   /**
    * Membership score of each canary under the trained model, higher = more likely included
-   * (default: the negated per-example loss).
+   * (default: the log-odds of the true label, i.e. lowest loss first; the negated `loss` if given).
    */
   score?: (model: Module, canaries: LabeledData) => Tensor | Float32Array | number[];
   /** Number of "included" guesses: the top-scored canaries (default ⌈m/10⌉). */
@@ -532,7 +560,7 @@ export async function oneRunAudit(opts: OneRunAuditOptions): Promise<OneRunAudit
   assertModule(model, `${what}: train must return the trained Module; it`);
   const scores = o.score
     ? noGrad(() => tidy(() => perExample(o.score!(model as Module, canaries), m, `${what}: score`)))
-    : losses(model, canaries, lo, what).map((v) => -v);
+    : memberScores(model, canaries, lo, what);
   // Rank by score (ties by index: the draw is independent of the order, so this guesses fairly).
   const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
   let correct = 0;

@@ -5,12 +5,9 @@
  * gradient rule for. `fix` swaps BatchNorm for GroupNorm, which normalises within each example.
  */
 import { assertModule, Module } from '../nn/module.js';
-import { BatchNorm, BatchNorm1d, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { BatchNorm, BatchNorm1d } from '../nn/layers.js';
 import { GroupNorm } from '../nn/groupnorm.js';
-
-/** The layers with a per-example gradient rule in the engine (sdk/privacy/grad-sample.ts). */
-const PER_SAMPLE_RULES = [Linear, Conv2d, Embedding, LayerNorm, GroupNorm];
-const hasPerSampleRule = (m: Module): boolean => PER_SAMPLE_RULES.some((c) => m instanceof c);
+import { hasPerSampleRule } from './grad-sample.js';
 
 /** One reason a model cannot be trained with DP-SGD as it is. */
 export interface ValidationProblem {
