@@ -11,7 +11,7 @@ import { checkInt } from '../args.js';
 import { arange, rand, randn, tensor } from '../creation.js';
 import { ArgumentError } from '../errors.js';
 import { tidy } from '../memory.js';
-import { concat, where } from '../ops.js';
+import { where } from '../ops.js';
 import { sparseCategoricalCrossEntropy } from '../losses.js';
 import { noGrad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
@@ -21,6 +21,7 @@ import {
   Attack, BASE_KEYS, nonNegative, perExample, perExampleNorm, positive, sign,
   type AttackOptions, type AttackResult, type Batch, type NormKind,
 } from './common.js';
+import { mergeRows, pickRows, swap } from './rows.js';
 
 /** Options of `APGDCE` and `APGDT`. */
 export interface APGDOptions extends AttackOptions {
@@ -77,29 +78,6 @@ function values(t: Tensor): Float32Array {
 /** A `[n, 1, ..., 1]` 0/1 condition for `where` from per-example flags. */
 function rowMask(flags: ArrayLike<number>, like: Tensor): Tensor {
   return column(Array.from(flags, (f) => (f ? 1 : 0)), like.rank);
-}
-
-/** Replaces `old` by `next` (freeing `old` unless it is `next`). */
-function swap(old: Tensor, next: Tensor): Tensor {
-  if (old !== next) old.dispose();
-  return next;
-}
-
-/**
- * `base` with row i replaced by row `from[i]` of `sub` where `from[i] >= 0` (one gather; exact
- * copies). A new tensor.
- */
-export function mergeRows(base: Tensor, sub: Tensor, from: Int32Array): Tensor {
-  return tidy(() => {
-    const n = base.shape[0];
-    const idx = Int32Array.from(from, (k, i) => (k >= 0 ? n + k : i));
-    return concat([base, sub], 0).indexSelect(0, tensor(idx, [n], 'int32'));
-  });
-}
-
-/** Rows `idx` of `t` (a new tensor). */
-export function pickRows(t: Tensor, idx: Int32Array): Tensor {
-  return tidy(() => t.indexSelect(0, tensor(idx, [idx.length], 'int32')));
 }
 
 /**

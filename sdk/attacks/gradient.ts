@@ -16,7 +16,8 @@ import {
   Attack, BASE_KEYS, labelTensor, lossOption, nonNegative, perExample, perExampleNorm, positive, sign,
   type AttackLoss, type AttackOptions, type AttackResult, type Batch, type NormKind,
 } from './common.js';
-import { crossEntropyRows, mergeRows, pickRows } from './apgd.js';
+import { crossEntropyRows } from './apgd.js';
+import { mergeRows, pickRows } from './rows.js';
 
 /** Options of `FGSM`. */
 export interface FGSMOptions extends AttackOptions {

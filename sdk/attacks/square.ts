@@ -15,7 +15,7 @@ import { where } from '../ops.js';
 import { Tensor } from '../tensor.js';
 import { checkKeys, column, type Forward, type Target } from '../explain/common.js';
 import { subSeed } from '../explain/gradient.js';
-import { mergeRows, pickRows } from './apgd.js';
+import { mergeRows, pickRows, swap } from './rows.js';
 import { Attack, BASE_KEYS, labelTensor, nonNegative, positive, type AttackOptions, type AttackResult, type Batch } from './common.js';
 
 /** Options of `SquareAttack`. */
@@ -97,7 +97,7 @@ export class SquareAttack extends Attack {
         return this.clip(sub.add(stripes));
       });
       margin = this.#update(margin, this.#margin(init, rows.map((i) => b.y[i])), rows);
-      best = swapT(best, mergeRows(best, init, fromRows(n, rows)));
+      best = swap(best, mergeRows(best, init, fromRows(n, rows)));
       init.dispose();
       for (const i of rows) queries[i]++;
       const [hs, ws] = tidy(() => [arange(0, h).reshape([1, h, 1, 1]), arange(0, w).reshape([1, 1, w, 1])]);
@@ -138,7 +138,7 @@ export class SquareAttack extends Attack {
               from[i] = j;
             }
           });
-          best = swapT(best, mergeRows(best, cand, from));
+          best = swap(best, mergeRows(best, cand, from));
           cand.dispose();
         }
       } finally {
@@ -182,7 +182,3 @@ function fromRows(n: number, rows: Int32Array): Int32Array {
   return from;
 }
 
-function swapT(old: Tensor, next: Tensor): Tensor {
-  if (old !== next) old.dispose();
-  return next;
-}

@@ -18,7 +18,8 @@ import { Tensor } from '../tensor.js';
 import { checkKeys, prepareInputs, prepareTargets, type Forward, type Target } from '../explain/common.js';
 import { subSeed } from '../explain/gradient.js';
 import { Attack, perExampleNorm, type ClipValues, type NormKind } from '../attacks/common.js';
-import { APGDCE, APGDT, mergeRows, pickRows } from '../attacks/apgd.js';
+import { APGDCE, APGDT } from '../attacks/apgd.js';
+import { mergeRows, pickRows } from '../attacks/rows.js';
 import { FGSM, PGD } from '../attacks/gradient.js';
 import { SquareAttack } from '../attacks/square.js';
 
