@@ -208,6 +208,32 @@ describe('adversarialStep', () => {
     m.dispose();
   });
 
+  it('composes with DP-SGD: the privacy engine\'s step is the inner step, optimising on the adversarial batch, and ε is accounted', async () => {
+    const m = cnn();
+    const [x, y] = batch(256);
+    const engine = new eg.privacy.PrivacyEngine({ accountant: 'rdp' });
+    const pt = engine.makePrivate({ model: m, optimizer: new eg.optim.SGD(m.parameters(), { lr: 0.5 }), data: [x, y], batchSize: 32, noiseMultiplier: 1, maxGradNorm: 1, seed: 3 });
+    let original: eg.Tensor | null = null;
+    const moved: number[] = [];
+    const adv = robust.adversarialStep({
+      method: 'fgsm', eps: 0.1, seed: 4,
+      inner: (s) => {
+        if (s.x.shape[0] > 0) moved.push(eg.tidy(() => s.x.sub(original!).abs().max().item()));
+        return pt.trainStep(s);
+      },
+    });
+    m.compile({ optimizer: pt.optimizer, loss: ce });
+    const h = await m.fit(pt.data, { epochs: 2, trainStep: (s) => { original = s.x; return adv(s); }, callbacks: [pt.callback], verbose: 0 });
+    expect(h.history.epsilon.length).toBe(2);
+    expect(h.history.epsilon[1]).toBeGreaterThan(h.history.epsilon[0]);
+    expect(moved.length).toBeGreaterThan(8);
+    for (const v of moved) expect(v).toBeCloseTo(Math.fround(0.1), 6); // every non-empty Poisson batch was attacked
+    expect(h.history.loss.every(Number.isFinite)).toBe(true);
+    pt.optimizer.dispose();
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
   it('the adversarial batch inner gets raises the loss: it is PGD\'s, made on the model in eval mode', () => {
     const m = cnn();
     const optimizer = new eg.optim.SGD(m.parameters(), { lr: 0 });
