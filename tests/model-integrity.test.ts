@@ -153,6 +153,13 @@ describe('Ed25519 signatures', () => {
     await refused('another key\'s valid signature', byOther, noVerify);
     await refused('an unsigned file', unsigned, /not signed, but loadModel was given verifyWith/);
     await refused('a signature without a digest', copyOf(art, (j) => delete j.weightsDigest), /holds no weightsDigest/);
+    // With a key, every weights byte, header included, is refused as an integrity failure first.
+    const artLen = art.weights.length;
+    for (let at = 0; at < artLen; at += 7) await refused(`weights byte ${at}`, copyOf(art, (_, w) => flip(w, at)), /does not match model\.json's weightsDigest/);
+    const small = new eg.nn.Sequential(new eg.nn.Linear(2, 2, { seed: 1 }));
+    const smallWeights = (await eg.saveModel(small)).weights;
+    small.dispose();
+    await refused('another architecture\'s weights', { json: art.json, weights: smallWeights }, /does not match model\.json's weightsDigest/);
     // The other key's own public key accepts its file.
     await expect(outputs(byOther, { verifyWith: other.publicKey })).resolves.toHaveLength(6);
   });

@@ -276,8 +276,11 @@ export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): 
   const o = validate(LOAD_OPTIONS, checkOptions(opts, 'loadModel options'), 'loadModel options', ArgumentError);
   if (o.verifyWith) checkSigningKey(o.verifyWith, 'public', 'loadModel options: verifyWith');
   const { json, weights } = await readArtifacts(src, o);
-  // A signed model.json is authenticated before anything it says is acted on.
-  if (o.verifyWith) await verifyManifest(json, o.verifyWith);
+  // A signed model is authenticated, weights included, before anything it says is acted on.
+  if (o.verifyWith) {
+    await verifyManifest(json, o.verifyWith);
+    await checkDigest(weights, json.weightsDigest!, json.weightsFile);
+  }
   const parsed = parseSafetensorsHeader(weights, { maxTensors: o.maxTensors });
   const entries = parsed.entries;
   const model = buildModel(json.model, parsed);
@@ -295,8 +298,8 @@ export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): 
     const trainingNames = json.training ? Object.keys(entries).filter((k) => k.startsWith('training.')) : [];
     for (const k of trainingNames) otherNames.add(k);
     matchEntries(own, entries, otherNames, true);
-    // The digest after the (bounded) structure checks, whose messages say more, and before any decoding.
-    if (json.weightsDigest !== undefined) await checkDigest(weights, json.weightsDigest, json.weightsFile);
+    // Unsigned: the digest after the (bounded) structure checks, whose messages say more, and before any decoding.
+    if (json.weightsDigest !== undefined && !o.verifyWith) await checkDigest(weights, json.weightsDigest, json.weightsFile);
     const state = new Map<string, Tensor>();
     for (const k of Object.keys(own)) state.set(k, decode(k));
     model.loadStateDict(state, { strict: true });
