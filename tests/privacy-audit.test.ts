@@ -342,3 +342,53 @@ describe('one-run audit (Steinke, Nasr & Jagielski 2023)', () => {
     free(canaries);
   });
 });
+
+describe('auditing DP-SGD (PrivacyEngine)', () => {
+  /** The memorising MLP's recipe, trained with DP-SGD (σ, C = 1, Poisson batches of 16 expected); returns it and ε(1e-5). */
+  async function trainPrivately(d: { x: eg.Tensor; y: eg.Tensor }, sigma: number, epochs = 30): Promise<{ model: eg.nn.Sequential; epsilon: number }> {
+    const model = new nn.Sequential(new nn.Linear(8, 64, { seed: 1 }), new nn.ReLU(), new nn.Linear(64, 4, { seed: 2 }));
+    const optimizer = new eg.optim.Adam(model.parameters(), { lr: 0.02 });
+    const engine = new privacy.PrivacyEngine({ accountant: 'rdp' });
+    const p = engine.makePrivate({ model, optimizer, data: [d.x, d.y], batchSize: 16, noiseMultiplier: sigma, maxGradNorm: 1, seed: 3 });
+    model.compile({ optimizer, loss: ce });
+    await model.fit(p.data, { epochs, trainStep: p.trainStep, callbacks: [p.callback], verbose: 0 });
+    optimizer.dispose();
+    return { model, epsilon: engine.getEpsilon(1e-5) };
+  }
+
+  it('DP-SGD pulls the membership-inference AUC towards 0.5', async () => {
+    const members = randomData(64, 110);
+    const nonMembers = randomData(64, 120);
+    const open = await memorise(members);
+    const dp = await trainPrivately(members, 4);
+    const aucOpen = (await privacy.membershipInference(open, { members, nonMembers })).auc;
+    const aucDp = (await privacy.membershipInference(dp.model, { members, nonMembers })).auc;
+    expect(aucOpen).toBeGreaterThan(0.85);
+    expect(Math.abs(aucDp - 0.5)).toBeLessThan(Math.abs(aucOpen - 0.5));
+    expect(aucOpen - aucDp).toBeGreaterThan(0.1);
+    expect(dp.epsilon).toBeLessThan(4);
+    open.dispose();
+    dp.model.dispose();
+    free(members, nonMembers);
+  });
+
+  it('the one-run audit of a DP-SGD run stays below the accountant\'s ε', async () => {
+    const base = randomData(64, 130);
+    const canaries = randomData(128, 140);
+    let epsilon = Infinity;
+    const r = await privacy.oneRunAudit({
+      canaries, seed: 5, kPositive: 0, kNegative: 32,
+      train: async ({ x, y }) => {
+        const all = { x: eg.concat([base.x, x]), y: eg.concat([base.y, y]) };
+        const run = await trainPrivately(all, 1, 20);
+        free(all);
+        epsilon = run.epsilon;
+        return run.model;
+      },
+    });
+    expect(Number.isFinite(epsilon)).toBe(true);
+    expect(r.epsilon).toBeLessThanOrEqual(epsilon);
+    r.model.dispose();
+    free(base, canaries);
+  });
+});
