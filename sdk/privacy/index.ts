@@ -11,3 +11,10 @@ export type {
 } from './audit.js';
 export { perSampleGradients, clippedGradientSum, hasPerSampleRule, UnsupportedLayerError } from './grad-sample.js';
 export type { Clipping, LossReduction, ClipOptions, ClippedGradients } from './grad-sample.js';
+export {
+  Accountant, RDPAccountant, PRVAccountant, GaussianAccountant, createAccountant, getNoiseMultiplier,
+  computeRdp, getPrivacySpent, DEFAULT_ALPHAS, computeMuPoisson, computeMuUniform, epsFromMu, MAX_PRV_GRID,
+} from './accountants/index.js';
+export type {
+  AccountantState, HistoryEntry, Mechanism, NoiseMultiplierOptions, PrvEpsilon, PrvOptions, RdpConversion, RdpEpsilonOptions,
+} from './accountants/index.js';

@@ -1,0 +1,80 @@
+/**
+ * Gaussian differential privacy through the central limit theorem (Dong, Roth & Su 2019; Bu, Dong,
+ * Long & Su 2020): Opacus's `GaussianAccountant` and `analysis/gdp.py`.
+ *
+ * T steps of DP-SGD with Poisson sampling rate q and noise σ are asymptotically μ-GDP with
+ * μ = q·√(T(e^{1/σ²} − 1)); μ-GDP gives (ε, δ(ε))-DP for every ε with
+ * δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2), solved here for ε. An approximation (a limit in T), not
+ * a bound: it can under-report ε for few steps or large q, so prefer 'prv' for guarantees.
+ */
+import { checkBool, checkOptions } from '../../args.js';
+import { ArgumentError } from '../../errors.js';
+import { Accountant, checkDelta, type HistoryEntry, type Mechanism } from './accountant.js';
+import { logNormCdf, normCdf } from './math.js';
+
+/** μ of T steps with Poisson sampling (Bu et al. 2020, Theorem 4). */
+export function computeMuPoisson(o: { steps: number; noiseMultiplier: number; sampleRate: number }): number {
+  return Math.sqrt(Math.expm1(1 / (o.noiseMultiplier * o.noiseMultiplier))) * Math.sqrt(o.steps) * o.sampleRate;
+}
+
+/** μ of T steps with uniform (shuffled, fixed-size) batches (Bu et al. 2020, Theorem 3). */
+export function computeMuUniform(o: { steps: number; noiseMultiplier: number; sampleRate: number }): number {
+  const s = o.noiseMultiplier;
+  const c = o.sampleRate * Math.sqrt(o.steps);
+  return Math.SQRT2 * c * Math.sqrt(Math.exp(1 / (s * s)) * normCdf(1.5 / s) + 3 * normCdf(-0.5 / s) - 2);
+}
+
+/** δ(ε) of μ-GDP, the second term in log space so e^ε never overflows. */
+export function deltaEpsMu(eps: number, mu: number): number {
+  return normCdf(-eps / mu + mu / 2) - Math.exp(eps + logNormCdf(-eps / mu - mu / 2));
+}
+
+/** The ε at which μ-GDP gives `delta` (bisection to full precision; δ(ε) falls in ε). 0 if δ(0) <= delta. */
+export function epsFromMu(mu: number, delta: number): number {
+  if (mu === 0) return 0;
+  if (!Number.isFinite(mu)) return Infinity;
+  if (deltaEpsMu(0, mu) <= delta) return 0;
+  let lo = 0;
+  let hi = 1;
+  while (deltaEpsMu(hi, mu) > delta) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e12) return Infinity;
+  }
+  for (let i = 0; i < 200 && hi - lo > 1e-15 * hi; i++) {
+    const mid = 0.5 * (lo + hi);
+    if (deltaEpsMu(mid, mu) > delta) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+/**
+ * Opacus's `GaussianAccountant`: ε from the GDP central-limit approximation. σ and q must stay
+ * constant over the run (the CLT is for identical steps): a step with other values is an ArgumentError.
+ */
+export class GaussianAccountant extends Accountant {
+  readonly mechanism: Mechanism = 'gdp';
+
+  protected override checkStep(p: { noiseMultiplier: number; sampleRate: number }, last: HistoryEntry | undefined): void {
+    if (last && (last.noiseMultiplier !== p.noiseMultiplier || last.sampleRate !== p.sampleRate)) {
+      throw new ArgumentError(`GaussianAccountant: noiseMultiplier and sampleRate must stay constant (had ${last.noiseMultiplier} and ${last.sampleRate}, got ${p.noiseMultiplier} and ${p.sampleRate}); use 'rdp' or 'prv' for varying ones`);
+    }
+  }
+
+  /** μ of the run so far (Poisson sampling unless `poisson: false`). */
+  getMu(o?: { poisson?: boolean }): number {
+    o = checkOptions(o, 'GaussianAccountant.getMu options');
+    const poisson = o.poisson === undefined ? true : checkBool(o.poisson, 'GaussianAccountant.getMu: poisson');
+    const h = this.history.at(-1);
+    if (!h) return 0;
+    if (h.noiseMultiplier === 0) return Infinity;
+    return (poisson ? computeMuPoisson : computeMuUniform)(h);
+  }
+
+  /** ε at `delta` (Opacus's `get_epsilon(delta, poisson=True)`); 0 before any step. */
+  getEpsilon(delta: number, o?: { poisson?: boolean }): number {
+    const d = checkDelta(delta, 'GaussianAccountant.getEpsilon');
+    return epsFromMu(this.getMu(o), d);
+  }
+}
