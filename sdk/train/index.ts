@@ -4,4 +4,4 @@ export type { CompileOptions, FitOptions, History } from './trainer.js';
 export * from './callbacks.js';
 export * as metrics from './metrics.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointOptions, type TrainingState } from './checkpoint.js';
-export { standardStep, type TrainStep, type StepInput, type StepOutput } from './step.js';
+export { standardStep, checkStepInput, type TrainStep, type StepInput, type StepOutput } from './step.js';

@@ -3,10 +3,12 @@
  * differential privacy (`eg.privacy`) and other trainers replace, so they all reuse `fit`'s loop
  * (batching, callbacks, progress, validation, checkpoints) instead of writing their own.
  */
-import type { Module } from '../nn/module.js';
+import { checkFunction, checkObject } from '../args.js';
+import { ArgumentError } from '../errors.js';
+import { Module } from '../nn/module.js';
 import type { LossFn } from '../losses.js';
 import { clipGradNorm, clipGradValue, type Optimizer } from '../optim/optimizers.js';
-import type { Tensor } from '../tensor.js';
+import { assertTensor, type Tensor } from '../tensor.js';
 
 /** What `fit` hands a step. Everything is borrowed: the step must not dispose `x`, `y` or the model's tensors. */
 export interface StepInput {
@@ -47,6 +49,7 @@ export type TrainStep = (s: StepInput) => StepOutput;
  * optional gradient clipping, optimizer step.
  */
 export function standardStep(s: StepInput): StepOutput {
+  checkStepInput(s, 'standardStep');
   s.optimizer.zeroGrad();
   const pred = s.model.forward(s.x);
   const loss = s.loss(pred, s.y);
@@ -56,4 +59,19 @@ export function standardStep(s: StepInput): StepOutput {
   if (s.clipGradNorm !== undefined) clipGradNorm(s.params, s.clipGradNorm);
   s.optimizer.step();
   return { loss, pred };
+}
+
+/**
+ * Checks what a step was handed (fit always hands a good one; a step called by hand may not): a typed
+ * error naming the field, never a TypeError from deep inside.
+ */
+export function checkStepInput(s: unknown, what: string): asserts s is StepInput {
+  const o = checkObject<Record<string, unknown>>(s, `${what}: its input`, 'a StepInput { model, optimizer, loss, x, y, params, ... }');
+  if (!(o.model instanceof Module)) throw new ArgumentError(`${what}: input.model must be a Module`);
+  const opt = o.optimizer as { zeroGrad?: unknown; step?: unknown } | null;
+  if (!opt || typeof opt !== 'object' || typeof opt.zeroGrad !== 'function' || typeof opt.step !== 'function') throw new ArgumentError(`${what}: input.optimizer must be an Optimizer`);
+  checkFunction(o.loss, `${what}: input.loss`);
+  assertTensor(o.x, `${what}: input.x must be a Tensor`);
+  assertTensor(o.y, `${what}: input.y must be a Tensor`);
+  if (!Array.isArray(o.params)) throw new ArgumentError(`${what}: input.params must be an array of Tensors`);
 }
