@@ -75,7 +75,7 @@ export class SquareAttack extends Attack {
 
   perturb(x: Tensor, y: Target): SquareAttackResult {
     const b = this.batch(x, y);
-    if (b.x.rank !== 4) throw new ShapeError(`SquareAttack.perturb(): x has shape [${b.x.shape.join(', ')}]; the Square attack draws squares on NHWC image batches [n, h, w, c]`);
+    if (b.x.rank !== 4 || b.x.shape[1] < 2 || b.x.shape[2] < 2) throw new ShapeError(`SquareAttack.perturb(): x has shape [${b.x.shape.join(', ')}]; the Square attack draws squares on NHWC image batches [n, h >= 2, w >= 2, c]`);
     const adv = noGrad(() => this.#search(b, new Int32Array(b.n)));
     return { ...this.result(b, adv.x, 'linf'), queries: adv.queries };
   }
