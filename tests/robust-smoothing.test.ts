@@ -130,6 +130,11 @@ describe('certification of a linear classifier (closed form)', () => {
     const want = [0, 0.2, 0.5, 0.7].map((t) => labels.filter((l, i) => r.prediction[i] === l && r.radius[i] >= t).length / 5);
     expect(acc).toEqual(want);
     expect(acc[2]).toBe(0.2); // only the example at 0.6 is certified beyond 0.5
+    // The chart plots the same numbers (an eg.viz line chart: the spec's data rows).
+    const chart = robust.certifiedAccuracyChart([{ name: 'σ = 0.5', results: r, labels }], { radii: [0, 0.2, 0.5, 0.7] });
+    const rows = (chart.spec.data as { values: { x: number; y: number; series: string }[] }).values;
+    expect(rows.map((v) => v.y)).toEqual(acc);
+    expect(rows.map((v) => v.x)).toEqual([0, 0.2, 0.5, 0.7]);
     eg.dispose([x, model]);
   });
 
@@ -289,6 +294,8 @@ describe('typed errors', () => {
       ['predict x', (v) => ok.predict(v as eg.Tensor, { n: 10 })],
       ['noiseAugmentationStep options', (v) => robust.noiseAugmentationStep(v as eg.robust.NoiseAugmentationOptions)],
       ['certifiedAccuracy results', (v) => robust.certifiedAccuracy(v as eg.robust.CertifyResult, [0], [0])],
+      ['certifiedAccuracyChart series', (v) => robust.certifiedAccuracyChart(v as eg.robust.CertifiedAccuracySeries[])],
+      ['certifiedAccuracyChart results', (v) => robust.certifiedAccuracyChart([{ name: 'a', results: v as eg.robust.CertifyResult, labels: [0] }])],
     ];
     // The statistics, each argument in turn ('num' names where 5 is a valid value).
     calls.push(

@@ -19,6 +19,7 @@ import { standardStep, type TrainStep } from '../train/step.js';
 import { checkKeys } from '../explain/common.js';
 import { subSeed } from '../explain/gradient.js';
 import { binomTest, normalQuantile, proportionConfint } from './stats.js';
+import { lineChart, type Chart } from '../viz/chart.js';
 
 /** The class `predict` and `certify` return when they abstain. */
 export const ABSTAIN = -1;
@@ -355,5 +356,38 @@ export function certifiedAccuracy(results: Pick<CertifyResult, 'prediction' | 'r
     let ok = 0;
     for (let i = 0; i < m; i++) if (results.prediction[i] === y[i] && results.radius[i] >= r) ok++;
     return m === 0 ? 0 : ok / m;
+  });
+}
+
+/** One line of `certifiedAccuracyChart`: a name (e.g. 'σ = 0.25'), certify's results and the labels. */
+export interface CertifiedAccuracySeries {
+  name: string;
+  results: Pick<CertifyResult, 'prediction' | 'radius'>;
+  labels: ArrayLike<number> | Tensor;
+}
+
+/** Options of `certifiedAccuracyChart`. */
+export interface CertifiedAccuracyChartOptions {
+  /** The radii on the x axis (default 0 to 2 in steps of 0.05). */
+  radii?: ArrayLike<number>;
+  title?: string;
+}
+
+/**
+ * Certified accuracy against the L2 radius, one line per series (Cohen et al.'s figures), as an
+ * `eg.viz` chart (`toSVG()`, `toPNG()`).
+ */
+export function certifiedAccuracyChart(series: CertifiedAccuracySeries[], opts?: CertifiedAccuracyChartOptions): Chart {
+  const o = checkKeys(opts, ['radii', 'title'], 'certifiedAccuracyChart');
+  if (!Array.isArray(series) || series.length === 0) throw new ArgumentError(`certifiedAccuracyChart needs a non-empty array of { name, results, labels }, got ${describe(series)}`);
+  const radii = o.radii === undefined ? Array.from({ length: 41 }, (_, i) => i * 0.05) : Array.from(o.radii);
+  return lineChart({
+    series: series.map((s, k) => {
+      if (s === null || typeof s !== 'object') throw new ArgumentError(`certifiedAccuracyChart: series[${k}] must be { name, results, labels }, got ${describe(s)}`);
+      return { name: s.name, x: radii, y: certifiedAccuracy(s.results, s.labels, radii) };
+    }),
+    title: o.title,
+    xTitle: 'L2 radius',
+    yTitle: 'certified accuracy',
   });
 }
