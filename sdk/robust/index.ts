@@ -5,8 +5,8 @@
 export {};
 export { adversarialStep } from './training.js';
 export type { AdversarialMethod, AdversarialStep, AdversarialStepOptions, EpsSchedule } from './training.js';
-export { ABSTAIN, SmoothedClassifier, certifiedAccuracy, noiseAugmentationStep } from './smoothing.js';
-export type { CertifyOptions, CertifyResult, Classifier, NoiseAugmentationOptions, SamplingOptions, SmoothedClassifierOptions, SmoothedPredictOptions } from './smoothing.js';
+export { ABSTAIN, SmoothedClassifier, certifiedAccuracy, certifiedAccuracyChart, noiseAugmentationStep } from './smoothing.js';
+export type { CertifiedAccuracyChartOptions, CertifiedAccuracySeries, CertifyOptions, CertifyResult, Classifier, NoiseAugmentationOptions, SamplingOptions, SmoothedClassifierOptions, SmoothedPredictOptions } from './smoothing.js';
 export { betaInc, betaQuantile, binomTest, logGamma, normalCdf, normalQuantile, proportionConfint } from './stats.js';
 export { GuardedModel, InputGuard, NonFiniteInputError, guard } from './guard.js';
 export type { GuardOptions, GuardedFunction } from './guard.js';
