@@ -48,16 +48,36 @@ function zOf(t: number, q: number): number {
 }
 
 /**
- * P(Y <= t) and P(Y > t) of one step, each computed directly (never 1 − the other), so the tail
- * that decides δ keeps its relative accuracy.
+ * P(Y <= t) into lo[i] and P(Y > t) into hi[i] for one step. The smaller tail is computed directly
+ * (the other is 1 − it, used only in the cell that straddles the median), so the tail that decides
+ * δ keeps its relative accuracy.
  */
-function cdfSf(t: number, q: number, sigma: number): [number, number] {
+function tails(t: number, q: number, sigma: number, lo: Float64Array, hi: Float64Array, i: number): void {
   const z = zOf(t, q);
-  if (z === -Infinity) return [0, 1];
-  if (z === Infinity) return [1, 0];
+  if (z === -Infinity || z === Infinity) {
+    lo[i] = z === Infinity ? 1 : 0;
+    hi[i] = 1 - lo[i];
+    return;
+  }
   const a = (sigma * sigma * z + 0.5) / sigma;
   const b = (sigma * sigma * z - 0.5) / sigma;
-  return [(1 - q) * normCdf(a) + q * normCdf(b), (1 - q) * normCdf(-a) + q * normCdf(-b)];
+  // Right of 0 the upper tail is the small one (the loss's median is near 0): try it first.
+  if (t > 0) {
+    const sf = (1 - q) * normCdf(-a) + q * normCdf(-b);
+    if (sf < 0.5) {
+      hi[i] = sf;
+      lo[i] = 1 - sf;
+      return;
+    }
+  }
+  const cdf = (1 - q) * normCdf(a) + q * normCdf(b);
+  if (cdf < 0.5 || t > 0) {
+    lo[i] = cdf;
+    hi[i] = 1 - cdf;
+  } else {
+    hi[i] = (1 - q) * normCdf(-a) + q * normCdf(-b);
+    lo[i] = 1 - hi[i];
+  }
 }
 
 const GL = gaussLegendre(16);
@@ -132,7 +152,7 @@ function compose(history: readonly HistoryEntry[], epsError: number, deltaError:
     // Cell edges (truncated to [t0, t1]): P(Y <= edge) and P(Y > edge).
     for (let i = 0; i <= n; i++) {
       const edge = i === 0 ? t0 : i === n ? t1 : t0 + (i - 0.5) * h;
-      [lo[i], hi[i]] = cdfSf(edge, q, sigma);
+      tails(edge, q, sigma, lo, hi, i);
     }
     let mass = 0;
     for (let i = 0; i < n; i++) {
