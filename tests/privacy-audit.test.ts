@@ -325,7 +325,7 @@ describe('one-run audit (Steinke, Nasr & Jagielski 2023)', () => {
     const r = await privacy.oneRunAudit({ canaries, seed: 11, train: () => model });
     expect(fnv1a([...r.mask.map(Number), ...Array.from(new Uint32Array(r.scores.buffer))])).toBe('8385e96c');
     const before = eg.memory();
-    for (let i = 0; i < 20; i++) await privacy.oneRunAudit({ canaries, seed: i, train: () => model });
+    for (let i = 0; i < 100; i++) await privacy.oneRunAudit({ canaries, seed: i, train: () => model });
     expect(eg.memory().numTensors).toBe(before.numTensors);
     expect(eg.memory().numBytes).toBe(before.numBytes);
     const bad: [unknown, RegExp][] = [
