@@ -89,6 +89,26 @@ describe('privacy.validate / fix', () => {
     back.dispose();
   });
 
+  it('fix works on a Graph model, which then saves and loads with its GroupNorm', async () => {
+    const { graph } = nn;
+    const inp = graph.input('x');
+    const h = graph.call(new nn.BatchNorm2d(8), graph.call(new nn.Conv2d(1, 8, 3, { seed: 1 }), inp));
+    const g = new nn.Graph({ inputs: inp, outputs: graph.call(new nn.Linear(8 * 4, 2, { seed: 2 }), graph.call(new nn.Flatten(), h)) });
+    expect(privacy.validate(g).map((p) => p.layer)).toEqual(['BatchNorm2d']);
+    privacy.fix(g);
+    expect(privacy.validate(g)).toEqual([]);
+    const x = eg.rand([3, 4, 4, 1], 0, 1, { seed: 3 });
+    const art = await eg.saveModel(g);
+    const { model: back } = await eg.loadModel({ json: JSON.stringify(art.json), weights: art.weights });
+    expect([...back.namedModules()].some(([, m]) => m instanceof nn.GroupNorm)).toBe(true);
+    eg.tidy(() => {
+      expect(bits(back.forward(x))).toEqual(bits(g.forward(x)));
+    });
+    x.dispose();
+    g.dispose();
+    back.dispose();
+  });
+
   it('fix updates a custom module\'s own field, and returns a GroupNorm for a bare BatchNorm', () => {
     class Block extends nn.Module {
       readonly lin = this.registerModule('lin', new nn.Linear(4, 64, { seed: 1 }));
