@@ -134,6 +134,15 @@ describe('evaluateRobustness', () => {
     expect(() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, attacks: [new attacks.PGD(model, { eps: 0.1, targeted: true })] })).toThrow(/targeted/);
   });
 
+  it('a model with fewer than 4 classes: the default ensemble leaves APGD-T out; asking for it is a typed error', () => {
+    const three = new nn.Sequential(new nn.Flatten(), new nn.Linear(64, 3, { seed: 5 })).eval();
+    const y3 = Int32Array.from(yTest, (v) => v % 3);
+    const r = robust.evaluateRobustness(three, xTest, y3, { eps: 0.05, ...FAST });
+    expect(r.attacks.map((a) => a.name)).toEqual(['apgd-ce', 'square']);
+    expect(() => robust.evaluateRobustness(three, xTest, y3, { eps: 0.05, ...FAST, attacks: ['apgd-t'] })).toThrow(/at least 4 classes/);
+    three.dispose();
+  });
+
   it('L2 threat model: APGD-CE and APGD-T by default, perturbations inside the L2 ball', () => {
     const r = robust.evaluateRobustness(model, xTest, yTest, { eps: 0.5, norm: 'l2', ...FAST, returnAdversarial: true });
     expect(r.attacks.map((a) => a.name)).toEqual(['apgd-ce', 'apgd-t']);

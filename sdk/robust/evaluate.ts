@@ -36,7 +36,8 @@ export interface EvaluateRobustnessOptions {
   norm?: NormKind;
   /**
    * The ensemble, run in this order (default `['apgd-ce', 'apgd-t', 'square']` for linf,
-   * `['apgd-ce', 'apgd-t']` for l2, AutoAttack's standard version without FAB). Instances keep
+   * `['apgd-ce', 'apgd-t']` for l2, AutoAttack's standard version without FAB; APGD-T left out for
+   * models with fewer than 4 classes, whose DLR loss is undefined). Instances keep
    * their own settings; their adversarial examples are checked against `eps` all the same.
    */
   attacks?: readonly EnsembleAttack[];
@@ -127,7 +128,7 @@ function scores(model: Forward, x: Tensor): Tensor {
 }
 
 /** Predictions and margins z_y − max_{j≠y} z_j of `x` (one forward, no gradients). */
-function judge(model: Forward, x: Tensor, y: Int32Array): { pred: Int32Array; margin: Float32Array } {
+function judge(model: Forward, x: Tensor, y: Int32Array): { pred: Int32Array; margin: Float32Array; classes: number } {
   return noGrad(() => tidy(() => {
     const out = scores(model, x);
     const [n, c] = out.shape;
@@ -136,7 +137,7 @@ function judge(model: Forward, x: Tensor, y: Int32Array): { pred: Int32Array; ma
     const lab = tensor(y, [n, 1], 'int32');
     const zy = out.gather(1, lab).reshape([n]);
     const others = where(arange(0, c).reshape([1, c]).equal(lab.cast('float32')), -Infinity, out).max(1);
-    return { pred: Int32Array.from(out.argMax(-1).dataSync()), margin: Float32Array.from(zy.sub(others).dataSync() as Float32Array) };
+    return { pred: Int32Array.from(out.argMax(-1).dataSync()), margin: Float32Array.from(zy.sub(others).dataSync() as Float32Array), classes: c };
   }));
 }
 
@@ -227,7 +228,7 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
     nQueries: checkInt(o.nQueries ?? 5000, 'evaluateRobustness: nQueries', 1, 10_000_000),
   };
   if (o.attacks !== undefined && !Array.isArray(o.attacks)) throw new ArgumentError(`evaluateRobustness: attacks must be an array, got ${describe(o.attacks)}`);
-  const list = ensemble(o.attacks ?? (norm === 'linf' ? ['apgd-ce', 'apgd-t', 'square'] : ['apgd-ce', 'apgd-t']), model, s, seed);
+  let list = ensemble(o.attacks ?? (norm === 'linf' ? ['apgd-ce', 'apgd-t', 'square'] : ['apgd-ce', 'apgd-t']), model, s, seed);
   // The range every adversarial example must respect: the evaluation's (checked against x here).
   if (clipValues) {
     const c = clipValues;
@@ -247,7 +248,9 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
   for (const rows of chunks(Int32Array.from({ length: n }, (_, i) => i))) {
     const sub = pickRows(x, rows);
     try {
-      const { pred, margin } = judge(model, sub, rows.map((i) => labels[i]));
+      const { pred, margin, classes } = judge(model, sub, rows.map((i) => labels[i]));
+      // The DLR loss needs 4 classes: the default ensemble leaves APGD-T out for fewer (asked for, it is an error).
+      if (o.attacks === undefined && classes < 4) list = list.filter((e) => e.name !== 'apgd-t');
       rows.forEach((i, k) => {
         correct[i] = pred[k] === labels[i];
         worstMargin[i] = margin[k];
