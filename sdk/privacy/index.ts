@@ -9,8 +9,6 @@ export type {
   LabeledData, MembershipInferenceOptions, MembershipInferenceResult, RocCurve, ShadowOptions,
   OneRunAuditOptions, OneRunAuditResult, CanaryInclusion, EpsilonBoundOptions,
 } from './audit.js';
-export { perSampleGradients, clippedGradientSum, hasPerSampleRule, UnsupportedLayerError } from './grad-sample.js';
-export type { Clipping, LossReduction, ClipOptions, ClippedGradients } from './grad-sample.js';
 export {
   Accountant, RDPAccountant, PRVAccountant, GaussianAccountant, createAccountant, getNoiseMultiplier,
   computeRdp, getPrivacySpent, DEFAULT_ALPHAS, computeMuPoisson, computeMuUniform, epsFromMu, MAX_PRV_GRID,
@@ -18,3 +16,9 @@ export {
 export type {
   AccountantState, HistoryEntry, Mechanism, NoiseMultiplierOptions, PrvEpsilon, PrvOptions, RdpConversion, RdpEpsilonOptions,
 } from './accountants/index.js';
+export { PrivacyEngine, PrivacyCallback } from './engine.js';
+export type { AccountantName, PrivacyEngineOptions, MakePrivateOptions, MakePrivateWithEpsilonOptions, PrivateTraining } from './engine.js';
+export { poissonDataset } from './sampling.js';
+export type { PoissonOptions } from './sampling.js';
+export { perSampleGradients, clippedGradientSum, hasPerSampleRule, UnsupportedLayerError } from './grad-sample.js';
+export type { Clipping, LossReduction, ClipOptions, ClippedGradients } from './grad-sample.js';
