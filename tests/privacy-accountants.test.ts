@@ -230,6 +230,11 @@ describe('all accountants', () => {
   it('unreachable targets and contradictory options are typed errors', () => {
     // With δ = 1e-5 the improved conversion never goes below ~0.1 on the default orders.
     expect(() => getNoiseMultiplier({ targetEpsilon: 0.05, targetDelta: 1e-5, sampleRate: 0.01, steps: 10 })).toThrow(/unreachable/);
+    // PRV has no such floor (only its epsError): the same kind of target is met.
+    const sigma = getNoiseMultiplier({ targetEpsilon: 0.08, targetDelta: 1e-5, sampleRate: 0.01, steps: 50, accountant: 'prv' });
+    const e = run(new PRVAccountant(), sigma, 0.01, 50).getEpsilon(1e-5);
+    expect(e).toBeLessThanOrEqual(0.08);
+    expect(e).toBeGreaterThanOrEqual(0.07);
     expect(() => getNoiseMultiplier({ targetEpsilon: 1, targetDelta: 1e-5, sampleRate: 0.01, steps: 10, epochs: 1 })).toThrow(/either steps or epochs/);
     expect(() => getNoiseMultiplier({ targetEpsilon: 1, targetDelta: 1e-5, sampleRate: 0, steps: 10 })).toThrow(eg.ArgumentError);
     expect(() => getNoiseMultiplier({ targetEpsilon: 1, targetDelta: 1e-5, sampleRate: 0.01, steps: 10, accountant: 'moments' as never })).toThrow(/mechanism must be one of/);
@@ -248,6 +253,14 @@ describe('all accountants', () => {
       expect(() => getNoiseMultiplier(bad() as never), `getNoiseMultiplier(${name})`).toThrow(eg.ArgumentError);
       expect(() => computeRdp(bad() as never), `computeRdp(${name})`).toThrow(eg.ArgumentError);
       expect(() => createAccountant(bad() as never), `createAccountant(${name})`).toThrow(eg.ArgumentError);
+      expect(() => eg.privacy.getPrivacySpent(bad() as never), `getPrivacySpent(${name})`).toThrow(eg.ArgumentError);
+      expect(() => eg.privacy.computeMuPoisson(bad() as never), `computeMuPoisson(${name})`).toThrow(eg.ArgumentError);
+      expect(() => eg.privacy.computeMuUniform(bad() as never), `computeMuUniform(${name})`).toThrow(eg.ArgumentError);
+      if (name !== '5') {
+        expect(() => epsFromMu(bad() as never, 1e-5), `epsFromMu(${name}, _)`).toThrow(eg.ArgumentError);
+        expect(() => epsFromMu(1, bad() as never), `epsFromMu(_, ${name})`).toThrow(eg.ArgumentError);
+      }
+      if (name !== 'undefined' && name !== '5') expect(() => new PRVAccountant().getEpsilon(1e-5, { epsError: bad() as never }), `PRV epsError ${name}`).toThrow(eg.ArgumentError);
     }
     for (const [what, p] of [['σ < 0', { noiseMultiplier: -1, sampleRate: 0.1 }], ['q > 1', { noiseMultiplier: 1, sampleRate: 1.5 }], ['σ NaN', { noiseMultiplier: NaN, sampleRate: 0.1 }], ['q = ∞', { noiseMultiplier: 1, sampleRate: Infinity }]] as const) {
       expect(() => new RDPAccountant().step(p), what).toThrow(eg.ArgumentError);

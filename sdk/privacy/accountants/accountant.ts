@@ -24,12 +24,16 @@ export interface AccountantState {
   history: { noiseMultiplier: number; sampleRate: number; steps: number }[];
 }
 
+/** Class names for messages (not `constructor.name`, which bundlers may rename). */
+const LABEL: Record<Mechanism, string> = { rdp: 'RDPAccountant', prv: 'PRVAccountant', gdp: 'GaussianAccountant' };
+const MAX_STEPS = 0x7fffffff;
+
 const STATE = v.object({
   mechanism: v.oneOf(['rdp', 'prv', 'gdp'] as const),
   history: v.array(v.object({
     noiseMultiplier: v.number({ min: 0 }),
     sampleRate: v.number({ min: 0, max: 1 }),
-    steps: v.int({ min: 0, max: 0x7fffffff }),
+    steps: v.int({ min: 0, max: MAX_STEPS }),
   }), { max: 1 << 16 }),
 });
 
@@ -71,12 +75,13 @@ export abstract class Accountant {
    * multiplier σ and sampling rate q (one per optimizer step of DP-SGD).
    */
   step(params: { noiseMultiplier: number; sampleRate: number }, steps = 1): void {
-    const p = checkMechanism(`${this.constructor.name}.step`, params);
-    const n = checkInt(steps, `${this.constructor.name}.step: steps`, 0);
+    const p = checkMechanism(`${LABEL[this.mechanism]}.step`, params);
+    const n = checkInt(steps, `${LABEL[this.mechanism]}.step: steps`, 0, MAX_STEPS);
     if (n === 0) return;
     const last = this.#history.at(-1);
     this.checkStep(p, last);
-    if (last && last.noiseMultiplier === p.noiseMultiplier && last.sampleRate === p.sampleRate) {
+    // Runs stay within the int32 counts a state may hold: a longer one continues in a new entry.
+    if (last && last.noiseMultiplier === p.noiseMultiplier && last.sampleRate === p.sampleRate && last.steps + n <= MAX_STEPS) {
       this.#history[this.#history.length - 1] = { ...last, steps: last.steps + n };
     } else {
       this.#history.push({ ...p, steps: n });
@@ -99,7 +104,7 @@ export abstract class Accountant {
    * state or one written by another mechanism's accountant.
    */
   loadStateDict(state: AccountantState): void {
-    const where = `${this.constructor.name}.loadStateDict`;
+    const where = `${LABEL[this.mechanism]}.loadStateDict`;
     const s = validate(STATE, state, `${where}: state`, ArgumentError);
     if (s.mechanism !== this.mechanism) throw new ArgumentError(`${where}: the state is of a '${s.mechanism}' accountant, this one is '${this.mechanism}'`);
     const history = s.history.filter((h) => h.steps > 0);
@@ -111,6 +116,6 @@ export abstract class Accountant {
 
   /** A short description: `RDPAccountant(2 runs, 1500 steps)`. */
   toString(): string {
-    return `${this.constructor.name}(${this.#history.length} runs, ${this.totalSteps} steps)`;
+    return `${LABEL[this.mechanism]}(${this.#history.length} runs, ${this.totalSteps} steps)`;
   }
 }

@@ -7,20 +7,36 @@
  * δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2), solved here for ε. An approximation (a limit in T), not
  * a bound: it can under-report ε for few steps or large q, so prefer 'prv' for guarantees.
  */
-import { checkBool, checkOptions } from '../../args.js';
+import { checkBool, checkInt, checkNumber, checkObject, checkOptions } from '../../args.js';
 import { ArgumentError } from '../../errors.js';
-import { Accountant, checkDelta, type HistoryEntry, type Mechanism } from './accountant.js';
+import { Accountant, checkDelta, checkMechanism, type HistoryEntry, type Mechanism } from './accountant.js';
 import { logNormCdf, normCdf } from './math.js';
 
-/** μ of T steps with Poisson sampling (Bu et al. 2020, Theorem 4). */
-export function computeMuPoisson(o: { steps: number; noiseMultiplier: number; sampleRate: number }): number {
-  return Math.sqrt(Math.expm1(1 / (o.noiseMultiplier * o.noiseMultiplier))) * Math.sqrt(o.steps) * o.sampleRate;
+interface MuArgs {
+  steps: number;
+  noiseMultiplier: number;
+  sampleRate: number;
 }
 
-/** μ of T steps with uniform (shuffled, fixed-size) batches (Bu et al. 2020, Theorem 3). */
-export function computeMuUniform(o: { steps: number; noiseMultiplier: number; sampleRate: number }): number {
-  const s = o.noiseMultiplier;
-  const c = o.sampleRate * Math.sqrt(o.steps);
+function checkMuArgs(o: unknown, where: string): MuArgs {
+  checkObject(o, where, '{ steps, noiseMultiplier, sampleRate }');
+  const p = checkMechanism(where, o);
+  return { ...p, steps: checkInt((o as MuArgs).steps, `${where}: steps`, 0, 0x7fffffff) };
+}
+
+/** μ of T steps with Poisson sampling (Bu et al. 2020, Theorem 4); ∞ when σ = 0. */
+export function computeMuPoisson(o: MuArgs): number {
+  const { steps, noiseMultiplier: s, sampleRate: q } = checkMuArgs(o, 'computeMuPoisson');
+  if (q === 0 || steps === 0) return 0;
+  return s === 0 ? Infinity : Math.sqrt(Math.expm1(1 / (s * s))) * Math.sqrt(steps) * q;
+}
+
+/** μ of T steps with uniform (shuffled, fixed-size) batches (Bu et al. 2020, Theorem 3); ∞ when σ = 0. */
+export function computeMuUniform(o: MuArgs): number {
+  const { steps, noiseMultiplier: s, sampleRate: q } = checkMuArgs(o, 'computeMuUniform');
+  if (q === 0 || steps === 0) return 0;
+  if (s === 0) return Infinity;
+  const c = q * Math.sqrt(steps);
   return Math.SQRT2 * c * Math.sqrt(Math.exp(1 / (s * s)) * normCdf(1.5 / s) + 3 * normCdf(-0.5 / s) - 2);
 }
 
@@ -31,6 +47,9 @@ export function deltaEpsMu(eps: number, mu: number): number {
 
 /** The ε at which μ-GDP gives `delta` (bisection to full precision; δ(ε) falls in ε). 0 if δ(0) <= delta. */
 export function epsFromMu(mu: number, delta: number): number {
+  checkNumber(mu, 'epsFromMu: mu');
+  if (!(mu >= 0)) throw new ArgumentError(`epsFromMu: mu must be >= 0, got ${mu}`);
+  checkDelta(delta, 'epsFromMu');
   if (mu === 0) return 0;
   if (!Number.isFinite(mu)) return Infinity;
   if (deltaEpsMu(0, mu) <= delta) return 0;
@@ -68,7 +87,6 @@ export class GaussianAccountant extends Accountant {
     const poisson = o.poisson === undefined ? true : checkBool(o.poisson, 'GaussianAccountant.getMu: poisson');
     const h = this.history.at(-1);
     if (!h) return 0;
-    if (h.noiseMultiplier === 0) return Infinity;
     return (poisson ? computeMuPoisson : computeMuUniform)(h);
   }
 

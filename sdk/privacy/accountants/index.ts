@@ -88,7 +88,15 @@ export function getNoiseMultiplier(o: NoiseMultiplierOptions): number {
   };
   // PRV costs a grid per call: bracket it around the RDP answer (PRV is the tighter, so its σ is
   // usually a little smaller), which takes a few calls instead of a dozen.
-  const seed = mechanism === 'prv' ? solve('rdp', 0, 10, Infinity, epsAt, target, tol / 4, steps, q, delta) : null;
+  // RDP's conversion has a floor (~0.1 at δ = 1e-5) that PRV has not: below it, search PRV alone.
+  let seed: number | null = null;
+  if (mechanism === 'prv') {
+    try {
+      seed = solve('rdp', 0, 10, Infinity, epsAt, target, tol / 4, steps, q, delta);
+    } catch (e) {
+      if (!(e instanceof ArgumentError)) throw e;
+    }
+  }
   if (seed === null) return solve(mechanism, 0, 10, Infinity, epsAt, target, tol, steps, q, delta);
   let low = seed * 0.85;
   let epsLow = epsAt(mechanism, low);
