@@ -19,7 +19,7 @@ import { checkKeys, prepareInputs, prepareTargets, type Forward, type Target } f
 import { subSeed } from '../explain/gradient.js';
 import { Attack, perExampleNorm, type ClipValues, type NormKind } from '../attacks/common.js';
 import { APGDCE, APGDT } from '../attacks/apgd.js';
-import { mergeRows, pickRows } from '../attacks/rows.js';
+import { mergeRows, pickRows, swap } from '../attacks/rows.js';
 import { FGSM, PGD } from '../attacks/gradient.js';
 import { SquareAttack } from '../attacks/square.js';
 
@@ -192,6 +192,70 @@ function ensemble(list: readonly unknown[], model: Forward, s: Settings, seed: n
 }
 
 /**
+ * Checks an attack's adversarial batch against the threat model (shape, ε-ball in `norm` with float32
+ * slack, valid range) and returns its largest perturbation norm.
+ */
+function checkInBall(name: string, x: Tensor, adv: Tensor, norm: NormKind, eps: number, clipValues: ClipValues | null): number {
+  if (adv.shape.join() !== x.shape.join()) throw new ShapeError(`evaluateRobustness: ${name} returned [${adv.shape.join(', ')}] for a batch [${x.shape.join(', ')}]`);
+  const { norms, lo, hi } = tidy(() => ({
+    norms: Float32Array.from(perExampleNorm(adv.sub(x), norm).dataSync() as Float32Array),
+    lo: adv.min().item(),
+    hi: adv.max().item(),
+  }));
+  const worst = norms.reduce((m, v) => Math.max(m, v), 0);
+  // float32 rounding of x + δ may exceed ε by an ulp of x.
+  if (!(worst <= eps * (1 + 1e-5) + 1e-6)) throw new ArgumentError(`evaluateRobustness: ${name} returned a perturbation of ${norm} norm ${worst} > eps ${eps}; an attack must stay in the threat model's ball`);
+  if (clipValues && !(lo >= clipValues.min && hi <= clipValues.max)) throw new ArgumentError(`evaluateRobustness: ${name} returned values in [${lo}, ${hi}], outside clipValues [${clipValues.min}, ${clipValues.max}]`);
+  return worst;
+}
+
+/** The per-example outcome of an evaluation, updated attack by attack. */
+class Ledger {
+  readonly robust: boolean[];
+  readonly brokenBy: (string | null)[];
+  /** Examples a black-box attack fooled and no white-box attack did (so far). */
+  readonly blackOnly = new Set<number>();
+  readonly #whiteFooled: Uint8Array;
+  // The kept adversarial example per example: a fooling one is never replaced, others by a lower margin.
+  readonly #keptMargin: Float32Array;
+  readonly #keptFooled: boolean[];
+
+  constructor(correct: boolean[], readonly worstMargin: Float32Array, public adversarial: Tensor | null) {
+    this.robust = correct.slice();
+    this.brokenBy = new Array<string | null>(correct.length).fill(null);
+    this.#whiteFooled = new Uint8Array(correct.length);
+    this.#keptMargin = Float32Array.from(worstMargin);
+    this.#keptFooled = correct.map((c) => !c);
+  }
+
+  /** Records attack `name`'s adversarial rows `adv` of the examples `part` (predictions, margins). */
+  record(name: string, blackBox: boolean, part: Int32Array, labels: Int32Array, pred: Int32Array, margin: Float32Array, adv: Tensor, success: boolean[]): void {
+    const take = new Int32Array(this.robust.length).fill(-1);
+    part.forEach((i, k) => {
+      const fooled = pred[k] !== labels[i];
+      if (fooled) {
+        success[i] = true;
+        if (this.robust[i]) this.brokenBy[i] = name;
+        this.robust[i] = false;
+        if (!blackBox) {
+          this.#whiteFooled[i] = 1;
+          this.blackOnly.delete(i);
+        } else if (!this.#whiteFooled[i]) {
+          this.blackOnly.add(i);
+        }
+      }
+      this.worstMargin[i] = Math.min(this.worstMargin[i], margin[k]);
+      if (!this.#keptFooled[i] && (fooled || margin[k] < this.#keptMargin[i])) {
+        this.#keptFooled[i] = fooled;
+        this.#keptMargin[i] = margin[k];
+        take[i] = k;
+      }
+    });
+    if (this.adversarial) this.adversarial = swap(this.adversarial, mergeRows(this.adversarial, adv, take));
+  }
+}
+
+/**
  * Clean and robust accuracy of `model` on `(x, y)` under the ε-ball threat model, AutoAttack-style:
  * the attacks (default APGD-CE, APGD-T, Square) run in order on the examples still robust
  * (`sequential`, default) or each on every correctly classified example; every adversarial example
@@ -259,23 +323,15 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
       sub.dispose();
     }
   }
-  const robust = correct.slice();
-  const brokenBy: (string | null)[] = new Array<string | null>(n).fill(null);
-  // The kept adversarial example per example: fooled ones never replaced, others by a lower margin.
-  const keptMargin = Float32Array.from(worstMargin);
-  const keptFooled = correct.map((c) => !c);
-  let adversarial = returnAdversarial ? x.clone() : null;
+  const book = new Ledger(correct, worstMargin, returnAdversarial ? x.clone() : null);
   const reports: AttackEvaluation[] = [];
-  const blackOnly = new Set<number>();
-  const whiteFooled = new Uint8Array(n);
   try {
     for (const { name, attack } of list) {
       const t0 = performance.now();
-      const rows = Int32Array.from({ length: n }, (_, i) => i).filter((i) => (sequential ? robust[i] : correct[i]));
+      const rows = Int32Array.from({ length: n }, (_, i) => i).filter((i) => (sequential ? book.robust[i] : correct[i]));
       const success = new Array<boolean>(n).fill(false);
       let maxNorm = 0;
-      let queries = 0;
-      let counted = false;
+      let queries: number | null = null;
       for (const part of chunks(rows)) {
         const ys = part.map((i) => labels[i]);
         const sub = pickRows(x, part);
@@ -283,74 +339,35 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
         try {
           const r = attack.perturb(sub, ys);
           adv = r.adversarial;
-          if ('queries' in r && r.queries instanceof Int32Array) {
-            counted = true;
-            queries += r.queries.reduce((a, b) => a + b, 0);
-          }
-          const a = adv;
-          if (a.shape.join() !== sub.shape.join()) throw new ShapeError(`evaluateRobustness: ${name} returned [${a.shape.join(', ')}] for a batch [${sub.shape.join(', ')}]`);
-          const { norms, lo, hi } = tidy(() => ({
-            norms: Float32Array.from(perExampleNorm(a.sub(sub), norm).dataSync() as Float32Array),
-            lo: a.min().item(),
-            hi: a.max().item(),
-          }));
-          const worst = Math.max(0, ...norms);
-          // float32 rounding of x + δ may exceed ε by an ulp of x.
-          if (!(worst <= eps * (1 + 1e-5) + 1e-6)) throw new ArgumentError(`evaluateRobustness: ${name} returned a perturbation of ${norm} norm ${worst} > eps ${eps}; an attack must stay in the threat model's ball`);
-          if (clipValues && !(lo >= clipValues.min && hi <= clipValues.max)) throw new ArgumentError(`evaluateRobustness: ${name} returned values in [${lo}, ${hi}], outside clipValues [${clipValues.min}, ${clipValues.max}]`);
-          maxNorm = Math.max(maxNorm, worst);
-          const { pred, margin } = judge(model, a, ys);
-          const take = new Int32Array(n).fill(-1);
-          part.forEach((i, k) => {
-            const fooled = pred[k] !== labels[i];
-            if (fooled) {
-              success[i] = true;
-              if (robust[i]) brokenBy[i] = name;
-              robust[i] = false;
-              if (attack instanceof SquareAttack) {
-                if (!whiteFooled[i]) blackOnly.add(i);
-              } else {
-                whiteFooled[i] = 1;
-                blackOnly.delete(i);
-              }
-            }
-            worstMargin[i] = Math.min(worstMargin[i], margin[k]);
-            if (!keptFooled[i] && (fooled || margin[k] < keptMargin[i])) {
-              keptFooled[i] = fooled;
-              keptMargin[i] = margin[k];
-              take[i] = k;
-            }
-          });
-          if (adversarial) {
-            const merged = mergeRows(adversarial, a, take);
-            adversarial.dispose();
-            adversarial = merged;
-          }
+          if ('queries' in r && r.queries instanceof Int32Array) queries = (queries ?? 0) + r.queries.reduce((u, v) => u + v, 0);
+          maxNorm = Math.max(maxNorm, checkInBall(name, sub, adv, norm, eps, clipValues));
+          const { pred, margin } = judge(model, adv, ys);
+          book.record(name, attack instanceof SquareAttack, part, labels, pred, margin, adv, success);
         } finally {
           sub.dispose();
           adv?.dispose();
         }
       }
       const fooled = success.filter(Boolean).length;
-      const correctCount = correct.filter(Boolean).length;
       reports.push({
         name,
         attacked: rows.length,
         fooled,
         success,
-        robustAccuracy: (sequential ? robust.filter(Boolean).length : correctCount - fooled) / n,
+        robustAccuracy: (sequential ? book.robust.filter(Boolean).length : correct.filter(Boolean).length - fooled) / n,
         maxNorm,
         seconds: (performance.now() - t0) / 1000,
-        ...(counted ? { meanQueries: rows.length ? queries / rows.length : 0 } : {}),
+        ...(queries !== null ? { meanQueries: rows.length ? queries / rows.length : 0 } : {}),
       });
     }
   } catch (e) {
-    adversarial?.dispose();
+    book.adversarial?.dispose();
     throw e;
   }
+  const { robust, brokenBy, adversarial } = book;
   const maskingSigns: string[] = [];
   const whiteBox = list.some((e) => !(e.attack instanceof SquareAttack));
-  if (whiteBox && blackOnly.size > 0) maskingSigns.push(`the black-box Square attack fooled ${blackOnly.size} example(s) that no white-box attack fooled: gradients may be masked or obfuscated, so white-box robust accuracy overestimates robustness`);
+  if (whiteBox && book.blackOnly.size > 0) maskingSigns.push(`the black-box Square attack fooled ${book.blackOnly.size} example(s) that no white-box attack fooled: gradients may be masked or obfuscated, so white-box robust accuracy overestimates robustness`);
   if (model instanceof Module && model.training) maskingSigns.push('the model is in training mode (dropout or batch statistics randomise it); evaluate it in eval mode');
   return {
     n, eps, norm, sequential,
