@@ -182,6 +182,8 @@ for (const eps of EPSILONS) {
 eg.dispose([canaries.x, canaries.y, rest.x, rest.y]);
 
 // ---------------------------------------------------------------- charts and report
+// The AUC's standard error when members and non-members are indistinguishable (Mann-Whitney null).
+const aucNullSe = Math.sqrt((nTrain + nTest + 1) / (12 * nTrain * nTest));
 const dpEps = EPSILONS.filter(Number.isFinite);
 const byKind = (kind: Kind, f: (r: Row) => number) => rows.filter((r) => r.model === kind && r.targetEpsilon !== null).map(f);
 const nonPrivate = (kind: Kind, f: (r: Row) => number) => f(rows.find((r) => r.model === kind && r.targetEpsilon === null)!);
@@ -191,13 +193,16 @@ const curves = (f: (r: Row) => number): eg.viz.LineSeries[] => (Object.keys(KIND
 ]);
 const charts = [
   ...await xyChart(join(outDir, 'accuracy-vs-epsilon'), `Breast cancer: test accuracy against ε (δ = ${DELTA_TEXT}, mean of ${nSeeds} seeds)`, 'ε', 'test accuracy', curves((r) => mean(r.accuracy)), { zeroY: false }),
-  ...await xyChart(join(outDir, 'mia-auc-vs-epsilon'), 'Membership inference (loss threshold): ROC AUC against ε', 'ε', 'attack AUC (0.5 = guessing)', curves((r) => mean(r.miaAuc)), { zeroY: false }),
+  ...await xyChart(join(outDir, 'mia-auc-vs-epsilon'), 'Membership inference (loss threshold): ROC AUC against ε', 'ε', 'attack AUC (0.5 = guessing)', [
+    ...curves((r) => mean(r.miaAuc)),
+    // Where an attack that sees nothing lands 95% of the time.
+    { name: '+2 SE (no signal)', x: dpEps, y: dpEps.map(() => 0.5 + 2 * aucNullSe) },
+    { name: '−2 SE (no signal)', x: dpEps, y: dpEps.map(() => 0.5 - 2 * aucNullSe) },
+  ], { zeroY: false }),
   ...await xyChart(join(outDir, 'mia-roc'), 'Membership inference ROC (loss threshold)', 'false-positive rate', 'true-positive rate',
     [...rocs, { name: 'guessing', x: [0, 1], y: [0, 1] }]),
 ];
 
-// The AUC's standard error when members and non-members are indistinguishable (Mann-Whitney null).
-const aucNullSe = Math.sqrt((nTrain + nTest + 1) / (12 * nTrain * nTest));
 const summary = {
   data: { rows: nTrain + nTest, train: nTrain, heldOut: nTest, features: 30, split: 'eg.data.trainTestSplit, testSize 0.4, seed 7; standardized by the held-out rows (no statistic of the private rows outside DP-SGD)' },
   models: { logistic: 'Linear(30, 2)', mlp: 'Linear(30, 32) → tanh → Linear(32, 2)' },
