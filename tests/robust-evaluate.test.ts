@@ -214,6 +214,7 @@ describe('determinism, memory, errors', () => {
       [() => robust.evaluateRobustness(model, xTest, yTest.slice(0, 3), { eps: 0.1 }), eg.ArgumentError, /3 targets for a batch of 60/],
       [() => robust.evaluateRobustness(model, xTest, Int32Array.from(yTest, () => 12), { eps: 0.1 }), eg.ArgumentError, /out of range for 10 classes/],
       [() => robust.evaluateRobustness((t: eg.Tensor) => t.sum(), xTest, yTest, { eps: 0.1 }), eg.ShapeError, /class scores/],
+      [() => robust.evaluateRobustness((t: eg.Tensor) => model.forward(t).mul(NaN), xTest, yTest, { eps: 0.1 }), eg.ArgumentError, /NaN class scores for example 0/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, clipValues: { min: 0, max: 0.5 } }), eg.ArgumentError, /outside clipValues/],
       [() => eg.noGrad(() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1 })), eg.ArgumentError, /noGrad/],
       [() => robust.checkGradientMasking(model, xTest, yTest, { eps: 0.1, steps: [20, 5] }), eg.ArgumentError, /increasing/],

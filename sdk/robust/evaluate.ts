@@ -132,12 +132,16 @@ function judge(model: Forward, x: Tensor, y: Int32Array): { pred: Int32Array; ma
   return noGrad(() => tidy(() => {
     const out = scores(model, x);
     const [n, c] = out.shape;
-    const bad = y.findIndex((v) => v >= c);
-    if (bad >= 0) throw new ArgumentError(`evaluateRobustness: y[${bad}] = ${y[bad]} is out of range for ${c} classes`);
+    const outOfRange = y.findIndex((v) => v >= c);
+    if (outOfRange >= 0) throw new ArgumentError(`evaluateRobustness: y[${outOfRange}] = ${y[outOfRange]} is out of range for ${c} classes`);
     const lab = tensor(y, [n, 1], 'int32');
     const zy = out.gather(1, lab).reshape([n]);
     const others = where(arange(0, c).reshape([1, c]).equal(lab.cast('float32')), -Infinity, out).max(1);
-    return { pred: Int32Array.from(out.argMax(-1).dataSync()), margin: Float32Array.from(zy.sub(others).dataSync() as Float32Array), classes: c };
+    const margin = Float32Array.from(zy.sub(others).dataSync() as Float32Array);
+    const bad = margin.findIndex((v) => Number.isNaN(v));
+    // A NaN score would make every comparison false: a silent, meaningless robustness number.
+    if (bad >= 0) throw new ArgumentError(`evaluateRobustness: the model returned NaN class scores for example ${bad} of a batch of ${n}`);
+    return { pred: Int32Array.from(out.argMax(-1).dataSync()), margin, classes: c };
   }));
 }
 
