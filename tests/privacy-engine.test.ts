@@ -15,7 +15,7 @@ import { bits, expectFlatOver100Calls, fnv1a } from './explain-fixtures.js';
 const { nn, optim, privacy } = eg;
 
 /** The seeded DP run's final weights (fnv1a of their float32 bits); Node and Chromium must both give it. */
-const SEEDED_RUN_DIGEST = '71ed4c4d';
+const SEEDED_RUN_DIGEST = '5abbc155';
 
 const N = 200;
 const F = 4;
@@ -269,7 +269,7 @@ describe('DP-SGD with fit', () => {
       eg.manualSeed(7);
       const model = new nn.Sequential(new nn.Linear(F, 8, { seed: 3 }), new nn.Tanh(), new nn.Linear(8, 2, { seed: 4 }));
       const engine = new privacy.PrivacyEngine({ accountant: 'rdp', secureMode });
-      const pt = engine.makePrivate({ model, optimizer: new optim.Adam(model.parameters(), { lr: 0.01 }), data: [X, Y], batchSize: 25, noiseMultiplier: 1.1, maxGradNorm: 0.8, seed: 5 });
+      const pt = engine.makePrivate({ model, optimizer: new optim.Adam(model.parameters(), { lr: 0.01 }), data: [X, Y], batchSize: 25, noiseMultiplier: 1.1, maxGradNorm: 0.8, seed: 5, clipping: 'ghost' });
       model.compile({ optimizer: pt.optimizer, loss: lossFn });
       await model.fit(pt.data, { epochs: 2, trainStep: pt.trainStep, verbose: 0 });
       const w = model.parameters().flatMap((p) => bits(p));
@@ -312,20 +312,23 @@ describe('DP-SGD with fit', () => {
     const mk = (o: Partial<eg.privacy.MakePrivateOptions>) => new privacy.PrivacyEngine({ accountant: 'rdp' }).makePrivate({
       model, optimizer: new optim.Adam(model.parameters(), { lr: 0.01 }), data: [X, Y], batchSize: 20, noiseMultiplier: 1, maxGradNorm: 1, ...o,
     });
-    const flat = mk({});
+    const flat = mk({ clipping: 'flat' });
     const chunked = mk({ maxPhysicalBatchSize: 7, clipping: 'ghost' });
     const secure = new privacy.PrivacyEngine({ accountant: 'rdp', secureMode: true }).makePrivate({ model, optimizer: new optim.SGD(model.parameters(), { lr: 0.01 }), data: [X, Y], batchSize: 20, noiseMultiplier: 1, maxGradNorm: 1 });
     const x = X.slice([0, 0], [20, F]);
     const y = Y.slice([0], [20]);
     const ex = eg.zeros([0, F]);
     const ey = eg.zeros([0], 'int32');
-    expectFlatOver100Calls([
+    const calls: [string, () => unknown][] = [
       ['flat step', () => step(flat, x, y)],
       ['chunked ghost step', () => step(chunked, x, y)],
       ['noise-only step', () => step(flat, ex, ey)],
       ['secure step', () => step(secure, x, y)],
       ['Poisson batch', () => eg.tidy(() => poissonIndices(N, 0.1, { seed: 1, step: 3, secure: false }).length)],
-    ]);
+    ];
+    // A few rounds of every call first: the engine's buffer pool settles on the steps' mix of sizes.
+    for (let i = 0; i < 5; i++) for (const [, call] of calls) call();
+    expectFlatOver100Calls(calls);
     eg.dispose([x, y, ex, ey]);
     model.dispose();
   });
