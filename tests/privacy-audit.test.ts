@@ -147,6 +147,8 @@ describe('membership inference', () => {
     expect(privacy.rocCurve([1], [1]).auc).toBe(0.5);
     expect(() => privacy.rocCurve([], [1])).toThrow(eg.ArgumentError);
     expect(() => privacy.rocCurve([NaN], [1])).toThrow(/not NaN/);
+    expect(() => privacy.rocCurve([1, '2'] as never, [1])).toThrow(/entry 1 is "2"/);
+    expect(privacy.rocCurve([Infinity, 1], [-Infinity, 1]).auc).toBe(0.875);
   });
 
   it('the loss attack ranks by the loss, without the float32 ties of a confident model\'s zero losses', async () => {

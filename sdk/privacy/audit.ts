@@ -113,7 +113,7 @@ function checkData(v: unknown, what: string): LabeledData {
   return { x, y };
 }
 
-function checkLossOptions(o: ScoringOptions, what: string): Required<Pick<ScoringOptions, 'fromLogits' | 'batchSize'>> & { loss?: LossFn } {
+function checkScoring(o: ScoringOptions, what: string): Required<Pick<ScoringOptions, 'fromLogits' | 'batchSize'>> & { loss?: LossFn } {
   if (o.loss !== undefined) checkFunction(o.loss, `${what}: loss`);
   if (o.fromLogits !== undefined && typeof o.fromLogits !== 'boolean') throw new ArgumentError(`${what}: fromLogits must be a boolean, got ${describe(o.fromLogits)}`);
   const batchSize = o.batchSize === undefined ? 256 : checkInt(o.batchSize, `${what}: batchSize`, 1);
@@ -191,7 +191,7 @@ function logOdds(out: Tensor, y: Tensor, fromLogits: boolean, what: string): Ten
  * Membership scores of `model` on `d`, higher = more likely a member: the log-odds of the true label
  * (the default loss's order), or the negated per-example `loss` when one is given.
  */
-function memberScores(model: Module, d: LabeledData, o: ReturnType<typeof checkLossOptions>, what: string): Float32Array {
+function memberScores(model: Module, d: LabeledData, o: ReturnType<typeof checkScoring>, what: string): Float32Array {
   return noGrad(() => tidy(() => {
     const out = outputs(model, d, o.batchSize, what);
     if (!o.loss) return perExample(logOdds(out, d.y, o.fromLogits, what), d.x.shape[0], `${what}: the log-odds`);
@@ -204,7 +204,7 @@ function memberScores(model: Module, d: LabeledData, o: ReturnType<typeof checkL
  * largest (at most 3) and the log-probability of its own label — the output vector Shokri et al.'s
  * attack reads, with the label folded in as a feature instead of one attack model per class.
  */
-function shadowFeatures(model: Module, d: LabeledData, o: ReturnType<typeof checkLossOptions>, what: string): { feats: Float32Array; width: number } {
+function shadowFeatures(model: Module, d: LabeledData, o: ReturnType<typeof checkScoring>, what: string): { feats: Float32Array; width: number } {
   return noGrad(() => tidy(() => {
     const out = outputs(model, d, o.batchSize, what);
     const n = out.shape[0];
@@ -246,7 +246,8 @@ export function rocCurve(memberScores: ArrayLike<number>, nonMemberScores: Array
   const pos = scoresArg(memberScores, 'rocCurve: member scores');
   const neg = scoresArg(nonMemberScores, 'rocCurve: non-member scores');
   const all = [...Array.from(pos, (s) => [s, 1] as const), ...Array.from(neg, (s) => [s, 0] as const)];
-  all.sort((a, b) => b[0] - a[0]);
+  // Highest score first (a comparison, not a difference: ±Infinity scores are allowed).
+  all.sort((a, b) => (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
   const fpr = [0];
   const tpr = [0];
   const thresholds = [Infinity];
@@ -269,11 +270,11 @@ export function rocCurve(memberScores: ArrayLike<number>, nonMemberScores: Array
 
 function scoresArg(v: unknown, what: string): Float64Array {
   if (!(Array.isArray(v) || v instanceof Float32Array || v instanceof Float64Array)) throw new ArgumentError(`${what} must be an array of numbers, got ${describe(v)}`);
-  const a = Float64Array.from(v as ArrayLike<number>);
-  if (a.length === 0) throw new ArgumentError(`${what} are empty`);
-  const bad = a.findIndex((x) => Number.isNaN(x) || typeof (v as ArrayLike<unknown>)[0] !== 'number');
-  if (bad >= 0) throw new ArgumentError(`${what} must be numbers (not NaN); entry ${bad} is ${describe((v as ArrayLike<unknown>)[bad])}`);
-  return a;
+  const raw = Array.from(v as ArrayLike<unknown>);
+  if (raw.length === 0) throw new ArgumentError(`${what} are empty`);
+  const bad = raw.findIndex((x) => typeof x !== 'number' || Number.isNaN(x));
+  if (bad >= 0) throw new ArgumentError(`${what} must be numbers (not NaN); entry ${bad} is ${describe(raw[bad])}`);
+  return Float64Array.from(raw as number[]);
 }
 
 /** The summary numbers of a ROC curve. */
@@ -290,13 +291,14 @@ function summarize(roc: RocCurve, fprs: number[]): Pick<MembershipInferenceResul
 
 /**
  * Membership inference against `model` on its training examples (`members`) and held-out examples
- * of the same distribution (`nonMembers`). `attack: 'loss'` (Yeom et al.) ranks the examples by their
- * loss, lowest first (scored by the log-odds of the true label, the same order without float32 ties
- * at 0 loss; by the negated `loss` when you pass one); `attack: 'shadow'` (Shokri et al.) trains `shadow.numShadows` models like the target
- * on random halves of `shadow.data` (through your `shadow.train`), learns an attack classifier (a
- * small MLP trained with `fit`) that tells their training halves from the other halves by the output
- * vector, and scores the target's examples with it. Returns ROC AUC, TPR at low FPR, the membership
- * advantage and the ROC points. A differentially private model keeps the AUC near 0.5.
+ * of the same distribution (`nonMembers`). `attack: 'loss'` (Yeom et al.) ranks the examples by
+ * their loss, lowest first (scored by the log-odds of the true label: the same order, without
+ * float32 ties at zero loss; by the negated `loss` when you pass one). `attack: 'shadow'` (Shokri et
+ * al.) trains `shadow.numShadows` models like the target on random halves of `shadow.data` (through
+ * your `shadow.train`), fits an attack classifier (a small MLP, with `fit`) that tells their training
+ * halves from the other halves by the output vector, and scores the target's examples with it.
+ * Returns ROC AUC, TPR at low FPR, the membership advantage and the ROC points. An (ε, δ)-DP model
+ * caps every attack at TPR ≤ e^ε·FPR + δ.
  */
 export async function membershipInference(model: Module, opts: MembershipInferenceOptions): Promise<MembershipInferenceResult> {
   assertModule(model, 'membershipInference');
@@ -304,7 +306,7 @@ export async function membershipInference(model: Module, opts: MembershipInferen
   const what = 'membershipInference';
   const members = checkData(o.members, `${what}: members`);
   const nonMembers = checkData(o.nonMembers, `${what}: nonMembers`);
-  const lo = checkLossOptions(o, what);
+  const lo = checkScoring(o, what);
   const attack = o.attack ?? 'loss';
   if (attack !== 'loss' && attack !== 'shadow') throw new ArgumentError(`${what}: attack must be 'loss' or 'shadow', got ${describe(attack)}`);
   const fprs = o.fprs ?? [0.001, 0.01];
@@ -321,7 +323,7 @@ export async function membershipInference(model: Module, opts: MembershipInferen
   return { attack, ...summarize(roc, fprs), roc, scores };
 }
 
-async function shadowAttack(model: Module, members: LabeledData, nonMembers: LabeledData, shadowOpts: ShadowOptions, lo: ReturnType<typeof checkLossOptions>, seed: number): Promise<{ members: Float32Array; nonMembers: Float32Array }> {
+async function shadowAttack(model: Module, members: LabeledData, nonMembers: LabeledData, shadowOpts: ShadowOptions, lo: ReturnType<typeof checkScoring>, seed: number): Promise<{ members: Float32Array; nonMembers: Float32Array }> {
   const what = 'membershipInference (shadow)';
   const s = checkOptions(checkObject<ShadowOptions>(shadowOpts, `${what}: shadow`, 'an object { data, train }'), `${what}: shadow`);
   const data = checkData(s.data, `${what}: shadow.data`);
@@ -536,7 +538,7 @@ export async function oneRunAudit(opts: OneRunAuditOptions): Promise<OneRunAudit
   const canaries = checkData(o.canaries, `${what}: canaries`);
   const train = checkFunction<OneRunAuditOptions['train']>(o.train, `${what}: train`);
   if (o.score !== undefined) checkFunction(o.score, `${what}: score`);
-  const lo = checkLossOptions(o, what);
+  const lo = checkScoring(o, what);
   const m = canaries.x.shape[0];
   const dflt = Math.ceil(m / 10);
   const kPositive = o.kPositive === undefined ? dflt : checkInt(o.kPositive, `${what}: kPositive`, 0, m);
