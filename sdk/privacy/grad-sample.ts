@@ -20,7 +20,7 @@ import { noGrad, isGradEnabled } from '../autograd.js';
 import { scalar, zeros } from '../creation.js';
 import { ArgumentError, EdgegradError, ShapeError } from '../errors.js';
 import type { LossFn } from '../losses.js';
-import { keep, tidy } from '../memory.js';
+import { tidy } from '../memory.js';
 import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { GroupNorm } from '../nn/groupnorm.js';
 import { resolvePadding } from '../nn/functional.js';
@@ -71,10 +71,8 @@ const op = (f: (e: Engine) => number): Tensor => fromHandle(call(f));
 const outer = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer(a.handle, g.handle));
 const outerNormsSq = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer_norms_sq(a.handle, g.handle));
 
-/** Squared norms `[B]` over every axis but the first. */
-function sumSq(g: Tensor): Tensor {
-  return g.reshape([g.shape[0], -1]).square().sum(1);
-}
+/** Squared norms `[B]` over every axis but the first (no squared copy of the gradients). */
+const sumSq = (g: Tensor): Tensor => op((e) => e.op_per_example_norms_sq(g.handle));
 /** Σ_i c_i g_i for per-example `g [B, ...shape]` and `c [B]`. */
 function weighted(g: Tensor, c: Tensor): Tensor {
   return c.reshape([1, -1]).matmul(g.reshape([g.shape[0], -1])).reshape(g.shape.slice(1));
@@ -249,7 +247,7 @@ interface Captured {
 
 /**
  * One forward and backward of the batch with every supported layer's input and output gradient
- * captured. The parameters' `.grad` are left as they were. Runs inside the caller's `tidy`.
+ * captured. The parameters' `.grad` are not touched. Runs inside the caller's `tidy`.
  */
 function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor, reduction: LossReduction): Captured {
   assertModule(model, `${fn}()`);
@@ -264,30 +262,31 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
   if (layers.length === 0) throw new ArgumentError(`${fn}(): the model has no trainable parameters`);
   const batch = x.shape[0];
   const handles: HookHandle[] = [];
+  // The parameters stop requiring gradients during the pass, so the backward computes only the
+  // gradients of the layers' outputs (no batch weight gradient, nothing accumulated into .grad);
+  // a layer's output that then needs no gradient becomes a leaf that does, which the backward fills.
   const all = layers.flatMap((l) => l.params.map((p) => p.tensor));
-  // Backward also accumulates into .grad: keep the previous values and put them back after.
-  const before = all.map((p) => { const g = p.grad; return g ? keep(g.clone()) : null; });
   let pred: Tensor;
   let loss: Tensor;
   try {
+    for (const p of all) p.requiresGrad = false;
     for (const l of layers) {
       handles.push(l.module.registerForwardHook((_m, inputs, output) => {
         const input = inputs[0];
         if (!(input instanceof Tensor)) throw new ArgumentError(`${fn}(): layer ${l.path} (${l.module.className}) was called with ${describe(input)} as its input, not a Tensor`);
-        output.retainGrad();
+        if (output.requiresGrad) output.retainGrad();
+        else output.requiresGrad = true;
         l.seen.push({ input, output });
       }));
     }
     pred = model.forward(x);
     loss = lossFn(pred, y);
     if (!(loss instanceof Tensor) || loss.size !== 1) throw new ArgumentError(`${fn}(): lossFn must return the batch loss as a one-element Tensor (reduced with '${reduction}'), got ${loss instanceof Tensor ? `shape [${loss.shape.join(', ')}]` : describe(loss)}`);
-    loss.backward();
+    // A loss that no layer reaches has zero per-example gradients (no output gets one).
+    if (loss.requiresGrad) loss.backward();
   } finally {
     for (const h of handles) h.remove();
-    all.forEach((p, i) => {
-      p.grad = before[i];
-      before[i]?.dispose();
-    });
+    for (const p of all) p.requiresGrad = true;
   }
   // The per-example convention: the gradient of example i's own loss term.
   const scale = reduction === 'mean' ? batch : 1;

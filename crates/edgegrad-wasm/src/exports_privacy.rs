@@ -70,3 +70,9 @@ pub fn op_grad_sample_embedding(idx: u32, g: u32, num_embeddings: u32) -> R<u32>
 pub fn op_grad_sample_embedding_norms_sq(idx: u32, g: u32) -> R<u32> {
     out(ops::grad_sample_embedding_norms_sq(&*t(idx)?, &*t(g)?))
 }
+
+/// `[B]` squared norms of materialised per-example gradients `[B, ...]`.
+#[wasm_bindgen]
+pub fn op_per_example_norms_sq(g: u32) -> R<u32> {
+    out(ops::per_example_norms_sq(&*t(g)?))
+}

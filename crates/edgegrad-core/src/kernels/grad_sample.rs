@@ -79,7 +79,9 @@ pub fn outer_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch
         });
         return;
     }
-    if t * (k + n) < k * n {
+    // The Gram route runs small square products (padded to the GEMM's register tiles) and an f64
+    // dot; it pays off when it needs clearly fewer multiply-adds, not at the break-even point.
+    if 2 * t * (k + n) < k * n {
         gram_norms_sq(b, t, k, n, a, g, op);
     } else {
         materialised_norms_sq(b, t, k, n, a, g, op);
@@ -128,6 +130,20 @@ fn materialised_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Ba
         });
         i0 += cnt;
     }
+}
+
+/// `out[i] = Σ_j x[i, j]²` for `b` rows of `len` floats (squared norms of materialised
+/// per-example gradients), each row summed in f64 by one task.
+pub fn rows_norms_sq(x: &[f32], b: usize, len: usize, out: &mut [f32]) {
+    assert!(x.len() == b * len && out.len() == b, "rows_norms_sq: buffer sizes do not match");
+    let per = (crate::kernels::elementwise::GRAIN / len.max(1)).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(b, per), &|task, _| {
+        for i in task * per..((task + 1) * per).min(b) {
+            // SAFETY: out[i] belongs to this task only.
+            unsafe { *op.ptr().add(i) = sum_sq(&x[i * len..(i + 1) * len]) as f32 };
+        }
+    });
 }
 
 /// Σ x² in f64, in index order.
@@ -333,8 +349,8 @@ mod tests {
 
     #[test]
     fn gram_and_materialised_norms_agree() {
-        // T*(K+N) < K*N takes the Gram route; the other shape the chunked one.
-        for &(t, k, n) in &[(3, 16, 16), (20, 4, 5), (1, 7, 3)] {
+        // 2*T*(K+N) < K*N takes the Gram route; the other shapes the chunked one.
+        for &(t, k, n) in &[(3, 16, 16), (20, 4, 5), (1, 7, 3), (5, 16, 16)] {
             let b = 5;
             let a = vals(b * t * k, 3);
             let g = vals(b * t * n, 4);

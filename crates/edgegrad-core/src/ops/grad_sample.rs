@@ -59,6 +59,19 @@ pub fn grad_sample_outer_norms_sq(a: &Tensor, g: &Tensor) -> Result<Tensor> {
     new_f32(out, &[b])
 }
 
+/// Squared norms `[B]` of materialised per-example gradients `g [B, ...]` (each example's whole
+/// gradient), summed in f64 without a squared copy.
+pub fn per_example_norms_sq(g: &Tensor) -> Result<Tensor> {
+    expect_f32(g, "per_example_norms_sq")?;
+    ensure!(g.rank() >= 1, Shape, "per_example_norms_sq: expected [batch, ...], got a scalar");
+    let b = g.shape()[0];
+    let len = g.shape()[1..].iter().product();
+    let gc = g.contiguous_nograd()?;
+    let mut out = alloc_f32(b);
+    k::rows_norms_sq(&gc.f32s()?, b, len, &mut out);
+    new_f32(out, &[b])
+}
+
 /// The geometry of a convolution whose input is `x` and output gradient `dy`, checked.
 fn conv_geom(x: &Tensor, dy: &Tensor, kernel: [usize; 2], o: &Conv2dOptions, op: &str) -> Result<ConvGeom> {
     expect_f32(x, op)?;

@@ -1,0 +1,424 @@
+/**
+ * Per-example gradients and clipping (issue 16 §1, §6 first check): the engine's per-example
+ * gradients equal a loop of single-example backward passes for every supported layer; clipped sums
+ * respect the bound (flat, perLayer, ghost); ghost clipping equals the materialised flat clipping;
+ * loss reductions, frozen parameters, refused layers, typed errors, memory and bitwise determinism.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as eg from '../sdk/index.js';
+import { BAD_ARGUMENTS, setup } from './helpers.js';
+import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
+
+const { nn, losses, privacy } = eg;
+type LossFn = (p: eg.Tensor, t: eg.Tensor) => eg.Tensor;
+
+beforeAll(async () => {
+  await setup();
+});
+
+const ce: LossFn = (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true });
+const ceSum: LossFn = (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true, reduction: 'sum' });
+const mse: LossFn = (p, t) => losses.mse(p, t);
+
+const data = (t: eg.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
+
+/** Example i of a batch (any rank, any dtype). */
+function row(t: eg.Tensor, i: number): eg.Tensor {
+  return eg.tidy(() => t.indexSelect(0, eg.tensor([i], [1], 'int32')));
+}
+
+/** Each trainable parameter's gradient for each example alone: name → per-example arrays. */
+function loopGradients(model: eg.nn.Module, lossFn: LossFn, x: eg.Tensor, y: eg.Tensor): Map<string, Float32Array[]> {
+  const out = new Map<string, Float32Array[]>();
+  const named = model.namedParameters().filter(([, p]) => p.requiresGrad);
+  for (let i = 0; i < x.shape[0]; i++) {
+    eg.tidy(() => {
+      for (const [, p] of named) p.zeroGrad();
+      lossFn(model.forward(row(x, i)), row(y, i)).backward();
+      for (const [n, p] of named) {
+        if (!out.has(n)) out.set(n, []);
+        out.get(n)!.push(p.grad ? data(p.grad) : new Float32Array(p.size));
+        p.zeroGrad();
+      }
+    });
+  }
+  return out;
+}
+
+/** max |a - b| / max |b| over one parameter's per-example gradients (scale-aware relative error). */
+function relError(got: eg.Tensor, want: Float32Array[]): number {
+  const g = data(got);
+  const len = want[0].length;
+  expect(g.length).toBe(len * want.length);
+  let err = 0;
+  let scale = 0;
+  want.forEach((w, i) => w.forEach((v, j) => {
+    err = Math.max(err, Math.abs(g[i * len + j] - v));
+    scale = Math.max(scale, Math.abs(v));
+  }));
+  return scale === 0 ? err : err / scale;
+}
+
+/** Per-example gradients against the loop, for every trainable parameter. */
+function expectMatchesLoop(model: eg.nn.Module, lossFn: LossFn, x: eg.Tensor, y: eg.Tensor, lossReduction: 'mean' | 'sum' = 'mean'): void {
+  const want = loopGradients(model, lossFn, x, y);
+  const got = privacy.perSampleGradients(model, lossFn, x, y, { lossReduction });
+  expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+  for (const [n, t] of got) {
+    expect(t.shape, n).toEqual([x.shape[0], ...model.stateDict()[n].shape]);
+    expect(relError(t, want.get(n)!), n).toBeLessThanOrEqual(1e-5);
+  }
+  eg.dispose(got);
+}
+
+// ------------------------------------------------------------------------------------- models
+
+const classes = (n: number, k: number, seed: number): eg.Tensor => eg.randint([n], 0, k, { seed });
+
+/** Linear layers, one with the fused ReLU epilogue. */
+const linearModel = () => new nn.Sequential(new nn.Linear(5, 6, { seed: 1, biasInit: { uniform: [-0.5, 0.5] } }), new nn.Tanh(), new nn.Linear(6, 4, { seed: 2, activation: 'relu', biasInit: { uniform: [0, 0.5] } }), new nn.Linear(4, 3, { seed: 3 }));
+/** Linear over sequences `[B, T, in]`. */
+const seqModel = (t = 7) => ({ model: new nn.Sequential(new nn.Linear(4, 6, { seed: 4 }), new nn.GELU(), new nn.Linear(6, 3, { seed: 5 })), x: eg.randn([5, t, 4], 0, 1, { seed: 6 }), y: eg.randn([5, t, 3], 0, 1, { seed: 7 }) });
+/** Convolutions with stride, padding, groups, dilation, a non-square kernel and a fused ReLU. */
+const convModel = () => new nn.Sequential(
+  new nn.Conv2d(4, 6, 3, { stride: 2, padding: 1, groups: 2, seed: 8 }), new nn.ReLU(),
+  new nn.Conv2d(6, 4, [2, 3], { dilation: 2, padding: 'same', activation: 'relu', seed: 9, biasInit: { uniform: [0, 0.3] } }),
+  new nn.Flatten(), new nn.Linear(5 * 4 * 4, 3, { seed: 10 }));
+/** A convolution whose ghost norms take the Gram route (9 output pixels, 144 x 32 weights). */
+const gramConvModel = () => new nn.Sequential(new nn.Conv2d(16, 32, 3, { seed: 11 }), new nn.Tanh(), new nn.Flatten(), new nn.Linear(9 * 32, 3, { seed: 12 }));
+/** Embedding (indices repeat within an example) into a Linear. */
+const embeddingModel = () => new nn.Sequential(new nn.Embedding(7, 4, { seed: 13 }), new nn.Linear(4, 3, { seed: 14 }));
+const embeddingIdx = () => eg.tensor([0, 1, 0, 4, 4, 4, 2, 2, 2, 2, 2, 2, 0, 1, 2, 3, 4, 0, 6, 5, 6, 5, 1, 3], [4, 6], 'int32');
+const layerNormModel = () => new nn.Sequential(new nn.Linear(4, 6, { seed: 15 }), new nn.LayerNorm(6), new nn.Linear(6, 3, { seed: 16 }));
+const groupNormModel = () => new nn.Sequential(new nn.Conv2d(2, 4, 3, { padding: 'same', seed: 17 }), new nn.GroupNorm(2, 4), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 4 * 4, 3, { seed: 18 }));
+
+/** Moves the norm layers' affine parameters off their initial ones/zeros so their gradients are generic. */
+function perturbNorms(m: eg.nn.Module): void {
+  eg.noGrad(() => {
+    for (const [n, p] of m.namedParameters()) {
+      if (/^1\.(weight|bias)$/.test(n)) eg.tidy(() => p.assign(p.add(eg.rand(p.shape, -0.5, 0.5, { seed: 19 }))));
+    }
+  });
+}
+
+interface Case { name: string; make: () => { model: eg.nn.Module; x: eg.Tensor; y: eg.Tensor; lossFn: LossFn } }
+const CASES: Case[] = [
+  { name: 'Linear (fused ReLU)', make: () => ({ model: linearModel(), x: eg.randn([6, 5], 0, 1, { seed: 20 }), y: classes(6, 3, 21), lossFn: ce }) },
+  { name: 'Linear over sequences', make: () => ({ ...seqModel(), lossFn: mse }) },
+  { name: 'Conv2d (stride, padding, groups, dilation)', make: () => ({ model: convModel(), x: eg.randn([5, 9, 8, 4], 0, 1, { seed: 22 }), y: classes(5, 3, 23), lossFn: ce }) },
+  { name: 'Conv2d (Gram route)', make: () => ({ model: gramConvModel(), x: eg.randn([4, 5, 5, 16], 0, 1, { seed: 24 }), y: classes(4, 3, 25), lossFn: ce }) },
+  { name: 'Embedding', make: () => ({ model: embeddingModel(), x: embeddingIdx(), y: eg.randn([4, 6, 3], 0, 1, { seed: 26 }), lossFn: mse }) },
+  { name: 'LayerNorm', make: () => { const model = layerNormModel(); perturbNorms(model); return { model, x: eg.randn([5, 3, 4], 0, 1, { seed: 27 }), y: eg.randn([5, 3, 3], 0, 1, { seed: 28 }), lossFn: mse }; } },
+  { name: 'GroupNorm', make: () => { const model = groupNormModel(); perturbNorms(model); return { model, x: eg.randn([5, 4, 4, 2], 0, 1, { seed: 29 }), y: classes(5, 3, 30), lossFn: ce }; } },
+];
+
+function withCase<T>(c: Case, f: (k: ReturnType<Case['make']>) => T): T {
+  const k = c.make();
+  try {
+    return f(k);
+  } finally {
+    k.model.dispose();
+    eg.dispose([k.x, k.y]);
+  }
+}
+
+// ------------------------------------------------------------------------------------- tests
+
+describe('perSampleGradients', () => {
+  for (const c of CASES) {
+    it(`equals a loop of single-example backward passes: ${c.name}`, () => {
+      withCase(c, ({ model, x, y, lossFn }) => expectMatchesLoop(model, lossFn, x, y));
+    });
+  }
+
+  it("lossReduction 'sum' with a summed loss gives the same per-example gradients as 'mean' with a mean loss", () => {
+    withCase(CASES[2], ({ model, x, y }) => {
+      const mean = privacy.perSampleGradients(model, ce, x, y);
+      const sum = privacy.perSampleGradients(model, ceSum, x, y, { lossReduction: 'sum' });
+      const wrong = privacy.perSampleGradients(model, ceSum, x, y); // 'mean' on a summed loss: B times too large
+      for (const [n, t] of mean) {
+        const [a, b, w] = [data(t), data(sum.get(n)!), data(wrong.get(n)!)];
+        const scale = Math.max(...a.map(Math.abs));
+        a.forEach((v, i) => {
+          expect(Math.abs(v - b[i])).toBeLessThanOrEqual(1e-5 * scale);
+          expect(Math.abs(w[i] - x.shape[0] * v)).toBeLessThanOrEqual(1e-4 * scale);
+        });
+      }
+      expectMatchesLoop(model, ceSum, x, y, 'sum');
+      eg.dispose([mean, sum, wrong]);
+    });
+  });
+
+  it("leaves the parameters' .grad untouched and skips frozen parameters", () => {
+    withCase(CASES[0], ({ model, x, y, lossFn }) => {
+      const w = model.stateDict()['2.weight'];
+      w.grad = eg.full(w.shape, 0.25);
+      model.freeze('0');
+      const g = privacy.perSampleGradients(model, lossFn, x, y);
+      expect([...g.keys()]).toEqual(['2.weight', '2.bias', '3.weight', '3.bias']);
+      expect(data(w.grad!).every((v) => v === 0.25)).toBe(true);
+      expect(model.stateDict()['0.weight'].grad).toBeNull();
+      expect(model.stateDict()['0.weight'].requiresGrad).toBe(false);
+      expect(w.requiresGrad).toBe(true);
+      expectMatchesLoop(model, lossFn, x, y);
+      eg.dispose(g);
+    });
+  });
+
+  it('gives zeros to a layer whose output does not reach the loss', () => {
+    class TwoHeads extends nn.Module {
+      a = this.registerModule('a', new nn.Linear(3, 2, { seed: 31 }));
+      b = this.registerModule('b', new nn.Linear(3, 2, { seed: 32 }));
+      forward(x: eg.Tensor): eg.Tensor {
+        this.b.forward(x);
+        return this.a.forward(x);
+      }
+    }
+    const m = new TwoHeads();
+    const x = eg.randn([4, 3], 0, 1, { seed: 33 });
+    const y = eg.randn([4, 2], 0, 1, { seed: 34 });
+    const g = privacy.perSampleGradients(m, mse, x, y);
+    expect(data(g.get('b.weight')!).every((v) => v === 0)).toBe(true);
+    expect(g.get('b.weight')!.shape).toEqual([4, 2, 3]);
+    expect(relError(g.get('a.weight')!, loopGradients(m, mse, x, y).get('a.weight')!)).toBeLessThanOrEqual(1e-5);
+    eg.dispose([g, x, y]);
+    m.dispose();
+  });
+});
+
+/** The total norm of the trainable parameters' .grad, and each one's norm. */
+function gradNorms(model: eg.nn.Module): number[] {
+  return model.namedParameters().filter(([, p]) => p.requiresGrad).map(([, p]) => Math.hypot(...data(p.grad!)));
+}
+
+describe('clippedGradientSum', () => {
+  it('clips one example to the bound: flat, ghost and perLayer', () => {
+    withCase(CASES[2], ({ model, x, y, lossFn }) => {
+      const x1 = row(x, 0);
+      const y1 = row(y, 0);
+      for (const clipping of ['flat', 'ghost'] as const) {
+        const r = privacy.clippedGradientSum(model, lossFn, x1, y1, { maxGradNorm: 0.05, clipping });
+        expect(r.norms[0]).toBeGreaterThan(0.05);
+        expect(Math.hypot(...gradNorms(model))).toBeLessThanOrEqual(0.05 * (1 + 1e-5));
+        expect(Math.hypot(...gradNorms(model))).toBeGreaterThan(0.05 * (1 - 1e-4));
+        eg.dispose(r);
+      }
+      const bounds = [0.02, 0.001, 0.03, 0.002, 0.04, 0.003];
+      const r = privacy.clippedGradientSum(model, lossFn, x1, y1, { maxGradNorm: bounds, clipping: 'perLayer' });
+      gradNorms(model).forEach((n, k) => expect(n).toBeLessThanOrEqual(bounds[k] * (1 + 1e-5)));
+      eg.dispose([r, x1, y1]);
+    });
+  });
+
+  it('sums the per-example gradients scaled by min(1, C / (norm + 1e-6)), and reports the norms', () => {
+    withCase(CASES[0], ({ model, x, y, lossFn }) => {
+      const per = privacy.perSampleGradients(model, lossFn, x, y);
+      const names = [...per.keys()];
+      const B = x.shape[0];
+      const sq = new Array(B).fill(0);
+      for (const t of per.values()) {
+        const v = data(t);
+        const len = v.length / B;
+        for (let i = 0; i < B; i++) for (let j = 0; j < len; j++) sq[i] += v[i * len + j] ** 2;
+      }
+      const norms = sq.map(Math.sqrt);
+      const C = (norms[0] + norms[1]) / 2; // some examples clipped, some not
+      const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: C, clipping: 'flat' });
+      norms.forEach((n, i) => expect(Math.abs(r.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+      const factors = norms.map((n) => Math.min(1, C / (n + 1e-6)));
+      expect(factors.some((f) => f < 1) && factors.some((f) => f === 1)).toBe(true);
+      factors.forEach((f, i) => expect(f * norms[i]).toBeLessThanOrEqual(C * (1 + 1e-6)));
+      for (const n of names) {
+        const v = data(per.get(n)!);
+        const len = v.length / B;
+        const want = Array.from({ length: len }, (_, j) => factors.reduce((s, f, i) => s + f * v[i * len + j], 0));
+        const got = data(model.stateDict()[n].grad!);
+        const scale = Math.max(...want.map(Math.abs));
+        want.forEach((w, j) => expect(Math.abs(got[j] - w)).toBeLessThanOrEqual(1e-5 * scale));
+      }
+      // The loss is lossFn's batch loss and pred the model's output.
+      const want = eg.tidy(() => lossFn(model.forward(x), y).item());
+      expect(Math.abs(r.loss.item() - want)).toBeLessThanOrEqual(1e-6 * Math.abs(want));
+      expect(r.pred.shape).toEqual([B, 3]);
+      eg.dispose([per, r]);
+    });
+  });
+
+  for (const c of CASES) {
+    it(`ghost equals materialised flat clipping: ${c.name}`, () => {
+      withCase(c, ({ model, x, y, lossFn }) => {
+        const flat = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'flat' });
+        const want = model.trainableParameters().map((p) => data(p.grad!));
+        const ghost = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
+        flat.norms.forEach((n, i) => expect(Math.abs(ghost.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+        model.trainableParameters().forEach((p, k) => {
+          const got = data(p.grad!);
+          const scale = Math.max(...want[k].map(Math.abs));
+          want[k].forEach((w, j) => expect(Math.abs(got[j] - w)).toBeLessThanOrEqual(1e-5 * scale));
+        });
+        eg.dispose([flat, ghost]);
+      });
+    });
+  }
+
+  it('ghost over sequences: Gram route (short, wide) and materialised route (long, narrow) agree with flat', () => {
+    for (const [t, din, dout] of [[3, 16, 16], [40, 4, 3]]) {
+      const model = new nn.Sequential(new nn.Linear(din, dout, { seed: 35 }), new nn.Tanh(), new nn.Linear(dout, 2, { seed: 36 }));
+      const x = eg.randn([6, t, din], 0, 1, { seed: 37 });
+      const y = eg.randn([6, t, 2], 0, 1, { seed: 38 });
+      const flat = privacy.clippedGradientSum(model, mse, x, y, { maxGradNorm: 0.2, clipping: 'flat' });
+      const want = model.trainableParameters().map((p) => data(p.grad!));
+      const ghost = privacy.clippedGradientSum(model, mse, x, y, { maxGradNorm: 0.2, clipping: 'ghost' });
+      flat.norms.forEach((n, i) => expect(Math.abs(ghost.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+      model.trainableParameters().forEach((p, k) => {
+        const got = data(p.grad!);
+        const scale = Math.max(...want[k].map(Math.abs));
+        want[k].forEach((w, j) => expect(Math.abs(got[j] - w)).toBeLessThanOrEqual(1e-5 * scale));
+      });
+      eg.dispose([flat, ghost, x, y]);
+      model.dispose();
+    }
+  });
+
+  it('leaves a frozen parameter without a gradient', () => {
+    withCase(CASES[2], ({ model, x, y, lossFn }) => {
+      model.freeze('0.weight');
+      const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 1, clipping: 'ghost' });
+      expect(model.stateDict()['0.weight'].grad).toBeNull();
+      expect(model.stateDict()['0.bias'].grad).not.toBeNull();
+      const r2 = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: [1, 1, 1, 1, 1], clipping: 'perLayer' });
+      expect(model.stateDict()['0.weight'].grad).toBeNull();
+      eg.dispose([r, r2]);
+    });
+  });
+});
+
+describe('refused models and typed errors', () => {
+  it('refuses BatchNorm, naming the layer', () => {
+    const m = new nn.Sequential(new nn.Sequential(new nn.Linear(3, 4), new nn.BatchNorm1d(4)), new nn.Linear(4, 2));
+    const x = eg.randn([4, 3], 0, 1, { seed: 39 });
+    const y = eg.randn([4, 2], 0, 1, { seed: 40 });
+    for (const f of [() => privacy.perSampleGradients(m, mse, x, y), () => privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 1, clipping: 'ghost' })]) {
+      expect(f).toThrow(privacy.UnsupportedLayerError);
+      expect(f).toThrow(/0\.1 \(BatchNorm1d\).*GroupNorm/);
+    }
+    m.freeze();
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(/BatchNorm/);
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
+  it('refuses a trainable layer without a per-example rule, and accepts it frozen', () => {
+    class Scale extends nn.Module {
+      constructor() {
+        super();
+        this.registerParameter('scale', eg.full([3], 1.5));
+      }
+      forward(x: eg.Tensor): eg.Tensor {
+        return x.mul(this.param('scale'));
+      }
+    }
+    const m = new nn.Sequential(new nn.Linear(3, 3, { seed: 41 }), new Scale(), new nn.Linear(3, 2, { seed: 42 }));
+    const x = eg.randn([4, 3], 0, 1, { seed: 43 });
+    const y = eg.randn([4, 2], 0, 1, { seed: 44 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(privacy.UnsupportedLayerError);
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(/^1 \(Scale\): .*scale/);
+    expect(privacy.hasPerSampleRule(m.getModule('1'))).toBe(false);
+    expect(privacy.hasPerSampleRule(m.getModule('0'))).toBe(true);
+    m.freeze('1');
+    expectMatchesLoop(m, mse, x, y);
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
+  it('refuses a layer that does not see the batch as its first axis', () => {
+    class Folded extends nn.Module {
+      lin = this.registerModule('lin', new nn.Linear(4, 2, { seed: 45 }));
+      forward(x: eg.Tensor): eg.Tensor {
+        return this.lin.forward(x.reshape([-1, 4])).reshape([x.shape[0], -1]);
+      }
+    }
+    const m = new Folded();
+    const x = eg.randn([3, 5, 4], 0, 1, { seed: 46 });
+    const y = eg.randn([3, 10], 0, 1, { seed: 47 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(/lin \(Linear\).*batch/);
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
+  it('reports wrong arguments with typed errors', () => {
+    const model = linearModel();
+    const x = eg.randn([4, 5], 0, 1, { seed: 48 });
+    const y = classes(4, 3, 49);
+    const ok = { maxGradNorm: 1, clipping: 'flat' as const };
+    const fillers: unknown[] = [model, ce, x, y, ok];
+    for (let pos = 0; pos < 5; pos++) {
+      for (const [name, bad] of BAD_ARGUMENTS) {
+        const args = fillers.slice();
+        args[pos] = bad();
+        for (const f of [privacy.perSampleGradients, privacy.clippedGradientSum] as ((...a: unknown[]) => unknown)[]) {
+          // Its options are optional: only a wrongly typed field must be refused there.
+          if (f === privacy.perSampleGradients && pos === 4 && !name.startsWith('{ every')) continue;
+          let err: unknown = null;
+          try {
+            eg.dispose(eg.tidy(() => f(...args)));
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `${f.name} with ${name} at ${pos}`).toBeInstanceOf(eg.EdgegradError);
+        }
+      }
+    }
+    const clip = (o: unknown, lossFn: LossFn = ce, xx = x, yy = y) => () => privacy.clippedGradientSum(model, lossFn, xx, yy, o as eg.privacy.ClipOptions);
+    expect(clip({ maxGradNorm: 0, clipping: 'flat' })).toThrow(/maxGradNorm must be > 0/);
+    expect(clip({ maxGradNorm: NaN, clipping: 'ghost' })).toThrow(eg.ArgumentError);
+    expect(clip({ maxGradNorm: 1, clipping: 'layer' })).toThrow(/'flat', 'perLayer' or 'ghost'/);
+    expect(clip({ maxGradNorm: [1, 2], clipping: 'perLayer' })).toThrow(/6 bounds/);
+    expect(clip({ maxGradNorm: 1, clipping: 'perLayer' })).toThrow(/array/);
+    expect(clip({ maxGradNorm: [1], clipping: 'flat' })).toThrow(/one maxGradNorm/);
+    expect(clip({ maxGradNorm: 1, clipping: 'flat', lossReduction: 'none' })).toThrow(/'mean' or 'sum'/);
+    expect(clip(ok, (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true, reduction: 'none' }))).toThrow(/one-element/);
+    expect(clip(ok, ce, x, classes(3, 3, 50))).toThrow(eg.ShapeError);
+    expect(clip(ok, ce, eg.zeros([0, 5]), eg.zeros([0], 'int32'))).toThrow(/non-empty batch/);
+    expect(clip(ok, (p) => p.sum().mul(NaN))).toThrow(/not finite/);
+    expect(() => eg.noGrad(() => privacy.perSampleGradients(model, ce, x, y))).toThrow(/noGrad/);
+    // A failed call leaves the model trainable and its gradients as they were.
+    expect(model.parameters().every((p) => p.requiresGrad)).toBe(true);
+    eg.dispose([x, y]);
+    model.dispose();
+  });
+});
+
+describe('memory and determinism', () => {
+  it('100 calls leave memory flat', () => {
+    withCase(CASES[2], ({ model, x, y, lossFn }) => {
+      expectFlatOver100Calls([
+        ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
+        ['flat', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'flat' })],
+        ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
+        ['perLayer', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: [1, 1, 1, 1, 1, 1], clipping: 'perLayer' })],
+      ]);
+    });
+  });
+
+  it('gives the same bits with 1 and 2 threads and in every runtime (stored digest)', () => {
+    const words = sameBitsOnOneAndTwoThreads(() => {
+      const out: number[] = [];
+      for (const c of [CASES[2], CASES[3], CASES[4], CASES[1]]) {
+        withCase(c, ({ model, x, y, lossFn }) => {
+          const per = privacy.perSampleGradients(model, lossFn, x, y);
+          for (const t of per.values()) out.push(...bits(t));
+          eg.dispose(per);
+          for (const clipping of ['flat', 'ghost'] as const) {
+            const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping });
+            out.push(...new Uint32Array(r.norms.buffer));
+            for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
+            eg.dispose(r);
+          }
+        });
+      }
+      return out;
+    });
+    expect(fnv1a(words)).toBe('5d6c12ef');
+  });
+});
