@@ -10,7 +10,7 @@
  * - `accuracy-vs-epsilon.{svg,png}`, `mia-auc-vs-epsilon.{svg,png}`, `mia-roc.{svg,png}`.
  *
  *   node --import tsx examples/dp-tabular.ts [--out reports/dp-tabular] [--epochs 30] [--seeds 3]
- *     [--batch-size 64] [--clip 1] [--canaries 60] [--clipping flat|ghost]
+ *     [--batch-size 64] [--clip 1] [--canaries 60] [--clipping ghost|flat|perLayer]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
     'batch-size': { type: 'string', default: '64' },
     clip: { type: 'string', default: '1' },
     canaries: { type: 'string', default: '60' },
-    clipping: { type: 'string', default: 'flat' },
+    clipping: { type: 'string', default: 'ghost' },
   },
 });
 const outDir = args.out!;
