@@ -54,6 +54,11 @@ export function checkTargets(records: BenchRecord[]): TargetCheck[] {
   // Issue 14 §6: tfjs-wasm runs on 1 thread under Node, so our 2 threads are compared with its 1.
   vs('IG 50 steps × 32 images (digits CNN), 1 thread: ≥ 3x tfjs-wasm', 'explain-ig', '50 steps x 32 images', 1, 'tfjs-wasm', 3);
   vs('IG 50 steps × 32 images (digits CNN), 2 threads: ≥ 3x tfjs-wasm (1 thread)', 'explain-ig', '50 steps x 32 images', 2, 'tfjs-wasm', 3, 1);
+  // Issue 16 §6: a DP-SGD step (ghost clipping) within 2x the same model's non-private step, same run.
+  for (const r of records.filter((x) => x.workload === 'dp-step' && x.engine === 'edgegrad' && String(x.size).endsWith(' dp ghost'))) {
+    const x = Number(r.extra?.vsNonPrivate);
+    out.push({ target: `DP-SGD step, ${String(r.size).replace(/ dp ghost$/, '')} ghost clipping, ${r.threads} thread(s): ≤ 2x non-private`, value: `${x.toFixed(2)}x (working set ${Number(r.extra?.workingSetMB).toFixed(1)} MB)`, met: x <= 2 });
+  }
   // Issue 15 §4: PGD-20 throughput against the same attack on tfjs-wasm's tf.grad, and a PGD-AT
   // epoch's cost against a standard epoch (each attack step a forward and an input-only backward).
   vs('PGD-20 × 100 images (MNIST CNN), 1 thread: ≥ 3x tfjs-wasm', 'robust-pgd20', 'PGD-20 x 100 images', 1, 'tfjs-wasm', 3);
