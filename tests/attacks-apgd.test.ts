@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
-import { squareFraction as attacksSquareFraction } from '../sdk/attacks/square.js';
+import { metaPseudoGaussian as attacksMetaPseudoGaussian, squareFraction as attacksSquareFraction } from '../sdk/attacks/square.js';
 
 const { nn, attacks } = eg;
 
@@ -78,6 +78,8 @@ describe('APGD-CE and APGD-T', () => {
       ['APGD-T l2', new attacks.APGDT(model, { norm: 'l2', eps: 0.8, nIter: 10, nTargetClasses: 2, seed: 5 }), 0.8, 'l2'],
       ['PGD restarts', new attacks.PGD(model, { eps: 0.1, stepSize: 0.025, steps: 10, restarts: 3, seed: 6 }), 0.1, 'linf'],
       ['PGD l2 restarts', new attacks.PGD(model, { norm: 'l2', eps: 0.8, stepSize: 0.2, steps: 10, restarts: 2, seed: 7 }), 0.8, 'l2'],
+      ['Square linf', new attacks.SquareAttack(model, { eps: 0.1, nQueries: 50, seed: 8 }), 0.1, 'linf'],
+      ['Square l2', new attacks.SquareAttack(model, { norm: 'l2', eps: 0.8, nQueries: 50, seed: 9 }), 0.8, 'l2'],
     ];
     for (const [name, atk, e, norm] of cases) {
       const y = atk.targeted ? Int32Array.from(yTest, (v) => (v + 3) % 10) : yTest;
@@ -208,14 +210,34 @@ describe('Square attack (black-box, forward passes only)', () => {
     eg.dispose([pgd.adversarial, sq.adversarial, t.adversarial]);
   });
 
-  it('follows the reference schedule of the square size', () => {
+  it('L2: stays in the L2 ball and lowers accuracy with forward passes only', () => {
+    const clean = accuracy(xTest);
+    const r = new attacks.SquareAttack(model, { norm: 'l2', eps: 1, nQueries: 200, seed: 10 }).perturb(xTest, yTest);
+    expect(accuracy(r.adversarial)).toBeLessThan(clean - 0.3);
+    const m = measure(xTest, r.adversarial);
+    expect(Math.max(...m.l2)).toBeLessThanOrEqual(1 + 1e-5);
+    expect(m.lo).toBeGreaterThanOrEqual(0);
+    expect(m.hi).toBeLessThanOrEqual(1);
+    m.l2.forEach((v, i) => expect(r.norm[i]).toBeCloseTo(v, 5));
+    r.adversarial.dispose();
+  });
+
+  it('follows the reference schedule of the square size and its pseudo-Gaussian bump', () => {
+    // meta_pseudo_gaussian_pert(5): a + bump over the top rows, a − bump below, unit L2 norm, peaked at the centre.
+    const bump = attacksMetaPseudoGaussian(5, false);
+    expect(bump.reduce((a, v) => a + v * v, 0)).toBeCloseTo(1, 6);
+    expect(Array.from(bump.slice(0, 5)).every((v) => v > 0)).toBe(true); // top half +
+    expect(Array.from(bump.slice(10)).every((v) => v < 0)).toBe(true); // bottom half −
+    expect(bump[2]).toBeGreaterThan(bump[0]); // peaks at the centre column
+    expect(Array.from(attacksMetaPseudoGaussian(5, true))).toEqual(Array.from({ length: 25 }, (_, q) => bump[(q % 5) * 5 + Math.floor(q / 5)]));
+
     const p = (it: number) => attacksSquareFraction(0.8, it, 10000);
     expect([p(0), p(10), p(11), p(50), p(51), p(200), p(201), p(9999)]).toEqual([0.8, 0.8, 0.4, 0.4, 0.2, 0.2, 0.1, 0.8 / 512]);
   });
 });
 
-/** FNV-1a over the float32 bits of seeded APGD-CE (linf, l2), APGD-T, PGD with restarts and Square results; the same in Node and Chromium (update only knowingly). */
-const DIGEST = 'a96c0166';
+/** FNV-1a over the float32 bits of seeded APGD-CE (linf, l2), APGD-T, PGD with restarts and Square (linf, l2) results; the same in Node and Chromium (update only knowingly). */
+const DIGEST = 'cd277d88';
 
 describe('determinism, memory, errors', () => {
   const x8 = () => eg.tidy(() => xTest.slice([0, 0, 0, 0], [16, 8, 8, 1]));
@@ -231,6 +253,7 @@ describe('determinism, memory, errors', () => {
       new attacks.APGDT(model, { eps: 0.05, nIter: 8, nTargetClasses: 2, seed: 33 }),
       new attacks.PGD(model, { eps: 0.05, stepSize: 0.0125, steps: 5, restarts: 3, seed: 34 }),
       new attacks.SquareAttack(model, { eps: 0.1, nQueries: 40, seed: 35 }),
+      new attacks.SquareAttack(model, { norm: 'l2', eps: 0.8, nQueries: 40, seed: 36 }),
     ]) {
       const r = atk.perturb(x, y);
       out.push(...bits(r.adversarial));
@@ -263,6 +286,7 @@ describe('determinism, memory, errors', () => {
       ['APGDT', () => new attacks.APGDT(model, { eps: 0.03, nIter: 3, nTargetClasses: 2, seed: 1 }).perturb(x, y).adversarial],
       ['PGD restarts', () => new attacks.PGD(model, { eps: 0.03, steps: 2, restarts: 3, seed: 1 }).perturb(x, y).adversarial],
       ['Square', () => new attacks.SquareAttack(model, { eps: 0.05, nQueries: 6, seed: 1 }).perturb(x, y).adversarial],
+      ['Square l2', () => new attacks.SquareAttack(model, { norm: 'l2', eps: 0.3, nQueries: 6, seed: 1 }).perturb(x, y).adversarial],
     ]);
     expect(bits(x)).toEqual(xBits);
     expect(params.every((p) => p.requiresGrad)).toBe(true);
@@ -271,7 +295,7 @@ describe('determinism, memory, errors', () => {
   });
 
   it('bad options, inputs and labels throw typed errors naming the problem, and free what they made', () => {
-    const [x2, xInt, xTwo] = eg.tidy(() => [eg.zeros([2, 64]), eg.zeros([2, 8, 8, 1], 'int32'), xTest.slice([0, 0, 0, 0], [2, 8, 8, 1])]);
+    const [x2, xInt, xTwo, x4] = eg.tidy(() => [eg.zeros([2, 64]), eg.zeros([2, 8, 8, 1], 'int32'), xTest.slice([0, 0, 0, 0], [2, 8, 8, 1]), eg.zeros([2, 4, 4, 1])]);
     const linear4 = new nn.Sequential(new nn.Flatten(), new nn.Linear(64, 3, { seed: 1 }));
     const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
       [() => new attacks.APGDCE(model, { epsilon: 0.1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
@@ -288,7 +312,8 @@ describe('determinism, memory, errors', () => {
       [() => new attacks.PGD(model, { restarts: 0 }), eg.ArgumentError, /restarts/],
       [() => new attacks.SquareAttack(model, { pInit: 1.5 }), eg.ArgumentError, /pInit/],
       [() => new attacks.SquareAttack(model, { nQueries: 0 }), eg.ArgumentError, /nQueries/],
-      [() => new attacks.SquareAttack(model, { norm: 'l2' } as never), eg.ArgumentError, /unknown option 'norm'/],
+      [() => new attacks.SquareAttack(model, { norm: 'l1' as never }), eg.ArgumentError, /norm must be 'linf' or 'l2'/],
+      [() => new attacks.SquareAttack(model, { nQueries: 3, norm: 'l2' }).perturb(x4, [0, 1]), eg.ShapeError, /h >= 5/],
       [() => new attacks.SquareAttack((t: eg.Tensor) => model.forward(t.reshape([-1, 8, 8, 1]))).perturb(x2, [0, 1]), eg.ShapeError, /NHWC/],
       [() => new attacks.SquareAttack(model).perturb(xInt, [0, 1]), eg.DTypeError, /float32/],
       [() => new attacks.APGDCE(model, { nIter: 2 }).perturb(xTest, Int32Array.from(yTest, () => 10)), eg.ArgumentError, /out of range for 10 classes/],
@@ -336,7 +361,7 @@ describe('determinism, memory, errors', () => {
         }
       }
     }
-    eg.dispose([x2, xInt, xTwo]);
+    eg.dispose([x2, xInt, xTwo, x4]);
     linear4.dispose();
   });
 });

@@ -143,9 +143,9 @@ describe('evaluateRobustness', () => {
     three.dispose();
   });
 
-  it('L2 threat model: APGD-CE and APGD-T by default, perturbations inside the L2 ball', () => {
+  it('L2 threat model: APGD-CE, APGD-T and L2 Square by default, perturbations inside the L2 ball', () => {
     const r = robust.evaluateRobustness(model, xTest, yTest, { eps: 0.5, norm: 'l2', ...FAST, returnAdversarial: true });
-    expect(r.attacks.map((a) => a.name)).toEqual(['apgd-ce', 'apgd-t']);
+    expect(r.attacks.map((a) => a.name)).toEqual(['apgd-ce', 'apgd-t', 'square']);
     const l2 = eg.tidy(() => Math.max(...(r.adversarial!.sub(xTest).reshape([N_TEST, -1]).square().sum(1).sqrt().dataSync() as Float32Array)));
     expect(l2).toBeLessThanOrEqual(0.5 * (1 + 1e-5));
     expect(r.robustAccuracy).toBeLessThan(r.cleanAccuracy);
@@ -208,7 +208,7 @@ describe('determinism, memory, errors', () => {
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, attacks: ['autoattack' as never] }), eg.ArgumentError, /unknown attack 'autoattack'/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, attacks: [] }), eg.ArgumentError, /empty/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, attacks: [3 as never] }), eg.ArgumentError, /attacks\[0\]/],
-      [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.5, norm: 'l2', attacks: ['square'] }), eg.ArgumentError, /L∞ only/],
+      [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.5, norm: 'l2', attacks: ['fgsm'] }), eg.ArgumentError, /'fgsm' is an L∞ attack/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, norm: 'l1' as never }), eg.ArgumentError, /norm/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, batchSize: 0 }), eg.ArgumentError, /batchSize/],
       [() => robust.evaluateRobustness(model, xTest, yTest.slice(0, 3), { eps: 0.1 }), eg.ArgumentError, /3 targets for a batch of 60/],

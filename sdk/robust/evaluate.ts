@@ -35,8 +35,8 @@ export interface EvaluateRobustnessOptions {
   /** 'linf' (default) or 'l2'. */
   norm?: NormKind;
   /**
-   * The ensemble, run in this order (default `['apgd-ce', 'apgd-t', 'square']` for linf,
-   * `['apgd-ce', 'apgd-t']` for l2, AutoAttack's standard version without FAB; APGD-T left out for
+   * The ensemble, run in this order (default `['apgd-ce', 'apgd-t', 'square']`, AutoAttack's
+   * standard version without FAB; APGD-T left out for
    * models with fewer than 4 classes, whose DLR loss is undefined). Instances keep
    * their own settings; their adversarial examples are checked against `eps` all the same.
    */
@@ -166,9 +166,7 @@ function named(name: AttackName, model: Forward, s: Settings, seed: number): Att
     case 'fgsm':
       if (s.norm !== 'linf') throw new ArgumentError(`evaluateRobustness: 'fgsm' is an L∞ attack; norm is '${s.norm}'`);
       return new FGSM(model, base);
-    case 'square':
-      if (s.norm !== 'linf') throw new ArgumentError(`evaluateRobustness: 'square' is implemented for L∞ only; norm is '${s.norm}'`);
-      return new SquareAttack(model, { ...base, nQueries: s.nQueries, seed });
+    case 'square': return new SquareAttack(model, { ...base, norm: s.norm, nQueries: s.nQueries, seed });
   }
 }
 
@@ -296,7 +294,7 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
     nQueries: checkInt(o.nQueries ?? 5000, 'evaluateRobustness: nQueries', 1, 10_000_000),
   };
   if (o.attacks !== undefined && !Array.isArray(o.attacks)) throw new ArgumentError(`evaluateRobustness: attacks must be an array, got ${describe(o.attacks)}`);
-  let list = ensemble(o.attacks ?? (norm === 'linf' ? ['apgd-ce', 'apgd-t', 'square'] : ['apgd-ce', 'apgd-t']), model, s, seed);
+  let list = ensemble(o.attacks ?? ['apgd-ce', 'apgd-t', 'square'], model, s, seed);
   // The range every adversarial example must respect: the evaluation's (checked against x here).
   if (clipValues) {
     const c = clipValues;
@@ -387,7 +385,7 @@ export function evaluateRobustness(model: Forward, x: Tensor, y: Target, opts: E
 export interface GradientMaskingOptions {
   /** The budget ε (required). */
   eps: number;
-  /** 'linf' (default) or 'l2' (the Square attack is then left out). */
+  /** 'linf' (default) or 'l2'. */
   norm?: NormKind;
   /** PGD steps, fewer then more (default [10, 100]). */
   steps?: [number, number];
@@ -416,8 +414,8 @@ export interface GradientMaskingReport {
   settings: MaskingSetting[];
   /** Whether robust accuracy rose with more steps or more restarts. */
   rises: boolean;
-  /** Robust accuracy under the Square attack (linf), or null. */
-  blackBoxRobustAccuracy: number | null;
+  /** Robust accuracy under the Square attack. */
+  blackBoxRobustAccuracy: number;
   /** Examples the black-box attack fooled and every PGD setting left robust. */
   blackBoxOnly: number[];
   /** Whether any sign of gradient masking was found. */
@@ -429,7 +427,7 @@ export interface GradientMaskingReport {
 /**
  * Gradient-masking sanity checks (Athalye et al. 2018, Carlini et al. 2019): PGD with few steps,
  * many steps, and many steps with restarts, each on every correctly classified example — robust
- * accuracy must not rise as the attack gets stronger — and (L∞) the black-box Square attack, which
+ * accuracy must not rise as the attack gets stronger — and the black-box Square attack, which
  * must not fool examples every white-box setting leaves robust. `flagged` is set and `reasons`
  * say why when either happens; a clean report is necessary, not sufficient, for trusting a number.
  */
@@ -454,20 +452,20 @@ export function checkGradientMasking(model: Forward, x: Tensor, y: Target, opts:
   });
   const settings: [number, number][] = [[s0, r0], [s1, r0], [s1, r1]];
   const attacks: { name: string; attack: Attack }[] = settings.map(([st, re]) => ({ name: `PGD-${st}x${re}`, attack: pgd(st, re) }));
-  if (norm === 'linf') attacks.push({ name: 'Square', attack: new SquareAttack(model, { eps, nQueries: checkInt(o.nQueries ?? 1000, 'checkGradientMasking: nQueries', 1, 10_000_000), seed, clipValues }) });
+  attacks.push({ name: 'Square', attack: new SquareAttack(model, { eps, norm, nQueries: checkInt(o.nQueries ?? 1000, 'checkGradientMasking: nQueries', 1, 10_000_000), seed, clipValues }) });
   const r = evaluateRobustness(model, x, y, { eps, norm, attacks, sequential: false, batchSize: o.batchSize, seed, clipValues });
   const pgdAcc = r.attacks.slice(0, 3).map((a) => a.robustAccuracy);
   const reasons: string[] = [];
   if (pgdAcc[1] > pgdAcc[0]) reasons.push(`robust accuracy rose from ${pgdAcc[0]} to ${pgdAcc[1]} with ${s1} instead of ${s0} PGD steps`);
   if (pgdAcc[2] > pgdAcc[1]) reasons.push(`robust accuracy rose from ${pgdAcc[1]} to ${pgdAcc[2]} with ${r1} instead of ${r0} restarts`);
   const rises = reasons.length > 0;
-  const square = norm === 'linf' ? r.attacks[3] : null;
-  const blackBoxOnly = square ? square.success.flatMap((s, i) => (s && !r.attacks.slice(0, 3).some((a) => a.success[i]) ? [i] : [])) : [];
+  const square = r.attacks[3];
+  const blackBoxOnly = square.success.flatMap((s, i) => (s && !r.attacks.slice(0, 3).some((a) => a.success[i]) ? [i] : []));
   if (blackBoxOnly.length > 0) reasons.push(`the black-box Square attack fooled ${blackBoxOnly.length} example(s) that every PGD setting left robust`);
   return {
     settings: settings.map(([st, re], j) => ({ steps: st, restarts: re, robustAccuracy: pgdAcc[j] })),
     rises,
-    blackBoxRobustAccuracy: square ? square.robustAccuracy : null,
+    blackBoxRobustAccuracy: square.robustAccuracy,
     blackBoxOnly,
     flagged: reasons.length > 0,
     reasons,
