@@ -9,11 +9,12 @@
  * Writes reports/explain-tabular/: summary.json, permutation-importance.{svg,png},
  * kernel-shap.{svg,png}, integrated-gradients.{svg,png}.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as eg from 'edgegrad';
 import { saveChart as saveChartFiles } from './lib/charts.js';
+import { loadBreastCancer } from './lib/breast-cancer.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -33,28 +34,10 @@ eg.manualSeed(1);
 const { explain, viz, nn } = eg;
 
 // ---------------------------------------------------------------- data
-// scikit-learn's CSV: a header `569,30,malignant,benign`, then 30 floats and the label per line.
-const dataDir = new URL('./data/breast_cancer/', import.meta.url);
-const lines = (await readFile(new URL('breast_cancer.csv', dataDir), 'utf8')).trim().split('\n');
-const [nRows, nFeat, ...classNames] = lines[0].split(',');
-const n = Number(nRows);
-const F = Number(nFeat);
-const names = (await readFile(new URL('feature_names.txt', dataDir), 'utf8')).trim().split('\n');
-if (names.length !== F || lines.length !== n + 1) throw new Error(`unexpected breast_cancer.csv layout (${lines.length - 1} rows, ${names.length} names)`);
-const xs = new Float32Array(n * F);
-const ys = new Int32Array(n);
-lines.slice(1).forEach((line, i) => {
-  const v = line.split(',').map(Number);
-  xs.set(v.slice(0, F), i * F);
-  ys[i] = v[F];
-});
-// Seeded 80/20 split, then standardize by the training rows' mean and std.
-const [xTrain, yTrain, xTest, yTest] = eg.tidy(() => {
-  const [xtr, ytr, xte, yte] = eg.data.trainTestSplit([eg.tensor(xs, [n, F]), eg.tensor(ys, [n], 'int32')], { testSize: 0.2, seed: 7 });
-  const mean = xtr.mean(0, true);
-  const std = xtr.sub(mean).square().mean(0, true).sqrt();
-  return [xtr.sub(mean).div(std), ytr, xte.sub(mean).div(std), yte];
-});
+// Seeded 80/20 split, standardized by the training rows' mean and std (examples/lib/breast-cancer.ts).
+const { xTrain, yTrain, xTest, yTest, featureNames: names, classNames } = await loadBreastCancer({ testSize: 0.2, seed: 7 });
+const n = xTrain.shape[0] + xTest.shape[0];
+const F = names.length;
 const nTest = xTest.shape[0];
 console.log(`data: ${n} tumours × ${F} features (${classNames.join(' / ')}); ${xTrain.shape[0]} training, ${nTest} test rows, standardized`);
 
