@@ -287,6 +287,20 @@ describe('DP-SGD with fit', () => {
     expect(s1).not.toEqual(a);
   });
 
+  it('composes with adversarial training (eg.robust.adversarialStep with the DP step inside)', async () => {
+    eg.manualSeed(4);
+    const model = new nn.Sequential(new nn.Linear(F, 8, { seed: 3 }), new nn.Tanh(), new nn.Linear(8, 2, { seed: 4 }));
+    const engine = new privacy.PrivacyEngine({ accountant: 'rdp' });
+    const dp = engine.makePrivate({ model, optimizer: new optim.SGD(model.parameters(), { lr: 0.5 }), data: [X, Y], batchSize: 20, noiseMultiplier: 0.5, maxGradNorm: 1 });
+    model.compile({ optimizer: dp.optimizer, loss: lossFn, metrics: ['accuracy'] });
+    const trainStep = eg.robust.adversarialStep({ method: 'fgsm', eps: 0.05, clipValues: null, inner: dp.trainStep });
+    const h = await model.fit(dp.data, { epochs: 4, trainStep, callbacks: [dp.callback], verbose: 0 });
+    expect(engine.accountant.totalSteps).toBe(4 * dp.batchesPerEpoch);
+    expect(h.history.epsilon[3]).toBeGreaterThan(h.history.epsilon[0]);
+    expect((await model.evaluate(X, Y, { batchSize: 200 })).accuracy).toBeGreaterThan(0.85);
+    model.dispose();
+  });
+
   it('keeps the accountant in fit checkpoints (PrivacyCallback state)', async () => {
     const engine = new privacy.PrivacyEngine({ accountant: 'rdp' });
     engine.accountant.step({ noiseMultiplier: 1.2, sampleRate: 0.01 }, 300);
