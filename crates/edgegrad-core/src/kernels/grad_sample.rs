@@ -15,6 +15,7 @@ use crate::kernels::conv::ConvGeom;
 use crate::kernels::gemm::{gemm_batched, Mat};
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
+use crate::simd::F32x4;
 use crate::storage::alloc_f32;
 
 /// Floats of scratch (unfolded patches, Gram matrices or per-example gradients) per chunk of
@@ -32,7 +33,7 @@ pub struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// Examples `i0..` of this batch.
-    fn from_example(self, i0: usize) -> Batch<'a> {
+    fn starting_at(self, i0: usize) -> Batch<'a> {
         Batch { off: self.off + i0 * self.bs, ..self }
     }
 }
@@ -50,9 +51,44 @@ pub fn outer_per_example(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Ba
         out.fill(0.0);
         return;
     }
+    if t == 1 {
+        // One position (a plain Linear layer): each row is a scaled copy of g_i, written once
+        // (a GEMM with an inner dimension of 1 would spend its time packing).
+        let per = (crate::kernels::elementwise::GRAIN / (k * n).max(1)).max(1);
+        let optr = SharedMut(out.as_mut_ptr());
+        for_each(tasks_for(b, per), &|task, _| {
+            for i in task * per..((task + 1) * per).min(b) {
+                // SAFETY: example i's block (k*n floats) belongs to this task only.
+                let dst = unsafe { optr.slice(i * k * n, k * n) };
+                let (ar, gr) = (&a.data[a.off + i * a.bs..][..k], &g.data[g.off + i * g.bs..][..n]);
+                for (r, &av) in ar.iter().enumerate() {
+                    scale_into(&mut dst[r * n..(r + 1) * n], av, gr);
+                }
+            }
+        });
+        return;
+    }
     let am = Mat { data: a.data, offset: a.off, rs: 1, cs: a.rs };
     let gm = Mat { data: g.data, offset: g.off, rs: g.rs, cs: 1 };
     gemm_batched(b, k, n, t, am, a.bs, gm, g.bs, out, k * n, false);
+}
+
+/// `dst = s * x`, vectorised (the scalar tail rounds like a vector lane).
+#[inline(always)]
+fn scale_into(dst: &mut [f32], s: f32, x: &[f32]) {
+    let n = dst.len().min(x.len());
+    let body = n & !3;
+    let sv = F32x4::splat(s);
+    let (d, px) = (dst.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 4 <= body <= n, and both slices hold at least n floats.
+        unsafe { sv.mul(F32x4::load(px.add(i))).store(d.add(i)) };
+        i += 4;
+    }
+    for i in body..n {
+        dst[i] = s * x[i];
+    }
 }
 
 /// `out[i] (+)= ‖A_iᵀ · G_i‖²_F` for `i < b` (shapes as in `outer_per_example`), never holding more
@@ -97,7 +133,7 @@ fn gram_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch, out
     while i0 < b {
         let cnt = chunk.min(b - i0);
         let (ga, gg) = buf.split_at_mut(chunk * tt);
-        let (ai, gi) = (a.from_example(i0), g.from_example(i0));
+        let (ai, gi) = (a.starting_at(i0), g.starting_at(i0));
         // A_i·A_iᵀ and G_i·G_iᵀ, [T, T] each.
         gemm_batched(cnt, t, t, k, Mat { data: ai.data, offset: ai.off, rs: ai.rs, cs: 1 }, ai.bs,
             Mat { data: ai.data, offset: ai.off, rs: 1, cs: ai.rs }, ai.bs, &mut ga[..cnt * tt], tt, false);
@@ -121,7 +157,7 @@ fn materialised_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Ba
     let mut i0 = 0;
     while i0 < b {
         let cnt = chunk.min(b - i0);
-        outer_per_example(cnt, t, k, n, a.from_example(i0), g.from_example(i0), &mut buf[..cnt * kn]);
+        outer_per_example(cnt, t, k, n, a.starting_at(i0), g.starting_at(i0), &mut buf[..cnt * kn]);
         let grads = &buf[..];
         for_each(tasks_for(cnt, 1), &|j, _| {
             let s = sum_sq(&grads[j * kn..(j + 1) * kn]);
