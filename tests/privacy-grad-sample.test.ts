@@ -331,6 +331,26 @@ describe('refused models and typed errors', () => {
     m.dispose();
   });
 
+  it('refuses tied weights (one parameter in two layers)', () => {
+    class Tied extends nn.Module {
+      emb = this.registerModule('emb', new nn.Embedding(5, 3, { seed: 51 }));
+      head = this.registerModule('head', new nn.Linear(3, 5, { bias: false, seed: 52 }));
+      constructor() {
+        super();
+        (this.head as unknown as { registerParameter(n: string, t: eg.Tensor): void }).registerParameter('weight', this.emb.weight);
+      }
+      forward(x: eg.Tensor): eg.Tensor {
+        return this.head.forward(this.emb.forward(x));
+      }
+    }
+    const m = new Tied();
+    const x = eg.tensor([[0, 1], [2, 2]], [2, 2], 'int32');
+    const y = eg.randn([2, 2, 5], 0, 1, { seed: 53 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(/head \(Linear\).*same tensor as emb\.weight/);
+    eg.dispose([x, y]);
+    m.emb.dispose();
+  });
+
   it('refuses a layer that does not see the batch as its first axis', () => {
     class Folded extends nn.Module {
       lin = this.registerModule('lin', new nn.Linear(4, 2, { seed: 45 }));

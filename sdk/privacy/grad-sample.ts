@@ -220,6 +220,7 @@ interface Layer {
 /** The layers of `model` that own trainable parameters; refuses BatchNorm and layers without a rule. */
 function collectLayers(model: Module): Layer[] {
   const layers: Layer[] = [];
+  const owner = new Map<Tensor, string>();
   for (const [path, m] of model.namedModules()) {
     if (m instanceof BatchNorm) {
       throw new UnsupportedLayerError(path, m.className, 'BatchNorm mixes examples through its batch statistics, so per-example gradients do not exist; replace it by GroupNorm (eg.privacy.fix(model))');
@@ -229,6 +230,11 @@ function collectLayers(model: Module): Layer[] {
     const rules = rulesFor(m);
     if (rules === null) {
       throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm and GroupNorm layers`);
+    }
+    for (const [n, p] of own) {
+      const other = owner.get(p);
+      if (other !== undefined) throw new UnsupportedLayerError(path, m.className, `its parameter '${n}' is the same tensor as ${other} (tied weights); per-example gradients of a shared parameter are not supported: untie it or freeze it`);
+      owner.set(p, path ? `${path}.${n}` : n);
     }
     layers.push({
       path, module: m, rules, seen: [], calls: [],
