@@ -207,6 +207,28 @@ describe('all accountants', () => {
     }
   });
 
+  it('maxSteps: the most further steps within a budget, exactly (ε(k) <= budget < ε(k + 1)), after the history so far', () => {
+    for (const m of mechanisms) {
+      const acc = run(createAccountant(m), 1.5, 0.1, 20);
+      const p = { noiseMultiplier: 1.5, sampleRate: 0.1 };
+      const k = acc.maxSteps(p, { epsilon: 4, delta: 1e-5 });
+      expect(k, m).toBeGreaterThan(50);
+      const at = (n: number) => run(createAccountant(m), 1.5, 0.1, 20 + n).getEpsilon(1e-5);
+      expect(at(k), m).toBeLessThanOrEqual(4);
+      expect(at(k + 1), m).toBeGreaterThan(4);
+      expect(acc.totalSteps).toBe(20); // left as it was
+      expect(acc.maxSteps(p, { epsilon: acc.getEpsilon(1e-5) / 2, delta: 1e-5 })).toBe(0);
+      // q = 0 spends nothing (GDP refuses any change of q, as in step).
+      if (m === 'gdp') expect(() => acc.maxSteps({ noiseMultiplier: 1.5, sampleRate: 0 }, { epsilon: 2, delta: 1e-5 })).toThrow(/must stay constant/);
+      else expect(acc.maxSteps({ noiseMultiplier: 1.5, sampleRate: 0 }, { epsilon: 2, delta: 1e-5 }), m).toBe(Infinity);
+    }
+    expect(run(new RDPAccountant(), 1, 0.1, 5).maxSteps({ noiseMultiplier: 0, sampleRate: 0.1 }, { epsilon: 5, delta: 1e-5 })).toBe(0);
+    expect(() => run(new GaussianAccountant(), 1, 0.1, 5).maxSteps({ noiseMultiplier: 2, sampleRate: 0.1 }, { epsilon: 5, delta: 1e-5 })).toThrow(/must stay constant/);
+    // PRV allows more steps than RDP for the same budget (it is the tighter accountant).
+    const p = { noiseMultiplier: 1.5, sampleRate: 0.1 };
+    expect(new PRVAccountant().maxSteps(p, { epsilon: 4, delta: 1e-5 })).toBeGreaterThan(new RDPAccountant().maxSteps(p, { epsilon: 4, delta: 1e-5 }));
+  });
+
   it('stateDict survives JSON and restores the same ε; a wrong or malformed state is refused before anything changes', () => {
     for (const m of mechanisms) {
       const a = run(createAccountant(m), 1.2, 0.02, 40);
@@ -249,6 +271,8 @@ describe('all accountants', () => {
         if (name !== 'undefined' && name !== '5') expect(() => acc.step({ noiseMultiplier: 1, sampleRate: 0.01 }, bad() as never), `${m}.step(_, ${name})`).toThrow(eg.ArgumentError);
         expect(() => acc.getEpsilon(bad() as never), `${m}.getEpsilon(${name})`).toThrow(eg.ArgumentError);
         expect(() => acc.loadStateDict(bad() as never), `${m}.loadStateDict(${name})`).toThrow(eg.ArgumentError);
+        expect(() => acc.maxSteps(bad() as never, { epsilon: 1, delta: 1e-5 }), `${m}.maxSteps(${name}, _)`).toThrow(eg.ArgumentError);
+        expect(() => acc.maxSteps({ noiseMultiplier: 1, sampleRate: 0.01 }, bad() as never), `${m}.maxSteps(_, ${name})`).toThrow(eg.ArgumentError);
       }
       expect(() => getNoiseMultiplier(bad() as never), `getNoiseMultiplier(${name})`).toThrow(eg.ArgumentError);
       expect(() => computeRdp(bad() as never), `computeRdp(${name})`).toThrow(eg.ArgumentError);

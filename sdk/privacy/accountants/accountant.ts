@@ -26,7 +26,8 @@ export interface AccountantState {
 
 /** Class names for messages (not `constructor.name`, which bundlers may rename). */
 const LABEL: Record<Mechanism, string> = { rdp: 'RDPAccountant', prv: 'PRVAccountant', gdp: 'GaussianAccountant' };
-const MAX_STEPS = 0x7fffffff;
+/** Most steps one run holds (int32, as states store them); also the cap of `maxSteps`. */
+export const MAX_STEPS = 0x7fffffff;
 
 const STATE = v.object({
   mechanism: v.oneOf(['rdp', 'prv', 'gdp'] as const),
@@ -52,6 +53,30 @@ export function checkDelta(delta: unknown, where: string): number {
   const d = checkNumber(delta, `${where}: delta`, { finite: true });
   if (!(d > 0 && d < 1)) throw new ArgumentError(`${where}: delta must be in (0, 1), got ${d}`);
   return d;
+}
+
+/** A privacy budget `{ epsilon, delta }`: ε > 0 finite, δ in (0, 1). */
+export function checkBudget(o: unknown, where: string): { epsilon: number; delta: number } {
+  const b = checkObject<{ epsilon?: unknown; delta?: unknown }>(o, `${where}: budget`, '{ epsilon, delta }');
+  const epsilon = checkNumber(b.epsilon, `${where}: budget epsilon`, { finite: true });
+  if (!(epsilon > 0)) throw new ArgumentError(`${where}: budget epsilon must be > 0, got ${epsilon}`);
+  return { epsilon, delta: checkDelta(b.delta, `${where}: budget`) };
+}
+
+/**
+ * The largest k <= `k` with `fits(k)`, given fits(0): `k` comes from a closed form or a cheaper
+ * grid and may be off by rounding, so step down a few times, then bisect.
+ */
+export function settleDown(k: number, fits: (k: number) => boolean): number {
+  for (let i = 0; i < 8 && k > 0; i++, k--) if (fits(k)) return k;
+  let lo = 0;
+  let hi = k + 1;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Base class of `RDPAccountant`, `PRVAccountant` and `GaussianAccountant`. */
@@ -93,6 +118,22 @@ export abstract class Accountant {
 
   /** ε spent so far at `delta` (an upper bound: the guarantee, not an estimate). */
   abstract getEpsilon(delta: number): number;
+
+  /**
+   * How many more steps of (σ, q) keep ε(budget.delta) <= budget.epsilon after the history so far
+   * (0 when it is already spent or σ = 0; Infinity when q = 0; at most 2^31 − 1): what a training
+   * loop needs to stop before the step that would cross a budget. Never over: every count returned is
+   * checked with `getEpsilon`.
+   */
+  abstract maxSteps(params: { noiseMultiplier: number; sampleRate: number }, budget: { epsilon: number; delta: number }): number;
+
+  /** ε after `k` more steps of `p`, from a copy (this accountant is left as it is). */
+  protected epsilonAfter(p: { noiseMultiplier: number; sampleRate: number }, k: number, eps: (a: this) => number): number {
+    const a = new (this.constructor as new () => this)();
+    a.loadStateDict(this.stateDict());
+    a.step(p, k);
+    return eps(a);
+  }
 
   /** The mechanism and history as plain JSON (for checkpoints). */
   stateDict(): AccountantState {

@@ -9,7 +9,7 @@
  */
 import { checkBool, checkInt, checkNumber, checkObject, checkOptions } from '../../args.js';
 import { ArgumentError } from '../../errors.js';
-import { Accountant, checkDelta, checkMechanism, type HistoryEntry, type Mechanism } from './accountant.js';
+import { Accountant, checkBudget, checkDelta, checkMechanism, MAX_STEPS, settleDown, type HistoryEntry, type Mechanism } from './accountant.js';
 import { logNormCdf, normCdf } from './math.js';
 
 interface MuArgs {
@@ -94,5 +94,36 @@ export class GaussianAccountant extends Accountant {
   getEpsilon(delta: number, o?: { poisson?: boolean }): number {
     const d = checkDelta(delta, 'GaussianAccountant.getEpsilon');
     return epsFromMu(this.getMu(o), d);
+  }
+
+  /**
+   * See `Accountant.maxSteps`. μ grows as √T, so the largest μ within the budget (ε rises with μ)
+   * gives T in closed form. σ and q must be the run's (ArgumentError otherwise).
+   */
+  maxSteps(params: { noiseMultiplier: number; sampleRate: number }, budget: { epsilon: number; delta: number }, o?: { poisson?: boolean }): number {
+    const where = 'GaussianAccountant.maxSteps';
+    const p = checkMechanism(where, params);
+    const b = checkBudget(budget, where);
+    o = checkOptions(o, `${where} options`);
+    const poisson = o.poisson === undefined ? true : checkBool(o.poisson, `${where}: poisson`);
+    this.checkStep(p, this.history.at(-1));
+    const fits = (k: number) => this.epsilonAfter(p, k, (a) => a.getEpsilon(b.delta, { poisson })) <= b.epsilon;
+    if (!fits(0)) return 0;
+    if (p.sampleRate === 0) return Infinity;
+    if (p.noiseMultiplier === 0) return 0;
+    let lo = 0;
+    let hi = 1;
+    while (epsFromMu(hi, b.delta) <= b.epsilon) {
+      lo = hi;
+      hi *= 2;
+    }
+    for (let i = 0; i < 200 && hi - lo > 1e-15 * hi; i++) {
+      const mid = 0.5 * (lo + hi);
+      if (epsFromMu(mid, b.delta) <= b.epsilon) lo = mid;
+      else hi = mid;
+    }
+    const mu1 = (poisson ? computeMuPoisson : computeMuUniform)({ ...p, steps: 1 });
+    const total = Math.floor((lo / mu1) ** 2);
+    return settleDown(Math.max(0, Math.min(total - this.totalSteps, MAX_STEPS)), fits);
   }
 }

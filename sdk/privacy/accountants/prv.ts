@@ -12,9 +12,9 @@
  */
 import { checkNumber, checkOptions } from '../../args.js';
 import { ArgumentError, InternalError } from '../../errors.js';
-import { Accountant, checkDelta, type HistoryEntry, type Mechanism } from './accountant.js';
+import { Accountant, checkBudget, checkDelta, checkMechanism, MAX_STEPS, settleDown, type HistoryEntry, type Mechanism } from './accountant.js';
 import { gaussLegendre, irfft, normCdf, rfft } from './math.js';
-import { getPrivacySpent, historyRdp, DEFAULT_ALPHAS } from './rdp.js';
+import { DEFAULT_ALPHAS, getPrivacySpent, historyRdp, RDPAccountant } from './rdp.js';
 
 /** Most grid points (2^22: 64 MiB of float64 spectra); beyond it ask for a larger `epsError`. */
 export const MAX_PRV_GRID = 1 << 22;
@@ -119,8 +119,17 @@ interface Composed {
   shift: number;
 }
 
-/** Σ_i steps_i copies of each run's PRV, composed on a shared grid. */
-function compose(history: readonly HistoryEntry[], epsError: number, deltaError: number): Composed {
+/** The discretisation grid t_i = t0 + i·h, i < n (a power of two), with zero at index k = n/2 − 1. */
+interface Grid {
+  n: number;
+  h: number;
+  k: number;
+  t0: number;
+  t1: number;
+}
+
+/** The grid Gopi et al. prescribe for composing `history` (as Opacus chooses it). */
+function makeGrid(history: readonly HistoryEntry[], epsError: number, deltaError: number): Grid {
   const total = history.reduce((n, e) => n + e.steps, 0);
   // Remark 5.6: a domain [−L, L] outside which the composed (and each single) loss has mass < δerr/4,
   // bounded by the RDP accountant; 3 more for the discretisation.
@@ -138,48 +147,89 @@ function compose(history: readonly HistoryEntry[], epsError: number, deltaError:
   }
   // Zero sits at index k = n/2 − 1: the grid is [−(n/2 − 1)h, (n/2)h], at least [−L, L].
   const k = n / 2 - 1;
-  const t0 = -k * h;
-  const t1 = (n - 1 - k) * h;
-  // Spectra are half spectra (rfft): n/2 + 1 complex values.
-  const accRe = new Float64Array(n / 2 + 1).fill(1); // the spectrum of a point mass at index 0
-  const accIm = new Float64Array(n / 2 + 1);
-  let shift = 0;
+  return { n, h, k, t0: -k * h, t1: (n - 1 - k) * h };
+}
+
+/** One step's discretised loss on `g`: its half spectrum and the mean-matching shift. */
+interface StepSpectrum {
+  re: Float64Array;
+  im: Float64Array;
+  shift: number;
+}
+
+function stepSpectrum(sigma: number, q: number, g: Grid): StepSpectrum {
+  const { n, h, t0, t1 } = g;
   const p = new Float64Array(n);
   const lo = new Float64Array(n + 1);
   const hi = new Float64Array(n + 1);
-  for (const e of history) {
-    const { noiseMultiplier: sigma, sampleRate: q } = e;
-    // Cell edges (truncated to [t0, t1]): P(Y <= edge) and P(Y > edge).
-    for (let i = 0; i <= n; i++) {
-      const edge = i === 0 ? t0 : i === n ? t1 : t0 + (i - 0.5) * h;
-      tails(edge, q, sigma, lo, hi, i);
-    }
-    let mass = 0;
-    for (let i = 0; i < n; i++) {
-      // Difference the smaller of the two tails: no cancellation against 1.
-      p[i] = lo[i + 1] < 0.5 ? lo[i + 1] - lo[i] : hi[i] - hi[i + 1];
-      mass += p[i];
-    }
-    let meanD = 0;
-    for (let i = 0; i < n; i++) {
-      p[i] /= mass;
-      meanD += (t0 + i * h) * p[i];
-    }
-    // Shift so the discrete mean equals the continuous (truncated) one (Gopi et al. §5.1).
-    const s = truncatedMean(q, sigma, t0, t1) - meanD;
-    if (!(Math.abs(s) < h / 2)) {
-      throw new ArgumentError(`PRVAccountant: the grid (spacing ${h.toExponential(3)}) is too coarse for σ = ${sigma}, q = ${q}: its mean is off by ${s.toExponential(3)}; use a smaller epsError`);
-    }
-    shift += s * e.steps;
-    const spec = rfft(p);
-    powInto(spec.re, spec.im, e.steps, accRe, accIm);
+  // Cell edges (truncated to [t0, t1]): P(Y <= edge) and P(Y > edge).
+  for (let i = 0; i <= n; i++) {
+    const edge = i === 0 ? t0 : i === n ? t1 : t0 + (i - 0.5) * h;
+    tails(edge, q, sigma, lo, hi, i);
+  }
+  let mass = 0;
+  for (let i = 0; i < n; i++) {
+    // Difference the smaller of the two tails: no cancellation against 1.
+    p[i] = lo[i + 1] < 0.5 ? lo[i + 1] - lo[i] : hi[i] - hi[i + 1];
+    mass += p[i];
+  }
+  let meanD = 0;
+  for (let i = 0; i < n; i++) {
+    p[i] /= mass;
+    meanD += (t0 + i * h) * p[i];
+  }
+  // Shift so the discrete mean equals the continuous (truncated) one (Gopi et al. §5.1).
+  const shift = truncatedMean(q, sigma, t0, t1) - meanD;
+  if (!(Math.abs(shift) < h / 2)) {
+    throw new ArgumentError(`PRVAccountant: the grid (spacing ${h.toExponential(3)}) is too coarse for σ = ${sigma}, q = ${q}: its mean is off by ${shift.toExponential(3)}; use a smaller epsError`);
+  }
+  return { ...rfft(p), shift };
+}
+
+/**
+ * Σ steps copies of each part's loss, composed on `g` by multiplying spectra. A part may stand for
+ * `count` variables already composed (its spectrum taken once: `steps` 1).
+ */
+function composeOn(g: Grid, parts: readonly { spec: StepSpectrum; steps: number; count?: number }[]): Composed {
+  const { n, h, k } = g;
+  // Half spectra (rfft): n/2 + 1 complex values; start from a point mass at index 0.
+  const accRe = new Float64Array(n / 2 + 1).fill(1);
+  const accIm = new Float64Array(n / 2 + 1);
+  let shift = 0;
+  let total = 0;
+  for (const { spec, steps, count } of parts) {
+    if (steps === 0) continue;
+    powInto(spec.re, spec.im, steps, accRe, accIm);
+    shift += spec.shift * steps;
+    total += count ?? steps;
   }
   const circ = irfft(accRe, accIm, n);
   // The circular sum of `total` indices counts each variable's offset −k once too often: roll back.
-  const roll = (((total - 1) % n) * (n / 2 + 1)) % n;
+  const roll = total === 0 ? 0 : (((total - 1) % n) * (n / 2 + 1)) % n;
   const pmf = new Float64Array(n);
   for (let i = 0; i < n; i++) pmf[(i + roll) % n] = circ[i];
   return { pmf, h, k, shift };
+}
+
+/** The runs' composed spectrum on `g` as one part (its `count` the runs' steps). */
+function composeSpectrum(g: Grid, runs: readonly HistoryEntry[]): { spec: StepSpectrum; steps: number; count: number } {
+  const re = new Float64Array(g.n / 2 + 1).fill(1);
+  const im = new Float64Array(g.n / 2 + 1);
+  let shift = 0;
+  let count = 0;
+  for (const e of runs) {
+    const spec = stepSpectrum(e.noiseMultiplier, e.sampleRate, g);
+    powInto(spec.re, spec.im, e.steps, re, im);
+    shift += spec.shift * e.steps;
+    count += e.steps;
+  }
+  return { spec: { re, im, shift }, steps: 1, count };
+}
+
+/** Σ_i steps_i copies of each run's PRV, composed on the grid the history needs. */
+function compose(history: readonly HistoryEntry[], epsError: number, deltaError: number): Composed {
+  const g = makeGrid(history, epsError, deltaError);
+  return composeOn(g, history.map((e) => ({ spec: stepSpectrum(e.noiseMultiplier, e.sampleRate, g), steps: e.steps })));
 }
 
 /** acc ·= (re + i·im)^p elementwise, by repeated squaring (only + and ×: identical bits everywhere). */
@@ -228,6 +278,12 @@ function epsilonAt(c: Composed, target: number): number {
   return 0; // δ̂ is below the target everywhere on the grid: ε is at most its (negative) lower end
 }
 
+function checkRounding(c: Composed, d: number, deltaError: number): void {
+  if (Number.EPSILON * c.pmf.length > d - deltaError) {
+    throw new ArgumentError(`PRVAccountant.getEpsilon: delta ${d} is too small for a grid of ${c.pmf.length} points (rounding would dominate); use a larger delta or epsError`);
+  }
+}
+
 /**
  * Opacus's `PRVAccountant` (Gopi et al. 2021). Tighter than RDP; `getEpsilonBounds` reports the
  * error interval. Cost grows with the number of steps (the grid spacing shrinks as 1/√steps):
@@ -237,14 +293,20 @@ export class PRVAccountant extends Accountant {
   readonly mechanism: Mechanism = 'prv';
   #cache: { key: string; value: PrvEpsilon } | null = null;
 
+  /** δ, εerr and δerr checked (Opacus's defaults: εerr 0.01, δerr δ/1000). */
+  #errors(delta: unknown, o: PrvOptions | undefined, where: string): { d: number; epsError: number; deltaError: number } {
+    const d = checkDelta(delta, where);
+    o = checkOptions(o, `${where} options`);
+    const epsError = o.epsError === undefined ? 0.01 : checkNumber(o.epsError, `${where}: epsError`, { finite: true });
+    if (!(epsError > 0)) throw new ArgumentError(`${where}: epsError must be > 0, got ${epsError}`);
+    const deltaError = o.deltaError === undefined ? d / 1000 : checkNumber(o.deltaError, `${where}: deltaError`, { finite: true });
+    if (!(deltaError > 0 && deltaError < d)) throw new ArgumentError(`${where}: deltaError must be in (0, delta = ${d}), got ${deltaError}`);
+    return { d, epsError, deltaError };
+  }
+
   /** ε at `delta` with its error bound (see `PrvEpsilon`). All zero before any step. */
   getEpsilonBounds(delta: number, o?: PrvOptions): PrvEpsilon {
-    const d = checkDelta(delta, 'PRVAccountant.getEpsilon');
-    o = checkOptions(o, 'PRVAccountant.getEpsilon options');
-    const epsError = o.epsError === undefined ? 0.01 : checkNumber(o.epsError, 'PRVAccountant.getEpsilon: epsError', { finite: true });
-    if (!(epsError > 0)) throw new ArgumentError(`PRVAccountant.getEpsilon: epsError must be > 0, got ${epsError}`);
-    const deltaError = o.deltaError === undefined ? d / 1000 : checkNumber(o.deltaError, 'PRVAccountant.getEpsilon: deltaError', { finite: true });
-    if (!(deltaError > 0 && deltaError < d)) throw new ArgumentError(`PRVAccountant.getEpsilon: deltaError must be in (0, delta = ${d}), got ${deltaError}`);
+    const { d, epsError, deltaError } = this.#errors(delta, o, 'PRVAccountant.getEpsilon');
     const runs = this.history.filter((e) => e.sampleRate > 0);
     const key = JSON.stringify([runs, d, epsError, deltaError]);
     if (this.#cache?.key === key) return { ...this.#cache.value };
@@ -255,15 +317,81 @@ export class PRVAccountant extends Accountant {
       value = { epsilon: Infinity, estimate: Infinity, lower: Infinity, upper: Infinity, epsError, deltaError, gridSize: 0 };
     } else {
       const c = compose(runs, epsError, deltaError);
-      if (Number.EPSILON * c.pmf.length > d - deltaError) {
-        throw new ArgumentError(`PRVAccountant.getEpsilon: delta ${d} is too small for a grid of ${c.pmf.length} points (rounding would dominate); use a larger delta or epsError`);
-      }
+      checkRounding(c, d, deltaError);
       const upper = epsilonAt(c, d - deltaError) + epsError;
       const lower = Math.max(0, epsilonAt(c, d + deltaError) - epsError);
       value = { epsilon: upper, estimate: epsilonAt(c, d), lower, upper, epsError, deltaError, gridSize: c.pmf.length };
     }
     this.#cache = { key, value };
     return { ...value };
+  }
+
+  /**
+   * See `Accountant.maxSteps`. Brackets the count with RDP's exact one (PRV is tighter, so it allows
+   * at least as many steps), bisects on one grid fine enough for the upper end (one spectrum, a power
+   * and an inverse FFT per probe), then checks the answer with `getEpsilon`. Where the grid limit
+   * stops the search the count is the largest one checked (conservative).
+   */
+  maxSteps(params: { noiseMultiplier: number; sampleRate: number }, budget: { epsilon: number; delta: number }, o?: PrvOptions): number {
+    const where = 'PRVAccountant.maxSteps';
+    const p = checkMechanism(where, params);
+    const b = checkBudget(budget, where);
+    const { epsError, deltaError } = this.#errors(b.delta, o, where);
+    const opts = { epsError, deltaError };
+    const fits = (k: number) => this.epsilonAfter(p, k, (a) => a.getEpsilon(b.delta, opts)) <= b.epsilon;
+    if (!fits(0)) return 0;
+    if (p.sampleRate === 0) return Infinity;
+    if (p.noiseMultiplier === 0) return 0;
+    // RDP's exact count is a little below PRV's (PRV is tighter): bracket above it.
+    const rdp = new RDPAccountant();
+    rdp.loadStateDict({ mechanism: 'rdp', history: this.stateDict().history });
+    const guess = rdp.maxSteps(p, b);
+    let lo = 0;
+    let hi = Math.min(MAX_STEPS, Math.max(1, Math.ceil(1.3 * guess) + 1));
+    try {
+      while (fits(hi)) {
+        lo = hi;
+        if (hi >= MAX_STEPS) return MAX_STEPS;
+        hi = Math.min(2 * hi, MAX_STEPS);
+      }
+    } catch (e) {
+      if (e instanceof ArgumentError) return settleDown(lo, fits); // the grid for `hi` steps is over the limit
+      throw e;
+    }
+    // ε(lo) <= budget < ε(hi). Search on the one grid `hi` steps need (finer and wider than any
+    // below): the history's spectrum once, then a power and an inverse FFT per probe.
+    const runs = this.history.filter((e) => e.sampleRate > 0);
+    const g = makeGrid([...runs, { ...p, steps: hi }], epsError, deltaError);
+    const past = composeSpectrum(g, runs);
+    const next = stepSpectrum(p.noiseMultiplier, p.sampleRate, g);
+    const fastEps = (k: number) => epsilonAt(composeOn(g, [past, { spec: next, steps: k }]), b.delta - deltaError) + epsError;
+    let epsLo = -Infinity;
+    let epsHi = Infinity;
+    let lastLow: boolean | null = null;
+    let streak = 0;
+    let probe = guess > lo && guess < hi ? guess : Math.floor((lo + hi) / 2);
+    while (hi - lo > 1) {
+      const e = fastEps(probe);
+      const low = e <= b.epsilon;
+      streak = low === lastLow ? streak + 1 : 1;
+      lastLow = low;
+      if (low) {
+        lo = probe;
+        epsLo = e;
+      } else {
+        hi = probe;
+        epsHi = e;
+      }
+      // ε grows about as √k: interpolate in √k; two probes in a row on one side bisect instead.
+      let m = Math.floor((lo + hi) / 2);
+      if (streak < 2 && Number.isFinite(epsLo) && Number.isFinite(epsHi) && epsHi > epsLo) {
+        const x = Math.sqrt(lo) + ((b.epsilon - epsLo) / (epsHi - epsLo)) * (Math.sqrt(hi) - Math.sqrt(lo));
+        m = Math.round(x * x);
+      }
+      probe = Math.min(hi - 1, Math.max(lo + 1, m));
+    }
+    // The finer grid's ε differs from getEpsilon's by rounding: check, and step down if needed.
+    return settleDown(lo, fits);
   }
 
   /** ε spent at `delta`: the upper end of the error interval (a guarantee), as Opacus returns. */

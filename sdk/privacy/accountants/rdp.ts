@@ -9,7 +9,7 @@
  */
 import { checkObject, checkOptions, describe } from '../../args.js';
 import { ArgumentError } from '../../errors.js';
-import { Accountant, checkDelta, checkMechanism, type HistoryEntry, type Mechanism } from './accountant.js';
+import { Accountant, checkBudget, checkDelta, checkMechanism, MAX_STEPS, settleDown, type HistoryEntry, type Mechanism } from './accountant.js';
 import { logAddExp, logErfc, SignedLogSum } from './math.js';
 
 /** Opacus's default orders: 1.1, 1.2, ..., 10.9, then 12, 13, ..., 63. */
@@ -102,6 +102,11 @@ function checkConversion(c: unknown, where: string): RdpConversion {
   return c;
 }
 
+/** ε = rdp + this at order α: what converting RDP to (ε, δ) costs (see `getPrivacySpent`). */
+function conversionCost(a: number, logDelta: number, conversion: RdpConversion): number {
+  return conversion === 'classic' ? -logDelta / (a - 1) : -(logDelta + Math.log(a)) / (a - 1) + Math.log1p(-1 / a);
+}
+
 /**
  * Opacus's `compute_rdp`: RDP of `steps` steps of the Poisson-subsampled Gaussian mechanism at
  * each order (∞ where σ = 0 or a fractional series does not converge).
@@ -137,7 +142,7 @@ export function getPrivacySpent(o: { orders: readonly number[]; rdp: ArrayLike<n
     const a = orders[i];
     const r = rdp[i];
     if (typeof r !== 'number' || Number.isNaN(r) || r < 0) throw new ArgumentError(`getPrivacySpent: rdp[${i}] must be a number >= 0, got ${describe(r)}`);
-    const eps = conversion === 'classic' ? r - logDelta / (a - 1) : r - (logDelta + Math.log(a)) / (a - 1) + Math.log1p(-1 / a);
+    const eps = r + conversionCost(a, logDelta, conversion);
     if (eps < best) {
       best = eps;
       bestAlpha = a;
@@ -202,5 +207,31 @@ export class RDPAccountant extends Accountant {
   /** ε spent at `delta` (Infinity where σ = 0). */
   getEpsilon(delta: number, o?: RdpEpsilonOptions): number {
     return this.getPrivacySpent(delta, o).epsilon;
+  }
+
+  /**
+   * See `Accountant.maxSteps`. Exact and instant: RDP adds up over steps, so at each order the count
+   * is (ε − conversion cost − RDP so far) / RDP of one step; the best order wins.
+   */
+  maxSteps(params: { noiseMultiplier: number; sampleRate: number }, budget: { epsilon: number; delta: number }, o?: RdpEpsilonOptions): number {
+    const where = 'RDPAccountant.maxSteps';
+    const p = checkMechanism(where, params);
+    const b = checkBudget(budget, where);
+    o = checkOptions(o, `${where} options`);
+    const orders = o.alphas === undefined ? DEFAULT_ALPHAS : checkOrders(o.alphas, `${where}: alphas`);
+    const conversion = checkConversion(o.conversion, where);
+    const fits = (k: number) => this.epsilonAfter(p, k, (a) => a.getEpsilon(b.delta, o)) <= b.epsilon;
+    if (!fits(0)) return 0;
+    if (p.sampleRate === 0) return Infinity;
+    if (p.noiseMultiplier === 0) return 0;
+    const spent = this.history.some((h) => h.sampleRate > 0) ? historyRdp(this.history, orders) : new Float64Array(orders.length);
+    const one = historyRdp([{ ...p, steps: 1 }], orders);
+    const logDelta = Math.log(b.delta);
+    let best = 0;
+    for (let i = 0; i < orders.length; i++) {
+      const room = b.epsilon - conversionCost(orders[i], logDelta, conversion) - spent[i];
+      if (room >= 0 && one[i] > 0) best = Math.max(best, Math.floor(room / one[i]));
+    }
+    return settleDown(Math.min(best, MAX_STEPS), fits);
   }
 }
