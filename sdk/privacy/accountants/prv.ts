@@ -327,10 +327,11 @@ export class PRVAccountant extends Accountant {
   }
 
   /**
-   * See `Accountant.maxSteps`. Brackets the count with RDP's exact one (PRV is tighter, so it allows
-   * at least as many steps), bisects on one grid fine enough for the upper end (one spectrum, a power
-   * and an inverse FFT per probe), then checks the answer with `getEpsilon`. Where the grid limit
-   * stops the search the count is the largest one checked (conservative).
+   * See `Accountant.maxSteps`. Brackets the count above RDP's exact one (PRV is the tighter, so it
+   * allows more steps), searches the bracket (secant in √k, with bisection as the fallback) on one
+   * grid fine enough for its upper end — the history's spectrum once, then a power and an inverse FFT
+   * per probe — and settles the answer k with `getEpsilon` (ε(k) <= budget < ε(k + 1)). Where the
+   * grid limit stops the search the count is the largest one checked (conservative).
    */
   maxSteps(params: { noiseMultiplier: number; sampleRate: number }, budget: { epsilon: number; delta: number }, o?: PrvOptions): number {
     const where = 'PRVAccountant.maxSteps';
@@ -390,8 +391,10 @@ export class PRVAccountant extends Accountant {
       }
       probe = Math.min(hi - 1, Math.max(lo + 1, m));
     }
-    // The finer grid's ε differs from getEpsilon's by rounding: check, and step down if needed.
-    return settleDown(lo, fits);
+    // The finer grid's ε differs from getEpsilon's by rounding: settle on getEpsilon's own answer.
+    let k = settleDown(lo, fits);
+    for (let i = 0; i < 8 && k < MAX_STEPS && fits(k + 1); i++) k++;
+    return k;
   }
 
   /** ε spent at `delta`: the upper end of the error interval (a guarantee), as Opacus returns. */
