@@ -176,7 +176,8 @@ export class PrivacyEngine {
     const perEpoch = stepsPerEpoch(c);
     const stopBefore = (): boolean => {
       if (c.budget === null || this.budgetExhausted) return this.budgetExhausted;
-      this.#budgetStepsLeft ??= this.#stepsWithin(c.budget, c.delta, sigma, q);
+      // Counted once (the accountant's exact maxSteps), then down by one per step.
+      this.#budgetStepsLeft ??= this.accountant.maxSteps({ noiseMultiplier: sigma, sampleRate: q }, { epsilon: c.budget, delta: c.delta });
       if (this.#budgetStepsLeft <= 0) this.budgetExhausted = true;
       return this.budgetExhausted;
     };
@@ -194,31 +195,6 @@ export class PrivacyEngine {
       model: c.model, optimizer: c.optimizer, data, trainStep, callback: new PrivacyCallback(this, { delta: c.delta }),
       noiseMultiplier: sigma, sampleRate: q, batchesPerEpoch: perEpoch,
     };
-  }
-
-  /** How many more steps of (σ, q) keep ε(δ) ≤ budget (ε is monotone in steps: doubling, then bisection). */
-  #stepsWithin(budget: number, delta: number, sigma: number, q: number): number {
-    const state = this.accountant.stateDict();
-    const epsAfter = (k: number): number => {
-      const a = makeAccountant(this.accountantName);
-      a.loadStateDict(state);
-      a.step({ noiseMultiplier: sigma, sampleRate: q }, k);
-      return a.getEpsilon(delta);
-    };
-    if (epsAfter(1) > budget) return 0;
-    let lo = 1;
-    let hi = 2;
-    while (epsAfter(hi) <= budget) {
-      lo = hi;
-      hi *= 2;
-      if (hi > 2 ** 40) return Infinity; // σ so large that no run of this length reaches the budget
-    }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (epsAfter(mid) <= budget) lo = mid;
-      else hi = mid;
-    }
-    return lo;
   }
 }
 
