@@ -381,6 +381,14 @@ describe('arguments', () => {
     expect(() => engine.makePrivateWithEpsilon({ ...good, targetEpsilon: -1, targetDelta: 1e-5, epochs: 1 })).toThrow(eg.ArgumentError);
     expect(() => engine.makePrivateWithEpsilon({ ...good, targetEpsilon: 1, targetDelta: 1e-5, epochs: 0 })).toThrow(eg.ArgumentError);
     expect(() => privacy.poissonDataset(X, Y, { sampleRate: 0 })).toThrow(eg.ArgumentError);
+    for (const [, v] of BAD_ARGUMENTS) {
+      const bad = v();
+      expect(() => privacy.poissonDataset(bad as eg.Tensor, Y, { sampleRate: 0.1 })).toThrow(eg.EdgegradError);
+      expect(() => privacy.poissonDataset(X, bad as eg.Tensor, { sampleRate: 0.1 })).toThrow(eg.EdgegradError);
+      expect(() => privacy.poissonDataset(X, Y, bad as eg.privacy.PoissonOptions)).toThrow(eg.EdgegradError);
+      expect(() => engine.loadStateDict(bad as eg.privacy.AccountantState)).toThrow(eg.EdgegradError);
+      expect(() => new privacy.PrivacyCallback(engine, bad as { delta: number })).toThrow(eg.EdgegradError);
+    }
     expect(() => new privacy.PrivacyCallback({} as eg.privacy.PrivacyEngine, { delta: 1e-5 })).toThrow(eg.ArgumentError);
     model.dispose();
   });
