@@ -128,7 +128,9 @@ pub fn outer_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch
 fn gram_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch, out: SharedMut<f32>) {
     let tt = t * t;
     let chunk = chunk_examples(b, 2 * tt);
-    let mut buf = alloc_f32(2 * chunk * tt);
+    // SAFETY: called on the calling thread outside any parallel region; the Misc shared slot is
+    // not borrowed elsewhere during this call (the GEMMs use their own slots).
+    let buf = unsafe { std::slice::from_raw_parts_mut(scratch::shared(Slot::Misc, 2 * chunk * tt), 2 * chunk * tt) };
     let mut i0 = 0;
     while i0 < b {
         let cnt = chunk.min(b - i0);
@@ -153,7 +155,8 @@ fn gram_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch, out
 fn materialised_norms_sq(b: usize, t: usize, k: usize, n: usize, a: Batch, g: Batch, out: SharedMut<f32>) {
     let kn = k * n;
     let chunk = chunk_examples(b, kn);
-    let mut buf = alloc_f32(chunk * kn);
+    // SAFETY: as in `gram_norms_sq`: the calling thread's only borrow of the Misc shared slot.
+    let buf = unsafe { std::slice::from_raw_parts_mut(scratch::shared(Slot::Misc, chunk * kn), chunk * kn) };
     let mut i0 = 0;
     while i0 < b {
         let cnt = chunk.min(b - i0);
@@ -212,8 +215,20 @@ pub fn unfold_examples(x: &[f32], g: &ConvGeom, grp: usize, n0: usize, cnt: usiz
             let dst = unsafe { optr.slice(r * g.ow * kg, g.ow * kg) };
             for ox in 0..g.ow {
                 let prow = &mut dst[ox * kg..(ox + 1) * kg];
+                // Whole kernel rows are contiguous in x (one group, no horizontal dilation, the
+                // window inside the input): one copy of kw*cin floats per row instead of kw.
+                let x0 = (ox * g.sw).checked_sub(g.pl).filter(|&v| v + g.kw <= g.w);
+                let row_copy = g.groups == 1 && g.dw == 1 && x0.is_some();
                 for ky in 0..g.kh {
                     let iy = (oy * g.sh + ky * g.dh).checked_sub(g.pt).filter(|&v| v < g.h);
+                    if row_copy {
+                        let d = &mut prow[ky * g.kw * cig..(ky + 1) * g.kw * cig];
+                        match (iy, x0) {
+                            (Some(iy), Some(x0)) => d.copy_from_slice(&x[((n * g.h + iy) * g.w + x0) * g.cin..][..g.kw * cig]),
+                            _ => d.fill(0.0),
+                        }
+                        continue;
+                    }
                     for kx in 0..g.kw {
                         let d = &mut prow[(ky * g.kw + kx) * cig..][..cig];
                         let ix = (ox * g.sw + kx * g.dw).checked_sub(g.pl).filter(|&v| v < g.w);
@@ -275,13 +290,15 @@ pub fn conv2d_norms_sq(x: &[f32], dy: &[f32], g: &ConvGeom, out: &mut [f32]) {
         return;
     }
     let chunk = chunk_examples(g.n, pix * kg);
-    let mut patches = alloc_f32(chunk * pix * kg);
+    // SAFETY: calling thread; the ConvPatch shared slot is borrowed by nothing else during this
+    // call (the norms use the Misc slot and the GEMMs theirs).
+    let patches = unsafe { std::slice::from_raw_parts_mut(scratch::shared(Slot::ConvPatch, chunk * pix * kg), chunk * pix * kg) };
     let mut n0 = 0;
     while n0 < g.n {
         let cnt = chunk.min(g.n - n0);
         for grp in 0..g.groups {
-            unfold_examples(x, g, grp, n0, cnt, &mut patches);
-            let a = Batch { data: &patches, off: 0, bs: pix * kg, rs: kg };
+            unfold_examples(x, g, grp, n0, cnt, patches);
+            let a = Batch { data: patches, off: 0, bs: pix * kg, rs: kg };
             let gb = Batch { data: dy, off: n0 * pix * g.cout + grp * cgo, bs: pix * g.cout, rs: g.cout };
             outer_norms_sq(cnt, pix, kg, cgo, a, gb, &mut out[n0..n0 + cnt], true);
         }
@@ -356,7 +373,7 @@ mod tests {
     /// the ghost norms equal the norms of the materialised ones (Gram and chunked routes).
     #[test]
     fn conv_per_example_matches_single_example_backward() {
-        for &(groups, s, p, dil, cout) in &[(1, 1, 0, 1, 4), (2, 2, 1, 1, 4), (1, 1, 2, 2, 3), (4, 1, 1, 1, 4)] {
+        for &(groups, s, p, dil, cout) in &[(1, 1, 0, 1, 4), (2, 2, 1, 1, 4), (1, 1, 2, 2, 3), (4, 1, 1, 1, 4), (1, 2, 1, 1, 5)] {
             let g = geom(3, 7, 6, 4, 3, cout, groups, s, p, dil);
             let x = vals(g.n * g.h * g.w * g.cin, 1);
             let dy = vals(g.n * g.oh * g.ow * g.cout, 2);
