@@ -193,3 +193,57 @@ pub fn grad_sample_embedding_norms_sq(idx: &Tensor, g: &Tensor) -> Result<Tensor
     k::embedding_norms_sq(&ic.i32s()?, &gc.f32s()?, b, t, d, &mut out);
     new_f32(out, &[b])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn t(shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32((0..n).map(|i| (i % 7) as f32 - 3.0).collect(), shape).unwrap()
+    }
+
+    #[test]
+    fn refuses_mismatched_inputs_with_typed_errors() {
+        let kind = |r: Result<Tensor>| r.err().map(|e| e.kind);
+        assert_eq!(kind(grad_sample_outer(&t(&[2, 3, 4]), &t(&[2, 4, 5]))), Some(ErrorKind::Shape));
+        assert_eq!(kind(grad_sample_outer(&t(&[4]), &t(&[4]))), Some(ErrorKind::Shape));
+        let idx = Tensor::from_i32(vec![0, 1, 5, 2], &[2, 2]).unwrap();
+        assert_eq!(kind(grad_sample_embedding(&idx, &t(&[2, 2, 3]), 5)), Some(ErrorKind::Argument));
+        assert_eq!(kind(grad_sample_embedding(&t(&[2, 2]), &t(&[2, 2, 3]), 5)), Some(ErrorKind::DType));
+        assert_eq!(kind(grad_sample_embedding_norms_sq(&idx, &t(&[2, 3, 3]))), Some(ErrorKind::Shape));
+        let o = Conv2dOptions { stride: [2, 2], ..Default::default() };
+        // A 3x3 kernel with stride 2 on 7x7 gives 3x3 outputs, not 4x4.
+        assert_eq!(kind(grad_sample_conv2d(&t(&[2, 7, 7, 2]), &t(&[2, 4, 4, 3]), [3, 3], &o)), Some(ErrorKind::Shape));
+        assert_eq!(kind(grad_sample_conv2d(&t(&[2, 7, 7, 3]), &t(&[2, 3, 3, 4]), [3, 3], &Conv2dOptions { groups: 2, ..o })), Some(ErrorKind::Shape));
+        let c = t(&[3]);
+        assert_eq!(kind(conv2d_weight_grad(&t(&[2, 7, 7, 2]), &t(&[2, 3, 3, 3]), [3, 3], &o, Some(&c))), Some(ErrorKind::Shape));
+        assert!(grad_sample_conv2d(&t(&[2, 7, 7, 2]), &t(&[2, 3, 3, 3]), [3, 3], &o).is_ok());
+    }
+
+    /// The weighted weight gradient with unit coefficients is the batch weight gradient, which is
+    /// the sum of the per-example ones; the norms are those of the per-example gradients.
+    #[test]
+    fn conv_weighted_sum_and_norms_agree_with_per_example() {
+        let o = Conv2dOptions { stride: [1, 2], padding: [1, 0, 1, 1], ..Default::default() };
+        let (x, dy) = (t(&[3, 6, 5, 2]), t(&[3, 6, 3, 4]));
+        let per = grad_sample_conv2d(&x, &dy, [2, 3], &o).unwrap().to_vec_f32().unwrap();
+        let ones = Tensor::from_f32(vec![1.0, 0.5, 2.0], &[3]).unwrap();
+        let sum = conv2d_weight_grad(&x, &dy, [2, 3], &o, Some(&ones)).unwrap().to_vec_f32().unwrap();
+        let norms = grad_sample_conv2d_norms_sq(&x, &dy, [2, 3], &o).unwrap().to_vec_f32().unwrap();
+        let len = sum.len();
+        for j in 0..len {
+            let want = per[j] + 0.5 * per[len + j] + 2.0 * per[2 * len + j];
+            assert!((sum[j] - want).abs() <= 1e-4 * (1.0 + want.abs()), "{} vs {}", sum[j], want);
+        }
+        for i in 0..3 {
+            let want: f32 = per[i * len..(i + 1) * len].iter().map(|v| v * v).sum();
+            assert!((norms[i] - want).abs() <= 1e-5 * want);
+        }
+        let sq = per_example_norms_sq(&Tensor::from_f32(per.clone(), &[3, len]).unwrap()).unwrap().to_vec_f32().unwrap();
+        for i in 0..3 {
+            assert!((sq[i] - norms[i]).abs() <= 1e-5 * norms[i]);
+        }
+    }
+}
