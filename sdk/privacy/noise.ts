@@ -1,13 +1,19 @@
 /**
  * Randomness for DP-SGD: the Gaussian noise added to the sum of clipped gradients and the uniform
  * draws of Poisson sampling. Two sources (README "Differential privacy" → "Noise"):
- * - seeded (default): the engine's counter-based Philox stream (`eg.manualSeed`), bitwise identical
- *   in Node and browsers — reproducible, hence predictable by anyone who knows the seed;
+ * - seeded (default): the engine's counter-based Philox stream (`eg.manualSeed`) through its
+ *   vectorised Box–Muller sampler, bitwise identical in Node and browsers — reproducible, hence
+ *   predictable by anyone who knows the seed;
  * - secure: `crypto.getRandomValues` (Web Crypto, in Node ≥ 19 and browsers) — unpredictable.
  */
 import { ArgumentError, BackendError } from '../errors.js';
-import { randn, tensor } from '../creation.js';
-import type { Tensor } from '../tensor.js';
+import { tensor } from '../creation.js';
+import { checkShape } from '../args.js';
+import { call } from '../runtime.js';
+import { fromHandle, type Tensor } from '../tensor.js';
+
+/** The engine's vectorised Box–Muller on the global Philox stream (rng_tensor kind 4): `randn`'s distribution, several times faster. */
+const ENGINE_GAUSSIAN = 4;
 
 /** Web Crypto's per-call limit (65,536 bytes). */
 const MAX_CRYPTO_WORDS = 16_384;
@@ -59,7 +65,10 @@ export function secureGaussian(n: number, std: number): Float32Array {
  */
 export function gaussianNoise(shape: number[], std: number, secure: boolean): Tensor {
   if (!(typeof std === 'number' && std >= 0 && Number.isFinite(std))) throw new ArgumentError(`noise std must be a finite number >= 0, got ${String(std)}`);
-  if (!secure) return randn(shape, 0, std);
+  if (!secure) {
+    const sh = checkShape(shape, 'noise shape');
+    return fromHandle(call((e) => e.rng_tensor(ENGINE_GAUSSIAN, sh, 0, std, undefined)));
+  }
   const n = shape.reduce((a, b) => a * b, 1);
   return tensor(secureGaussian(n, std), shape);
 }

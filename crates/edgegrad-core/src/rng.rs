@@ -25,6 +25,22 @@ pub fn philox4x32(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// sin(x) for x in [-π, 3π/2): folded into [-π/2, π/2] (sin(x) = sin(±π − x)), then the Taylor
+/// polynomial to x¹¹ (truncation < 6e-8 there). Exact IEEE operations only: the same bits everywhere.
+#[inline(always)]
+fn sin_half_turn(x: crate::simd::F32x4, pi: crate::simd::F32x4, half_pi: crate::simd::F32x4) -> crate::simd::F32x4 {
+    use crate::simd::F32x4;
+    let x = F32x4::select(x.gt(half_pi), pi.sub(x), x);
+    let x = F32x4::select(x.lt(half_pi.neg()), pi.neg().sub(x), x);
+    let z = x.mul(x);
+    let mut p = F32x4::splat(-1.0 / 39_916_800.0);
+    p = p.mul(z).add(F32x4::splat(1.0 / 362_880.0));
+    p = p.mul(z).add(F32x4::splat(-1.0 / 5_040.0));
+    p = p.mul(z).add(F32x4::splat(1.0 / 120.0));
+    p = p.mul(z).add(F32x4::splat(-1.0 / 6.0));
+    p.mul(z).mul(x).add(x)
+}
+
 /// A stream: seed plus a position (in blocks of four 32-bit words).
 #[derive(Clone, Debug)]
 pub struct Generator {
@@ -116,6 +132,54 @@ impl Generator {
                     o[i - lo] = mean + std * r * theta.cos();
                     if i + 1 < n {
                         o[i + 1 - lo] = mean + std * r * theta.sin();
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Normal floats N(mean, std²) by a vectorised Box-Muller: the stream's words in pairs (u1, u2)
+    /// as `normal` takes them, r = sqrt(-2 ln u1) and the angle 2π·u2 − π through a polynomial
+    /// sine/cosine (|error| < 2e-7) four pairs at a time. A different (equally exact in
+    /// distribution) stream from `normal`, several times faster: the noise DP-SGD adds to every
+    /// gradient. Same values for any thread count.
+    pub fn gaussian(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
+        use crate::simd::F32x4;
+        let mut out = crate::storage::alloc_f32(n);
+        let b0 = self.take(n);
+        let key = self.key;
+        let quads = n.div_ceil(8); // two Philox blocks: four (u1, u2) pairs, eight values
+        const QUADS_PER_TASK: usize = 512;
+        let dst = SharedMut(out.as_mut_ptr());
+        for_each(tasks_for(quads, QUADS_PER_TASK), &|task, _| {
+            let first = task * QUADS_PER_TASK;
+            let last = (first + QUADS_PER_TASK).min(quads);
+            let (lo, hi) = (8 * first, (8 * last).min(n));
+            // SAFETY: tasks cover disjoint quad ranges, so [lo, hi) is written by this task only,
+            // and `out` (n values) outlives the for_each call.
+            let o = unsafe { dst.slice(lo, hi - lo) };
+            let (pi, half_pi) = (F32x4::splat(std::f32::consts::PI), F32x4::splat(std::f32::consts::FRAC_PI_2));
+            for q in first..last {
+                let b = b0 + 2 * q as u64;
+                let w = philox4x32([b as u32, (b >> 32) as u32, 0, 0], key);
+                let v = philox4x32([(b + 1) as u32, ((b + 1) >> 32) as u32, 0, 0], key);
+                let unit = |x: u32| (x >> 8) as f32 * (1.0 / 16_777_216.0);
+                let u1 = [unit(w[0]) + 1.0 / 16_777_216.0, unit(w[2]) + 1.0 / 16_777_216.0, unit(v[0]) + 1.0 / 16_777_216.0, unit(v[2]) + 1.0 / 16_777_216.0];
+                let u2 = [unit(w[1]), unit(w[3]), unit(v[1]), unit(v[3])];
+                // SAFETY: both arrays hold four floats.
+                let (u1, u2) = unsafe { (F32x4::load(u1.as_ptr()), F32x4::load(u2.as_ptr())) };
+                let r = crate::kernels::math::ln(u1).mul(F32x4::splat(-2.0)).sqrt();
+                let phi = u2.mul(F32x4::splat(2.0 * std::f32::consts::PI)).sub(pi); // [-π, π)
+                let c = sin_half_turn(phi.add(half_pi), pi, half_pi).mul(r);
+                let s = sin_half_turn(phi, pi, half_pi).mul(r);
+                for k in 0..4 {
+                    let i = 8 * q + 2 * k;
+                    if i < n {
+                        o[i - lo] = mean + std * c.lane(k);
+                    }
+                    if i + 1 < n {
+                        o[i + 1 - lo] = mean + std * s.lane(k);
                     }
                 }
             }
@@ -231,5 +295,31 @@ mod tests {
             }
         }
         crate::parallel::set_num_threads(before);
+    }
+    #[test]
+    fn gaussian_is_standard_normal_and_thread_independent() {
+        let before = crate::parallel::num_threads();
+        crate::parallel::set_num_threads(1);
+        let one = Generator::new(5).gaussian(100_003, 0.0, 1.0);
+        crate::parallel::set_num_threads(4);
+        let four = Generator::new(5).gaussian(100_003, 0.0, 1.0);
+        crate::parallel::set_num_threads(before);
+        assert!(one.iter().zip(&four).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let n = one.len() as f64;
+        let m = one.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let v = one.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+        let tail = one.iter().filter(|x| x.abs() > 2.0).count() as f64 / n; // 4.55%
+        let k4 = one.iter().map(|&x| (x as f64 - m).powi(4)).sum::<f64>() / n / (v * v); // 3
+        assert!(m.abs() < 0.015 && (v - 1.0).abs() < 0.02 && (tail - 0.0455).abs() < 0.003 && (k4 - 3.0).abs() < 0.1, "mean {m} var {v} tail {tail} kurtosis {k4}");
+        // The polynomial sine against the library's over the angle range.
+        for i in 0..=10_000 {
+            let x = -std::f32::consts::PI + 2.5 * std::f32::consts::PI * i as f32 / 10_000.0;
+            let got = sin_half_turn(crate::simd::F32x4::splat(x), crate::simd::F32x4::splat(std::f32::consts::PI), crate::simd::F32x4::splat(std::f32::consts::FRAC_PI_2)).lane(0);
+            assert!((got as f64 - (x as f64).sin()).abs() < 3e-7, "sin({x}) = {got}");
+        }
+        // The stream advances by one word per value, like uniform().
+        let mut g = Generator::new(5);
+        g.gaussian(9, 0.0, 1.0);
+        assert_eq!(g.counter, 3);
     }
 }

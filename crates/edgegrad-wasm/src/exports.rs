@@ -236,7 +236,8 @@ fn checked_numel(shape: &[usize]) -> R<usize> {
     Ok(shape.iter().product())
 }
 
-/// kind: 0 uniform(a, b), 1 normal(mean a, std b), 2 truncated normal, 3 bernoulli(p = a)
+/// kind: 0 uniform(a, b), 1 normal(mean a, std b), 2 truncated normal, 3 bernoulli(p = a),
+/// 4 normal(mean a, std b) by the vectorised sampler (`Generator::gaussian`: DP-SGD's noise)
 #[wasm_bindgen]
 pub fn rng_tensor(kind: u8, shape: &[u32], a: f32, b: f32, seed: Option<f64>) -> R<u32> {
     let s = shape_of(shape);
@@ -246,6 +247,7 @@ pub fn rng_tensor(kind: u8, shape: &[u32], a: f32, b: f32, seed: Option<f64>) ->
         1 => Ok(g.normal(n, a, b)),
         2 => Ok(g.truncated_normal(n, a, b)),
         3 => Ok(g.bernoulli(n, a)),
+        4 => Ok(g.gaussian(n, a, b)),
         _ => Err(arg_err(format!("unknown random distribution {}", kind))),
     })??;
     out(Tensor::from_f32(data, &s))
