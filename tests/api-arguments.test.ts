@@ -1,7 +1,7 @@
 /**
  * Issue 13, defect 10 across the whole public API: walks every function and class exported from
  * the SDK (eg.*, eg.nn.* (and its graph, functional, interop and text namespaces), eg.optim.*, eg.losses.*, eg.data.*, eg.train.*, eg.train.metrics.*,
- * eg.compress.*, eg.compress.int8.*, eg.explain.*) and the public methods of representative
+ * eg.compress.*, eg.compress.int8.*, eg.explain.*, eg.attacks.*, eg.viz.*, eg.robust.*, eg.privacy.*) and the public methods of representative
  * instances, calling each with null, undefined, a number, a string, a bigint, {}, a disposed tensor and an
  * options object whose every field is mistyped in
  * each required argument position and the first optional one (the positions before it filled with
@@ -121,6 +121,8 @@ const NAMESPACES: Record<string, Record<string, unknown>> = {
   explain: eg.explain as unknown as Record<string, unknown>,
   attacks: eg.attacks as unknown as Record<string, unknown>,
   viz: eg.viz as unknown as Record<string, unknown>,
+  robust: eg.robust as unknown as Record<string, unknown>,
+  privacy: eg.privacy as unknown as Record<string, unknown>,
 };
 
 /** The exported functions and classes of a namespace (error classes and exemptions left out). */
@@ -229,6 +231,15 @@ const INSTANCES: [string, () => Instance][] = [
   ['PGD', () => withModel((m) => new eg.attacks.PGD(m))],
   ['DeepFool', () => withModel((m) => new eg.attacks.DeepFool(m))],
   ['CarliniWagnerL2', () => withModel((m) => new eg.attacks.CarliniWagnerL2(m))],
+  ['APGDCE', () => withModel((m) => new eg.attacks.APGDCE(m))],
+  ['SquareAttack', () => withModel((m) => new eg.attacks.SquareAttack(m))],
+  ['SmoothedClassifier', () => withModel((m) => new eg.robust.SmoothedClassifier(m, { sigma: 0.5, numClasses: 2 }))],
+  ['GuardedModel', () => withModel((m) => eg.robust.guard(m, { shape: [3] }))],
+  ['FeatureSqueezingDetector', () => withModel((m) => new eg.robust.FeatureSqueezingDetector(m, { squeezers: [eg.robust.bitDepth(4)] }))],
+  ['PrivacyEngine', () => ({ obj: new eg.privacy.PrivacyEngine({ accountant: 'rdp' }), free: () => {} })],
+  ['RDPAccountant', () => ({ obj: new eg.privacy.RDPAccountant(), free: () => {} })],
+  ['PRVAccountant', () => ({ obj: new eg.privacy.PRVAccountant(), free: () => {} })],
+  ['GaussianAccountant', () => ({ obj: new eg.privacy.GaussianAccountant(), free: () => {} })],
 ];
 
 /** Callback hooks (onEpochEnd, afterBatchEnd...) are called by fit with its context, not by users. */

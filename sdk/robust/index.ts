@@ -2,7 +2,6 @@
  * `eg.robust`: adversarial training, robustness evaluation, certification (randomized smoothing) and
  * hardening (input guards, feature squeezing, model integrity). Issue 15; see README "Robustness".
  */
-export {};
 export { adversarialStep } from './training.js';
 export type { AdversarialMethod, AdversarialStep, AdversarialStepOptions, EpsSchedule } from './training.js';
 export { ABSTAIN, SmoothedClassifier, certifiedAccuracy, certifiedAccuracyChart, noiseAugmentationStep } from './smoothing.js';

@@ -161,8 +161,8 @@ export class SmoothedClassifier {
     const o = checkKeys(opts, ['n', 'alpha', 'batchSize', 'seed'], 'SmoothedClassifier.predict');
     const n = checkInt(orDefault(o.n, 100_000), 'SmoothedClassifier.predict: n', 1, MAX_SAMPLES);
     const alpha = checkAlpha(orDefault(o.alpha, 0.001), 'SmoothedClassifier.predict: alpha');
-    const sampling = this.sampling(o, 'SmoothedClassifier.predict');
-    const counts = this.count(x, n, sampling, Phase.Predict, 'SmoothedClassifier.predict');
+    const sampling = this.#sampling(o, 'SmoothedClassifier.predict');
+    const counts = this.#count(x, n, sampling, Phase.Predict, 'SmoothedClassifier.predict');
     const c = this.numClasses;
     const out = new Int32Array(counts.length / c);
     for (let i = 0; i < out.length; i++) {
@@ -185,10 +185,10 @@ export class SmoothedClassifier {
     const n0 = checkInt(orDefault(o.n0, 100), `${what}: n0`, 1, MAX_SAMPLES);
     const n = checkInt(orDefault(o.n, 100_000), `${what}: n`, 1, MAX_SAMPLES);
     const alpha = checkAlpha(orDefault(o.alpha, 0.001), `${what}: alpha`);
-    const sampling = this.sampling(o, what);
+    const sampling = this.#sampling(o, what);
     const c = this.numClasses;
-    const select = this.count(x, n0, sampling, Phase.Select, what);
-    const estimate = this.count(x, n, sampling, Phase.Estimate, what);
+    const select = this.#count(x, n0, sampling, Phase.Select, what);
+    const estimate = this.#count(x, n, sampling, Phase.Estimate, what);
     const m = select.length / c;
     const r: CertifyResult = {
       prediction: new Int32Array(m), radius: new Float64Array(m), pLower: new Float64Array(m), count: new Int32Array(m),
@@ -218,10 +218,10 @@ export class SmoothedClassifier {
   sampleCounts(x: Tensor, n: number, opts?: SamplingOptions): Int32Array {
     const what = 'SmoothedClassifier.sampleCounts';
     const o = checkKeys(opts, ['batchSize', 'seed'], what);
-    return this.count(x, checkInt(n, `${what}: n`, 1, MAX_SAMPLES), this.sampling(o, what), Phase.Counts, what);
+    return this.#count(x, checkInt(n, `${what}: n`, 1, MAX_SAMPLES), this.#sampling(o, what), Phase.Counts, what);
   }
 
-  private sampling(o: SamplingOptions, what: string): { batchSize: number; seed: number | undefined } {
+  #sampling(o: SamplingOptions, what: string): { batchSize: number; seed: number | undefined } {
     return { batchSize: checkInt(orDefault(o.batchSize, 1000), `${what}: batchSize`, 1, 1 << 24), seed: checkSeed(o.seed, `${what}: seed`) };
   }
 
@@ -231,7 +231,7 @@ export class SmoothedClassifier {
    * forwards of at most batchSize rows. Only class indices leave the engine. (Noise streams are
    * 4·piece + phase: distinct for every piece below 2^30, which MAX_SAMPLES guarantees.)
    */
-  private count(x: Tensor, n: number, s: { batchSize: number; seed: number | undefined }, phase: Phase, what: string): Int32Array {
+  #count(x: Tensor, n: number, s: { batchSize: number; seed: number | undefined }, phase: Phase, what: string): Int32Array {
     const m = checkInputs(x, what);
     const c = this.numClasses;
     const counts = new Int32Array(m * c);
@@ -244,7 +244,7 @@ export class SmoothedClassifier {
         const idx = Int32Array.from(pieces.flatMap((p) => new Array<number>(p.rows).fill(p.i)));
         const noise = pieces.map((p) => randn([p.rows, ...rowShape], 0, this.sigma, subSeed(s.seed, 4 * p.k + phase, p.i)));
         const batch = x.indexSelect(0, tensor(idx, [idx.length], 'int32')).add(noise.length === 1 ? noise[0] : concat(noise, 0));
-        const out = this.forward(batch, what);
+        const out = this.#forward(batch, what);
         if (out.rank !== 2 || out.shape[0] !== idx.length || out.shape[1] !== c) {
           throw new ShapeError(`${what}: the base classifier returned [${out.shape.join(', ')}] for ${idx.length} inputs; expected class scores [${idx.length}, ${c}] (numClasses ${c})`);
         }
@@ -281,7 +281,7 @@ export class SmoothedClassifier {
     return counts;
   }
 
-  private forward(batch: Tensor, what: string): Tensor {
+  #forward(batch: Tensor, what: string): Tensor {
     const out = this.base instanceof Module ? this.base.forward(batch) : this.base(batch);
     if (!(out instanceof Tensor)) throw new ArgumentError(`${what}: the base classifier returned ${describe(out)}, not a Tensor`);
     return out;
