@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
+import { mean, measure, trainedDigitsMlp } from './attack-fixtures.js';
 import { bits, fnv1a } from './explain-fixtures.js';
 
 const { nn, attacks } = eg;
@@ -11,58 +12,17 @@ let xTest: eg.Tensor;
 let yTest: Int32Array;
 const N_TEST = 100;
 
-/** An MLP trained on the bundled digits (pixels scaled to [0, 1]) for a couple of seconds. */
 beforeAll(async () => {
   await setup();
-  const d = await eg.loadDigits();
-  const nTrain = 1200;
-  const scaled = d.images.map((v) => v / 16);
-  model = new nn.Sequential(new nn.Linear(64, 32, { seed: 1 }), new nn.ReLU(), new nn.Linear(32, 10, { seed: 2 }));
-  const x = eg.tensor(scaled.slice(0, nTrain * 64), [nTrain, 64]);
-  const y = eg.tensor(d.labels.slice(0, nTrain), [nTrain], 'int32');
-  const opt = new eg.optim.Adam(model.parameters(), { lr: 0.02 });
-  for (let s = 0; s < 150; s++) {
-    eg.tidy(() => {
-      opt.zeroGrad();
-      eg.losses.sparseCategoricalCrossEntropy(model.forward(x), y, { fromLogits: true }).backward();
-      opt.step();
-    });
-  }
-  opt.zeroGrad();
-  opt.dispose();
-  eg.dispose([x, y]);
-  xTest = eg.tensor(scaled.slice((d.n - N_TEST) * 64), [N_TEST, 64]);
-  yTest = d.labels.slice(d.n - N_TEST);
+  ({ model, xTest, yTest } = await trainedDigitsMlp(N_TEST, { images: false }));
 });
-
 
 function accuracy(x: eg.Tensor): number {
   const pred = eg.noGrad(() => eg.tidy(() => model.forward(x).argMax(-1).dataSync()));
   return Array.from(pred).filter((p, i) => p === yTest[i]).length / yTest.length;
 }
 
-/** Per-example max |δ| and ‖δ‖₂ computed here in JS (float64), and the range of x'. */
-function measure(x: eg.Tensor, adv: eg.Tensor): { linf: number[]; l2: number[]; lo: number; hi: number } {
-  const a = adv.dataSync() as Float32Array;
-  const b = x.dataSync() as Float32Array;
-  const d = a.length / x.shape[0];
-  const linf: number[] = [];
-  const l2: number[] = [];
-  for (let i = 0; i < x.shape[0]; i++) {
-    let m = 0;
-    let s = 0;
-    for (let k = i * d; k < (i + 1) * d; k++) {
-      const v = a[k] - b[k];
-      m = Math.max(m, Math.abs(v));
-      s += v * v;
-    }
-    linf.push(m);
-    l2.push(Math.sqrt(s));
-  }
-  return { linf, l2, lo: Math.min(...a), hi: Math.max(...a) };
-}
 
-const mean = (v: number[]) => v.reduce((s, a) => s + a, 0) / v.length;
 
 describe('adversarial examples stay in the ε-ball and the valid range', () => {
   it('FGSM and PGD (linf, l2; random start; targeted) respect eps and clipValues; reported norms match', () => {

@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
+import { mean, measure, trainedDigitsMlp } from './attack-fixtures.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, attacks, robust } = eg;
@@ -13,29 +14,9 @@ const N_TEST = 60;
 /** Small budgets so the file stays fast; the full-size numbers come from the examples. */
 const FAST = { nIter: 10, nTargetClasses: 2, nQueries: 100 };
 
-/** A digits MLP on 8x8x1 images (pixels in [0, 1]) trained for about a second. */
 beforeAll(async () => {
   await setup();
-  const d = await eg.loadDigits();
-  const nTrain = 1200;
-  const scaled = d.images.map((v) => v / 16);
-  model = new nn.Sequential(new nn.Flatten(), new nn.Linear(64, 32, { seed: 1 }), new nn.ReLU(), new nn.Linear(32, 10, { seed: 2 }));
-  const x = eg.tensor(scaled.slice(0, nTrain * 64), [nTrain, 8, 8, 1]);
-  const y = eg.tensor(d.labels.slice(0, nTrain), [nTrain], 'int32');
-  const opt = new eg.optim.Adam(model.parameters(), { lr: 0.02 });
-  for (let s = 0; s < 150; s++) {
-    eg.tidy(() => {
-      opt.zeroGrad();
-      eg.losses.sparseCategoricalCrossEntropy(model.forward(x), y, { fromLogits: true }).backward();
-      opt.step();
-    });
-  }
-  opt.zeroGrad();
-  opt.dispose();
-  eg.dispose([x, y]);
-  model.eval();
-  xTest = eg.tensor(scaled.slice((d.n - N_TEST) * 64), [N_TEST, 8, 8, 1]);
-  yTest = d.labels.slice(d.n - N_TEST);
+  ({ model, xTest, yTest } = await trainedDigitsMlp(N_TEST, { images: true }));
 });
 
 function predict(x: eg.Tensor, f: (t: eg.Tensor) => eg.Tensor = (t) => model.forward(t)): Int32Array {
