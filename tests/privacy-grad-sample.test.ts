@@ -101,6 +101,42 @@ function perturbNorms(m: eg.nn.Module): void {
   });
 }
 
+/** A sinusoidal encoding (no parameters) and a TransformerEncoderLayer (packed self-attention, LayerNorms, feed-forward) under a Linear head. */
+const encoderModel = () => new nn.Sequential(new nn.SinusoidalPositionalEncoding(8, 16), new nn.TransformerEncoderLayer(8, 2, { dimFeedforward: 12, dropout: 0, seed: 45 }), new nn.Linear(8, 3, { seed: 46 }));
+/**
+ * A learned position table used from position 2, cross-attention with a packed `in_proj_weight`
+ * (key and value differ from the query: three separate projections), and causal cross-attention with
+ * separate `q/k/v_proj_weight` (kdim 6, vdim 5).
+ */
+class CrossAttention extends nn.Module {
+  pos = this.registerModule('pos', new nn.LearnedPositionalEmbedding(9, 8, { seed: 47 }));
+  ctx = this.registerModule('ctx', new nn.Linear(8, 8, { seed: 48 }));
+  packed = this.registerModule('packed', new nn.MultiHeadAttention(8, 2, { seed: 49 }));
+  kv = this.registerModule('kv', new nn.Linear(8, 11, { seed: 50 }));
+  split = this.registerModule('split', new nn.MultiHeadAttention(8, 4, { kdim: 6, vdim: 5, seed: 51 }));
+  head = this.registerModule('head', new nn.Linear(8, 3, { seed: 52 }));
+  forward(x: eg.Tensor): eg.Tensor {
+    return eg.tidy(() => {
+      const h = this.pos.forward(x, 2);
+      const c = this.ctx.forward(h).tanh();
+      const a = this.packed.forward(h, c, c);
+      const kv = this.kv.forward(a);
+      const [b, t] = kv.shape;
+      const k = kv.slice([0, 0, 0], [b, t, 6]);
+      const v = kv.slice([0, 0, 6], [b, t, 11]);
+      return this.head.forward(this.split.forward(a, k, v, { causal: true }));
+    });
+  }
+}
+/** Moves the attention biases off their zero initialisation (their gradients do not depend on it, the rest does). */
+function perturbAttention(m: eg.nn.Module): void {
+  eg.noGrad(() => {
+    for (const [n, p] of m.namedParameters()) {
+      if (/in_proj_bias$|norm\d\.(weight|bias)$/.test(n)) eg.tidy(() => p.assign(p.add(eg.rand(p.shape, -0.5, 0.5, { seed: 53 }))));
+    }
+  });
+}
+
 interface Case { name: string; make: () => { model: eg.nn.Module; x: eg.Tensor; y: eg.Tensor; lossFn: LossFn } }
 const CASES: Case[] = [
   { name: 'Linear (fused ReLU)', make: () => ({ model: linearModel(), x: eg.randn([6, 5], 0, 1, { seed: 20 }), y: classes(6, 3, 21), lossFn: ce }) },
@@ -110,7 +146,10 @@ const CASES: Case[] = [
   { name: 'Embedding', make: () => ({ model: embeddingModel(), x: embeddingIdx(), y: eg.randn([4, 6, 3], 0, 1, { seed: 26 }), lossFn: mse }) },
   { name: 'LayerNorm', make: () => { const model = layerNormModel(); perturbNorms(model); return { model, x: eg.randn([5, 3, 4], 0, 1, { seed: 27 }), y: eg.randn([5, 3, 3], 0, 1, { seed: 28 }), lossFn: mse }; } },
   { name: 'GroupNorm', make: () => { const model = groupNormModel(); perturbNorms(model); return { model, x: eg.randn([5, 4, 4, 2], 0, 1, { seed: 29 }), y: classes(5, 3, 30), lossFn: ce }; } },
+  { name: 'TransformerEncoderLayer (packed self-attention)', make: () => { const model = encoderModel(); perturbAttention(model); return { model, x: eg.randn([4, 5, 8], 0, 1, { seed: 54 }), y: eg.randn([4, 5, 3], 0, 1, { seed: 55 }), lossFn: mse }; } },
+  { name: 'MultiHeadAttention (cross, split projections) and LearnedPositionalEmbedding', make: () => { const model = new CrossAttention(); perturbAttention(model); return { model, x: eg.randn([4, 6, 8], 0, 1, { seed: 56 }), y: eg.randn([4, 6, 3], 0, 1, { seed: 57 }), lossFn: mse }; } },
 ];
+const ATTENTION_CASES = CASES.slice(-2);
 
 function withCase<T>(c: Case, f: (k: ReturnType<Case['make']>) => T): T {
   const k = c.make();
@@ -331,6 +370,30 @@ describe('refused models and typed errors', () => {
     m.dispose();
   });
 
+  it("refuses a layer whose forward did not run (GPT's wpe is read directly), and accepts GPT with it frozen", () => {
+    const m = new nn.GPT({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, seed: 58 });
+    const x = eg.randint([3, 5], 0, 11, { seed: 59 });
+    const y = eg.randn([3, 5, 11], 0, 1, { seed: 60 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(privacy.UnsupportedLayerError);
+    expect(() => privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 1, clipping: 'ghost' })).toThrow(/^transformer\.wpe \(Embedding\): its forward did not run/);
+    m.freeze('transformer.wpe');
+    expectMatchesLoop(m, mse, x, y);
+    const flat = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.5, clipping: 'flat' });
+    const ghost = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.5, clipping: 'ghost' });
+    flat.norms.forEach((n, i) => expect(Math.abs(ghost.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+    eg.dispose([flat, ghost, x, y]);
+    m.dispose();
+  });
+
+  it('refuses a LearnedPositionalEmbedding called without a batch axis', () => {
+    const m = new nn.Sequential(new nn.LearnedPositionalEmbedding(6, 3, { seed: 61 }), new nn.Linear(3, 2, { seed: 62 }));
+    const x = eg.randn([4, 3], 0, 1, { seed: 63 });
+    const y = eg.randn([4, 2], 0, 1, { seed: 64 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(/^0 \(LearnedPositionalEmbedding\): .*no batch axis/);
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
   it('refuses tied weights (one parameter in two layers)', () => {
     class Tied extends nn.Module {
       emb = this.registerModule('emb', new nn.Embedding(5, 3, { seed: 51 }));
@@ -440,5 +503,30 @@ describe('memory and determinism', () => {
       return out;
     });
     expect(fnv1a(words)).toBe('5d6c12ef');
+  });
+
+  it('attention and positional embeddings: memory flat over 100 calls, same bits with 1 and 2 threads and in every runtime', () => {
+    withCase(ATTENTION_CASES[1], ({ model, x, y, lossFn }) => {
+      expectFlatOver100Calls([
+        ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
+        ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
+      ]);
+    });
+    const words = sameBitsOnOneAndTwoThreads(() => {
+      const out: number[] = [];
+      for (const c of ATTENTION_CASES) {
+        withCase(c, ({ model, x, y, lossFn }) => {
+          const per = privacy.perSampleGradients(model, lossFn, x, y);
+          for (const t of per.values()) out.push(...bits(t));
+          eg.dispose(per);
+          const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
+          out.push(...new Uint32Array(r.norms.buffer));
+          for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
+          eg.dispose(r);
+        });
+      }
+      return out;
+    });
+    expect(fnv1a(words)).toBe('402c1a0e');
   });
 });

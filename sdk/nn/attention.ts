@@ -43,6 +43,15 @@ export interface AttentionResult {
   weights: Tensor;
 }
 
+let flattenedCall: { module: Module; lead: number[] } | null = null;
+/**
+ * The leading shape that `applyToLastAxis` flattened for the call of `m` in progress, else null:
+ * eg.privacy's forward hooks use it to split the `[N, features]` rows back per example.
+ */
+export function flattenedLead(m: Module): number[] | null {
+  return flattenedCall !== null && flattenedCall.module === m ? flattenedCall.lead : null;
+}
+
 /**
  * Applies a module acting on the last axis (a `Linear`) to `[..., features]` as ONE 2-D product
  * over all leading positions (a rank-3 input would otherwise run one product per batch entry,
@@ -54,7 +63,14 @@ export function applyToLastAxis(m: Module, x: Tensor): Tensor {
   if (x.rank <= 2) return m.forward(x);
   const lead = x.shape.slice(0, -1);
   const flat = x.reshape([-1, x.shape[x.rank - 1]]);
-  const y = m.forward(flat);
+  const outer = flattenedCall;
+  flattenedCall = { module: m, lead };
+  let y: Tensor;
+  try {
+    y = m.forward(flat);
+  } finally {
+    flattenedCall = outer;
+  }
   const out = y.reshape([...lead, y.shape[1]]);
   flat.dispose();
   y.dispose();
@@ -217,6 +233,12 @@ export class MultiHeadAttention extends Module {
   readonly vdim: number;
   /** Store each forward's weights in `attentionWeights`. */
   keepAttentionWeights: boolean;
+  /**
+   * Called with each input projection's input and output right after it is computed (`part` -1:
+   * the packed `[B, T, 3E]` self-attention projection; 0, 1, 2: the query, key, value ones), so
+   * DP's per-example gradients (eg.privacy) can capture them; null (nothing called) otherwise.
+   */
+  projectionTap: ((part: number, input: Tensor, output: Tensor) => void) | null = null;
   #weights: Tensor | null = null;
   #calls = 0;
   readonly #opts: MultiHeadAttentionOptions;
@@ -315,6 +337,7 @@ export class MultiHeadAttention extends Module {
     if (k === query && v === query && this.#packed) {
       // Self-attention: one projection to [B, T, 3E], split into heads with views.
       const y = track(linearLastAxis(query, this.param('in_proj_weight'), this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null));
+      this.projectionTap?.(-1, query, y);
       const r = track(y.reshape([b, tq, 3, this.numHeads, this.headDim]));
       const p = track(r.permute([2, 0, 3, 1, 4]));
       const part = (i: number) => track(p.slice([i, 0, 0, 0, 0], [i + 1, b, this.numHeads, tq, this.headDim]));
@@ -325,7 +348,9 @@ export class MultiHeadAttention extends Module {
         if (this.#packed) track(w); // a view of in_proj_weight (the separate matrices are parameters: keep them)
         const bias = this.#projBias(i);
         if (bias) track(bias);
-        return track(this.#heads(track(linearLastAxis(x, w, bias))));
+        const y = track(linearLastAxis(x, w, bias));
+        this.projectionTap?.(i, x, y);
+        return track(this.#heads(y));
       };
       q = proj(query, 0);
       kh = proj(k, 1);

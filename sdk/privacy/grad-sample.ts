@@ -4,8 +4,9 @@
  * for every layer with trainable parameters, its input (a forward hook) and the gradient of its
  * output (a retained gradient); engine kernels then turn them into per-example gradients (Linear:
  * outer products summed over positions; Conv2d: the unfolded input times the output gradient;
- * Embedding: a scatter by index; LayerNorm/GroupNorm: Σ dy ⊙ x̂) — never a loop of batch-size-1
- * backward passes.
+ * Embedding: a scatter by index; LayerNorm/GroupNorm: Σ dy ⊙ x̂; MultiHeadAttention: Linear's rule
+ * on each input projection, captured by its projection tap; LearnedPositionalEmbedding: the output
+ * gradient on the rows used) — never a loop of batch-size-1 backward passes.
  *
  * Ghost clipping gets each example's gradient norm without materialising the per-example gradients
  * (for Linear over sequences and Conv2d by the Gram trick ‖AᵀG‖² = ⟨AAᵀ, GGᵀ⟩ where cheaper, in
@@ -20,9 +21,11 @@ import { noGrad, isGradEnabled } from '../autograd.js';
 import { scalar, zeros } from '../creation.js';
 import { ArgumentError, EdgegradError, ShapeError } from '../errors.js';
 import type { LossFn } from '../losses.js';
-import { tidy } from '../memory.js';
+import { keep, tidy } from '../memory.js';
 import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { GroupNorm } from '../nn/groupnorm.js';
+import { flattenedLead, LearnedPositionalEmbedding, MultiHeadAttention } from '../nn/attention.js';
+import { concat } from '../ops.js';
 import { resolvePadding } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
 import { assertModule, type HookHandle, type Module } from '../nn/module.js';
@@ -67,6 +70,8 @@ export interface ClippedGradients {
 // ------------------------------------------------------------------------------------- engine ops
 
 const op = (f: (e: Engine) => number): Tensor => fromHandle(call(f));
+/** A second handle to `t` (same storage and autograd state), kept from any tidy (the model's forward may run one). */
+const alias = (t: Tensor): Tensor => keep(op((e) => e.tensor_clone_handle(t.handle)));
 /** `[B, K, N]`: per example Σ_t a[i,t]ᵀ g[i,t]. */
 const outer = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer(a.handle, g.handle));
 const outerNormsSq = (a: Tensor, g: Tensor): Tensor => op((e) => e.op_grad_sample_outer_norms_sq(a.handle, g.handle));
@@ -88,6 +93,10 @@ function seq(t: Tensor): Tensor {
 interface Call {
   input: Tensor;
   dy: Tensor;
+  /** MultiHeadAttention: which input projection (-1 packed q|k|v, 0 q, 1 k, 2 v); else -1. */
+  part: number;
+  /** LearnedPositionalEmbedding: the first position the forward used; else 0. */
+  offset: number;
 }
 
 /** How to get one parameter's per-example gradients, their norms and their weighted sum. */
@@ -102,7 +111,7 @@ interface ParamRule {
 
 const sumOver = (calls: Call[], f: (c: Call) => Tensor): Tensor => calls.map(f).reduce((a, b) => a.add(b));
 
-function linearRules(): Record<string, ParamRule> {
+function linearRules(): { weight: Required<ParamRule>; bias: ParamRule } {
   return {
     weight: {
       perSample: (calls) => sumOver(calls, (c) => outer(seq(c.dy), seq(c.input))),
@@ -115,6 +124,85 @@ function linearRules(): Record<string, ParamRule> {
       }),
     },
     bias: { perSample: (calls) => sumOver(calls, (c) => seq(c.dy).sum(1)) },
+  };
+}
+
+/**
+ * MultiHeadAttention's own projection parameters: each projection is a Linear over the sequence
+ * (Linear's rules on the calls the projection tap recorded for it); the packed `in_proj_weight`
+ * `[3E, E]` and `in_proj_bias` `[3E]` stack the q, k, v rows, so a cross-attention forward (three
+ * separate projections) fills them block by block. `out_proj` is a Linear with its own rules.
+ */
+function attentionRules(m: MultiHeadAttention): Record<string, ParamRule> {
+  const e = m.embedDim;
+  const lin = linearRules();
+  const part = (calls: Call[], i: number): Call[] => calls.filter((c) => c.part === i);
+  const batchOf = (calls: Call[]): number => calls[0].dy.shape[0];
+  /** The rows of the packed parameter: the packed calls' result plus the q, k, v blocks (zeros where none), concatenated on `axis`. */
+  const stacked = (calls: Call[], f: (cs: Call[]) => Tensor, zero: () => Tensor, axis: number): Tensor => {
+    const whole = part(calls, -1);
+    const blocks = [0, 1, 2].map((i) => part(calls, i));
+    const parts: Tensor[] = [];
+    if (whole.length > 0) parts.push(f(whole));
+    if (blocks.some((b) => b.length > 0)) parts.push(concat(blocks.map((b) => (b.length > 0 ? f(b) : zero())), axis));
+    return parts.reduce((a, b) => a.add(b));
+  };
+  const rules: Record<string, ParamRule> = {};
+  const own = new Set(m.namedParameters().map(([n]) => n));
+  if (own.has('in_proj_weight')) {
+    rules.in_proj_weight = {
+      perSample: (calls) => stacked(calls, lin.weight.perSample, () => zeros([batchOf(calls), e, e]), 1),
+      // The blocks are disjoint rows, so the squared norms add up; mixed packed and split calls overlap.
+      normSq: (calls) => (part(calls, -1).length > 0 && part(calls, -1).length < calls.length
+        ? sumSq(rules.in_proj_weight.perSample(calls))
+        : [-1, 0, 1, 2].map((i) => part(calls, i)).filter((b) => b.length > 0).map(lin.weight.normSq).reduce((a, b) => a.add(b))),
+      weightedSum: (calls, coef) => stacked(calls, (cs) => lin.weight.weightedSum(cs, coef), () => zeros([e, e]), 0),
+    };
+  } else {
+    const dims = [e, m.kdim, m.vdim];
+    ['q_proj_weight', 'k_proj_weight', 'v_proj_weight'].forEach((name, i) => {
+      const only = <A extends unknown[]>(f: (cs: Call[], ...a: A) => Tensor, zero: (calls: Call[]) => Tensor) => (calls: Call[], ...a: A): Tensor => {
+        const cs = part(calls, i);
+        return cs.length > 0 ? f(cs, ...a) : zero(calls);
+      };
+      rules[name] = {
+        perSample: only(lin.weight.perSample, (calls) => zeros([batchOf(calls), e, dims[i]])),
+        normSq: only(lin.weight.normSq, (calls) => zeros([batchOf(calls)])),
+        weightedSum: only(lin.weight.weightedSum, () => zeros([e, dims[i]])),
+      };
+    });
+  }
+  if (own.has('in_proj_bias')) {
+    rules.in_proj_bias = { perSample: (calls) => stacked(calls, lin.bias.perSample, () => zeros([batchOf(calls), e]), 1) };
+  }
+  return rules;
+}
+
+/**
+ * LearnedPositionalEmbedding: example i's gradient is its output gradient (summed over any axes
+ * between the batch and the positions) on the rows of the positions the forward used, zero elsewhere.
+ */
+function positionalRules(m: LearnedPositionalEmbedding): Record<string, ParamRule> {
+  const D = m.dim;
+  /** `[B, T, D]`: the output gradient summed over the axes between batch and time. */
+  const perPosition = (c: Call): Tensor => c.dy.reshape([c.dy.shape[0], -1, c.dy.shape[c.dy.rank - 2], D]).sum(1);
+  /** Rows `offset..offset+T` of a `[..., maxLen, D]` table holding `t [..., T, D]`, zeros elsewhere. */
+  const place = (t: Tensor, offset: number, axis: number): Tensor => {
+    const lead = t.shape.slice(0, axis);
+    const len = t.shape[axis];
+    const pieces: Tensor[] = [];
+    if (offset > 0) pieces.push(zeros([...lead, offset, D]));
+    pieces.push(t);
+    if (m.maxLen - offset - len > 0) pieces.push(zeros([...lead, m.maxLen - offset - len, D]));
+    return pieces.length === 1 ? t : concat(pieces, axis);
+  };
+  const perSample = (calls: Call[]): Tensor => sumOver(calls, (c) => place(perPosition(c), c.offset, 1));
+  return {
+    weight: {
+      perSample,
+      normSq: (calls) => sumSq(calls.length === 1 ? perPosition(calls[0]) : perSample(calls)),
+      weightedSum: (calls, coef) => sumOver(calls, (c) => place(weighted(perPosition(c), coef), c.offset, 0)),
+    },
   };
 }
 
@@ -191,6 +279,8 @@ function rulesFor(m: Module): Record<string, ParamRule> | null {
     return normRules((x) => F.layerNorm(x, k, { eps }), m.normalizedShape);
   }
   if (m instanceof GroupNorm) return normRules((x) => m.normalize(x), [m.numChannels]);
+  if (m instanceof MultiHeadAttention) return attentionRules(m);
+  if (m instanceof LearnedPositionalEmbedding) return positionalRules(m);
   return null;
 }
 
@@ -213,7 +303,8 @@ interface Layer {
   /** Own trainable parameters: full dotted name, short name, tensor. */
   params: { name: string; short: string; tensor: Tensor }[];
   rules: Record<string, ParamRule>;
-  seen: { input: Tensor; output: Tensor }[];
+  /** `lead`: the shape `applyToLastAxis` flattened the input's leading axes from, else null. */
+  seen: { input: Tensor; output: Tensor; part: number; offset: number; lead: number[] | null }[];
   calls: Call[];
 }
 
@@ -253,9 +344,10 @@ interface Captured {
 
 /**
  * One forward and backward of the batch with every supported layer's input and output gradient
- * captured. The parameters' `.grad` are not touched. Runs inside the caller's `tidy`.
+ * captured. The parameters' `.grad` are not touched. Runs inside the caller's `tidy`; the handles
+ * it keeps of the layers' inputs and outputs go to `kept`, which the caller disposes afterwards.
  */
-function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor, reduction: LossReduction): Captured {
+function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor, reduction: LossReduction, kept: Tensor[]): Captured {
   assertModule(model, `${fn}()`);
   if (typeof lossFn !== 'function') throw new ArgumentError(`${fn}(): lossFn must be a function (pred, target) => loss, got ${describe(lossFn)}`);
   assertTensor(x, `${fn}(): x must be a Tensor`);
@@ -277,15 +369,37 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
   try {
     for (const p of all) p.requiresGrad = false;
     for (const l of layers) {
-      handles.push(l.module.registerForwardHook((_m, inputs, output) => {
-        const input = inputs[0];
-        if (!(input instanceof Tensor)) throw new ArgumentError(`${fn}(): layer ${l.path} (${l.module.className}) was called with ${describe(input)} as its input, not a Tensor`);
+      const record = (input: Tensor, output: Tensor, part: number, offset: number, lead: number[] | null = null): void => {
         if (output.requiresGrad) output.retainGrad();
         else output.requiresGrad = true;
-        l.seen.push({ input, output });
+        // Second handles (same storage and autograd state): the caller may dispose its own right
+        // after the forward (applyToLastAxis, the Transformer layers), before the backward fills the gradient.
+        const seen = { input: alias(input), output: alias(output), part, offset, lead };
+        kept.push(seen.input, seen.output);
+        l.seen.push(seen);
+      };
+      const m = l.module;
+      if (m instanceof MultiHeadAttention) {
+        m.projectionTap = (part, input, output) => record(input, output, part, 0);
+        handles.push({ remove: () => { m.projectionTap = null; } });
+        continue;
+      }
+      handles.push(m.registerForwardHook((_m, inputs, output) => {
+        const input = inputs[0];
+        if (!(input instanceof Tensor)) throw new ArgumentError(`${fn}(): layer ${l.path} (${m.className}) was called with ${describe(input)} as its input, not a Tensor`);
+        let offset = 0;
+        if (m instanceof LearnedPositionalEmbedding) {
+          if (input.rank < 3) throw new UnsupportedLayerError(l.path, m.className, `its input [${input.shape.join(', ')}] has no batch axis before [time, dim], so its gradients cannot be split per example`);
+          offset = (inputs[1] as number | undefined) ?? 0;
+        }
+        record(input, output, -1, offset, flattenedLead(m));
       }));
     }
     pred = model.forward(x);
+    // A layer whose own forward never ran cannot have had its parameters captured: either it is
+    // unused or its parent reads them directly (GPT's wpe); both would silently get zero gradients.
+    const idle = layers.find((l) => l.seen.length === 0);
+    if (idle) throw new UnsupportedLayerError(idle.path, idle.module.className, `its forward did not run on the batch, so its parameters (${idle.params.map((p) => p.short).join(', ')}) have no per-example gradients (Opacus: "per sample gradient is not initialized"); if its parent uses them directly there is no per-example rule for that use; freeze the layer or remove it`);
     loss = lossFn(pred, y);
     if (!(loss instanceof Tensor) || loss.size !== 1) throw new ArgumentError(`${fn}(): lossFn must return the batch loss as a one-element Tensor (reduced with '${reduction}'), got ${loss instanceof Tensor ? `shape [${loss.shape.join(', ')}]` : describe(loss)}`);
     // A loss that no layer reaches has zero per-example gradients (no output gets one).
@@ -299,15 +413,20 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
   noGrad(() => {
     for (const l of layers) {
       const relu = fusedRelu(l.module);
-      for (const { input, output } of l.seen) {
+      for (const seen of l.seen) {
+        const { part, offset, lead } = seen;
+        // Rows flattened by applyToLastAxis: back to [...lead, features], the batch first.
+        const unflat = (t: Tensor): Tensor => (lead !== null && t.shape[0] === lead.reduce((a, b) => a * b, 1) ? t.reshape([...lead, ...t.shape.slice(1)]) : t);
+        const input = unflat(seen.input);
+        const output = unflat(seen.output);
         if (input.shape[0] !== batch || output.shape[0] !== batch) {
           throw new UnsupportedLayerError(l.path, l.module.className, `its input [${input.shape.join(', ')}] or output [${output.shape.join(', ')}] does not have the batch (${batch}) as its first axis, so its gradients cannot be split per example`);
         }
-        const g = output.grad;
+        const g = seen.output.grad;
         if (g === null) continue; // the output did not reach the loss
-        let dy = relu ? g.mul(output.greater(0)) : g;
+        let dy = unflat(relu ? g.mul(seen.output.greater(0)) : g);
         if (scale !== 1) dy = dy.mul(scale);
-        l.calls.push({ input, dy });
+        l.calls.push({ input, dy, part, offset });
       }
     }
   });
@@ -330,18 +449,25 @@ function perSampleOf(l: Layer, p: Layer['params'][number], batch: number): Tenso
  * the parameters' `.grad` are left unchanged. The tensors are the caller's (dispose them). Throws an
  * `UnsupportedLayerError` naming the layer for BatchNorm or a trainable layer without a rule
  * (supported: Linear, incl. sequence inputs `[B, ..., in]`; Conv2d with stride, padding, dilation
- * and groups; Embedding; LayerNorm; GroupNorm).
+ * and groups; Embedding; LayerNorm; GroupNorm; MultiHeadAttention's projections (packed or separate
+ * q/k/v, self or cross), hence TransformerEncoderLayer and GPT blocks; LearnedPositionalEmbedding).
+ * A layer with trainable parameters whose forward does not run on the batch is refused too.
  */
 export function perSampleGradients(model: Module, lossFn: LossFn, x: Tensor, y: Tensor, o: { lossReduction?: LossReduction } = {}): Map<string, Tensor> {
   o = checkOptions(o, 'perSampleGradients options');
-  return tidy(() => {
-    const cap = capture('perSampleGradients', model, lossFn, x, y, o.lossReduction ?? 'mean');
-    return noGrad(() => {
-      const out = new Map<string, Tensor>();
-      for (const l of cap.layers) for (const p of l.params) out.set(p.name, perSampleOf(l, p, cap.batch));
-      return out;
+  const kept: Tensor[] = [];
+  try {
+    return tidy(() => {
+      const cap = capture('perSampleGradients', model, lossFn, x, y, o.lossReduction ?? 'mean', kept);
+      return noGrad(() => {
+        const out = new Map<string, Tensor>();
+        for (const l of cap.layers) for (const p of l.params) out.set(p.name, perSampleOf(l, p, cap.batch));
+        return out;
+      });
     });
-  });
+  } finally {
+    for (const t of kept) t.dispose();
+  }
 }
 
 function checkBound(v: unknown, what: string): number {
@@ -378,46 +504,55 @@ export function clippedGradientSum(model: Module, lossFn: LossFn, x: Tensor, y: 
     bounds = [checkBound(o.maxGradNorm, 'clippedGradientSum(): maxGradNorm')];
   }
   let norms: Float32Array = new Float32Array(0);
-  const result = tidy(() => {
-    const cap = capture('clippedGradientSum', model, lossFn, x, y, o.lossReduction ?? 'mean');
-    const params = cap.layers.flatMap((l) => l.params.map((p) => ({ l, p })));
-    if (clipping === 'perLayer' && bounds.length !== params.length) {
-      throw new ArgumentError(`clippedGradientSum(): perLayer clipping needs ${params.length} bounds (one per trainable parameter: ${params.map(({ p }) => p.name).join(', ')}), got ${bounds.length}`);
-    }
-    const sums = noGrad(() => {
-      const factor = (normSq: Tensor, c: number): [Tensor, Tensor] => {
-        const norm = normSq.sqrt();
-        return [norm, scalar(c).div(norm.add(1e-6)).clamp(undefined, 1)];
-      };
-      if (clipping === 'ghost') {
-        // Norms first (no per-example gradient kept), then one weighted sum per parameter.
-        const sq = params.map(({ l, p }) => {
-          if (l.calls.length === 0) return zeros([cap.batch]);
-          const r = l.rules[p.short];
-          return r.normSq ? r.normSq(l.calls) : sumSq(r.perSample(l.calls));
-        });
-        const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
-        norms = readNorms(norm);
-        return params.map(({ l, p }) => {
-          if (l.calls.length === 0) return zeros(p.tensor.shape);
-          const r = l.rules[p.short];
-          return r.weightedSum ? r.weightedSum(l.calls, c) : weighted(r.perSample(l.calls), c);
-        });
+  const kept: Tensor[] = [];
+  try {
+    return { ...clippedSum(), norms };
+  } finally {
+    for (const t of kept) t.dispose();
+  }
+
+  // A nested function: the tidy reads the checked options and writes `norms`.
+  function clippedSum(): { loss: Tensor; pred: Tensor } {
+    return tidy(() => {
+      const cap = capture('clippedGradientSum', model, lossFn, x, y, o.lossReduction ?? 'mean', kept);
+      const params = cap.layers.flatMap((l) => l.params.map((p) => ({ l, p })));
+      if (clipping === 'perLayer' && bounds.length !== params.length) {
+        throw new ArgumentError(`clippedGradientSum(): perLayer clipping needs ${params.length} bounds (one per trainable parameter: ${params.map(({ p }) => p.name).join(', ')}), got ${bounds.length}`);
       }
-      const grads = params.map(({ l, p }) => perSampleOf(l, p, cap.batch));
-      const sq = grads.map(sumSq);
-      if (clipping === 'flat') {
-        const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
-        norms = readNorms(norm);
-        return grads.map((g) => weighted(g, c));
-      }
-      norms = readNorms(sq.reduce((a, b) => a.add(b)).sqrt());
-      return grads.map((g, k) => weighted(g, factor(sq[k], bounds[k])[1]));
+      const sums = noGrad(() => {
+        const factor = (normSq: Tensor, c: number): [Tensor, Tensor] => {
+          const norm = normSq.sqrt();
+          return [norm, scalar(c).div(norm.add(1e-6)).clamp(undefined, 1)];
+        };
+        if (clipping === 'ghost') {
+          // Norms first (no per-example gradient kept), then one weighted sum per parameter.
+          const sq = params.map(({ l, p }) => {
+            if (l.calls.length === 0) return zeros([cap.batch]);
+            const r = l.rules[p.short];
+            return r.normSq ? r.normSq(l.calls) : sumSq(r.perSample(l.calls));
+          });
+          const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
+          norms = readNorms(norm);
+          return params.map(({ l, p }) => {
+            if (l.calls.length === 0) return zeros(p.tensor.shape);
+            const r = l.rules[p.short];
+            return r.weightedSum ? r.weightedSum(l.calls, c) : weighted(r.perSample(l.calls), c);
+          });
+        }
+        const grads = params.map(({ l, p }) => perSampleOf(l, p, cap.batch));
+        const sq = grads.map(sumSq);
+        if (clipping === 'flat') {
+          const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
+          norms = readNorms(norm);
+          return grads.map((g) => weighted(g, c));
+        }
+        norms = readNorms(sq.reduce((a, b) => a.add(b)).sqrt());
+        return grads.map((g, k) => weighted(g, factor(sq[k], bounds[k])[1]));
+      });
+      params.forEach(({ p }, k) => { p.tensor.grad = sums[k]; });
+      return { loss: cap.loss, pred: cap.pred };
     });
-    params.forEach(({ p }, k) => { p.tensor.grad = sums[k]; });
-    return { loss: cap.loss, pred: cap.pred };
-  });
-  return { ...result, norms };
+  }
 }
 
 /** Reads the per-example norms back, refusing non-finite ones (a NaN would silently poison the step). */
