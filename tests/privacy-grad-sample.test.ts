@@ -370,18 +370,41 @@ describe('refused models and typed errors', () => {
     m.dispose();
   });
 
-  it("refuses a layer whose forward did not run (GPT's wpe is read directly), and accepts GPT with it frozen", () => {
+  it("GPT (its wpe table read directly, captured by the position tap): equals the loop, ghost equals flat", () => {
     const m = new nn.GPT({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, seed: 58 });
     const x = eg.randint([3, 5], 0, 11, { seed: 59 });
     const y = eg.randn([3, 5, 11], 0, 1, { seed: 60 });
-    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(privacy.UnsupportedLayerError);
-    expect(() => privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 1, clipping: 'ghost' })).toThrow(/^transformer\.wpe \(Embedding\): its forward did not run/);
-    m.freeze('transformer.wpe');
     expectMatchesLoop(m, mse, x, y);
     const flat = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.5, clipping: 'flat' });
+    const want = m.trainableParameters().map((p) => data(p.grad!));
     const ghost = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.5, clipping: 'ghost' });
     flat.norms.forEach((n, i) => expect(Math.abs(ghost.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+    m.trainableParameters().forEach((p, k) => {
+      const got = data(p.grad!);
+      const scale = Math.max(...want[k].map(Math.abs));
+      want[k].forEach((w, j) => expect(Math.abs(got[j] - w)).toBeLessThanOrEqual(1e-5 * scale));
+    });
+    expect(m.positionTap).toBeNull();
     eg.dispose([flat, ghost, x, y]);
+    m.dispose();
+  });
+
+  it('refuses a trainable layer whose forward did not run (its parameters would get silent zeros)', () => {
+    class Unused extends nn.Module {
+      a = this.registerModule('a', new nn.Linear(3, 2, { seed: 65 }));
+      spare = this.registerModule('spare', new nn.Linear(3, 2, { seed: 66 }));
+      forward(x: eg.Tensor): eg.Tensor {
+        return this.a.forward(x);
+      }
+    }
+    const m = new Unused();
+    const x = eg.randn([4, 3], 0, 1, { seed: 67 });
+    const y = eg.randn([4, 2], 0, 1, { seed: 68 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(privacy.UnsupportedLayerError);
+    expect(() => privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 1, clipping: 'ghost' })).toThrow(/^spare \(Linear\): its forward did not run/);
+    m.freeze('spare');
+    expectMatchesLoop(m, mse, x, y);
+    eg.dispose([x, y]);
     m.dispose();
   });
 

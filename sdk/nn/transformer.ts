@@ -337,6 +337,12 @@ export interface GPTConfig {
  */
 export class GPT extends Module {
   readonly config: Required<Omit<GPTConfig, 'seed'>> & { seed?: number };
+  /**
+   * Called with `tok + pos` (`[batch, time, nEmbd]`) right after it is formed, so DP's per-example
+   * gradients (eg.privacy) can capture the gradient of `transformer.wpe`'s table, which this model
+   * reads directly instead of calling its forward; null (nothing called) otherwise.
+   */
+  positionTap: ((x0: Tensor) => void) | null = null;
   constructor(c: GPTConfig) {
     super();
     checkOptions(c, 'GPT config');
@@ -390,6 +396,7 @@ export class GPT extends Module {
     const tok = tr.getModule('wte').forward(idx);
     const pos = (tr.getModule('wpe') as Embedding).weight.slice([0, 0], [t, this.config.nEmbd]);
     const x0 = tok.add(pos);
+    this.positionTap?.(x0);
     let x = this.config.dropout > 0 ? tr.getModule('drop').forward(x0) : x0;
     tok.dispose();
     pos.dispose();

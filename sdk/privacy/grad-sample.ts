@@ -25,6 +25,7 @@ import { keep, tidy } from '../memory.js';
 import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { GroupNorm } from '../nn/groupnorm.js';
 import { flattenedLead, LearnedPositionalEmbedding, MultiHeadAttention } from '../nn/attention.js';
+import { GPT } from '../nn/transformer.js';
 import { concat } from '../ops.js';
 import { resolvePadding } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
@@ -179,11 +180,11 @@ function attentionRules(m: MultiHeadAttention): Record<string, ParamRule> {
 }
 
 /**
- * LearnedPositionalEmbedding: example i's gradient is its output gradient (summed over any axes
- * between the batch and the positions) on the rows of the positions the forward used, zero elsewhere.
+ * A position table `weight [maxLen, D]` added to `[B, ..., T, D]` (LearnedPositionalEmbedding, GPT's
+ * wpe): example i's gradient is its output gradient (summed over any axes between the batch and the
+ * positions) on the rows of the positions the forward used, zero elsewhere.
  */
-function positionalRules(m: LearnedPositionalEmbedding): Record<string, ParamRule> {
-  const D = m.dim;
+function positionalRules(maxLen: number, D: number): Record<string, ParamRule> {
   /** `[B, T, D]`: the output gradient summed over the axes between batch and time. */
   const perPosition = (c: Call): Tensor => c.dy.reshape([c.dy.shape[0], -1, c.dy.shape[c.dy.rank - 2], D]).sum(1);
   /** Rows `offset..offset+T` of a `[..., maxLen, D]` table holding `t [..., T, D]`, zeros elsewhere. */
@@ -193,7 +194,7 @@ function positionalRules(m: LearnedPositionalEmbedding): Record<string, ParamRul
     const pieces: Tensor[] = [];
     if (offset > 0) pieces.push(zeros([...lead, offset, D]));
     pieces.push(t);
-    if (m.maxLen - offset - len > 0) pieces.push(zeros([...lead, m.maxLen - offset - len, D]));
+    if (maxLen - offset - len > 0) pieces.push(zeros([...lead, maxLen - offset - len, D]));
     return pieces.length === 1 ? t : concat(pieces, axis);
   };
   const perSample = (calls: Call[]): Tensor => sumOver(calls, (c) => place(perPosition(c), c.offset, 1));
@@ -280,7 +281,7 @@ function rulesFor(m: Module): Record<string, ParamRule> | null {
   }
   if (m instanceof GroupNorm) return normRules((x) => m.normalize(x), [m.numChannels]);
   if (m instanceof MultiHeadAttention) return attentionRules(m);
-  if (m instanceof LearnedPositionalEmbedding) return positionalRules(m);
+  if (m instanceof LearnedPositionalEmbedding) return positionalRules(m.maxLen, m.dim);
   return null;
 }
 
@@ -303,6 +304,8 @@ interface Layer {
   /** Own trainable parameters: full dotted name, short name, tensor. */
   params: { name: string; short: string; tensor: Tensor }[];
   rules: Record<string, ParamRule>;
+  /** Set for a GPT's `transformer.wpe`, whose table the GPT reads directly: captured by its position tap. */
+  gpt: GPT | null;
   /** `lead`: the shape `applyToLastAxis` flattened the input's leading axes from, else null. */
   seen: { input: Tensor; output: Tensor; part: number; offset: number; lead: number[] | null }[];
   calls: Call[];
@@ -312,13 +315,16 @@ interface Layer {
 function collectLayers(model: Module): Layer[] {
   const layers: Layer[] = [];
   const owner = new Map<Tensor, string>();
+  const wpe = new Map<Module, GPT>();
+  for (const [, m] of model.namedModules()) if (m instanceof GPT) wpe.set(m.getModule('transformer').getModule('wpe'), m);
   for (const [path, m] of model.namedModules()) {
     if (m instanceof BatchNorm) {
       throw new UnsupportedLayerError(path, m.className, 'BatchNorm mixes examples through its batch statistics, so per-example gradients do not exist; replace it by GroupNorm (eg.privacy.fix(model))');
     }
     const own = m.namedParameters().filter(([n, p]) => !n.includes('.') && p.requiresGrad);
     if (own.length === 0) continue;
-    const rules = rulesFor(m);
+    const gpt = wpe.get(m) ?? null;
+    const rules = gpt ? positionalRules(gpt.config.blockSize, gpt.config.nEmbd) : rulesFor(m);
     if (rules === null) {
       throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm and GroupNorm layers`);
     }
@@ -328,7 +334,7 @@ function collectLayers(model: Module): Layer[] {
       owner.set(p, path ? `${path}.${n}` : n);
     }
     layers.push({
-      path, module: m, rules, seen: [], calls: [],
+      path, module: m, rules, gpt, seen: [], calls: [],
       params: own.map(([short, tensor]) => ({ name: path ? `${path}.${short}` : short, short, tensor })),
     });
   }
@@ -379,6 +385,12 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
         l.seen.push(seen);
       };
       const m = l.module;
+      const gpt = l.gpt;
+      if (gpt !== null) {
+        gpt.positionTap = (x0) => record(x0, x0, -1, 0);
+        handles.push({ remove: () => { gpt.positionTap = null; } });
+        continue;
+      }
       if (m instanceof MultiHeadAttention) {
         m.projectionTap = (part, input, output) => record(input, output, part, 0);
         handles.push({ remove: () => { m.projectionTap = null; } });
