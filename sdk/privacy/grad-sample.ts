@@ -537,18 +537,24 @@ export function clippedGradientSum(model: Module, lossFn: LossFn, x: Tensor, y: 
           return [norm, scalar(c).div(norm.add(1e-6)).clamp(undefined, 1)];
         };
         if (clipping === 'ghost') {
-          // Norms first (no per-example gradient kept), then one weighted sum per parameter.
-          const sq = params.map(({ l, p }) => {
+          // Norms first (no per-example gradient kept), then one weighted sum per parameter. A rule
+          // without a ghost norm (biases, norm layers: small) materialises once for both.
+          const small = new Map<number, Tensor>();
+          const sq = params.map(({ l, p }, k) => {
             if (l.calls.length === 0) return zeros([cap.batch]);
             const r = l.rules[p.short];
-            return r.normSq ? r.normSq(l.calls) : sumSq(r.perSample(l.calls));
+            if (r.normSq) return r.normSq(l.calls);
+            const g = r.perSample(l.calls);
+            small.set(k, g);
+            return sumSq(g);
           });
           const [norm, c] = factor(sq.reduce((a, b) => a.add(b)), bounds[0]);
           norms = readNorms(norm);
-          return params.map(({ l, p }) => {
+          return params.map(({ l, p }, k) => {
             if (l.calls.length === 0) return zeros(p.tensor.shape);
             const r = l.rules[p.short];
-            return r.weightedSum ? r.weightedSum(l.calls, c) : weighted(r.perSample(l.calls), c);
+            const g = small.get(k);
+            return g !== undefined ? weighted(g, c) : r.weightedSum ? r.weightedSum(l.calls, c) : weighted(r.perSample(l.calls), c);
           });
         }
         const grads = params.map(({ l, p }) => perSampleOf(l, p, cap.batch));
