@@ -370,6 +370,36 @@ describe('refused models and typed errors', () => {
     m.dispose();
   });
 
+  it('MultiHeadAttention without biases, with a per-example key mask: equals the loop, ghost equals flat; validate accepts attention models', () => {
+    class Masked extends nn.Module {
+      attn = this.registerModule('attn', new nn.MultiHeadAttention(6, 3, { bias: false, seed: 69 }));
+      head = this.registerModule('head', new nn.Linear(6, 2, { seed: 70 }));
+      forward(x: eg.Tensor): eg.Tensor {
+        return eg.tidy(() => {
+          // Each example's own padding: steps whose first feature is negative are masked out.
+          const [b, t] = x.shape;
+          const keyMask = x.slice([0, 0, 0], [b, t, 1]).reshape([b, t]).greater(-0.5);
+          return this.head.forward(this.attn.forward(x, null, null, { keyMask }));
+        });
+      }
+    }
+    const m = new Masked();
+    const x = eg.randn([5, 4, 6], 0, 1, { seed: 71 });
+    const y = eg.randn([5, 4, 2], 0, 1, { seed: 72 });
+    expect(m.namedParameters().map(([n]) => n)).toEqual(['attn.in_proj_weight', 'attn.out_proj.weight', 'head.weight', 'head.bias']);
+    expectMatchesLoop(m, mse, x, y);
+    const flat = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.2, clipping: 'flat' });
+    const ghost = privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 0.2, clipping: 'ghost' });
+    flat.norms.forEach((n, i) => expect(Math.abs(ghost.norms[i] - n)).toBeLessThanOrEqual(1e-5 * n));
+    expect(privacy.validate(m)).toEqual([]);
+    const enc = encoderModel();
+    expect(privacy.validate(enc)).toEqual([]);
+    expect(privacy.hasPerSampleRule(enc.getModule('1').getModule('self_attn'))).toBe(true);
+    eg.dispose([flat, ghost, x, y]);
+    m.dispose();
+    enc.dispose();
+  });
+
   it("GPT (its wpe table read directly, captured by the position tap): equals the loop, ghost equals flat", () => {
     const m = new nn.GPT({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, seed: 58 });
     const x = eg.randint([3, 5], 0, 11, { seed: 59 });
