@@ -44,9 +44,11 @@ describe('privacy.validate / fix', () => {
     expect(problems[0].reason).toMatch(/mixes examples/);
     expect(privacy.validate(new nn.Sequential(new nn.Linear(3, 3), new nn.LayerNorm(3), new nn.GroupNorm(1, 3)))).toEqual([]);
     // A layer the engine has no per-example rule for is listed while it is trainable, not once frozen.
-    const lstm = new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }));
-    expect(privacy.validate(lstm).map((p) => [p.path, p.layer])).toEqual([['0', 'LSTM']]);
-    expect(privacy.validate(lstm)[0].reason).toMatch(/no per-example gradient rule for LSTM/);
+    // (SimpleRNN/LSTM/GRU have rules; Keras' reset-before GRU has none.)
+    expect(privacy.validate(new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { seed: 2 })))).toEqual([]);
+    const lstm = new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { resetAfter: false, seed: 2 }));
+    expect(privacy.validate(lstm).map((p) => [p.path, p.layer])).toEqual([['1', 'GRU']]);
+    expect(privacy.validate(lstm)[0].reason).toMatch(/no per-example gradient rule for GRU/);
     lstm.freeze();
     expect(privacy.validate(lstm)).toEqual([]);
     // A frozen BatchNorm still mixes examples through its batch statistics.

@@ -137,6 +137,23 @@ function perturbAttention(m: eg.nn.Module): void {
   });
 }
 
+/** A GRU and a Bidirectional SimpleRNN (relu) over right-padded sequences: a step whose features are all 0 is padding (the mask is derived from x, so each example carries its own). */
+class MaskedRecurrent extends nn.Module {
+  gru = this.registerModule('gru', new nn.GRU(3, 4, { seed: 60 }));
+  birnn = this.registerModule('birnn', new nn.Bidirectional(new nn.SimpleRNN(4, 3, { nonlinearity: 'relu', returnSequences: false, seed: 61 }), {
+    mergeMode: 'sum', backwardLayer: new nn.SimpleRNN(4, 3, { nonlinearity: 'relu', returnSequences: false, reverse: true, seed: 73 }),
+  }));
+  head = this.registerModule('head', new nn.Linear(3, 2, { seed: 62 }));
+  forward(x: eg.Tensor): eg.Tensor {
+    return eg.tidy(() => {
+      const mask = x.abs().sum(2).greater(0).cast('float32');
+      return this.head.forward(this.birnn.forward(this.gru.forward(x, { mask }), { mask }));
+    });
+  }
+}
+/** Sequences of lengths 5, 3, 1, 4 (zeros after). */
+const paddedSequences = (): eg.Tensor => eg.tidy(() => eg.randn([4, 5, 3], 0, 1, { seed: 63 }).mul(nn.lengthsToMask([5, 3, 1, 4], 5).reshape([4, 5, 1])));
+
 interface Case { name: string; make: () => { model: eg.nn.Module; x: eg.Tensor; y: eg.Tensor; lossFn: LossFn } }
 const CASES: Case[] = [
   { name: 'Linear (fused ReLU)', make: () => ({ model: linearModel(), x: eg.randn([6, 5], 0, 1, { seed: 20 }), y: classes(6, 3, 21), lossFn: ce }) },
@@ -148,8 +165,12 @@ const CASES: Case[] = [
   { name: 'GroupNorm', make: () => { const model = groupNormModel(); perturbNorms(model); return { model, x: eg.randn([5, 4, 4, 2], 0, 1, { seed: 29 }), y: classes(5, 3, 30), lossFn: ce }; } },
   { name: 'TransformerEncoderLayer (packed self-attention)', make: () => { const model = encoderModel(); perturbAttention(model); return { model, x: eg.randn([4, 5, 8], 0, 1, { seed: 54 }), y: eg.randn([4, 5, 3], 0, 1, { seed: 55 }), lossFn: mse }; } },
   { name: 'MultiHeadAttention (cross, split projections) and LearnedPositionalEmbedding', make: () => { const model = new CrossAttention(); perturbAttention(model); return { model, x: eg.randn([4, 6, 8], 0, 1, { seed: 56 }), y: eg.randn([4, 6, 3], 0, 1, { seed: 57 }), lossFn: mse }; } },
+  { name: 'SimpleRNN (tanh, final state)', make: () => ({ model: new nn.Sequential(new nn.SimpleRNN(3, 5, { returnSequences: false, seed: 64 }), new nn.Linear(5, 3, { seed: 65 })), x: eg.randn([5, 6, 3], 0, 1, { seed: 66 }), y: classes(5, 3, 67), lossFn: ce }) },
+  { name: 'LSTM (2 layers, bidirectional)', make: () => ({ model: new nn.Sequential(new nn.LSTM(3, 4, { numLayers: 2, bidirectional: true, seed: 68 }), new nn.Linear(8, 2, { seed: 69 })), x: eg.randn([4, 5, 3], 0, 1, { seed: 70 }), y: eg.randn([4, 5, 2], 0, 1, { seed: 71 }), lossFn: mse }) },
+  { name: 'GRU and Bidirectional SimpleRNN (relu), masked', make: () => ({ model: new MaskedRecurrent(), x: paddedSequences(), y: classes(4, 2, 72), lossFn: ce }) },
 ];
-const ATTENTION_CASES = CASES.slice(-2);
+const ATTENTION_CASES = CASES.slice(-5, -3);
+const RECURRENT_CASES = CASES.slice(-3);
 
 function withCase<T>(c: Case, f: (k: ReturnType<Case['make']>) => T): T {
   const k = c.make();
@@ -419,6 +440,16 @@ describe('refused models and typed errors', () => {
     m.dispose();
   });
 
+  it("refuses Keras' reset-before GRU (its recurrent product takes r ⊙ h), naming it", () => {
+    const m = new nn.Sequential(new nn.GRU(3, 4, { resetAfter: false, returnSequences: false, seed: 74 }), new nn.Linear(4, 2, { seed: 75 }));
+    const x = eg.randn([3, 4, 3], 0, 1, { seed: 76 });
+    const y = eg.randn([3, 2], 0, 1, { seed: 77 });
+    expect(() => privacy.perSampleGradients(m, mse, x, y)).toThrow(privacy.UnsupportedLayerError);
+    expect(() => privacy.clippedGradientSum(m, mse, x, y, { maxGradNorm: 1, clipping: 'ghost' })).toThrow(/^0 \(GRU\): .*no per-example gradient rule for GRU/);
+    eg.dispose([x, y]);
+    m.dispose();
+  });
+
   it('refuses a trainable layer whose forward did not run (its parameters would get silent zeros)', () => {
     class Unused extends nn.Module {
       a = this.registerModule('a', new nn.Linear(3, 2, { seed: 65 }));
@@ -581,5 +612,40 @@ describe('memory and determinism', () => {
       return out;
     });
     expect(fnv1a(words)).toBe('402c1a0e');
+  });
+
+  it('recurrent layers: memory flat over 100 calls, same bits with 1 and 2 threads and in every runtime', () => {
+    withCase(RECURRENT_CASES[1], ({ model, x, y, lossFn }) => {
+      expectFlatOver100Calls([
+        ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
+        ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
+      ]);
+    });
+    const words = sameBitsOnOneAndTwoThreads(() => {
+      const out: number[] = [];
+      for (const c of RECURRENT_CASES) {
+        withCase(c, ({ model, x, y, lossFn }) => {
+          const per = privacy.perSampleGradients(model, lossFn, x, y);
+          for (const t of per.values()) out.push(...bits(t));
+          eg.dispose(per);
+          const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
+          out.push(...new Uint32Array(r.norms.buffer));
+          for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
+          eg.dispose(r);
+        });
+      }
+      return out;
+    });
+    expect(fnv1a(words)).toBe('a00c8e5');
+  });
+
+  it('leaves a recurrent layer on its fused kernel outside the capture (same outputs before and after)', () => {
+    withCase(RECURRENT_CASES[1], ({ model, x, y, lossFn }) => {
+      const before = eg.tidy(() => data(model.forward(x)));
+      eg.dispose(privacy.perSampleGradients(model, lossFn, x, y));
+      expect((model.getModule('0') as eg.nn.LSTM).gateTap).toBeNull();
+      const after = eg.tidy(() => data(model.forward(x)));
+      expect(after).toEqual(before);
+    });
   });
 });

@@ -20,7 +20,8 @@
  */
 import { checkLengths, checkSize, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { tensor } from '../creation.js';
+import { tensor, zeros } from '../creation.js';
+import { tidy } from '../memory.js';
 import { concat, stack } from '../ops.js';
 import { call } from '../runtime.js';
 import { assertTensor, fromHandle, Tensor } from '../tensor.js';
@@ -95,6 +96,70 @@ export function recurrent(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o
   return { output, h: hN, c: cN };
 }
 
+/** Where an unrolled recurrent forward reports a projection: `kind` 0 is `x·W_ihᵀ + b_ih` over the whole sequence (`input [B, T, in]`, `gates [B, T, G]`), 1 one step's `h_{t−1}·W_hhᵀ + b_hh` (`[B, H]`, `[B, G]`). */
+export type GateTap = (kind: 0 | 1, input: Tensor, gates: Tensor) => void;
+
+/**
+ * `recurrent()` unrolled into engine ops, one step at a time (Opacus's DPLSTM idea): the same cell
+ * maths as the fused kernel (within float rounding), with the input and recurrent projections as
+ * separate tensors handed to `tap` before use, so per-example gradients (DP) can retain their
+ * gradients and apply Linear's rule over the time axis. Slower than the fused kernel: used only
+ * while a tap is set. `gruResetBefore` (its recurrent product takes r ⊙ h) is not unrolled.
+ */
+function unrolled(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o: RecurrentCallOptions, tap: GateTap): RecurrentOutput {
+  if (cell === 'gruResetBefore') throw new ArgumentError('gruResetBefore has no unrolled form for per-example gradients (use GRU with resetAfter: true)');
+  const [b, t, n] = x.shape;
+  const g = w.wIh.shape[0];
+  const hid = w.wHh.shape[1];
+  const proj = (a: Tensor, wt: Tensor, bias: Tensor | null | undefined): Tensor => {
+    const p = a.matmul(wt.transpose());
+    return bias ? p.add(bias) : p;
+  };
+  return tidy(() => {
+    const gi = proj(x.reshape([b * t, n]), w.wIh, w.bIh).reshape([b, t, g]);
+    tap(0, x, gi);
+    const mask = o.mask ? asFloatMask(o.mask) : null;
+    let h = o.h0 ?? zeros([b, hid]);
+    let c = cell === 'lstm' ? o.c0 ?? zeros([b, hid]) : null;
+    const outs: Tensor[] = new Array<Tensor>(t);
+    const chunk = (a: Tensor, k: number): Tensor => a.slice([0, k * hid], [b, (k + 1) * hid]);
+    for (let s = 0; s < t; s++) {
+      const step = o.reverse ? t - 1 - s : s;
+      const xi = gi.slice([0, step, 0], [b, step + 1, g]).reshape([b, g]);
+      const hh = proj(h, w.wHh, w.bHh);
+      tap(1, h, hh);
+      let hNew: Tensor;
+      let cNew: Tensor | null = null;
+      if (cell === 'rnnTanh' || cell === 'rnnRelu') {
+        const a = xi.add(hh);
+        hNew = cell === 'rnnTanh' ? a.tanh() : a.relu();
+      } else if (cell === 'lstm') {
+        const a = xi.add(hh);
+        cNew = chunk(a, 1).sigmoid().mul(c!).add(chunk(a, 0).sigmoid().mul(chunk(a, 2).tanh()));
+        hNew = chunk(a, 3).sigmoid().mul(cNew.tanh());
+      } else {
+        const r = chunk(xi, 0).add(chunk(hh, 0)).sigmoid();
+        const z = chunk(xi, 1).add(chunk(hh, 1)).sigmoid();
+        const nn = chunk(xi, 2).add(r.mul(chunk(hh, 2))).tanh();
+        hNew = z.neg().add(1).mul(nn).add(z.mul(h)); // (1 − z) ⊙ n + z ⊙ h
+      }
+      if (mask) {
+        // A masked step keeps the state and outputs 0, as the fused kernel.
+        const m = mask.slice([0, step], [b, step + 1]);
+        const keepOld = m.neg().add(1);
+        outs[step] = hNew.mul(m);
+        h = outs[step].add(h.mul(keepOld));
+        if (cNew) c = cNew.mul(m).add(c!.mul(keepOld));
+      } else {
+        outs[step] = hNew;
+        h = hNew;
+        if (cNew) c = cNew;
+      }
+    }
+    return { output: stack(outs, 1), h, c };
+  });
+}
+
 /** `[batch, time]` float mask from per-sequence lengths (1 for the first `lengths[b]` steps). */
 export function lengthsToMask(lengths: ArrayLike<number>, time: number): Tensor {
   checkLengths(lengths, 'lengthsToMask');
@@ -156,6 +221,11 @@ export abstract class Recurrent extends Module {
   readonly numDirections: 1 | 2;
   readonly cell: RecurrentCell;
   protected readonly opts: RecurrentOptions;
+  /**
+   * Null unless per-example gradients are being captured (eg.privacy): then the forward runs the
+   * unrolled cell and reports each projection with `part` = 2 · (layer · numDirections + direction) + kind.
+   */
+  gateTap: ((part: number, input: Tensor, gates: Tensor) => void) | null = null;
   #dropoutCalls = 0;
   /** Seeded draws so far, kept in checkpoints so a resumed run draws the same masks. */
   override getExtraState(): { calls: number } {
@@ -261,9 +331,9 @@ export abstract class Recurrent extends Module {
         const outs: Tensor[] = [];
         for (let d = 0; d < this.numDirections; d++) {
           const i = l * this.numDirections + d;
-          const r = recurrent(this.cell, input, this.weights(l, d), {
-            h0: init.h[i], c0: init.c[i], mask, reverse: (d === 1) !== (this.opts.reverse ?? false),
-          });
+          const ro: RecurrentCallOptions = { h0: init.h[i], c0: init.c[i], mask, reverse: (d === 1) !== (this.opts.reverse ?? false) };
+          const tap = this.gateTap;
+          const r = tap ? unrolled(this.cell, input, this.weights(l, d), ro, (kind, a, g) => tap(2 * i + kind, a, g)) : recurrent(this.cell, input, this.weights(l, d), ro);
           outs.push(r.output);
           hs.push(r.h);
           if (r.c) cs.push(r.c);

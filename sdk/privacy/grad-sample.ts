@@ -6,7 +6,9 @@
  * outer products summed over positions; Conv2d: the unfolded input times the output gradient;
  * Embedding: a scatter by index; LayerNorm/GroupNorm: Σ dy ⊙ x̂; MultiHeadAttention: Linear's rule
  * on each input projection, captured by its projection tap; LearnedPositionalEmbedding: the output
- * gradient on the rows used) — never a loop of batch-size-1 backward passes.
+ * gradient on the rows used; SimpleRNN/LSTM/GRU: Linear's rule over the time axis on the input and
+ * recurrent projections, captured by the gate tap of an unrolled forward) — never a loop of
+ * batch-size-1 backward passes.
  *
  * Ghost clipping gets each example's gradient norm without materialising the per-example gradients
  * (for Linear over sequences and Conv2d by the Gram trick ‖AᵀG‖² = ⟨AAᵀ, GGᵀ⟩ where cheaper, in
@@ -26,6 +28,7 @@ import { BatchNorm, Conv2d, Embedding, LayerNorm, Linear } from '../nn/layers.js
 import { GroupNorm } from '../nn/groupnorm.js';
 import { flattenedLead, LearnedPositionalEmbedding, MultiHeadAttention } from '../nn/attention.js';
 import { GPT } from '../nn/transformer.js';
+import { Recurrent } from '../nn/recurrent.js';
 import { concat } from '../ops.js';
 import { resolvePadding } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
@@ -207,6 +210,51 @@ function positionalRules(maxLen: number, D: number): Record<string, ParamRule> {
   };
 }
 
+/**
+ * SimpleRNN/LSTM/GRU (any numLayers, bidirectional): each layer-direction's gates are
+ * `x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh`, two Linears over time. Its unrolled forward's gate tap
+ * records part `2k` (the input projection over the whole sequence) and `2k + 1` (each step's
+ * recurrent projection; the capture stacks the steps on the time axis), k = layer · directions + direction.
+ */
+function recurrentRules(m: Recurrent): Record<string, ParamRule> {
+  const lin = linearRules();
+  const rules: Record<string, ParamRule> = {};
+  const own = new Set(m.namedParameters().map(([n]) => n));
+  for (let l = 0; l < m.numLayers; l++) {
+    for (let d = 0; d < m.numDirections; d++) {
+      const sfx = `l${l}${d === 1 ? '_reverse' : ''}`;
+      (['ih', 'hh'] as const).forEach((kind, j) => {
+        const part = 2 * (l * m.numDirections + d) + j;
+        const weight = `weight_${kind}_${sfx}`;
+        const bias = `bias_${kind}_${sfx}`;
+        const only = <A extends unknown[]>(f: (cs: Call[], ...a: A) => Tensor, zero: (calls: Call[]) => Tensor) => (calls: Call[], ...a: A): Tensor => {
+          const cs = calls.filter((c) => c.part === part);
+          return cs.length > 0 ? f(cs, ...a) : zero(calls);
+        };
+        const wShape = (j === 0 ? m.weights(l, d).wIh : m.weights(l, d).wHh).shape;
+        const batchOf = (calls: Call[]): number => calls[0].dy.shape[0];
+        rules[weight] = {
+          perSample: only(lin.weight.perSample, (calls) => zeros([batchOf(calls), ...wShape])),
+          normSq: only(lin.weight.normSq, (calls) => zeros([batchOf(calls)])),
+          weightedSum: only(lin.weight.weightedSum, () => zeros(wShape)),
+        };
+        if (own.has(bias)) rules[bias] = { perSample: only(lin.bias.perSample, (calls) => zeros([batchOf(calls), wShape[0]])) };
+      });
+    }
+  }
+  return rules;
+}
+
+/** A recurrent layer's calls merged per part: its per-step recurrent projections stacked on the time axis (one Linear call each). */
+function mergeSteps(calls: Call[]): Call[] {
+  const parts = [...new Set(calls.map((c) => c.part))];
+  return parts.map((part) => {
+    const cs = calls.filter((c) => c.part === part);
+    if (cs.length === 1) return cs[0];
+    return { input: concat(cs.map((c) => seq(c.input)), 1), dy: concat(cs.map((c) => seq(c.dy)), 1), part, offset: 0 };
+  });
+}
+
 /** The options a Conv2d layer ran with, as the engine takes them. */
 function convArgs(m: Conv2d, x: Tensor): [Uint32Array, Uint32Array, Uint32Array, Uint32Array, number] {
   const cfg = m.getConfig() as { stride?: number | [number, number]; padding?: F.Padding; dilation?: number | [number, number]; groups?: number };
@@ -282,6 +330,8 @@ function rulesFor(m: Module): Record<string, ParamRule> | null {
   if (m instanceof GroupNorm) return normRules((x) => m.normalize(x), [m.numChannels]);
   if (m instanceof MultiHeadAttention) return attentionRules(m);
   if (m instanceof LearnedPositionalEmbedding) return positionalRules(m.maxLen, m.dim);
+  // Keras' reset-before GRU multiplies h by the reset gate before its recurrent product: no Linear over h.
+  if (m instanceof Recurrent) return m.cell === 'gruResetBefore' ? null : recurrentRules(m);
   return null;
 }
 
@@ -326,7 +376,7 @@ function collectLayers(model: Module): Layer[] {
     const gpt = wpe.get(m) ?? null;
     const rules = gpt ? positionalRules(gpt.config.blockSize, gpt.config.nEmbd) : rulesFor(m);
     if (rules === null) {
-      throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm and GroupNorm layers`);
+      throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm, GroupNorm, attention or recurrent (SimpleRNN, LSTM, reset-after GRU) layers`);
     }
     for (const [n, p] of own) {
       const other = owner.get(p);
@@ -396,6 +446,11 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
         handles.push({ remove: () => { m.projectionTap = null; } });
         continue;
       }
+      if (m instanceof Recurrent) {
+        m.gateTap = (part, input, gates) => record(input, gates, part, 0);
+        handles.push({ remove: () => { m.gateTap = null; } });
+        continue;
+      }
       handles.push(m.registerForwardHook((_m, inputs, output) => {
         const input = inputs[0];
         if (!(input instanceof Tensor)) throw new ArgumentError(`${fn}(): layer ${l.path} (${m.className}) was called with ${describe(input)} as its input, not a Tensor`);
@@ -440,6 +495,7 @@ function capture(fn: string, model: Module, lossFn: LossFn, x: Tensor, y: Tensor
         if (scale !== 1) dy = dy.mul(scale);
         l.calls.push({ input, dy, part, offset });
       }
+      if (l.module instanceof Recurrent) l.calls = mergeSteps(l.calls);
     }
   });
   return { layers, loss, pred, batch };
@@ -462,7 +518,9 @@ function perSampleOf(l: Layer, p: Layer['params'][number], batch: number): Tenso
  * `UnsupportedLayerError` naming the layer for BatchNorm or a trainable layer without a rule
  * (supported: Linear, incl. sequence inputs `[B, ..., in]`; Conv2d with stride, padding, dilation
  * and groups; Embedding; LayerNorm; GroupNorm; MultiHeadAttention's projections (packed or separate
- * q/k/v, self or cross), hence TransformerEncoderLayer and GPT blocks; LearnedPositionalEmbedding).
+ * q/k/v, self or cross), hence TransformerEncoderLayer and GPT blocks; LearnedPositionalEmbedding;
+ * SimpleRNN, LSTM and GRU (stacked, bidirectional, masked; not Keras' reset-before GRU), whose
+ * forward then runs unrolled step by step instead of the fused kernel).
  * A layer with trainable parameters whose forward does not run on the batch is refused too.
  */
 export function perSampleGradients(model: Module, lossFn: LossFn, x: Tensor, y: Tensor, o: { lossReduction?: LossReduction } = {}): Map<string, Tensor> {
