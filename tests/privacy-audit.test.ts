@@ -44,11 +44,20 @@ describe('privacy.validate / fix', () => {
     expect(problems[0].reason).toMatch(/mixes examples/);
     expect(privacy.validate(new nn.Sequential(new nn.Linear(3, 3), new nn.LayerNorm(3), new nn.GroupNorm(1, 3)))).toEqual([]);
     // A layer the engine has no per-example rule for is listed while it is trainable, not once frozen.
-    // (SimpleRNN/LSTM/GRU have rules; Keras' reset-before GRU has none.)
-    expect(privacy.validate(new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { seed: 2 })))).toEqual([]);
-    const lstm = new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { resetAfter: false, seed: 2 }));
-    expect(privacy.validate(lstm).map((p) => [p.path, p.layer])).toEqual([['1', 'GRU']]);
-    expect(privacy.validate(lstm)[0].reason).toMatch(/no per-example gradient rule for GRU/);
+    // (Recurrent layers have rules; a custom layer with its own parameter has none.)
+    expect(privacy.validate(new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { resetAfter: false, seed: 2 })))).toEqual([]);
+    class Scale extends nn.Module {
+      constructor() {
+        super();
+        this.registerParameter('scale', eg.full([4], 1.5));
+      }
+      forward(x: eg.Tensor): eg.Tensor {
+        return x.mul(this.param('scale'));
+      }
+    }
+    const lstm = new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new Scale());
+    expect(privacy.validate(lstm).map((p) => [p.path, p.layer])).toEqual([['1', 'Scale']]);
+    expect(privacy.validate(lstm)[0].reason).toMatch(/no per-example gradient rule for Scale/);
     lstm.freeze();
     expect(privacy.validate(lstm)).toEqual([]);
     // A frozen BatchNorm still mixes examples through its batch statistics.

@@ -96,18 +96,22 @@ export function recurrent(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o
   return { output, h: hN, c: cN };
 }
 
-/** Where an unrolled recurrent forward reports a projection: `kind` 0 is `x·W_ihᵀ + b_ih` over the whole sequence (`input [B, T, in]`, `gates [B, T, G]`), 1 one step's `h_{t−1}·W_hhᵀ + b_hh` (`[B, H]`, `[B, G]`). */
-export type GateTap = (kind: 0 | 1, input: Tensor, gates: Tensor) => void;
+/**
+ * Where an unrolled recurrent forward reports a projection: `kind` 0 is `x·W_ihᵀ + b_ih` over the
+ * whole sequence (`input [B, T, in]`, `gates [B, T, G]`), 1 one step's `h_{t−1}·W_hhᵀ + b_hh`
+ * (`[B, H]`, `[B, G]`); for the reset-before GRU, 1 covers only the r and z rows of `W_hh` and 2 is
+ * the n rows' `(r ⊙ h_{t−1})·W_hnᵀ + b_hn` (`[B, H]`, `[B, H]`).
+ */
+export type GateTap = (kind: 0 | 1 | 2, input: Tensor, gates: Tensor) => void;
 
 /**
  * `recurrent()` unrolled into engine ops, one step at a time (Opacus's DPLSTM idea): the same cell
  * maths as the fused kernel (within float rounding), with the input and recurrent projections as
  * separate tensors handed to `tap` before use, so per-example gradients (DP) can retain their
  * gradients and apply Linear's rule over the time axis. Slower than the fused kernel: used only
- * while a tap is set. `gruResetBefore` (its recurrent product takes r ⊙ h) is not unrolled.
+ * while a tap is set.
  */
 function unrolled(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o: RecurrentCallOptions, tap: GateTap): RecurrentOutput {
-  if (cell === 'gruResetBefore') throw new ArgumentError('gruResetBefore has no unrolled form for per-example gradients (use GRU with resetAfter: true)');
   const [b, t, n] = x.shape;
   const g = w.wIh.shape[0];
   const hid = w.wHh.shape[1];
@@ -123,10 +127,15 @@ function unrolled(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o: Recurr
     let c = cell === 'lstm' ? o.c0 ?? zeros([b, hid]) : null;
     const outs: Tensor[] = new Array<Tensor>(t);
     const chunk = (a: Tensor, k: number): Tensor => a.slice([0, k * hid], [b, (k + 1) * hid]);
+    // The reset-before GRU's recurrent weights in two row blocks: r|z (input h) and n (input r ⊙ h).
+    const rows = (t0: Tensor | null | undefined, from: number, to: number): Tensor | null => (t0 ? t0.slice([from], [to]) : null);
+    const rb = cell === 'gruResetBefore'
+      ? { wRz: w.wHh.slice([0, 0], [2 * hid, hid]), wN: w.wHh.slice([2 * hid, 0], [g, hid]), bRz: rows(w.bHh, 0, 2 * hid), bN: rows(w.bHh, 2 * hid, g) }
+      : null;
     for (let s = 0; s < t; s++) {
       const step = o.reverse ? t - 1 - s : s;
       const xi = gi.slice([0, step, 0], [b, step + 1, g]).reshape([b, g]);
-      const hh = proj(h, w.wHh, w.bHh);
+      const hh = rb ? proj(h, rb.wRz, rb.bRz) : proj(h, w.wHh, w.bHh);
       tap(1, h, hh);
       let hNew: Tensor;
       let cNew: Tensor | null = null;
@@ -140,7 +149,15 @@ function unrolled(cell: RecurrentCell, x: Tensor, w: RecurrentWeights, o: Recurr
       } else {
         const r = chunk(xi, 0).add(chunk(hh, 0)).sigmoid();
         const z = chunk(xi, 1).add(chunk(hh, 1)).sigmoid();
-        const nn = chunk(xi, 2).add(r.mul(chunk(hh, 2))).tanh();
+        let nn: Tensor;
+        if (rb) {
+          const rh = r.mul(h);
+          const hn = proj(rh, rb.wN, rb.bN);
+          tap(2, rh, hn);
+          nn = chunk(xi, 2).add(hn).tanh();
+        } else {
+          nn = chunk(xi, 2).add(r.mul(chunk(hh, 2))).tanh();
+        }
         hNew = z.neg().add(1).mul(nn).add(z.mul(h)); // (1 − z) ⊙ n + z ⊙ h
       }
       if (mask) {
@@ -223,7 +240,7 @@ export abstract class Recurrent extends Module {
   protected readonly opts: RecurrentOptions;
   /**
    * Null unless per-example gradients are being captured (eg.privacy): then the forward runs the
-   * unrolled cell and reports each projection with `part` = 2 · (layer · numDirections + direction) + kind.
+   * unrolled cell and reports each projection with `part` = 3 · (layer · numDirections + direction) + kind (see `GateTap`).
    */
   gateTap: ((part: number, input: Tensor, gates: Tensor) => void) | null = null;
   #dropoutCalls = 0;
@@ -333,7 +350,7 @@ export abstract class Recurrent extends Module {
           const i = l * this.numDirections + d;
           const ro: RecurrentCallOptions = { h0: init.h[i], c0: init.c[i], mask, reverse: (d === 1) !== (this.opts.reverse ?? false) };
           const tap = this.gateTap;
-          const r = tap ? unrolled(this.cell, input, this.weights(l, d), ro, (kind, a, g) => tap(2 * i + kind, a, g)) : recurrent(this.cell, input, this.weights(l, d), ro);
+          const r = tap ? unrolled(this.cell, input, this.weights(l, d), ro, (kind, a, g) => tap(3 * i + kind, a, g)) : recurrent(this.cell, input, this.weights(l, d), ro);
           outs.push(r.output);
           hs.push(r.h);
           if (r.c) cs.push(r.c);

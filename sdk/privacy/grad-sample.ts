@@ -213,33 +213,55 @@ function positionalRules(maxLen: number, D: number): Record<string, ParamRule> {
 /**
  * SimpleRNN/LSTM/GRU (any numLayers, bidirectional): each layer-direction's gates are
  * `x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh`, two Linears over time. Its unrolled forward's gate tap
- * records part `2k` (the input projection over the whole sequence) and `2k + 1` (each step's
- * recurrent projection; the capture stacks the steps on the time axis), k = layer · directions + direction.
+ * records part `3k` (the input projection over the whole sequence) and `3k + 1` (each step's
+ * recurrent projection; the capture stacks the steps on the time axis), k = layer · directions +
+ * direction. The reset-before GRU's n rows of `W_hh`/`b_hh` act on r ⊙ h: part `3k + 2`, its own
+ * Linear, whose rows are stacked under the r|z rows' (disjoint rows: the squared norms add).
  */
 function recurrentRules(m: Recurrent): Record<string, ParamRule> {
   const lin = linearRules();
   const rules: Record<string, ParamRule> = {};
   const own = new Set(m.namedParameters().map(([n]) => n));
+  const H = m.hiddenSize;
+  const batchOf = (calls: Call[]): number => calls[0].dy.shape[0];
+  /** Linear's rules on the calls of `part`, for a weight block `[rows, cols]` (zeros where it got no call). */
+  const block = (part: number, rows: number, cols: number): { weight: Required<ParamRule>; bias: ParamRule } => {
+    const only = <A extends unknown[]>(f: (cs: Call[], ...a: A) => Tensor, zero: (calls: Call[]) => Tensor) => (calls: Call[], ...a: A): Tensor => {
+      const cs = calls.filter((c) => c.part === part);
+      return cs.length > 0 ? f(cs, ...a) : zero(calls);
+    };
+    return {
+      weight: {
+        perSample: only(lin.weight.perSample, (calls) => zeros([batchOf(calls), rows, cols])),
+        normSq: only(lin.weight.normSq, (calls) => zeros([batchOf(calls)])),
+        weightedSum: only(lin.weight.weightedSum, () => zeros([rows, cols])),
+      },
+      bias: { perSample: only(lin.bias.perSample, (calls) => zeros([batchOf(calls), rows])) },
+    };
+  };
   for (let l = 0; l < m.numLayers; l++) {
     for (let d = 0; d < m.numDirections; d++) {
       const sfx = `l${l}${d === 1 ? '_reverse' : ''}`;
-      (['ih', 'hh'] as const).forEach((kind, j) => {
-        const part = 2 * (l * m.numDirections + d) + j;
-        const weight = `weight_${kind}_${sfx}`;
-        const bias = `bias_${kind}_${sfx}`;
-        const only = <A extends unknown[]>(f: (cs: Call[], ...a: A) => Tensor, zero: (calls: Call[]) => Tensor) => (calls: Call[], ...a: A): Tensor => {
-          const cs = calls.filter((c) => c.part === part);
-          return cs.length > 0 ? f(cs, ...a) : zero(calls);
+      const k = l * m.numDirections + d;
+      const { wIh, wHh } = m.weights(l, d);
+      const ih = block(3 * k, wIh.shape[0], wIh.shape[1]);
+      let hh = block(3 * k + 1, wHh.shape[0], H);
+      if (m.cell === 'gruResetBefore') {
+        const rz = block(3 * k + 1, 2 * H, H);
+        const n = block(3 * k + 2, H, H);
+        hh = {
+          weight: {
+            perSample: (calls) => concat([rz.weight.perSample(calls), n.weight.perSample(calls)], 1),
+            normSq: (calls) => rz.weight.normSq(calls).add(n.weight.normSq(calls)),
+            weightedSum: (calls, c) => concat([rz.weight.weightedSum(calls, c), n.weight.weightedSum(calls, c)], 0),
+          },
+          bias: { perSample: (calls) => concat([rz.bias.perSample(calls), n.bias.perSample(calls)], 1) },
         };
-        const wShape = (j === 0 ? m.weights(l, d).wIh : m.weights(l, d).wHh).shape;
-        const batchOf = (calls: Call[]): number => calls[0].dy.shape[0];
-        rules[weight] = {
-          perSample: only(lin.weight.perSample, (calls) => zeros([batchOf(calls), ...wShape])),
-          normSq: only(lin.weight.normSq, (calls) => zeros([batchOf(calls)])),
-          weightedSum: only(lin.weight.weightedSum, () => zeros(wShape)),
-        };
-        if (own.has(bias)) rules[bias] = { perSample: only(lin.bias.perSample, (calls) => zeros([batchOf(calls), wShape[0]])) };
-      });
+      }
+      for (const [kind, r] of [['ih', ih], ['hh', hh]] as const) {
+        rules[`weight_${kind}_${sfx}`] = r.weight;
+        if (own.has(`bias_${kind}_${sfx}`)) rules[`bias_${kind}_${sfx}`] = r.bias;
+      }
     }
   }
   return rules;
@@ -330,8 +352,7 @@ function rulesFor(m: Module): Record<string, ParamRule> | null {
   if (m instanceof GroupNorm) return normRules((x) => m.normalize(x), [m.numChannels]);
   if (m instanceof MultiHeadAttention) return attentionRules(m);
   if (m instanceof LearnedPositionalEmbedding) return positionalRules(m.maxLen, m.dim);
-  // Keras' reset-before GRU multiplies h by the reset gate before its recurrent product: no Linear over h.
-  if (m instanceof Recurrent) return m.cell === 'gruResetBefore' ? null : recurrentRules(m);
+  if (m instanceof Recurrent) return recurrentRules(m);
   return null;
 }
 
@@ -376,7 +397,7 @@ function collectLayers(model: Module): Layer[] {
     const gpt = wpe.get(m) ?? null;
     const rules = gpt ? positionalRules(gpt.config.blockSize, gpt.config.nEmbd) : rulesFor(m);
     if (rules === null) {
-      throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm, GroupNorm, attention or recurrent (SimpleRNN, LSTM, reset-after GRU) layers`);
+      throw new UnsupportedLayerError(path, m.className, `the engine has no per-example gradient rule for ${m.className} (trainable ${own.map(([n]) => n).join(', ')}); freeze it or use Linear, Conv2d, Embedding, LayerNorm, GroupNorm, attention or recurrent layers`);
     }
     for (const [n, p] of own) {
       const other = owner.get(p);
@@ -519,7 +540,7 @@ function perSampleOf(l: Layer, p: Layer['params'][number], batch: number): Tenso
  * (supported: Linear, incl. sequence inputs `[B, ..., in]`; Conv2d with stride, padding, dilation
  * and groups; Embedding; LayerNorm; GroupNorm; MultiHeadAttention's projections (packed or separate
  * q/k/v, self or cross), hence TransformerEncoderLayer and GPT blocks; LearnedPositionalEmbedding;
- * SimpleRNN, LSTM and GRU (stacked, bidirectional, masked; not Keras' reset-before GRU), whose
+ * SimpleRNN, LSTM and GRU (stacked, bidirectional, masked, reset-after or reset-before), whose
  * forward then runs unrolled step by step instead of the fused kernel).
  * A layer with trainable parameters whose forward does not run on the batch is refused too.
  */
