@@ -315,6 +315,17 @@ describe('structure: masks, stacking, states, bidirectional', () => {
     });
   });
 
+  it('Bidirectional of a seeded layer is reproducible, and its backward copy has weights of its own', () => {
+    const make = () => new nn.Bidirectional(new nn.LSTM(3, 4, { seed: 5 }));
+    const a = make();
+    const b = make();
+    const w = (m: eg.nn.Module) => m.parameters().map((p) => Array.from(p.dataSync()));
+    expect(w(a.backwardLayer)).toEqual(w(b.backwardLayer));
+    expect(w(a.backwardLayer)[0]).not.toEqual(w(a.forwardLayer)[0]);
+    a.dispose();
+    b.dispose();
+  });
+
   it('Bidirectional merge modes and config round trip', async () => {
     const bi = new nn.Bidirectional(new nn.GRU(3, 4, { returnSequences: false, seed: 1 }), { mergeMode: 'ave' });
     expect(bi.namedParameters().map(([n]) => n).slice(0, 2)).toEqual(['forward_layer.weight_ih_l0', 'forward_layer.weight_hh_l0']);

@@ -238,6 +238,10 @@ export abstract class Recurrent extends Module {
   readonly numDirections: 1 | 2;
   readonly cell: RecurrentCell;
   protected readonly opts: RecurrentOptions;
+  /** The seed the weights were initialized from (undefined: unseeded). */
+  get initSeed(): number | undefined {
+    return this.opts.seed;
+  }
   /**
    * Null unless per-example gradients are being captured (eg.privacy): then the forward runs the
    * unrolled cell and reports each projection with `part` = 3 · (layer · numDirections + direction) + kind (see `GateTap`).
@@ -460,7 +464,10 @@ export class Bidirectional extends Module {
     if (!back) {
       const c = layer.toConfig();
       const cfg = c.config as RecurrentOptions;
-      back = moduleFromConfig({ className: c.className, config: { ...cfg, reverse: !(cfg.reverse ?? false) } }) as Recurrent;
+      // The config leaves the seed out (a saved model has its weights); a seeded layer's backward copy is
+      // seeded too (from another stream than the forward layer's), so the whole wrapper is reproducible.
+      const seed = layer.initSeed === undefined ? undefined : layer.initSeed * 7919 + 1;
+      back = moduleFromConfig({ className: c.className, config: { ...cfg, reverse: !(cfg.reverse ?? false), ...(seed === undefined ? {} : { seed }) } }) as Recurrent;
     }
     this.registerModule('backward_layer', back);
   }
