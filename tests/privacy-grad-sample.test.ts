@@ -581,55 +581,36 @@ describe('memory and determinism', () => {
     expect(fnv1a(words)).toBe('5d6c12ef');
   });
 
-  it('attention and positional embeddings: memory flat over 100 calls, same bits with 1 and 2 threads and in every runtime', () => {
-    withCase(ATTENTION_CASES[1], ({ model, x, y, lossFn }) => {
-      expectFlatOver100Calls([
-        ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
-        ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
-      ]);
+  // One check per layer family added after the first set: memory flat over 100 calls on one case, the
+  // bits of every case's per-example gradients, norms and clipped sums the same on 1 and 2 threads and
+  // in both runtimes (a stored digest).
+  const FAMILIES = [['attention and positional embeddings', ATTENTION_CASES, '402c1a0e'], ['recurrent layers', RECURRENT_CASES, '436b4d1c']] as const;
+  for (const [family, cases, digest] of FAMILIES) {
+    it(`${family}: memory flat over 100 calls, same bits with 1 and 2 threads and in every runtime`, () => {
+      withCase(cases[1], ({ model, x, y, lossFn }) => {
+        expectFlatOver100Calls([
+          ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
+          ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
+        ]);
+      });
+      const words = sameBitsOnOneAndTwoThreads(() => {
+        const out: number[] = [];
+        for (const c of cases) {
+          withCase(c, ({ model, x, y, lossFn }) => {
+            const per = privacy.perSampleGradients(model, lossFn, x, y);
+            for (const t of per.values()) out.push(...bits(t));
+            eg.dispose(per);
+            const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
+            out.push(...new Uint32Array(r.norms.buffer));
+            for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
+            eg.dispose(r);
+          });
+        }
+        return out;
+      });
+      expect(fnv1a(words)).toBe(digest);
     });
-    const words = sameBitsOnOneAndTwoThreads(() => {
-      const out: number[] = [];
-      for (const c of ATTENTION_CASES) {
-        withCase(c, ({ model, x, y, lossFn }) => {
-          const per = privacy.perSampleGradients(model, lossFn, x, y);
-          for (const t of per.values()) out.push(...bits(t));
-          eg.dispose(per);
-          const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
-          out.push(...new Uint32Array(r.norms.buffer));
-          for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
-          eg.dispose(r);
-        });
-      }
-      return out;
-    });
-    expect(fnv1a(words)).toBe('402c1a0e');
-  });
-
-  it('recurrent layers: memory flat over 100 calls, same bits with 1 and 2 threads and in every runtime', () => {
-    withCase(RECURRENT_CASES[1], ({ model, x, y, lossFn }) => {
-      expectFlatOver100Calls([
-        ['perSampleGradients', () => privacy.perSampleGradients(model, lossFn, x, y)],
-        ['ghost', () => privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.5, clipping: 'ghost' })],
-      ]);
-    });
-    const words = sameBitsOnOneAndTwoThreads(() => {
-      const out: number[] = [];
-      for (const c of RECURRENT_CASES) {
-        withCase(c, ({ model, x, y, lossFn }) => {
-          const per = privacy.perSampleGradients(model, lossFn, x, y);
-          for (const t of per.values()) out.push(...bits(t));
-          eg.dispose(per);
-          const r = privacy.clippedGradientSum(model, lossFn, x, y, { maxGradNorm: 0.3, clipping: 'ghost' });
-          out.push(...new Uint32Array(r.norms.buffer));
-          for (const p of model.trainableParameters()) out.push(...bits(p.grad!));
-          eg.dispose(r);
-        });
-      }
-      return out;
-    });
-    expect(fnv1a(words)).toBe('436b4d1c');
-  });
+  }
 
   it('leaves a recurrent layer on its fused kernel outside the capture (same outputs before and after)', () => {
     withCase(RECURRENT_CASES[1], ({ model, x, y, lossFn }) => {
