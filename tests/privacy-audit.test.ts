@@ -3,7 +3,7 @@
  * (loss threshold and shadow models) and the one-run audit with its ε lower bound — on tiny models
  * that memorise random labels, models that never saw the members, and a mechanism of known ε.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
 import { bits, fnv1a } from './explain-fixtures.js';
@@ -33,6 +33,16 @@ async function memorise(d: { x: eg.Tensor; y: eg.Tensor }, seed = 1, epochs = 15
 
 const free = (...ds: { x: eg.Tensor; y: eg.Tensor }[]) => ds.forEach((d) => eg.dispose([d.x, d.y]));
 
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
+});
+
 describe('privacy.validate / fix', () => {
   it('lists every BatchNorm with its path, and layers without a per-example rule', () => {
     const m = new nn.Sequential(
@@ -42,10 +52,12 @@ describe('privacy.validate / fix', () => {
     const problems = privacy.validate(m);
     expect(problems.map((p) => [p.path, p.layer])).toEqual([['0.1', 'BatchNorm2d'], ['3', 'BatchNorm1d']]);
     expect(problems[0].reason).toMatch(/mixes examples/);
-    expect(privacy.validate(new nn.Sequential(new nn.Linear(3, 3), new nn.LayerNorm(3), new nn.GroupNorm(1, 3)))).toEqual([]);
+    const norms = new nn.Sequential(new nn.Linear(3, 3), new nn.LayerNorm(3), new nn.GroupNorm(1, 3));
+    expect(privacy.validate(norms)).toEqual([]);
     // A layer the engine has no per-example rule for is listed while it is trainable, not once frozen.
     // (Recurrent layers have rules; a custom layer with its own parameter has none.)
-    expect(privacy.validate(new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { resetAfter: false, seed: 2 })))).toEqual([]);
+    const recurrent = new nn.Sequential(new nn.LSTM(3, 4, { seed: 1 }), new nn.GRU(4, 4, { resetAfter: false, seed: 2 }));
+    expect(privacy.validate(recurrent)).toEqual([]);
     class Scale extends nn.Module {
       constructor() {
         super();
@@ -63,8 +75,7 @@ describe('privacy.validate / fix', () => {
     // A frozen BatchNorm still mixes examples through its batch statistics.
     m.freeze();
     expect(privacy.validate(m)).toHaveLength(2);
-    m.dispose();
-    lstm.dispose();
+    for (const model of [m, lstm, norms, recurrent]) model.dispose();
   });
 
   it('fix replaces BatchNorm by GroupNorm in place (Opacus\'s group count), and the model then trains', async () => {
@@ -88,8 +99,10 @@ describe('privacy.validate / fix', () => {
       const patterns = eg.tensor([0, 1, 2].flatMap((c) => [0, 1, 2, 3].flatMap((r) => Array(4).fill(r === c ? 1 : 0))), [3, 4, 4, 1]);
       return eg.rand([30, 4, 4, 1], 0, 0.3, { seed: 4 }).add(patterns.indexSelect(0, y));
     });
-    m.compile({ optimizer: new eg.optim.Adam(m.parameters(), { lr: 0.01 }), loss: ce });
+    const optimizer = new eg.optim.Adam(m.parameters(), { lr: 0.01 });
+    m.compile({ optimizer, loss: ce });
     const h = await m.fit(x, y, { epochs: 15, batchSize: 10, seed: 1, verbose: 0 });
+    optimizer.dispose();
     expect(h.history.loss[14]).toBeLessThan(h.history.loss[0] * 0.8);
     // It saves and loads as fixed.
     const art = await eg.saveModel(m);
@@ -165,7 +178,7 @@ describe('membership inference', () => {
   it('the loss attack ranks by the loss, without the float32 ties of a confident model\'s zero losses', async () => {
     const d = randomData(64, 3);
     const m = new nn.Sequential(new nn.Linear(8, 4, { seed: 2 }));
-    eg.noGrad(() => m.getModule('0').stateDict().weight.assign(m.getModule('0').stateDict().weight.mul(60)));
+    eg.tidy(() => eg.noGrad(() => m.getModule('0').stateDict().weight.assign(m.getModule('0').stateDict().weight.mul(60))));
     const perExample = (p: eg.Tensor, y: eg.Tensor) => eg.losses.sparseCategoricalCrossEntropy(p, y, { fromLogits: true, reduction: 'none' });
     const loss = eg.tidy(() => Array.from(perExample(m.forward(d.x), d.y).dataSync()));
     // Many losses round to exactly 0 in float32 ...
@@ -244,14 +257,15 @@ describe('membership inference', () => {
 
   it('refuses bad arguments with typed errors', async () => {
     const d = randomData(8, 1);
+    const [y3, y8float] = [eg.zeros([3], 'int32'), eg.zeros([8])];
     const m = new nn.Sequential(new nn.Linear(8, 4, { seed: 1 }));
     const bad: [unknown, RegExp][] = [
       [{ members: d }, /nonMembers must be an object/],
-      [{ members: d, nonMembers: { x: d.x, y: eg.zeros([3], 'int32') } }, /x has 8 examples but y has 3 labels/],
+      [{ members: d, nonMembers: { x: d.x, y: y3 } }, /x has 8 examples but y has 3 labels/],
       [{ members: d, nonMembers: d, attack: 'lira' }, /attack must be 'loss' or 'shadow'/],
       [{ members: d, nonMembers: d, attack: 'shadow' }, /needs shadow: \{ data, train \}/],
       [{ members: d, nonMembers: d, fprs: [2] }, /fprs must be an array of rates/],
-      [{ members: d, nonMembers: { x: d.x, y: eg.zeros([8]) } }, /int32 labels/],
+      [{ members: d, nonMembers: { x: d.x, y: y8float } }, /int32 labels/],
       [{ members: d, nonMembers: d, loss: () => eg.zeros([3]) }, /one value per example \(8\)/],
       [{ members: d, nonMembers: d, loss: () => eg.full([8], NaN) }, /NaN for example 0/],
     ];
@@ -261,6 +275,7 @@ describe('membership inference', () => {
     }
     await expect(privacy.membershipInference({} as never, { members: d, nonMembers: d })).rejects.toThrow(eg.ArgumentError);
     await expect(privacy.membershipInference(m, { members: d, nonMembers: d, attack: 'shadow', shadow: { data: d, train: () => 5 as never } })).rejects.toThrow(/must return a Module/);
+    eg.dispose([y3, y8float]);
     m.dispose();
     free(d);
   });
