@@ -3,7 +3,7 @@
  * reference of PyTorch's formula, gradients against finite differences, per-example independence
  * (what DP needs), save/load, typed errors, memory and bitwise determinism.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { gradcheck, setup, vals } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
@@ -12,6 +12,16 @@ const { nn } = eg;
 
 beforeAll(async () => {
   await setup();
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 /**
@@ -56,7 +66,11 @@ describe('GroupNorm', () => {
       const m = new nn.GroupNorm(c.groups, ch, { affine: c.affine, eps: c.eps });
       const w = Array.from(vals(ch, 8, 0.5, 1.5));
       const b = Array.from(vals(ch, 9, -0.5, 0.5));
-      if (c.affine) m.loadStateDict({ weight: eg.tensor(w), bias: eg.tensor(b) });
+      if (c.affine) {
+        const state = { weight: eg.tensor(w), bias: eg.tensor(b) };
+        m.loadStateDict(state);
+        eg.dispose([state.weight, state.bias]);
+      }
       expect(m.numParameters()).toBe(c.affine ? 2 * ch : 0);
       const y = eg.tidy(() => m.forward(eg.tensor(xv, c.shape)).dataSync() as Float32Array);
       const want = reference(xv, c.shape, c.groups, c.affine ? w : null, c.affine ? b : null, c.eps ?? 1e-5);
@@ -107,7 +121,9 @@ describe('GroupNorm', () => {
 
   it('saves and loads with a model (config and weights)', async () => {
     const model = new nn.Sequential(new nn.Conv2d(1, 4, 3, { seed: 1 }), new nn.GroupNorm(2, 4, { eps: 1e-4 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(16, 2, { seed: 2 }));
-    eg.noGrad(() => (model.getModule('1') as eg.nn.GroupNorm).weight!.assign(eg.tensor([0.5, 1, 1.5, 2])));
+    const w = eg.tensor([0.5, 1, 1.5, 2]);
+    eg.noGrad(() => (model.getModule('1') as eg.nn.GroupNorm).weight!.assign(w));
+    w.dispose();
     const art = await eg.saveModel(model);
     const { model: back } = await eg.loadModel({ json: JSON.stringify(art.json), weights: art.weights });
     const gn = back.getModule('1') as eg.nn.GroupNorm;
@@ -118,6 +134,7 @@ describe('GroupNorm', () => {
     });
     const noAffine = nn.moduleFromConfig(new nn.GroupNorm(1, 3, { affine: false }).toConfig());
     expect(noAffine.numParameters()).toBe(0);
+    noAffine.dispose();
     model.dispose();
     back.dispose();
   });
