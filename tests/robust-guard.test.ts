@@ -3,12 +3,22 @@
  * wrong-dtype inputs are refused with typed errors naming the example; well-formed inputs give the
  * model's own results (same bits); the guard survives saveModel/loadModel; memory stays flat.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
 
 beforeAll(async () => {
   await setup();
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 const { robust } = eg;
@@ -156,9 +166,11 @@ describe('a guarded model is the model for well-formed inputs', () => {
     const before = Float32Array.from(m.parameters()[0].dataSync() as Float32Array);
     await g.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
     expect(Array.from(m.parameters()[0].dataSync())).not.toEqual(Array.from(before));
-    await expect(g.fit(withValue(xs, 3, NaN), ys, { epochs: 1, batchSize: 4, verbose: 0 })).rejects.toThrow(robust.NonFiniteInputError);
-    await expect(g.evaluate(xs.mul(2), ys)).rejects.toThrow(/outside the valid input range/);
-    eg.dispose([xs, ys]);
+    const withNaN = withValue(xs, 3, NaN);
+    const doubled = xs.mul(2);
+    await expect(g.fit(withNaN, ys, { epochs: 1, batchSize: 4, verbose: 0 })).rejects.toThrow(robust.NonFiniteInputError);
+    await expect(g.evaluate(doubled, ys)).rejects.toThrow(/outside the valid input range/);
+    eg.dispose([xs, ys, withNaN, doubled]);
     g.dispose();
     expect(m.parameters()).toEqual([]);
   });
