@@ -6,13 +6,23 @@
  * far more of the FGSM, PGD and Carlini–Wagner examples of a small trained CNN. Scores are the same
  * bits in Node and Chromium and with 1 or 2 threads (stored digest); memory stays flat.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { bits, cnn, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 import { setup } from './helpers.js';
 
 beforeAll(async () => {
   await setup();
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 const { robust } = eg;
@@ -118,7 +128,8 @@ describe('feature squeezing as a detector', () => {
     const [xTr, yTr, xTe, yTe] = eg.tidy(() => eg.data.trainTestSplit([eg.tensor(images, [n, 8, 8, 1]).div(16), eg.tensor(labels, [n], 'int32')], { testSize: 0.4, seed: 3 }));
     const { nn } = eg;
     const m = new nn.Sequential(new nn.Conv2d(1, 8, 3, { padding: 'same', seed: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(128, 10, { seed: 2 }));
-    m.compile({ optimizer: new eg.optim.Adam(m.parameters(), { lr: 3e-3 }), loss: (l, y) => eg.losses.sparseCategoricalCrossEntropy(l, y, { fromLogits: true }), metrics: ['accuracy'] });
+    const optimizer = new eg.optim.Adam(m.parameters(), { lr: 3e-3 });
+    m.compile({ optimizer, loss: (l, y) => eg.losses.sparseCategoricalCrossEntropy(l, y, { fromLogits: true }), metrics: ['accuracy'] });
     await m.fit(xTr, yTr, { epochs: 8, batchSize: 32, seed: 1, verbose: 0 });
     m.eval();
     expect((await m.evaluate(xTe, yTe)).accuracy).toBeGreaterThan(0.9);
@@ -153,5 +164,6 @@ describe('feature squeezing as a detector', () => {
     expect(rates.CW).toBeGreaterThan(2 * fpr);
     eg.dispose([xTr, yTr, xTe, yTe, xFit, xHold, yHold]);
     m.dispose();
+    optimizer.dispose();
   });
 });
