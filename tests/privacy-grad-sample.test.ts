@@ -4,7 +4,7 @@
  * respect the bound (flat, perLayer, ghost); ghost clipping equals the materialised flat clipping;
  * loss reductions, frozen parameters, refused layers, typed errors, memory and bitwise determinism.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
@@ -14,6 +14,16 @@ type LossFn = (p: eg.Tensor, t: eg.Tensor) => eg.Tensor;
 
 beforeAll(async () => {
   await setup();
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 const ce: LossFn = (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true });
@@ -214,7 +224,8 @@ describe('perSampleGradients', () => {
   it("leaves the parameters' .grad untouched and skips frozen parameters", () => {
     withCase(CASES[0], ({ model, x, y, lossFn }) => {
       const w = model.stateDict()['2.weight'];
-      w.grad = eg.full(w.shape, 0.25);
+      const preset = eg.full(w.shape, 0.25);
+      w.grad = preset;
       model.freeze('0');
       const g = privacy.perSampleGradients(model, lossFn, x, y);
       expect([...g.keys()]).toEqual(['2.weight', '2.bias', '3.weight', '3.bias']);
@@ -224,6 +235,7 @@ describe('perSampleGradients', () => {
       expect(w.requiresGrad).toBe(true);
       expectMatchesLoop(model, lossFn, x, y);
       eg.dispose(g);
+      preset.dispose();
     });
   });
 
@@ -537,13 +549,14 @@ describe('refused models and typed errors', () => {
     expect(clip({ maxGradNorm: [1], clipping: 'flat' })).toThrow(/one maxGradNorm/);
     expect(clip({ maxGradNorm: 1, clipping: 'flat', lossReduction: 'none' })).toThrow(/'mean' or 'sum'/);
     expect(clip(ok, (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true, reduction: 'none' }))).toThrow(/one-element/);
-    expect(clip(ok, ce, x, classes(3, 3, 50))).toThrow(eg.ShapeError);
-    expect(clip(ok, ce, eg.zeros([0, 5]), eg.zeros([0], 'int32'))).toThrow(/non-empty batch/);
+    const [y3, x0, y0] = [classes(3, 3, 50), eg.zeros([0, 5]), eg.zeros([0], 'int32')];
+    expect(clip(ok, ce, x, y3)).toThrow(eg.ShapeError);
+    expect(clip(ok, ce, x0, y0)).toThrow(/non-empty batch/);
     expect(clip(ok, (p) => p.sum().mul(NaN))).toThrow(/not finite/);
     expect(() => eg.noGrad(() => privacy.perSampleGradients(model, ce, x, y))).toThrow(/noGrad/);
     // A failed call leaves the model trainable and its gradients as they were.
     expect(model.parameters().every((p) => p.requiresGrad)).toBe(true);
-    eg.dispose([x, y]);
+    eg.dispose([x, y, y3, x0, y0]);
     model.dispose();
   });
 });
