@@ -4,7 +4,7 @@
  * growth with n and σ, noise augmentation through fit, seeds (Node = Chromium, 1 = 2 threads),
  * memory and typed errors.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
 import { cnn, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
@@ -13,6 +13,16 @@ const { nn, robust } = eg;
 
 beforeAll(async () => {
   await setup();
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 /** Relative error, with an absolute floor for values near 0. */
@@ -84,7 +94,9 @@ describe('statistics (reference values: SciPy 1.17.1, printed with repr)', () =>
 const W = [0.6, -0.8, 0, 0];
 function linear(): eg.nn.Sequential {
   const m = new nn.Sequential(new nn.Linear(4, 2));
-  m.loadStateDict({ '0.weight': eg.tensor([[0, 0, 0, 0], W]), '0.bias': eg.tensor([0, 0]) });
+  const state = { '0.weight': eg.tensor([[0, 0, 0, 0], W]), '0.bias': eg.tensor([0, 0]) };
+  m.loadStateDict(state);
+  eg.dispose(Object.values(state));
   return m.eval();
 }
 /** Points at signed distances `d` from the hyperplane (x = d·w plus a component along the hyperplane). */
@@ -135,7 +147,8 @@ describe('certification of a linear classifier (closed form)', () => {
     const rows = (chart.spec.data as { values: { x: number; y: number; series: string }[] }).values;
     expect(rows.map((v) => v.y)).toEqual(acc);
     expect(rows.map((v) => v.x)).toEqual([0, 0.2, 0.5, 0.7]);
-    eg.dispose([x, model]);
+    eg.dispose([x]);
+    model.dispose();
   });
 
   it('abstains when the two classes tie (points on the hyperplane), in predict and certify', () => {
@@ -151,7 +164,8 @@ describe('certification of a linear classifier (closed form)', () => {
     // Off the hyperplane, predict returns the class.
     const far = points([1, -1]);
     expect(Array.from(smoothed.predict(far, { n: 200, alpha: 0.001, seed: 4 }))).toEqual([1, 0]);
-    eg.dispose([x, far, model]);
+    eg.dispose([x, far]);
+    model.dispose();
   });
 
   it('the radius grows with n and in proportion to σ: all samples agree, so p_lower = α^(1/n) and r = σ·Φ⁻¹(α^(1/n))', () => {
@@ -171,7 +185,8 @@ describe('certification of a linear classifier (closed form)', () => {
     }
     for (const row of radii) expect(row[0] < row[1] && row[1] < row[2]).toBe(true);
     radii[0].forEach((r, j) => close(radii[1][j] / r, 2, 1e-12));
-    eg.dispose([x, model]);
+    eg.dispose([x]);
+    model.dispose();
   });
 });
 
@@ -182,7 +197,8 @@ describe('Gaussian noise augmentation through fit', () => {
     const noise: number[][] = [];
     const run = async (sigma: number, seed: number) => {
       const m = new nn.Sequential(new nn.Linear(6, 8, { seed: 1 }), new nn.ReLU(), new nn.Linear(8, 3, { seed: 2 }));
-      m.compile({ optimizer: new eg.optim.SGD(m.parameters(), { lr: 0.1 }), loss: (l, t) => eg.losses.sparseCategoricalCrossEntropy(l, t, { fromLogits: true }) });
+      const optimizer = new eg.optim.SGD(m.parameters(), { lr: 0.1 });
+      m.compile({ optimizer, loss: (l, t) => eg.losses.sparseCategoricalCrossEntropy(l, t, { fromLogits: true }) });
       const inner: eg.train.TrainStep = (s) => {
         noise.push(Array.from(eg.tidy(() => s.x.sub(x.slice([s.step % 2 === 0 ? 0 : 32, 0], [s.step % 2 === 0 ? 32 : 64, 6])).dataSync())));
         return eg.train.standardStep(s);
@@ -190,6 +206,7 @@ describe('Gaussian noise augmentation through fit', () => {
       await m.fit(x, y, { epochs: 2, batchSize: 32, shuffle: false, verbose: 0, trainStep: robust.noiseAugmentationStep({ sigma, seed, inner }) });
       const w = Array.from(eg.tidy(() => m.getModule('2').stateDict().weight.dataSync()));
       m.dispose();
+      optimizer.dispose();
       return w;
     };
     const a = await run(0.5, 9);
@@ -226,11 +243,13 @@ describe('noise augmentation makes smoothing work', () => {
     const certified: number[] = [];
     for (const noisy of [false, true]) {
       const m = new nn.Sequential(new nn.Linear(64, 64, { seed: 1 }), new nn.ReLU(), new nn.Linear(64, 10, { seed: 2 }));
-      m.compile({ optimizer: new eg.optim.Adam(m.parameters(), { lr: 0.01 }), loss: (l, t) => eg.losses.sparseCategoricalCrossEntropy(l, t, { fromLogits: true }) });
+      const optimizer = new eg.optim.Adam(m.parameters(), { lr: 0.01 });
+      m.compile({ optimizer, loss: (l, t) => eg.losses.sparseCategoricalCrossEntropy(l, t, { fromLogits: true }) });
       await m.fit(x, y, { epochs: 15, batchSize: 100, seed: 3, verbose: 0, trainStep: noisy ? robust.noiseAugmentationStep({ sigma, seed: 4 }) : undefined });
       const r = new robust.SmoothedClassifier(m, { sigma, numClasses: 10 }).certify(xTest, { n0: 50, n: 500, alpha: 0.001, seed: 5 });
       certified.push(robust.certifiedAccuracy(r, yTest, [0.5])[0]);
       m.dispose();
+      optimizer.dispose();
     }
     // Certified accuracy at L2 radius 0.5 on 60 test digits, measured: 1.7% (clean training), 30% (noise augmentation).
     expect(certified[1]).toBeGreaterThan(certified[0] + 0.15);
@@ -256,7 +275,8 @@ describe('seeds, threads, runtimes, memory', () => {
     const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
     if (env?.UPDATE_FIXTURES) console.log(`robust-smoothing digest: ${d}`);
     expect(d).toBe(DIGEST);
-    eg.dispose([x, model]);
+    eg.dispose([x]);
+    model.dispose();
   });
 
   it('100 calls leave tensor memory flat; a Module keeps its training mode', () => {
@@ -276,7 +296,8 @@ describe('seeds, threads, runtimes, memory', () => {
     ]);
     expect(model.training).toBe(true);
     opt.dispose();
-    eg.dispose([x, y, model]);
+    eg.dispose([x, y]);
+    model.dispose();
   });
 });
 
@@ -331,9 +352,9 @@ describe('typed errors', () => {
       ['alpha 0.5', () => ok.certify(x, { alpha: 0.5, n: 10 }), /alpha must be in \(0, 0.5\)/],
       ['n 0', () => ok.certify(x, { n: 0 }), /n must be between 1/],
       ['unknown option', () => ok.certify(x, { m: 3 } as eg.robust.CertifyOptions), /unknown option 'm'/],
-      ['NaN input', () => ok.certify(eg.tensor([[NaN, 0, 0, 0]]), { n: 10 }), /NaN or infinite/],
-      ['int32 input', () => ok.predict(eg.tensor([[1, 0, 0, 0]], [1, 4], 'int32'), { n: 10 }), /int32/],
-      ['scalar input', () => ok.predict(eg.tensor(1), { n: 10 }), /batches/],
+      ['NaN input', () => eg.tidy(() => ok.certify(eg.tensor([[NaN, 0, 0, 0]]), { n: 10 })), /NaN or infinite/],
+      ['int32 input', () => eg.tidy(() => ok.predict(eg.tensor([[1, 0, 0, 0]], [1, 4], 'int32'), { n: 10 })), /int32/],
+      ['scalar input', () => eg.tidy(() => ok.predict(eg.tensor(1), { n: 10 })), /batches/],
       ['wrong numClasses', () => new robust.SmoothedClassifier(model, { sigma: 1, numClasses: 3 }).certify(x, { n: 10 }), /expected class scores \[100, 3\] \(numClasses 3\)/],
       ['NaN scores', () => new robust.SmoothedClassifier((t: eg.Tensor) => t.slice([0, 0], [t.shape[0], 2]).mul(Infinity), { sigma: 1, numClasses: 2 }).predict(x, { n: 10 }), /NaN or infinite scores/],
       ['not a tensor', () => new robust.SmoothedClassifier((() => 3) as unknown as (t: eg.Tensor) => eg.Tensor, { sigma: 1, numClasses: 2 }).predict(x, { n: 10 }), /not a Tensor/],
@@ -350,6 +371,7 @@ describe('typed errors', () => {
     const before = eg.memory().numTensors;
     expect(() => ok.certify(x, { n: 0 })).toThrow(eg.ArgumentError);
     expect(eg.memory().numTensors).toBe(before);
-    eg.dispose([x, model]);
+    eg.dispose([x]);
+    model.dispose();
   });
 });
