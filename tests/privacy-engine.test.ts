@@ -5,7 +5,7 @@
  * runs are bitwise reproducible (one stored digest for Node and Chromium) while secureMode's differ,
  * SGD and Adam train, BatchNorm is refused, memory stays flat, bad arguments are typed errors.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { poissonIndices } from '../sdk/privacy/sampling.js';
 import { secureGaussian } from '../sdk/privacy/noise.js';
@@ -27,6 +27,16 @@ beforeAll(async () => {
   // Linearly separable toy data: y = [x·w > 0].
   X = eg.keep(eg.randn([N, F], 0, 1, { seed: 21 }));
   Y = eg.keep(eg.tidy(() => X.matmul(eg.tensor([[1], [-2], [0.5], [1.5]])).reshape([N]).greater(0).cast('int32')));
+});
+
+// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
+// the garbage collector frees it in the middle of another test's memory check.
+let liveAtStart = 0;
+beforeEach(() => {
+  liveAtStart = eg.memory().numTensors;
+});
+afterEach(() => {
+  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
 });
 
 const lossFn: eg.losses.LossFn = (p, t) => eg.losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true });
@@ -239,6 +249,7 @@ describe('DP-SGD with fit', () => {
         expect(acc).toBeGreaterThan(0.9);
         expect(engine.getEpsilon(1e-5)).toBeGreaterThan(0);
         model.dispose();
+        pt.optimizer.dispose();
       });
     }
   }
@@ -275,6 +286,7 @@ describe('DP-SGD with fit', () => {
       await model.fit(pt.data, { epochs: 2, trainStep: pt.trainStep, verbose: 0 });
       const w = model.parameters().flatMap((p) => bits(p));
       model.dispose();
+      pt.optimizer.dispose();
       return w;
     };
     const a = await run(false);
@@ -309,7 +321,7 @@ describe('DP-SGD with fit', () => {
       const optimizer = new optim.SGD(model.parameters(), { lr: 0.3, momentum: 0.5 });
       const dp = engine.makePrivate({ model, optimizer, data: [X, Y], batchSize: 25, noiseMultiplier: 1, maxGradNorm: 1, seed: 3 });
       model.compile({ optimizer, loss: lossFn });
-      return { engine, dp, callbacks: [dp.callback, new eg.train.ModelCheckpoint({ onSave, saveTrainingState: true, saveFreq: 5 })] };
+      return { engine, dp, optimizer, callbacks: [dp.callback, new eg.train.ModelCheckpoint({ onSave, saveTrainingState: true, saveFreq: 5 })] };
     };
     const saved: Artifacts[] = [];
     eg.manualSeed(9);
@@ -328,6 +340,8 @@ describe('DP-SGD with fit', () => {
     expect(b.engine.getEpsilon(1e-5)).toBe(a.engine.getEpsilon(1e-5));
     model.dispose();
     m.dispose();
+    a.optimizer.dispose();
+    b.optimizer.dispose();
   });
 
   it('keeps the accountant in fit checkpoints (PrivacyCallback state)', async () => {
@@ -374,6 +388,7 @@ describe('DP-SGD with fit', () => {
     expectFlatOver100Calls(calls);
     eg.dispose([x, y, ex, ey]);
     model.dispose();
+    for (const pt of [flat, chunked, secure]) pt.optimizer.dispose();
   });
 });
 
@@ -383,10 +398,11 @@ describe('arguments', () => {
     const engine = new privacy.PrivacyEngine({ accountant: 'rdp' });
     const good: eg.privacy.MakePrivateOptions = { model, optimizer: new optim.SGD(model.parameters(), { lr: 0.1 }), data: [X, Y], batchSize: 20, noiseMultiplier: 1, maxGradNorm: 1 };
     const fields = ['model', 'optimizer', 'data', 'batchSize', 'noiseMultiplier', 'maxGradNorm', 'poissonSampling', 'clipping', 'maxPhysicalBatchSize', 'lossReduction', 'seed', 'delta', 'epsilonBudget'] as const;
+    const y10 = Y.slice([0], [10]);
     const extra: Record<string, unknown[]> = {
       batchSize: [0, 1.5, N + 1, -3], noiseMultiplier: [-1, NaN, Infinity], maxGradNorm: [0, -1, [1, 2], Infinity],
       clipping: ['auto'], maxPhysicalBatchSize: [0], lossReduction: ['none'], seed: [-1, 2 ** 21], delta: [0, 1], epsilonBudget: [0, -2],
-      data: [[X], [X, Y.slice([0], [10])], [X, 'y']],
+      data: [[X], [X, y10], [X, 'y']],
     };
     const optional = new Set(['poissonSampling', 'clipping', 'maxPhysicalBatchSize', 'lossReduction', 'seed', 'delta', 'epsilonBudget']);
     const numeric = new Set(['batchSize', 'noiseMultiplier', 'maxGradNorm', 'maxPhysicalBatchSize', 'seed', 'epsilonBudget']);
@@ -419,5 +435,6 @@ describe('arguments', () => {
     }
     expect(() => new privacy.PrivacyCallback({} as eg.privacy.PrivacyEngine, { delta: 1e-5 })).toThrow(eg.ArgumentError);
     model.dispose();
+    y10.dispose();
   });
 });
