@@ -25,6 +25,46 @@ pub fn philox4x32(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// Four Philox blocks at once, for counters `[b + i, 0]` (i = 0..4, b split into low and high words):
+/// the same words as four `philox4x32` calls. In wasm with simd128 the four blocks run in the lanes of
+/// 128-bit vectors (the 32×32→64 products by `u64x2_extmul`), elsewhere block by block.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline]
+fn philox4x32_x4(b: u64, key: [u32; 2]) -> [[u32; 4]; 4] {
+    use core::arch::wasm32::*;
+    let ctr = |i: u64| b.wrapping_add(i);
+    let mut c0 = u32x4(ctr(0) as u32, ctr(1) as u32, ctr(2) as u32, ctr(3) as u32);
+    let mut c1 = u32x4((ctr(0) >> 32) as u32, (ctr(1) >> 32) as u32, (ctr(2) >> 32) as u32, (ctr(3) >> 32) as u32);
+    let mut c2 = u32x4_splat(0);
+    let mut c3 = u32x4_splat(0);
+    let (m0, m1) = (u32x4_splat(M0), u32x4_splat(M1));
+    let (mut k0, mut k1) = (key[0], key[1]);
+    for _ in 0..10 {
+        // Lanes 0-1 and 2-3 of each product as u64 pairs; then the low and the high words per lane.
+        let (p0a, p0b) = (u64x2_extmul_low_u32x4(c0, m0), u64x2_extmul_high_u32x4(c0, m0));
+        let (p1a, p1b) = (u64x2_extmul_low_u32x4(c2, m1), u64x2_extmul_high_u32x4(c2, m1));
+        let (lo0, hi0) = (u32x4_shuffle::<0, 2, 4, 6>(p0a, p0b), u32x4_shuffle::<1, 3, 5, 7>(p0a, p0b));
+        let (lo1, hi1) = (u32x4_shuffle::<0, 2, 4, 6>(p1a, p1b), u32x4_shuffle::<1, 3, 5, 7>(p1a, p1b));
+        let n0 = v128_xor(v128_xor(hi1, c1), u32x4_splat(k0));
+        let n2 = v128_xor(v128_xor(hi0, c3), u32x4_splat(k1));
+        (c0, c1, c2, c3) = (n0, lo1, n2, lo0);
+        k0 = k0.wrapping_add(W0);
+        k1 = k1.wrapping_add(W1);
+    }
+    let lane = |v: v128| [u32x4_extract_lane::<0>(v), u32x4_extract_lane::<1>(v), u32x4_extract_lane::<2>(v), u32x4_extract_lane::<3>(v)];
+    let (a, bb, c, d) = (lane(c0), lane(c1), lane(c2), lane(c3));
+    [[a[0], bb[0], c[0], d[0]], [a[1], bb[1], c[1], d[1]], [a[2], bb[2], c[2], d[2]], [a[3], bb[3], c[3], d[3]]]
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline]
+fn philox4x32_x4(b: u64, key: [u32; 2]) -> [[u32; 4]; 4] {
+    core::array::from_fn(|i| {
+        let c = b.wrapping_add(i as u64);
+        philox4x32([c as u32, (c >> 32) as u32, 0, 0], key)
+    })
+}
+
 /// sin(x) for x in [-π, 3π/2): folded into [-π/2, π/2] (sin(x) = sin(±π − x)), then the Taylor
 /// polynomial to x¹¹ (truncation < 6e-8 there). Exact IEEE operations only: the same bits everywhere.
 #[inline(always)]
@@ -160,10 +200,15 @@ impl Generator {
             // and `out` (n values) outlives the for_each call.
             let o = unsafe { dst.slice(lo, hi - lo) };
             let (pi, half_pi) = (F32x4::splat(std::f32::consts::PI), F32x4::splat(std::f32::consts::FRAC_PI_2));
+            // Two quads (four Philox blocks) per vector call; a last odd quad's extra blocks go unused.
+            let mut blocks = [[0u32; 4]; 4];
             for q in first..last {
                 let b = b0 + 2 * q as u64;
-                let w = philox4x32([b as u32, (b >> 32) as u32, 0, 0], key);
-                let v = philox4x32([(b + 1) as u32, ((b + 1) >> 32) as u32, 0, 0], key);
+                if (q - first) % 2 == 0 {
+                    blocks = philox4x32_x4(b, key);
+                }
+                let h = 2 * ((q - first) % 2);
+                let (w, v) = (blocks[h], blocks[h + 1]);
                 let unit = |x: u32| (x >> 8) as f32 * (1.0 / 16_777_216.0);
                 let u1 = [unit(w[0]) + 1.0 / 16_777_216.0, unit(w[2]) + 1.0 / 16_777_216.0, unit(v[0]) + 1.0 / 16_777_216.0, unit(v[2]) + 1.0 / 16_777_216.0];
                 let u2 = [unit(w[1]), unit(w[3]), unit(v[1]), unit(v[3])];
