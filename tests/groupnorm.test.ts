@@ -3,9 +3,9 @@
  * reference of PyTorch's formula, gradients against finite differences, per-example independence
  * (what DP needs), save/load, typed errors, memory and bitwise determinism.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { gradcheck, setup, vals } from './helpers.js';
+import { gradcheck, setup, vals, expectEachTestFreesItsTensors } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn } = eg;
@@ -14,15 +14,7 @@ beforeAll(async () => {
   await setup();
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 /**
  * PyTorch's GroupNorm in float64 on channels-last data: for each example and group, mean and biased

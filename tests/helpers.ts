@@ -1,8 +1,23 @@
 /** Shared test helpers: engine setup, gradient checking, runtime detection. */
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import * as eg from '../sdk/index.js';
 
 export const isBrowser = typeof window !== 'undefined';
+
+/**
+ * Checks after each test of the calling file that it left no tensor behind. A leak then shows in the
+ * test that leaks, not later, when the garbage collector frees it in the middle of another test's
+ * memory check (which then sees fewer tensors than its baseline).
+ */
+export function expectEachTestFreesItsTensors(): void {
+  let liveAtStart = 0;
+  beforeEach(() => {
+    liveAtStart = eg.memory().numTensors;
+  });
+  afterEach(() => {
+    expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
+  });
+}
 
 /** Initialises the engine once per test file (threaded, 2 threads where available). */
 export async function setup(opts: eg.InitOptions = {}): Promise<eg.BackendInfo> {

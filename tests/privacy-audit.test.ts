@@ -3,9 +3,9 @@
  * (loss threshold and shadow models) and the one-run audit with its ε lower bound — on tiny models
  * that memorise random labels, models that never saw the members, and a mechanism of known ε.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { setup } from './helpers.js';
+import { setup, expectEachTestFreesItsTensors } from './helpers.js';
 import { bits, fnv1a } from './explain-fixtures.js';
 
 const { nn, privacy } = eg;
@@ -33,15 +33,7 @@ async function memorise(d: { x: eg.Tensor; y: eg.Tensor }, seed = 1, epochs = 15
 
 const free = (...ds: { x: eg.Tensor; y: eg.Tensor }[]) => ds.forEach((d) => eg.dispose([d.x, d.y]));
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 describe('privacy.validate / fix', () => {
   it('lists every BatchNorm with its path, and layers without a per-example rule', () => {

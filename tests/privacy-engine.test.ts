@@ -5,11 +5,11 @@
  * runs are bitwise reproducible (one stored digest for Node and Chromium) while secureMode's differ,
  * SGD and Adam train, BatchNorm is refused, memory stays flat, bad arguments are typed errors.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { poissonIndices } from '../sdk/privacy/sampling.js';
 import { secureGaussian } from '../sdk/privacy/noise.js';
-import { BAD_ARGUMENTS, isBrowser, setup } from './helpers.js';
+import { BAD_ARGUMENTS, isBrowser, setup, expectEachTestFreesItsTensors } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a } from './explain-fixtures.js';
 
 const { nn, optim, privacy } = eg;
@@ -29,15 +29,7 @@ beforeAll(async () => {
   Y = eg.keep(eg.tidy(() => X.matmul(eg.tensor([[1], [-2], [0.5], [1.5]])).reshape([N]).greater(0).cast('int32')));
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 const lossFn: eg.losses.LossFn = (p, t) => eg.losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true });
 const linear = (seed = 1) => new nn.Sequential(new nn.Linear(F, 2, { seed }));

@@ -4,9 +4,9 @@
  * respect the bound (flat, perLayer, ghost); ghost clipping equals the materialised flat clipping;
  * loss reductions, frozen parameters, refused layers, typed errors, memory and bitwise determinism.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { BAD_ARGUMENTS, setup } from './helpers.js';
+import { BAD_ARGUMENTS, setup, expectEachTestFreesItsTensors } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, losses, privacy } = eg;
@@ -16,15 +16,7 @@ beforeAll(async () => {
   await setup();
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 const ce: LossFn = (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true });
 const ceSum: LossFn = (p, t) => losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true, reduction: 'sum' });

@@ -3,23 +3,15 @@
  * wrong-dtype inputs are refused with typed errors naming the example; well-formed inputs give the
  * model's own results (same bits); the guard survives saveModel/loadModel; memory stays flat.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { setup } from './helpers.js';
+import { setup, expectEachTestFreesItsTensors } from './helpers.js';
 
 beforeAll(async () => {
   await setup();
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 const { robust } = eg;
 

@@ -4,9 +4,9 @@
  * growth with n and σ, noise augmentation through fit, seeds (Node = Chromium, 1 = 2 threads),
  * memory and typed errors.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { BAD_ARGUMENTS, setup } from './helpers.js';
+import { BAD_ARGUMENTS, setup, expectEachTestFreesItsTensors } from './helpers.js';
 import { cnn, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, robust } = eg;
@@ -15,15 +15,7 @@ beforeAll(async () => {
   await setup();
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 /** Relative error, with an absolute floor for values near 0. */
 function close(got: number, want: number, rtol: number, atol = 0): void {

@@ -6,24 +6,16 @@
  * far more of the FGSM, PGD and Carlini–Wagner examples of a small trained CNN. Scores are the same
  * bits in Node and Chromium and with 1 or 2 threads (stored digest); memory stays flat.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { bits, cnn, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
-import { setup } from './helpers.js';
+import { setup, expectEachTestFreesItsTensors } from './helpers.js';
 
 beforeAll(async () => {
   await setup();
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 const { robust } = eg;
 

@@ -4,9 +4,9 @@
  * the parameters' gradients alone; `inner` gets the adversarial batch; seeded runs bitwise
  * identical (stored digest, Node and Chromium); memory flat; typed errors.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { setup } from './helpers.js';
+import { setup, expectEachTestFreesItsTensors } from './helpers.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, robust } = eg;
@@ -30,15 +30,7 @@ beforeAll(async () => {
   yTest = d.labels.slice(d.n - N_TEST);
 });
 
-// Every test frees what it makes (checked after each): a leak shows in the test that leaks, not later when
-// the garbage collector frees it in the middle of another test's memory check.
-let liveAtStart = 0;
-beforeEach(() => {
-  liveAtStart = eg.memory().numTensors;
-});
-afterEach(() => {
-  expect(eg.memory().numTensors, 'tensors left by this test').toBe(liveAtStart);
-});
+expectEachTestFreesItsTensors();
 
 /** A tiny CNN: conv 3x3·8 stride 2 → dense 32 → dense 10 (logits). */
 const cnn = () => new nn.Sequential(
