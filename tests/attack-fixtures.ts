@@ -1,4 +1,5 @@
 /** What the attack and robustness tests share: a small trained digits MLP and perturbation norms measured in JS. */
+import { expect } from 'vitest';
 import * as eg from '../sdk/index.js';
 
 /**
@@ -54,3 +55,20 @@ export function measure(x: eg.Tensor, adv: eg.Tensor): { linf: number[]; l2: num
 }
 
 export const mean = (v: number[]): number => v.reduce((s, a) => s + a, 0) / v.length;
+
+/** A call that must fail, the error class it must throw and what its message must say. */
+export type ExpectedError = [() => unknown, new (m: string) => Error, RegExp];
+
+/** Each call throws an error of its class whose message matches. */
+export function expectErrors(cases: ExpectedError[]): void {
+  for (const [f, type, msg] of cases) {
+    let err: unknown;
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
+    expect(err, String(msg)).toBeInstanceOf(type);
+    expect((err as Error).message).toMatch(msg);
+  }
+}

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
-import { mean, measure, trainedDigitsMlp } from './attack-fixtures.js';
+import { mean, measure, trainedDigitsMlp, expectErrors, type ExpectedError } from './attack-fixtures.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 import { metaPseudoGaussian as attacksMetaPseudoGaussian, squareFraction as attacksSquareFraction } from '../sdk/attacks/square.js';
 
@@ -257,7 +257,7 @@ describe('determinism, memory, errors', () => {
   it('bad options, inputs and labels throw typed errors naming the problem, and free what they made', () => {
     const [x2, xInt, xTwo, x4] = eg.tidy(() => [eg.zeros([2, 64]), eg.zeros([2, 8, 8, 1], 'int32'), xTest.slice([0, 0, 0, 0], [2, 8, 8, 1]), eg.zeros([2, 4, 4, 1])]);
     const linear4 = new nn.Sequential(new nn.Flatten(), new nn.Linear(64, 3, { seed: 1 }));
-    const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
+    const bad: ExpectedError[] = [
       [() => new attacks.APGDCE(model, { epsilon: 0.1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
       [() => new attacks.APGDCE(model, { eps: -1 }), eg.ArgumentError, /eps must be >= 0/],
       [() => new attacks.APGDCE(model, { nIter: 0 }), eg.ArgumentError, /nIter/],
@@ -282,16 +282,7 @@ describe('determinism, memory, errors', () => {
       [() => eg.noGrad(() => new attacks.APGDCE(model).perturb(xTest, yTest)), eg.ArgumentError, /noGrad/],
     ];
     const before = eg.memory().numTensors;
-    for (const [f, type, msg] of bad) {
-      let err: unknown;
-      try {
-        f();
-      } catch (e) {
-        err = e;
-      }
-      expect(err, String(msg)).toBeInstanceOf(type);
-      expect((err as Error).message).toMatch(msg);
-    }
+    expectErrors(bad);
     expect(eg.memory().numTensors).toBe(before);
     // Every wrong argument type in every position is a typed error, never a raw TypeError.
     const ctors: [string, (a: unknown, b: unknown) => unknown][] = [

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { setup } from './helpers.js';
-import { mean, measure, trainedDigitsMlp } from './attack-fixtures.js';
+import { mean, measure, trainedDigitsMlp, expectErrors, type ExpectedError } from './attack-fixtures.js';
 import { bits, fnv1a } from './explain-fixtures.js';
 
 const { nn, attacks } = eg;
@@ -244,7 +244,7 @@ describe('determinism, generality, memory', () => {
 describe('typed errors', () => {
   it('bad options, inputs and labels throw ArgumentError/ShapeError/DTypeError naming the problem; the engine keeps working', () => {
     const [xInt, x63, x16, z64] = eg.tidy(() => [eg.zeros([2, 64], 'int32'), eg.zeros([2, 63]), xTest.mul(16), eg.zeros([2, 64])]);
-    const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
+    const bad: ExpectedError[] = [
       [() => new attacks.FGSM(model, { epsilon: 0.1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
       [() => new attacks.FGSM(model, { eps: -0.1 }), eg.ArgumentError, /eps must be >= 0/],
       [() => new attacks.FGSM(model, { eps: NaN }), eg.ArgumentError, /eps/],
@@ -273,16 +273,7 @@ describe('typed errors', () => {
       [() => new attacks.FGSM(model, { loss: () => 3 as never }).perturb(xTest, yTest), eg.ArgumentError, /not a Tensor/],
     ];
     const before = eg.memory().numTensors;
-    for (const [f, type, msg] of bad) {
-      let err: unknown;
-      try {
-        f();
-      } catch (e) {
-        err = e;
-      }
-      expect(err, String(msg)).toBeInstanceOf(type);
-      expect((err as Error).message).toMatch(msg);
-    }
+    expectErrors(bad);
     expect(eg.memory().numTensors).toBe(before); // failed calls free what they made
     eg.dispose([xInt, x63, x16, z64]);
     const r = new attacks.FGSM(model, { eps: 0.1 }).perturb(xTest, yTest);

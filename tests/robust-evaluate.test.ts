@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { BAD_ARGUMENTS, setup } from './helpers.js';
-import { mean, measure, trainedDigitsMlp } from './attack-fixtures.js';
+import { mean, measure, trainedDigitsMlp, expectErrors, type ExpectedError } from './attack-fixtures.js';
 import { bits, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, attacks, robust } = eg;
@@ -182,7 +182,7 @@ describe('determinism, memory, errors', () => {
 
   it('bad arguments are typed errors naming the problem, in every position, and leak nothing', () => {
     const before = eg.memory().numTensors;
-    const bad: [() => unknown, new (m: string) => Error, RegExp][] = [
+    const bad: ExpectedError[] = [
       [() => robust.evaluateRobustness(model, xTest, yTest, {} as never), eg.ArgumentError, /eps/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: -0.1 }), eg.ArgumentError, /eps must be >= 0/],
       [() => robust.evaluateRobustness(model, xTest, yTest, { eps: 0.1, epsilon: 1 } as never), eg.ArgumentError, /unknown option 'epsilon'/],
@@ -201,16 +201,7 @@ describe('determinism, memory, errors', () => {
       [() => robust.checkGradientMasking(model, xTest, yTest, { eps: 0.1, steps: [20, 5] }), eg.ArgumentError, /increasing/],
       [() => robust.checkGradientMasking(model, xTest, yTest, { eps: 0.1, restarts: 3 as never }), eg.ArgumentError, /restarts must be \[fewer, more\]/],
     ];
-    for (const [f, type, msg] of bad) {
-      let err: unknown;
-      try {
-        f();
-      } catch (e) {
-        err = e;
-      }
-      expect(err, String(msg)).toBeInstanceOf(type);
-      expect((err as Error).message).toMatch(msg);
-    }
+    expectErrors(bad);
     const fill: unknown[] = [model, xTest, yTest, { eps: 0.05, nIter: 1, nTargetClasses: 1, nQueries: 2, attacks: ['apgd-ce'] }];
     for (const [name, f] of [['evaluateRobustness', robust.evaluateRobustness], ['checkGradientMasking', robust.checkGradientMasking]] as const) {
       for (let pos = 0; pos < 4; pos++) {
