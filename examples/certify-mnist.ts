@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as eg from 'edgegrad';
 import { saveChart } from './lib/charts.js';
-import { loadMnist } from './lib/mnist.js';
+import { loadMnist, smallMnistCnn } from './lib/mnist.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -76,16 +76,6 @@ const xSub = test.x.indexSelect(0, pick);
 const ySub = Int32Array.from(test.y.indexSelect(0, pick).dataSync());
 console.log(`MNIST: ${train.n} training images; certifying ${subset} test images (every ${stride}th) with n0 = ${n0}, n = ${n}, α = ${alpha}`);
 
-/** Wong et al.'s small MNIST CNN: conv16 4x4 s2, conv32 4x4 s2, fc100, fc10. */
-function cnn(seed: number): eg.nn.Sequential {
-  const { nn } = eg;
-  return new nn.Sequential(
-    new nn.Conv2d(1, 16, 4, { stride: 2, padding: 1, seed }), new nn.ReLU(),
-    new nn.Conv2d(16, 32, 4, { stride: 2, padding: 1, seed: seed + 1 }), new nn.ReLU(),
-    new nn.Flatten(), new nn.Linear(32 * 7 * 7, 100, { seed: seed + 2 }), new nn.ReLU(), new nn.Linear(100, 10, { seed: seed + 3 }),
-  );
-}
-
 /** The base classifier's accuracy on the whole test set, clean and with one draw of N(0, σ²) noise. */
 function baseAccuracy(model: eg.nn.Module, sigma: number): { clean: number; noisy: number } {
   const labels = test.y.dataSync();
@@ -115,7 +105,7 @@ const results: SigmaResult[] = [];
 /** Each σ's certify results, unrounded (for the chart). */
 const raw: { prediction: Int32Array; radius: Float64Array }[] = [];
 for (const sigma of sigmas) {
-  const model = cnn(10);
+  const model = smallMnistCnn(10);
   const optimizer = new eg.optim.Adam(model.parameters(), { lr: 1e-3 });
   model.compile({ optimizer, loss: (l, y) => eg.losses.sparseCategoricalCrossEntropy(l, y, { fromLogits: true }), metrics: ['accuracy'] });
   const tTrain = performance.now();

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as eg from 'edgegrad';
 import { xyChart } from './lib/charts.js';
-import { loadMnist } from './lib/mnist.js';
+import { loadMnist, smallMnistCnn } from './lib/mnist.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,15 +61,6 @@ const xEval = eg.tidy(() => test.x.slice([0, 0, 0, 0], [nEval, 28, 28, 1]).conti
 const labels = (test.y.dataSync() as Int32Array).slice(0, nEval);
 console.log(`MNIST: ${train.n} training images, ${test.n} test images; robust accuracy on the first ${nEval}`);
 
-/** Wong et al.'s MNIST CNN (seeded). */
-function cnn(): eg.nn.Sequential {
-  return new nn.Sequential(
-    new nn.Conv2d(1, 16, 4, { stride: 2, padding: 1, seed: 1 }), new nn.ReLU(),
-    new nn.Conv2d(16, 32, 4, { stride: 2, padding: 1, seed: 2 }), new nn.ReLU(),
-    new nn.Flatten(), new nn.Linear(32 * 7 * 7, 100, { seed: 3 }), new nn.ReLU(), new nn.Linear(100, 10, { seed: 4 }),
-  );
-}
-
 interface Trained {
   name: string;
   model: eg.nn.Sequential;
@@ -83,7 +74,7 @@ interface Trained {
  * Wong et al.; `trainStep` (adversarial or the standard step) does each batch's optimisation.
  */
 async function trainModel(name: string, n: number, lrMax: number, recipe: string, trainStep?: eg.train.TrainStep): Promise<Trained> {
-  const model = cnn();
+  const model = smallMnistCnn();
   const optimizer = new eg.optim.Adam(model.parameters(), { lr: lrMax });
   const total = n * Math.ceil(train.n / 100);
   const oneCycle = (t: number) => Math.max(0, t < total / 2 ? (2 * t) / total : 2 - (2 * t) / total);

@@ -37,3 +37,16 @@ export async function loadMnist(split: MnistSplit, o: MnistOptions = {}): Promis
   const shape = o.layout === 'flat' ? [n, 784] : [n, 28, 28, 1];
   return { x: eg.tensor(pixels, shape), y: eg.tensor(labels, [n], 'int32'), n };
 }
+
+/**
+ * Wong et al.'s small MNIST CNN (conv16 4x4 s2, conv32 4x4 s2, fc100, fc10; 28x28x1 inputs), its four
+ * weighted layers seeded `seed` .. `seed + 3`: the robust-mnist and certify-mnist examples train it.
+ */
+export function smallMnistCnn(seed = 1): eg.nn.Sequential {
+  const { nn } = eg;
+  return new nn.Sequential(
+    new nn.Conv2d(1, 16, 4, { stride: 2, padding: 1, seed }), new nn.ReLU(),
+    new nn.Conv2d(16, 32, 4, { stride: 2, padding: 1, seed: seed + 1 }), new nn.ReLU(),
+    new nn.Flatten(), new nn.Linear(32 * 7 * 7, 100, { seed: seed + 2 }), new nn.ReLU(), new nn.Linear(100, 10, { seed: seed + 3 }),
+  );
+}
