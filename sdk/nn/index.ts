@@ -4,6 +4,8 @@ export type { ModuleConfig } from './module.js';
 export * from './layers.js';
 export { GroupNorm } from './groupnorm.js';
 export type { GroupNormOptions } from './groupnorm.js';
+export { Square, PolyActivation, RELU_FIT } from './polynomial.js';
+export type { PolyActivationOptions } from './polynomial.js';
 export * as functional from './functional.js';
 export { initialize } from './init.js';
 export type { Initializer, InitializerName } from './init.js';
