@@ -1,7 +1,14 @@
 // Bundles the SDK for Node and browsers: one ESM file plus its type declarations, with the two
 // wasm engines, their glue and the pool worker copied beside it, so `new URL('./…', import.meta.url)`
 // finds them wherever the package is served from — no path configuration for users.
-import { readFileSync } from 'node:fs';
+//
+// Three entry files land in dist/ (package.json `exports` maps them):
+// - edgegrad.js: ESM with bare imports of its dependencies, for Node, Bun and bundlers;
+// - edgegrad.browser.js (+ browser-chunks/): the same code with every dependency inlined, for a
+//   plain `<script type="module">` page without a bundler or import map;
+// - edgegrad.cjs: `require('edgegrad')` — works where Node can require ES modules, otherwise
+//   throws a message that says how to import the package instead.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
@@ -28,6 +35,53 @@ function copyAssets() {
   };
 }
 
+const cjsShim = `'use strict';
+// edgegrad is an ES module. Node.js versions that can require() ES modules load it here;
+// older ones get a message saying how to import it instead of a bare ERR_REQUIRE_ESM.
+try {
+  module.exports = require('./edgegrad.js');
+} catch (e) {
+  if (e && (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE')) {
+    throw new Error("edgegrad is an ES module and this runtime (Node " + process.version + ") cannot require() it: " +
+      "use \`import * as eg from 'edgegrad'\` or \`const eg = await import('edgegrad')\` (Node >= 20.19 and 22.12 can require it).");
+  }
+  throw e;
+}
+`;
+
+/**
+ * After dist/edgegrad.js is written: the CommonJS shim, and the self-contained browser bundle
+ * (esbuild inlines the npm dependencies, CommonJS ones included; heavy lazy ones such as vega stay
+ * lazy in browser-chunks/). The SDK's own code stays in the entry file beside wasm/, worker.js and
+ * assets/, so its `new URL('./…', import.meta.url)` references still resolve.
+ */
+function extraEntries() {
+  return {
+    name: 'edgegrad-extra-entries',
+    async writeBundle() {
+      writeFileSync('dist/edgegrad.cjs', cjsShim);
+      const { build } = await import('esbuild');
+      rmSync('dist/browser-chunks', { recursive: true, force: true });
+      await build({
+        entryPoints: { 'edgegrad.browser': 'dist/edgegrad.js' },
+        outdir: 'dist',
+        bundle: true,
+        splitting: true,
+        format: 'esm',
+        platform: 'browser',
+        target: 'es2022',
+        chunkNames: 'browser-chunks/[name]-[hash]',
+        external: ['node:*'],
+        minify: true,
+        legalComments: 'eof',
+        logLevel: 'warning',
+      });
+      const entry = readFileSync('dist/edgegrad.browser.js', 'utf8');
+      if (!entry.includes('import.meta.url')) throw new Error('browser bundle: the SDK code moved out of the entry file');
+    },
+  };
+}
+
 export default [
   {
     input: 'sdk/index.ts',
@@ -36,6 +90,7 @@ export default [
     plugins: [
       typescript({ tsconfig: './tsconfig.json', include: ['sdk/**/*.ts'], declaration: false, sourceMap: true, outDir: 'dist' }),
       copyAssets(),
+      extraEntries(),
     ],
   },
   {

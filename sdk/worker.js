@@ -34,9 +34,9 @@ function start(data, post) {
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null
   && typeof WorkerGlobalScope === 'undefined';
 if (isNode) {
+  // No top-level await: bundlers build workers as classic scripts by default (Vite's 'iife').
   const name = 'node:worker_threads';
-  const { parentPort, workerData } = await import(/* @vite-ignore */ name);
-  start(workerData, (m) => parentPort.postMessage(m));
+  import(/* @vite-ignore */ name).then(({ parentPort, workerData }) => start(workerData, (m) => parentPort.postMessage(m)));
 } else {
   self.onmessage = (ev) => {
     self.onmessage = null;
