@@ -1,0 +1,549 @@
+/**
+ * `exportModel`: an edgegrad module → ONNX bytes (opset 17 to 21, default 17), one node group per
+ * layer, named after the module path (`/features.0/Conv`), with the layer's class and path as the
+ * node doc string and a value info (shape, symbolic batch) for every layer output.
+ *
+ * Layout: the graph input keeps edgegrad's layout (images NHWC). Convolution and pooling run in
+ * ONNX's NCHW: a Transpose enters NCHW before the first such layer and one leaves it before the
+ * first layer that needs NHWC (Flatten, Linear, Softmax over channels…) or at the output, so a run
+ * of Conv/BatchNorm/ReLU/Pool layers costs two Transposes, not two per layer. Weights are converted
+ * once (HWIO → OIHW; Linear `[out, in]` → Gemm with `transB`; recurrent gates reordered: PyTorch's
+ * LSTM i,f,g,o → ONNX i,o,f,c and GRU r,z,n → z,r,h).
+ *
+ * The graph is the inference graph: Dropout is omitted, BatchNorm uses its running statistics,
+ * attention and recurrent layers take no mask input.
+ */
+import { ArgumentError } from '../errors.js';
+import { checkOptions, checkShape, describe } from '../args.js';
+import { noGrad } from '../autograd.js';
+import { zeros } from '../creation.js';
+import { Tensor } from '../tensor.js';
+import { Module } from '../nn/module.js';
+import * as L from '../nn/layers.js';
+import { resolvePadding, type Padding, type Pair } from '../nn/functional.js';
+import { GroupNorm } from '../nn/groupnorm.js';
+import { GRU, LSTM, Recurrent, SimpleRNN } from '../nn/recurrent.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import { ModuleList, TransformerEncoder, TransformerEncoderLayer } from '../nn/transformer.js';
+import { AttrType, encodeModel, IR_VERSION, tensorProto, type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { elemType } from './types.js';
+import { OnnxModule } from './graph-module.js';
+
+/** Options of `exportModel`. */
+export interface ExportOptions {
+  /** The input shape (edgegrad layout, batch first), or a one-element list of it. */
+  inputShapes: number[] | number[][];
+  /** Element type of the input: float32 (default) or int32 (token ids for an Embedding). */
+  inputDType?: 'float32' | 'int32';
+  /** ONNX opset of the default domain, 17 (default) to 21. */
+  opset?: number;
+  /** Graph input and output names (default `input` and `output`). */
+  names?: { input?: string; output?: string };
+  /** The model's doc string. */
+  docString?: string;
+  /** The graph's name (default: the model's class name). */
+  graphName?: string;
+  /** Mark the batch dimension symbolic (`N`) in the input, output and value infos (default true). */
+  dynamicBatch?: boolean;
+}
+
+/** A value in the graph: its name, edgegrad-layout shape, and whether it is stored NCHW. */
+export interface Val {
+  name: string;
+  shape: number[];
+  nchw?: boolean;
+}
+
+type Attr = number | number[] | string | string[] | { floats: number[] } | { float: number };
+
+/** The graph being built: unique names, nodes, initializers and value infos. */
+export class GraphBuilder {
+  readonly nodes: NodeProto[] = [];
+  readonly initializers: TensorProto[] = [];
+  readonly valueInfo: ValueInfoProto[] = [];
+  readonly #names = new Set<string>();
+  readonly #scalars = new Map<string, string>();
+  constructor(readonly opset: number, readonly dynamicBatch: boolean) {}
+
+  /** `base`, or `base_2`, `base_3`… if taken. */
+  unique(base: string): string {
+    let n = base;
+    for (let i = 2; this.#names.has(n); i++) n = `${base}_${i}`;
+    this.#names.add(n);
+    return n;
+  }
+  /** Adds an initializer; returns its name. */
+  init(base: string, dims: number[], data: Float32Array | Int32Array | Int8Array | Uint8Array | BigInt64Array): string {
+    const name = this.unique(base);
+    this.initializers.push(tensorProto(name, dims, data));
+    return name;
+  }
+  /** A shared scalar (or 1-D int64 list, for shapes and axes) initializer. */
+  constant(v: number | number[], int64 = false): string {
+    const key = `${int64 ? 'i' : 'f'}:${JSON.stringify(v)}`;
+    let name = this.#scalars.get(key);
+    if (!name) {
+      const list = Array.isArray(v) ? v : [v];
+      const data = int64 ? BigInt64Array.from(list.map((x) => BigInt(x))) : Float32Array.from(list);
+      name = this.init(int64 ? `const_i64_${list.join('_').replace(/-/g, 'm')}` : 'const_f32', Array.isArray(v) ? [v.length] : [], data);
+      this.#scalars.set(key, name);
+    }
+    return name;
+  }
+  /** Adds a node `op(inputs)` with `outputs` fresh outputs; returns their names. */
+  node(scope: string, op: string, inputs: string[], attrs: Record<string, Attr> = {}, o: { outputs?: number; doc?: string; domain?: string } = {}): string[] {
+    const name = this.unique(`/${scope}/${op}`);
+    const outs = Array.from({ length: o.outputs ?? 1 }, (_, i) => this.unique(`${name}_output_${i}`));
+    const attribute = Object.entries(attrs).map(([k, v]) => attribute_(k, v));
+    this.nodes.push({ input: inputs, output: outs, name, opType: op, attribute, ...(o.domain ? { domain: o.domain } : {}), ...(o.doc ? { docString: o.doc } : {}) });
+    return outs;
+  }
+  /** One-output node. */
+  op(scope: string, op: string, inputs: string[], attrs: Record<string, Attr> = {}, doc?: string): string {
+    return this.node(scope, op, inputs, attrs, { doc })[0];
+  }
+  /** Records the shape of a value (batch symbolic when asked). */
+  info(v: Val, dtype: 'float32' | 'int32' = 'float32'): void {
+    this.valueInfo.push(valueInfo(v.name, physical(v), dtype, this.dynamicBatch));
+  }
+  /** The value in NCHW (a Transpose unless it already is). */
+  nchw(v: Val, scope: string): Val {
+    if (v.nchw || v.shape.length !== 4) return v;
+    return { name: this.op(scope, 'Transpose', [v.name], { perm: [0, 3, 1, 2] }), shape: v.shape, nchw: true };
+  }
+  /** The value in edgegrad's layout. */
+  nhwc(v: Val, scope: string): Val {
+    if (!v.nchw) return v;
+    return { name: this.op(scope, 'Transpose', [v.name], { perm: [0, 2, 3, 1] }), shape: v.shape };
+  }
+  /** ReduceMean over `axes` (an attribute before opset 18, an input from 18 on). */
+  reduceMean(scope: string, x: string, axes: number[], keepdims: boolean): string {
+    if (this.opset < 18) return this.op(scope, 'ReduceMean', [x], { axes, keepdims: keepdims ? 1 : 0 });
+    return this.op(scope, 'ReduceMean', [x, this.constant(axes, true)], { keepdims: keepdims ? 1 : 0 });
+  }
+}
+
+function attribute_(name: string, v: Attr): AttributeProto {
+  if (typeof v === 'number') return { name, type: AttrType.INT, i: v };
+  if (typeof v === 'string') return { name, type: AttrType.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) {
+    if (v.length && typeof v[0] === 'string') return { name, type: AttrType.STRINGS, strings: (v as string[]).map((s) => new TextEncoder().encode(s)) };
+    return { name, type: AttrType.INTS, ints: v as number[] };
+  }
+  if ('float' in v) return { name, type: AttrType.FLOAT, f: v.float };
+  return { name, type: AttrType.FLOATS, floats: v.floats };
+}
+
+function physical(v: Val): number[] {
+  const s = v.shape;
+  return v.nchw ? [s[0], s[3], s[1], s[2]] : s;
+}
+
+/** A value info for a tensor of `shape` (dim 0 named `N` when the batch is dynamic). */
+export function valueInfo(name: string, shape: number[], dtype: 'float32' | 'int32' | 'int8' | 'uint8', dynamicBatch: boolean): ValueInfoProto {
+  const dim = shape.map((d, i) => (i === 0 && dynamicBatch ? { dimParam: 'N' } : { dimValue: d }));
+  return { name, type: { tensorType: { elemType: elemType(dtype), shape: { dim } } } };
+}
+
+/** Host copy of a tensor's values, optionally permuted first. */
+function values(t: Tensor, perm?: number[]): Float32Array {
+  if (!perm) return t.dataSync() as Float32Array;
+  const p = t.permute(perm);
+  try {
+    return p.dataSync() as Float32Array;
+  } finally {
+    p.dispose();
+  }
+}
+
+/** An emitter turns one module applied to `x` into nodes and returns its output value. */
+type Emitter = (m: Module, x: Val, g: GraphBuilder, scope: string) => Val;
+
+/** The output shape of `m` on an input of `shape` (one forward on zeros; no tape). */
+function probe(m: Module, x: Val, dtype: 'float32' | 'int32' = 'float32'): number[] {
+  return noGrad(() => {
+    const z = zeros(x.shape, dtype);
+    try {
+      const y = m.forward(z);
+      const s = y.shape.slice();
+      if (y !== z) y.dispose();
+      return s;
+    } finally {
+      z.dispose();
+    }
+  });
+}
+
+function leaf(scope: string, out: string, shape: number[], g: GraphBuilder, nchw = false): Val {
+  const v = { name: out, shape, nchw };
+  g.info(v);
+  return v;
+}
+
+function doc(m: Module, scope: string): string {
+  return `${m.className} ${scope}`;
+}
+
+/** Elementwise activations: layout-preserving, so they stay in NCHW between convolutions. */
+function activation(m: Module, x: Val, g: GraphBuilder, scope: string): Val {
+  const d = doc(m, scope);
+  const cfg = m.getConfig() as Record<string, number | boolean>;
+  let y: string;
+  if (m instanceof L.ReLU) y = g.op(scope, 'Relu', [x.name], {}, d);
+  else if (m instanceof L.LeakyReLU) y = g.op(scope, 'LeakyRelu', [x.name], { alpha: { float: cfg.alpha as number } }, d);
+  else if (m instanceof L.ELU) y = g.op(scope, 'Elu', [x.name], { alpha: { float: cfg.alpha as number } }, d);
+  else if (m instanceof L.Sigmoid) y = g.op(scope, 'Sigmoid', [x.name], {}, d);
+  else if (m instanceof L.Tanh) y = g.op(scope, 'Tanh', [x.name], {}, d);
+  else if (m instanceof L.Softplus) y = g.op(scope, 'Softplus', [x.name], {}, d);
+  else if (m instanceof L.SiLU) y = g.op(scope, 'Mul', [x.name, g.op(scope, 'Sigmoid', [x.name])], {}, d);
+  else if (m instanceof L.GELU) y = gelu(x.name, cfg.approximate === true, g, scope, d);
+  else throw new ArgumentError(`no ONNX export for ${m.className}`);
+  return leaf(scope, y, x.shape, g, x.nchw);
+}
+
+/** GELU: ONNX's Gelu from opset 20; before it, its definition in Erf (or Tanh for the approximation). */
+function gelu(x: string, approximate: boolean, g: GraphBuilder, scope: string, d: string): string {
+  if (g.opset >= 20) return g.op(scope, 'Gelu', [x], { approximate: approximate ? 'tanh' : 'none' }, d);
+  let inner: string;
+  if (approximate) {
+    const cube = g.op(scope, 'Mul', [g.op(scope, 'Mul', [x, x]), x]);
+    const poly = g.op(scope, 'Add', [x, g.op(scope, 'Mul', [cube, g.constant(0.044715)])]);
+    inner = g.op(scope, 'Tanh', [g.op(scope, 'Mul', [poly, g.constant(Math.sqrt(2 / Math.PI))])]);
+  } else {
+    inner = g.op(scope, 'Erf', [g.op(scope, 'Div', [x, g.constant(Math.SQRT2)])]);
+  }
+  const half = g.op(scope, 'Mul', [x, g.constant(0.5)]);
+  return g.op(scope, 'Mul', [half, g.op(scope, 'Add', [inner, g.constant(1)])], {}, d);
+}
+
+/** `x · Wᵀ + b` over the last axis: Gemm for 2-D input, MatMul + Add otherwise. */
+function linear(weight: Tensor, bias: Tensor | null, x: Val, g: GraphBuilder, scope: string, d: string, relu = false): Val {
+  const [out, inF] = weight.shape;
+  let y: string;
+  if (x.shape.length === 2) {
+    const w = g.init(`${scope}.weight`, [out, inF], values(weight));
+    const inputs = [x.name, w];
+    if (bias) inputs.push(g.init(`${scope}.bias`, [out], values(bias)));
+    y = g.op(scope, 'Gemm', inputs, { transB: 1 }, d);
+  } else {
+    const wt = g.init(`${scope}.weight_t`, [inF, out], values(weight, [1, 0]));
+    y = g.op(scope, 'MatMul', [x.name, wt], {}, bias ? undefined : d);
+    if (bias) y = g.op(scope, 'Add', [y, g.init(`${scope}.bias`, [out], values(bias))], {}, d);
+  }
+  if (relu) y = g.op(scope, 'Relu', [y]);
+  return leaf(scope, y, [...x.shape.slice(0, -1), out], g);
+}
+
+function pads(padding: Padding | undefined, x: Val, k: [number, number], s: [number, number], dil: [number, number] = [1, 1]): number[] {
+  const [t, b, l, r] = resolvePadding(padding ?? 'valid', x.shape[1], x.shape[2], k, s, dil);
+  return [t, l, b, r];
+}
+function pair(p: Pair | undefined, dflt: [number, number]): [number, number] {
+  return p === undefined ? dflt : typeof p === 'number' ? [p, p] : p;
+}
+
+function conv(m: L.Conv2d, x0: Val, g: GraphBuilder, scope: string): Val {
+  const c = m.getConfig() as { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number; activation?: 'relu' | null };
+  const x = g.nchw(x0, scope);
+  const [kh, kw] = m.kernelSize;
+  const stride = pair(c.stride, [1, 1]);
+  const dilation = pair(c.dilation, [1, 1]);
+  const w = g.init(`${scope}.weight`, [m.outChannels, m.inChannels / (c.groups ?? 1), kh, kw], values(m.weight, [3, 2, 0, 1]));
+  const inputs = [x.name, w];
+  if (m.bias) inputs.push(g.init(`${scope}.bias`, [m.outChannels], values(m.bias)));
+  const attrs = { kernel_shape: [kh, kw], strides: stride, dilations: dilation, pads: pads(c.padding, x, [kh, kw], stride, dilation), group: c.groups ?? 1 };
+  let y = g.op(scope, 'Conv', inputs, attrs, doc(m, scope));
+  if (c.activation === 'relu') y = g.op(scope, 'Relu', [y]);
+  return leaf(scope, y, probe(m, x0), g, true);
+}
+
+function pool(m: L.MaxPool2d | L.AvgPool2d, x0: Val, g: GraphBuilder, scope: string): Val {
+  const c = m.getConfig() as { kernelSize: Pair; stride?: Pair; padding?: Padding; countIncludePad?: boolean };
+  const x = g.nchw(x0, scope);
+  const k = pair(c.kernelSize, [1, 1]);
+  const s = pair(c.stride, k);
+  const attrs: Record<string, Attr> = { kernel_shape: k, strides: s, pads: pads(c.padding, x, k, s) };
+  if (m instanceof L.AvgPool2d) attrs.count_include_pad = c.countIncludePad === false ? 0 : 1;
+  const y = g.op(scope, m instanceof L.MaxPool2d ? 'MaxPool' : 'AveragePool', [x.name], attrs, doc(m, scope));
+  return leaf(scope, y, probe(m, x0), g, true);
+}
+
+function batchNorm(m: L.BatchNorm, x0: Val, g: GraphBuilder, scope: string): Val {
+  const c = m.getConfig() as { numFeatures: number; eps: number; affine: boolean; trackRunningStats: boolean };
+  if (!c.trackRunningStats) throw new ArgumentError(`${scope}: ${m.className} without running statistics normalises with batch statistics at inference, which ONNX's BatchNormalization does not: export needs trackRunningStats`);
+  const x = x0.shape.length === 4 ? g.nchw(x0, scope) : x0;
+  if (x.shape.length !== 2 && x.shape.length !== 4) throw new ArgumentError(`${scope}: ${m.className} exports for [N, C] and [N, H, W, C] inputs, got rank ${x.shape.length}`);
+  const sd = m.stateDict();
+  const n = c.numFeatures;
+  const scale = c.affine ? values(sd.weight) : new Float32Array(n).fill(1);
+  const shift = c.affine ? values(sd.bias) : new Float32Array(n);
+  const ins = [x.name, g.init(`${scope}.weight`, [n], scale), g.init(`${scope}.bias`, [n], shift),
+    g.init(`${scope}.running_mean`, [n], values(sd.running_mean)), g.init(`${scope}.running_var`, [n], values(sd.running_var))];
+  const y = g.op(scope, 'BatchNormalization', ins, { epsilon: { float: c.eps } }, doc(m, scope));
+  return leaf(scope, y, x.shape, g, x.nchw);
+}
+
+function layerNorm(m: L.LayerNorm, x0: Val, g: GraphBuilder, scope: string): Val {
+  const x = g.nhwc(x0, scope);
+  const dims = m.normalizedShape;
+  const c = m.getConfig() as { eps?: number; elementwiseAffine?: boolean };
+  const sd = m.stateDict();
+  const n = dims.reduce((a, b) => a * b, 1);
+  const affine = c.elementwiseAffine ?? true;
+  const ins = [x.name, g.init(`${scope}.weight`, dims, affine ? values(sd.weight) : new Float32Array(n).fill(1))];
+  if (affine) ins.push(g.init(`${scope}.bias`, dims, values(sd.bias)));
+  const y = g.op(scope, 'LayerNormalization', ins, { axis: -dims.length, epsilon: { float: c.eps ?? 1e-5 } }, doc(m, scope));
+  return leaf(scope, y, x.shape, g);
+}
+
+/** GroupNorm in primitive ops: per-group mean and biased variance over channels and positions. */
+function groupNorm(m: GroupNorm, x0: Val, g: GraphBuilder, scope: string): Val {
+  const x = g.nhwc(x0, scope);
+  const C = m.numChannels;
+  const G = m.numGroups;
+  const s = x.shape;
+  const positions = s.slice(1, -1).reduce((a, b) => a * b, 1);
+  const r = g.op(scope, 'Reshape', [x.name, g.constant([0, positions, G, C / G], true)]);
+  const d = g.op(scope, 'Sub', [r, g.reduceMean(scope, r, [1, 3], true)]);
+  const v = g.reduceMean(scope, g.op(scope, 'Mul', [d, d]), [1, 3], true);
+  const std = g.op(scope, 'Sqrt', [g.op(scope, 'Add', [v, g.constant(m.eps)])]);
+  let y = g.op(scope, 'Reshape', [g.op(scope, 'Div', [d, std]), g.constant([0, ...s.slice(1)], true)]);
+  if (m.affine) {
+    const sd = m.stateDict();
+    y = g.op(scope, 'Mul', [y, g.init(`${scope}.weight`, [C], values(sd.weight))]);
+    y = g.op(scope, 'Add', [y, g.init(`${scope}.bias`, [C], values(sd.bias))], {}, doc(m, scope));
+  }
+  return leaf(scope, y, s, g);
+}
+
+/** Rows of `[G·H, …]` weights in ONNX's gate order. */
+function gates(t: Tensor | null, order: number[], hidden: number): Float32Array {
+  const src = t ? values(t) : null;
+  const total = order.length * hidden;
+  const cols = t ? t.size / total : 0;
+  const out = new Float32Array(total * Math.max(cols, 1));
+  if (!src) return out;
+  const block = hidden * cols;
+  order.forEach((from, to) => out.set(src.subarray(from * block, (from + 1) * block), to * block));
+  return out;
+}
+
+function recurrentLayer(m: Recurrent, x0: Val, g: GraphBuilder, scope: string): Val {
+  const c = m.getConfig() as { bidirectional?: boolean; reverse?: boolean; bias?: boolean; returnSequences?: boolean };
+  if (c.bidirectional && c.reverse) throw new ArgumentError(`${scope}: a bidirectional ${m.className} with reverse: true swaps its directions, which ONNX's ${m.className} cannot express`);
+  const x = g.nhwc(x0, scope);
+  const [op, order, extra]: [string, number[], Record<string, Attr>] = m instanceof LSTM ? ['LSTM', [0, 3, 1, 2], {}]
+    : m instanceof GRU ? ['GRU', [1, 0, 2], { linear_before_reset: m.cell === 'gru' ? 1 : 0 }]
+      : ['RNN', [0], { activations: [m.cell === 'rnnRelu' ? 'Relu' : 'Tanh'] }];
+  const H = m.hiddenSize;
+  const D = m.numDirections;
+  const dir = D === 2 ? 'bidirectional' : c.reverse ? 'reverse' : 'forward';
+  let seq = g.op(scope, 'Transpose', [x.name], { perm: [1, 0, 2] }); // [T, B, I]: ONNX Runtime runs layout 0 only
+  let last = '';
+  for (let l = 0; l < m.numLayers; l++) {
+    const inSize = l === 0 ? m.inputSize : H * D;
+    const ws = Array.from({ length: D }, (_, d) => m.weights(l, d));
+    const cat = (parts: Float32Array[]) => {
+      const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of parts) (out.set(p, o), (o += p.length));
+      return out;
+    };
+    const G = order.length * H;
+    const W = g.init(`${scope}.W_l${l}`, [D, G, inSize], cat(ws.map((w) => gates(w.wIh, order, H))));
+    const R = g.init(`${scope}.R_l${l}`, [D, G, H], cat(ws.map((w) => gates(w.wHh, order, H))));
+    const ins = [seq, W, R];
+    if (c.bias ?? true) ins.push(g.init(`${scope}.B_l${l}`, [D, 2 * G], cat(ws.flatMap((w) => [gates(w.bIh ?? null, order, H), gates(w.bHh ?? null, order, H)]))));
+    const [y, yh] = g.node(scope, op, ins, { hidden_size: H, direction: dir, ...extra }, { outputs: 2, doc: `${doc(m, scope)} layer ${l}` });
+    // Y [T, D, B, H] -> [T, B, D·H] for the next layer
+    seq = g.op(scope, 'Reshape', [g.op(scope, 'Transpose', [y], { perm: [0, 2, 1, 3] }), g.constant([0, 0, D * H], true)]);
+    last = yh;
+  }
+  const [b, t] = x.shape;
+  if (c.returnSequences ?? true) return leaf(scope, g.op(scope, 'Transpose', [seq], { perm: [1, 0, 2] }), [b, t, D * H], g);
+  // Y_h [D, B, H] -> [B, D·H]
+  const yh = g.op(scope, 'Reshape', [g.op(scope, 'Transpose', [last], { perm: [1, 0, 2] }), g.constant([0, D * H], true)]);
+  return leaf(scope, yh, [b, D * H], g);
+}
+
+/** Self-attention `[B, T, E]` decomposed: packed projection, per-head scaled dot products, softmax, output projection. */
+function attention(m: MultiHeadAttention, x0: Val, g: GraphBuilder, scope: string): Val {
+  const x = g.nhwc(x0, scope);
+  if (x.shape.length !== 3) throw new ArgumentError(`${scope}: MultiHeadAttention exports for [batch, length, embedDim] input, got rank ${x.shape.length}`);
+  const sd = m.stateDict();
+  const E = m.embedDim;
+  const H = m.numHeads;
+  const Dh = m.headDim;
+  const w = sd.in_proj_weight;
+  if (!w) throw new ArgumentError(`${scope}: MultiHeadAttention with separate key/value sizes has no self-attention form to export`);
+  let qkv = g.op(scope, 'MatMul', [x.name, g.init(`${scope}.in_proj_weight_t`, [E, 3 * E], values(w, [1, 0]))]);
+  if (sd.in_proj_bias) qkv = g.op(scope, 'Add', [qkv, g.init(`${scope}.in_proj_bias`, [3 * E], values(sd.in_proj_bias))]);
+  const heads = g.op(scope, 'Transpose', [g.op(scope, 'Reshape', [qkv, g.constant([0, 0, 3, H, Dh], true)])], { perm: [2, 0, 3, 1, 4] });
+  const [q, k, v] = [0, 1, 2].map((i) => g.op(scope, 'Gather', [heads, g.constant(i, true)], { axis: 0 }));
+  const scores = g.op(scope, 'MatMul', [q, g.op(scope, 'Transpose', [k], { perm: [0, 1, 3, 2] })]);
+  const weights = g.op(scope, 'Softmax', [g.op(scope, 'Mul', [scores, g.constant(1 / Math.sqrt(Dh))])], { axis: -1 });
+  const ctx = g.op(scope, 'MatMul', [weights, v]);
+  const merged = g.op(scope, 'Reshape', [g.op(scope, 'Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.constant([0, 0, E], true)]);
+  const out = m.getModule('out_proj') as L.Linear;
+  return linear(out.weight, out.bias, { name: merged, shape: x.shape }, g, `${scope}.out_proj`, doc(m, scope));
+}
+
+function encoderLayer(m: TransformerEncoderLayer, x0: Val, g: GraphBuilder, scope: string): Val {
+  const x = g.nhwc(x0, scope);
+  const c = m.getConfig() as { normFirst?: boolean };
+  const sub = (name: string, v: Val) => emit(m.getModule(name), v, g, `${scope}.${name}`);
+  const add = (a: Val, b: Val) => leaf(scope, g.op(scope, 'Add', [a.name, b.name], {}, doc(m, scope)), a.shape, g);
+  const ff = (v: Val) => sub('linear2', sub('activation', sub('linear1', v)));
+  if (c.normFirst) {
+    const h = add(x, sub('self_attn', sub('norm1', x)));
+    return add(h, ff(sub('norm2', h)));
+  }
+  const h = sub('norm1', add(x, sub('self_attn', x)));
+  return sub('norm2', add(h, ff(h)));
+}
+
+function emit(m: Module, x: Val, g: GraphBuilder, scope: string): Val {
+  if (m instanceof L.Sequential) return m.layers.reduce((v, l, i) => emit(l, v, g, scope ? `${scope}.${i}` : String(i)), x);
+  if (m instanceof TransformerEncoder) {
+    const layers = (m.getModule('layers') as ModuleList).children();
+    let v = layers.reduce((h, l, i) => emit(l, h, g, `${scope ? `${scope}.` : ''}layers.${i}`), x);
+    if (m.children().length > 1) v = emit(m.getModule('norm'), v, g, `${scope ? `${scope}.` : ''}norm`);
+    return v;
+  }
+  const s = scope || m.className;
+  const e = EMITTERS.find(([cls]) => m instanceof cls)?.[1];
+  if (!e) throw new ArgumentError(`no ONNX export for ${m.className}`);
+  return e(m, x, g, s);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
+  [L.Linear, (m, x, g, s) => {
+    const l = m as L.Linear;
+    return linear(l.weight, l.bias, g.nhwc(x, s), g, s, doc(m, s), (l.getConfig() as { activation?: string }).activation === 'relu');
+  }],
+  [L.Conv2d, (m, x, g, s) => conv(m as L.Conv2d, x, g, s)],
+  [L.MaxPool2d, (m, x, g, s) => pool(m as L.MaxPool2d, x, g, s)],
+  [L.AvgPool2d, (m, x, g, s) => pool(m as L.AvgPool2d, x, g, s)],
+  [L.GlobalAvgPool2d, (m, x, g, s) => {
+    const y = x.nchw ? g.reduceMean(s, x.name, [2, 3], false) : g.reduceMean(s, x.name, [1, 2], false);
+    return leaf(s, y, [x.shape[0], x.shape[3]], g);
+  }],
+  [L.Flatten, (m, x0, g, s) => {
+    const x = g.nhwc(x0, s);
+    return leaf(s, g.op(s, 'Flatten', [x.name], { axis: 1 }, doc(m, s)), [x.shape[0], x.shape.slice(1).reduce((a, b) => a * b, 1)], g);
+  }],
+  [L.Dropout, (_m, x) => x],
+  [L.BatchNorm, (m, x, g, s) => batchNorm(m as L.BatchNorm, x, g, s)],
+  [L.LayerNorm, (m, x, g, s) => layerNorm(m as L.LayerNorm, x, g, s)],
+  [GroupNorm, (m, x, g, s) => groupNorm(m as GroupNorm, x, g, s)],
+  [L.Embedding, (m, x, g, s) => {
+    const e = m as L.Embedding;
+    const w = g.init(`${s}.weight`, e.weight.shape, values(e.weight));
+    return leaf(s, g.op(s, 'Gather', [w, x.name], { axis: 0 }, doc(m, s)), [...x.shape, e.embeddingDim], g);
+  }],
+  [L.Softmax, (m, x0, g, s) => {
+    const x = g.nhwc(x0, s);
+    const op = m instanceof L.LogSoftmax ? 'LogSoftmax' : 'Softmax';
+    return leaf(s, g.op(s, op, [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
+  }],
+  [L.LogSoftmax, (m, x0, g, s) => {
+    const x = g.nhwc(x0, s);
+    return leaf(s, g.op(s, 'LogSoftmax', [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
+  }],
+  ...[L.ReLU, L.LeakyReLU, L.ELU, L.Sigmoid, L.Tanh, L.Softplus, L.SiLU, L.GELU].map((c) => [c, activation] as [typeof L.ReLU, Emitter]),
+  [LSTM, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
+  [GRU, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
+  [SimpleRNN, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
+  [MultiHeadAttention, (m, x, g, s) => attention(m as MultiHeadAttention, x, g, s)],
+  [TransformerEncoderLayer, (m, x, g, s) => encoderLayer(m as TransformerEncoderLayer, x, g, s)],
+];
+
+const CONTAINERS = [L.Sequential, TransformerEncoder, ModuleList];
+
+/** Class names of the layers in `m` that have no ONNX export (all of them, for one error). */
+function unsupported(m: Module): string[] {
+  const out = new Set<string>();
+  const walk = (x: Module) => {
+    if (x instanceof OnnxModule) return;
+    if (CONTAINERS.some((c) => x instanceof c)) return x.children().forEach(walk);
+    if (!EMITTERS.some(([c]) => x instanceof c)) out.add(x.className);
+  };
+  walk(m);
+  return [...out];
+}
+
+/** The layer classes `exportModel` converts (containers Sequential and TransformerEncoder walk their layers). */
+export function exportableLayers(): string[] {
+  return EMITTERS.map(([c]) => c.name);
+}
+
+/**
+ * Converts `model` to an ONNX model (bytes of a `ModelProto`, opset `opset`, IR version 8) for
+ * ONNX Runtime and other ONNX engines. The model runs in evaluation mode while it is traced
+ * (its modes are restored after). A model imported with `importModel` exports its graph again,
+ * with its current weights. Throws ArgumentError naming every layer class without an export.
+ */
+export function exportModel(model: Module, opts: ExportOptions): Uint8Array {
+  if (!(model instanceof Module)) throw new ArgumentError(`exportModel needs a Module, got ${describe(model)}`);
+  opts = checkOptions(opts, 'exportModel options');
+  if (opts === undefined || opts.inputShapes === undefined) throw new ArgumentError('exportModel needs options with inputShapes (the input shape, batch first)');
+  const raw = opts.inputShapes;
+  const one = Array.isArray(raw) && raw.length === 1 && Array.isArray(raw[0]) ? raw[0] : raw;
+  const shape = Array.from(checkShape(one, 'exportModel inputShapes'));
+  if (shape.length === 0 || shape.some((d) => d === 0)) throw new ArgumentError(`exportModel inputShapes must be one non-empty shape with a batch dimension, got ${describe(raw)}`);
+  const opset = opts.opset ?? 17;
+  if (!Number.isInteger(opset) || opset < 17 || opset > 21) throw new ArgumentError(`exportModel opset must be an integer from 17 to 21, got ${describe(opts.opset)}`);
+  const dtype = opts.inputDType ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'int32') throw new ArgumentError(`exportModel inputDType must be 'float32' or 'int32', got ${describe(dtype)}`);
+  const inName = opts.names?.input ?? 'input';
+  const outName = opts.names?.output ?? 'output';
+  for (const n of [inName, outName]) if (typeof n !== 'string' || n.length === 0) throw new ArgumentError(`exportModel names must be non-empty strings, got ${describe(n)}`);
+  if (inName === outName) throw new ArgumentError(`exportModel: the input and output names must differ, both are '${inName}'`);
+  for (const s of [opts.docString, opts.graphName]) if (s !== undefined && typeof s !== 'string') throw new ArgumentError(`exportModel docString and graphName must be strings, got ${describe(s)}`);
+  const dynamicBatch = opts.dynamicBatch ?? true;
+  if (model instanceof OnnxModule) return model.toBytes({ opset: opts.opset, docString: opts.docString });
+  const missing = unsupported(model);
+  if (missing.length) throw new ArgumentError(`exportModel: no ONNX export for ${missing.join(', ')} (exportable: ${exportableLayers().join(', ')})`);
+
+  const modes = [...model.namedModules()].map(([, m]) => [m, m.training] as const);
+  model.eval();
+  try {
+    const g = new GraphBuilder(opset, dynamicBatch);
+    g.unique(inName);
+    g.unique(outName);
+    const y = g.nhwc(emit(model, { name: inName, shape }, g, ''), 'output');
+    finishOutput(g, y.name, outName);
+    return encodeModel({
+      irVersion: IR_VERSION,
+      opsetImport: [{ domain: '', version: opset }],
+      producerName: 'edgegrad',
+      producerVersion: PRODUCER_VERSION,
+      docString: opts.docString ?? `${model.className} exported by edgegrad`,
+      graph: {
+        name: opts.graphName ?? model.className,
+        node: g.nodes,
+        initializer: g.initializers,
+        input: [valueInfo(inName, shape, dtype, dynamicBatch)],
+        output: [valueInfo(outName, y.shape, 'float32', dynamicBatch)],
+        valueInfo: g.valueInfo.filter((v) => v.name !== outName && v.name !== inName),
+      },
+    });
+  } finally {
+    for (const [m, t] of modes) m.training = t;
+  }
+}
+
+/** The version recorded as `producer_version`. */
+export const PRODUCER_VERSION = '0.1.0';
+
+/** Names the final value `out`: renames the producing node's output, or adds an Identity when the value is the input or used elsewhere. */
+function finishOutput(g: GraphBuilder, value: string, out: string): void {
+  const producer = g.nodes.find((n) => n.output.includes(value));
+  const used = g.nodes.some((n) => n.input.includes(value));
+  if (!producer || used) {
+    g.nodes.push({ input: [value], output: [out], name: g.unique('/output/Identity'), opType: 'Identity', attribute: [] });
+    return;
+  }
+  producer.output = producer.output.map((o) => (o === value ? out : o));
+}
