@@ -39,4 +39,5 @@ export * as attacks from './attacks/index.js';
 export * as viz from './viz/index.js';
 export * as robust from './robust/index.js';
 export * as privacy from './privacy/index.js';
+export * as he from './he/index.js';
 export * as onnx from './onnx/index.js';
