@@ -16,6 +16,8 @@ export * from './attention.js';
 export * from './transformer.js';
 export * as text from './text.js';
 export * from './models.js';
+export * from './bert.js';
+export * from './tokenizer.js';
 export { Graph, SymbolicTensor } from './graph.js';
 export type { GraphSpec, MergeOp } from './graph.js';
 export * as graph from './graph.js';

@@ -120,6 +120,28 @@ export class LinearWarmup extends LRScheduler {
   }
 }
 
+/**
+ * Base rate times a factor going linearly from `startFactor` to `endFactor` over `totalIters` steps,
+ * then staying at `endFactor` (PyTorch's `LinearLR`). Linear decay after a warm-up:
+ * `new LinearWarmup(opt, w, new LinearLR(opt, 1, 0, total - w))`. As `CosineAnnealingLR`, it leaves the
+ * rates alone until its first `step()` (so building it as another schedule's `after` changes nothing).
+ */
+export class LinearLR extends LRScheduler {
+  constructor(opt: HasGroups, readonly startFactor = 1 / 3, readonly endFactor = 1, readonly totalIters = 5) {
+    super(opt);
+    checkNumber(startFactor, 'LinearLR startFactor', { finite: true });
+    checkNumber(endFactor, 'LinearLR endFactor', { finite: true });
+    if (!(startFactor > 0 && startFactor <= 1)) throw new ArgumentError(`LinearLR startFactor must be in (0, 1], got ${startFactor}`);
+    if (!(endFactor >= 0 && endFactor <= 1)) throw new ArgumentError(`LinearLR endFactor must be in [0, 1], got ${endFactor}`);
+    if (!Number.isInteger(totalIters) || totalIters < 1) throw new ArgumentError(`LinearLR totalIters must be a positive integer, got ${describe(totalIters)}`);
+  }
+  lrAt(t: number, base: number): number {
+    checkStep(t, base);
+    const f = Math.min(Math.max(t, 0), this.totalIters) / this.totalIters;
+    return base * (this.startFactor + (this.endFactor - this.startFactor) * f);
+  }
+}
+
 /** Base rate times any function of the step count. */
 export class LambdaLR extends LRScheduler {
   constructor(opt: HasGroups, readonly fn: (t: number) => number) {
