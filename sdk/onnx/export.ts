@@ -546,4 +546,7 @@ function finishOutput(g: GraphBuilder, value: string, out: string): void {
     return;
   }
   producer.output = producer.output.map((o) => (o === value ? out : o));
+  // The graph output carries its own value info.
+  const i = g.valueInfo.findIndex((v) => v.name === value);
+  if (i >= 0) g.valueInfo.splice(i, 1);
 }
