@@ -69,6 +69,11 @@ export class OnnxModule extends Module {
   readonly #consts = new Map<string, Const>();
 
   constructor(proto: ModelProto) {
+    const g0 = (proto as Partial<ModelProto> | null)?.graph;
+    if (proto === null || typeof proto !== 'object' || !Array.isArray(proto.opsetImport) || g0 === null || typeof g0 !== 'object'
+      || !(['node', 'initializer', 'input', 'output'] as const).every((k) => Array.isArray(g0[k]))) {
+      throw new ArgumentError(`OnnxModule needs a decoded ModelProto (use eg.onnx.importModel(bytes)), got ${describe(proto)}`);
+    }
     super();
     this.opset = check(proto).opset;
     this.proto = proto;

@@ -98,7 +98,8 @@ function model(): protobuf.Type {
 export function encodeModel(m: ModelProto): Uint8Array {
   const t = model();
   const msg = t.fromObject(m as unknown as Record<string, unknown>);
-  return t.encode(msg).finish();
+  // A plain, unshared Uint8Array in every runtime (Node's protobufjs writer returns a pooled Buffer).
+  return new Uint8Array(t.encode(msg).finish());
 }
 
 /** Most bytes `decodeModel` reads unless the caller allows more (ONNX files over 2 GiB use external data, which edgegrad does not read). */
