@@ -91,6 +91,7 @@ function checkConfig(c: BertConfig): FullConfig {
 
 /** Self-attention with separate `q`, `k`, `v` and `out` Linear layers; padding keys get weight 0. */
 export class BertSelfAttention extends Module {
+  /** Features per head. */
   readonly headDim: number;
   /** Keep the last forward's weights `[batch, heads, queries, keys]` in `attentionWeights`. */
   keepAttentionWeights = false;
@@ -272,6 +273,7 @@ function keyMaskFor(ids: Tensor, mask: Tensor | null | undefined, c: FullConfig,
  * `[batch, length]`, output hidden states `[batch, length, hiddenSize]`.
  */
 export class BertEncoder extends Module {
+  /** The sizes, defaults filled in. */
   readonly config: FullConfig;
   /** An encoder of the given sizes (see `BertConfig`). */
   constructor(c: BertConfig) {
@@ -437,7 +439,9 @@ export interface BertClassifierOptions {
 export class BertForSequenceClassification extends Module {
   /** The encoder's config. */
   readonly config: FullConfig;
+  /** Number of classes (outputs). */
   readonly numClasses: number;
+  /** How the hidden states become one vector per sequence. */
   readonly pooling: 'cls' | 'mean';
   readonly #dropout: number;
   /** A classifier over an encoder of config `c`; load pretrained weights with `bert.loadStateDict(...)`. */

@@ -6,8 +6,8 @@
  *   word. Unicode property regexes and `toLowerCase` are specified by ECMAScript, so the same text
  *   gives the same tokens in Node and every browser.
  * - Training is what Hugging Face's `WordPieceTrainer` does: BPE merges over word counts where a
- *   piece inside a word carries the `##` prefix; ties are broken by the pair's first appearance in
- *   the sorted alphabet, so a corpus always gives the same vocabulary.
+ *   piece inside a word carries the `##` prefix; ties go to the pair of the smallest ids (the
+ *   earliest learnt symbols), so a corpus always gives the same vocabulary.
  * - Encoding is WordPiece's greedy longest-match-first; a word that cannot be pieced together (or is
  *   longer than `maxInputCharsPerWord`) becomes `[UNK]`.
  *
@@ -25,12 +25,14 @@ import type { Tensor } from '../tensor.js';
 export const SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
 /** Most vocabulary entries a tokenizer (or a tokenizer file) may have. */
 export const MAX_VOCAB = 1 << 20;
-const MAX_TOKEN_CHARS = 200;
+const MAX_TOKEN_CHARS = 512;
+/** Most characters per word a tokenizer may piece (so every learnt token fits MAX_TOKEN_CHARS). */
+const MAX_WORD_CHARS = 250;
 const PREFIX = '##';
 
 /** Options of `WordPieceTokenizer.train`. */
 export interface WordPieceTrainOptions {
-  /** Vocabulary size to reach, special tokens and alphabet included (default 2000). */
+  /** Vocabulary size to reach, special tokens and alphabet included (default 2000; the alphabet is kept whole even when larger). */
   vocabSize?: number;
   /** A merge must occur at least this often (default 2). */
   minFrequency?: number;
@@ -38,7 +40,7 @@ export interface WordPieceTrainOptions {
   limitAlphabet?: number;
   /** Lower-case and strip accents before splitting (BERT "uncased", default true). */
   lowercase?: boolean;
-  /** Longer words become [UNK] (default 100, BERT's). */
+  /** Longer words become [UNK] (default 100, BERT's; at most 250). */
   maxInputCharsPerWord?: number;
 }
 
@@ -114,14 +116,17 @@ const JSON_SCHEMA = v.object({
   type: v.literal('WordPiece'),
   version: v.literal(1),
   lowercase: v.boolean(),
-  maxInputCharsPerWord: v.int({ min: 1, max: 10_000 }),
+  maxInputCharsPerWord: v.int({ min: 1, max: MAX_WORD_CHARS }),
   vocab: v.array(v.string({ minLength: 1, maxLength: MAX_TOKEN_CHARS }), { min: SPECIAL_TOKENS.length, max: MAX_VOCAB }),
 });
 
 /** A WordPiece tokenizer: a vocabulary (id → token) with BERT's special tokens at ids 0..4. */
 export class WordPieceTokenizer {
+  /** Token of each id. */
   readonly vocab: readonly string[];
+  /** Lower-case and strip accents before splitting ("uncased"). */
   readonly lowercase: boolean;
+  /** Longer words become `[UNK]`. */
   readonly maxInputCharsPerWord: number;
   readonly #ids = new Map<string, number>();
 
@@ -131,7 +136,7 @@ export class WordPieceTokenizer {
     if (!Array.isArray(vocab)) throw new ArgumentError(`WordPieceTokenizer needs a vocabulary (an array of tokens), got ${describe(vocab)}`);
     if (vocab.length > MAX_VOCAB) throw new ArgumentError(`WordPieceTokenizer: ${vocab.length} tokens, more than the ${MAX_VOCAB} allowed`);
     this.lowercase = opts.lowercase === undefined ? true : checkBool(opts.lowercase, 'WordPieceTokenizer lowercase');
-    this.maxInputCharsPerWord = opts.maxInputCharsPerWord === undefined ? 100 : checkInt(opts.maxInputCharsPerWord, 'WordPieceTokenizer maxInputCharsPerWord', 1, 10_000);
+    this.maxInputCharsPerWord = opts.maxInputCharsPerWord === undefined ? 100 : checkInt(opts.maxInputCharsPerWord, 'WordPieceTokenizer maxInputCharsPerWord', 1, MAX_WORD_CHARS);
     SPECIAL_TOKENS.forEach((s, i) => {
       if (vocab[i] !== s) throw new ArgumentError(`WordPieceTokenizer: vocabulary entry ${i} must be ${s}, got ${describe(vocab[i])}`);
     });
@@ -151,7 +156,7 @@ export class WordPieceTokenizer {
     const minFrequency = opts.minFrequency === undefined ? 2 : checkInt(opts.minFrequency, 'WordPieceTokenizer.train minFrequency', 1);
     const limitAlphabet = opts.limitAlphabet === undefined ? 1000 : checkSize(opts.limitAlphabet, 'WordPieceTokenizer.train limitAlphabet', 1);
     const lowercase = opts.lowercase === undefined ? true : checkBool(opts.lowercase, 'WordPieceTokenizer.train lowercase');
-    const maxChars = opts.maxInputCharsPerWord === undefined ? 100 : checkInt(opts.maxInputCharsPerWord, 'WordPieceTokenizer.train maxInputCharsPerWord', 1, 10_000);
+    const maxChars = opts.maxInputCharsPerWord === undefined ? 100 : checkInt(opts.maxInputCharsPerWord, 'WordPieceTokenizer.train maxInputCharsPerWord', 1, MAX_WORD_CHARS);
 
     const counts = new Map<string, number>();
     for (const t of texts) {

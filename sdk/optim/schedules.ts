@@ -127,6 +127,7 @@ export class LinearWarmup extends LRScheduler {
  * rates alone until its first `step()` (so building it as another schedule's `after` changes nothing).
  */
 export class LinearLR extends LRScheduler {
+  /** Factor `startFactor` at step 0 (default 1/3), `endFactor` (default 1) from step `totalIters` (default 5) on, as PyTorch. */
   constructor(opt: HasGroups, readonly startFactor = 1 / 3, readonly endFactor = 1, readonly totalIters = 5) {
     super(opt);
     checkNumber(startFactor, 'LinearLR startFactor', { finite: true });
