@@ -1,7 +1,7 @@
 /**
  * Issue 13, defect 10 across the whole public API: walks every function and class exported from
  * the SDK (eg.*, eg.nn.* (and its graph, functional, interop and text namespaces), eg.optim.*, eg.losses.*, eg.data.*, eg.train.*, eg.train.metrics.*,
- * eg.compress.*, eg.compress.int8.*, eg.explain.*, eg.attacks.*, eg.viz.*, eg.robust.*, eg.privacy.*) and the public methods of representative
+ * eg.compress.*, eg.compress.int8.*, eg.explain.*, eg.attacks.*, eg.viz.*, eg.robust.*, eg.privacy.*, eg.he.*) and the public methods of representative
  * instances, calling each with null, undefined, a number, a string, a bigint, {}, a disposed tensor and an
  * options object whose every field is mistyped in
  * each required argument position and the first optional one (the positions before it filled with
@@ -123,6 +123,7 @@ const NAMESPACES: Record<string, Record<string, unknown>> = {
   viz: eg.viz as unknown as Record<string, unknown>,
   robust: eg.robust as unknown as Record<string, unknown>,
   privacy: eg.privacy as unknown as Record<string, unknown>,
+  he: eg.he as unknown as Record<string, unknown>,
 };
 
 /** The exported functions and classes of a namespace (error classes and exemptions left out). */

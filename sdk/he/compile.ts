@@ -20,7 +20,7 @@
  * power of two minimizing that count for the layer's diagonals. `'batch'` packing adds one rotation
  * per product that feeds another product (see layout.ts).
  */
-import { checkOptions, describe } from '../args.js';
+import { checkInt, checkOptions, describe } from '../args.js';
 import { noGrad } from '../autograd.js';
 import { tensor } from '../creation.js';
 import { ArgumentError } from '../errors.js';
@@ -210,6 +210,9 @@ function plan(s: Raw & { kind: 'affine' }, d: number): { diagonals: number[]; ba
   return { diagonals, babyStep: best.babyStep, rotations: diagonals.length ? best.rotations : 0 };
 }
 
+/** Set while `compile` constructs its result: the constructor is not public API. */
+let constructing = false;
+
 /** A model compiled for encrypted inference (see `eg.he.compile`). */
 export class CompiledModel {
   /** @internal */
@@ -225,6 +228,7 @@ export class CompiledModel {
     /** Example shape given at compile time. */
     readonly inputShape: readonly number[],
   ) {
+    if (!constructing) throw new ArgumentError('CompiledModel is made by eg.he.compile(model, { inputShape }), not with new');
     compiledModels.add(this);
   }
   /**
@@ -271,6 +275,7 @@ export class CompiledModel {
   }
   /** Examples per ciphertext under a context with `slots` slots. */
   examplesPerCiphertext(slots: number): number {
+    checkInt(slots, 'CompiledModel.examplesPerCiphertext: slots', 1, 16384);
     return this.layout.packing === 'single' ? 1 : Math.floor(slots / (2 * this.layout.period));
   }
   /** A human-readable table of the plan: per level, the layers, sizes, diagonals and rotations. */
@@ -342,7 +347,12 @@ export function compile(model: Module, opts: CompileOptions): CompiledModel {
   });
   const last = folded[folded.length - 1];
   const outputSize = last.kind === 'affine' ? last.outSize : last.size;
-  return new CompiledModel(stages, inputSize, outputSize, { packing, period }, [...shape]);
+  constructing = true;
+  try {
+    return new CompiledModel(stages, inputSize, outputSize, { packing, period }, [...shape]);
+  } finally {
+    constructing = false;
+  }
 }
 
 /**

@@ -61,8 +61,9 @@ function paramsFromWire(p: Infer<typeof ParamsSchema>, source: string): HEParams
  */
 export class HEContext {
   #core: Core | null;
-  /** @internal */
+  /** @internal Made by `eg.he.createContext`, `contextForModel` or `loadContext`. */
   constructor(core: Core) {
+    if (!(core instanceof Core)) throw new ArgumentError('HEContext is made by eg.he.createContext(), eg.he.contextForModel() or eg.he.loadContext(), not with new');
     this.#core = core;
     registerCore(this, () => this.#live('HEContext'));
   }
@@ -162,6 +163,7 @@ export class HEClient {
   #decryptor: Decryptor;
   readonly #galois: number[] | null;
   private constructor(core: Core, keygen: KeyGenerator, secret: SecretKey, galois: number[] | null) {
+    if (!(core instanceof Core)) throw new ArgumentError('HEClient is made by HEContext.generateKeys() or eg.he.loadClient(), not with new');
     this.#core = core;
     this.#keygen = keygen;
     this.#secret = secret;
@@ -342,8 +344,9 @@ export class Ciphertext {
   #core: Core | null;
   #chunks: CipherText[];
   readonly #meta: CiphertextMeta;
-  /** @internal */
+  /** @internal Made by `HEClient.encrypt`, `HEEvaluator.forward` or `eg.he.loadCiphertext`. */
   constructor(core: Core, chunks: CipherText[], meta: CiphertextMeta) {
+    if (!(core instanceof Core)) throw new ArgumentError('Ciphertext is made by HEClient.encrypt(), HEEvaluator.forward() or eg.he.loadCiphertext(), not with new');
     this.#core = core.retain();
     this.#chunks = chunks;
     this.#meta = meta;

@@ -12,7 +12,7 @@ import type { ParmsIdType } from 'node-seal/implementation/parms-id-type';
 import type { PlainText } from 'node-seal/implementation/plain-text';
 import { ArgumentError, DisposedError } from '../errors.js';
 import type { HEParams } from './params.js';
-import { free, loadSeal, own, sealCall, withTemp, type SEALLibrary } from './seal.js';
+import { adjustLive, free, loadSeal, own, sealCall, withTemp, type SEALLibrary } from './seal.js';
 
 /** A level of the modulus chain. */
 export interface Level {
@@ -20,6 +20,19 @@ export interface Level {
   parmsId: ParmsIdType;
   /** The prime a rescale from this level divides by (the last one still in the chain). */
   prime: number;
+}
+
+/** Contexts by parameters: SEAL builds a context in about 1.5 s (its NTT tables), so one per parameter set is shared and up to `MAX_IDLE` unused ones are kept. */
+const registry = new Map<string, Core>();
+const MAX_IDLE = 4;
+
+/** Frees the SEAL contexts kept for reuse after their last user was disposed. */
+export function releasePool(): void {
+  for (const [key, core] of registry) {
+    if (core.alive) continue;
+    registry.delete(key);
+    core.destroy();
+  }
 }
 
 export class Core {
@@ -35,10 +48,25 @@ export class Core {
 
   /** A context for checked parameters (loads SEAL on first use). */
   static async create(params: HEParams): Promise<Core> {
-    return Core.createWith(await loadSeal(), params);
+    const seal = await loadSeal();
+    const key = JSON.stringify(params);
+    const known = registry.get(key);
+    if (known) {
+      if (!known.alive) adjustLive(known.#owned());
+      known.#refs++;
+      return known;
+    }
+    const core = Core.createWith(seal, params);
+    registry.set(key, core);
+    return core;
   }
 
-  static createWith(seal: SEALLibrary, p: HEParams): Core {
+  /** SEAL objects this core owns (levels' parms ids, context, encoder, evaluator). */
+  #owned(): number {
+    return this.levels.length + 3;
+  }
+
+  private static createWith(seal: SEALLibrary, p: HEParams): Core {
     const level = p.securityLevel === 128 ? seal.SecurityLevel.tc128 : p.securityLevel === 192 ? seal.SecurityLevel.tc192 : seal.SecurityLevel.tc256;
     const parms = own(seal.EncryptionParameters(seal.SchemeType.ckks));
     let context: Context | null = null;
@@ -89,6 +117,16 @@ export class Core {
   release(): void {
     if (this.#refs <= 0) return;
     if (--this.#refs > 0) return;
+    adjustLive(-this.#owned()); // no wrapper holds it now
+    const idle = [...registry.values()].filter((c) => !c.alive).length;
+    if (registry.get(JSON.stringify(this.params)) === this && idle <= MAX_IDLE) return; // kept for reuse
+    this.destroy();
+  }
+  /** @internal Frees the SEAL objects (an idle core whose objects are no longer counted as live). */
+  destroy(): void {
+    if (this.#refs > 0) return;
+    adjustLive(this.#owned());
+    if (registry.get(JSON.stringify(this.params)) === this) registry.delete(JSON.stringify(this.params));
     for (const l of this.levels) free(l.parmsId);
     free(this.evaluator, this.encoder, this.context);
   }

@@ -16,7 +16,7 @@ import { checkOptions, describe } from '../args.js';
 import { ArgumentError, DisposedError } from '../errors.js';
 import type { AffineStage, CompiledModel, PolyStage } from './compile.js';
 import { Ciphertext, HEContext, loadCiphertext, openBundle, registerCore, coreOf, type PublicKeys } from './context.js';
-import type { Core } from './core.js';
+import { Core } from './core.js';
 import { broadcast, checkLayout, compiledModels, type HELayout } from './layout.js';
 import type { HEParams } from './params.js';
 import { free, own, sealCall } from './seal.js';
@@ -59,6 +59,7 @@ export class HEEvaluator {
   readonly #plans: (AffinePlan | PolyPlan)[];
   /** @internal */
   constructor(compiled: CompiledModel, keys: PublicKeys) {
+    if (!compiledModels.has(compiled) || !(keys?.core instanceof Core)) throw new ArgumentError('HEEvaluator is made by compiled.evaluator(bundle) or eg.he.createEvaluator(), not with new');
     this.#compiled = compiled;
     this.#keys = keys;
     this.#plans = [];

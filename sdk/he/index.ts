@@ -28,6 +28,7 @@ export type { HELayout, Packing } from './layout.js';
 export { MAX_COEFF_BITS } from './params.js';
 export type { ContextOptions, HEParams } from './params.js';
 export { liveObjects } from './seal.js';
+export { releasePool } from './core.js';
 
 /** Options of `contextForModel`: fix the ring degree or security level instead of the smallest secure choice. */
 export interface ModelContextOptions {

@@ -53,6 +53,11 @@ export function free(...objs: (SealObject | null | undefined)[]): void {
   }
 }
 
+/** Moves `n` objects into (+) or out of (−) the live count (contexts kept idle for reuse are not live). */
+export function adjustLive(n: number): void {
+  live += n;
+}
+
 /** Runs `fn` on a temporary SEAL object (e.g. a `parmsId` getter's result) and frees it after. */
 export function withTemp<T extends SealObject, R>(obj: T, fn: (o: T) => R): R {
   own(obj);
