@@ -79,9 +79,13 @@ export interface BatchEncoding {
 
 /** The JSON form of a tokenizer (`toJSON()`), what `fromJSON` accepts. */
 export interface WordPieceJson {
+  /** The tokenizer kind. */
   type: 'WordPiece';
+  /** The file format's version. */
   version: 1;
+  /** See `WordPieceTokenizer.lowercase`. */
   lowercase: boolean;
+  /** See `WordPieceTokenizer.maxInputCharsPerWord`. */
   maxInputCharsPerWord: number;
   /** Token of each id. */
   vocab: string[];
