@@ -1,0 +1,69 @@
+/**
+ * The browser side of the encrypted-inference example: the same client code as the Node driver
+ * (client.ts). It encrypts the 359 held-out digits in the page, sends the ciphertexts to the
+ * server's digits CNN (through vite's `/api` proxy), decrypts the logits and shows the predictions.
+ *
+ *   npx tsx examples/he-inference/server.ts &            # the server, 127.0.0.1:8787
+ *   npx vite --config examples/he-inference/vite.config.ts
+ *
+ * When done it sets `document.body.dataset.result` (JSON: accuracy, bytes, timings), which
+ * examples/he-inference/browser.ts reads to check the page in headless Chromium.
+ */
+import * as eg from 'edgegrad';
+import { HEInferenceClient } from './client.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const log = (s: string) => {
+  $('log').textContent += `${s}\n`;
+};
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
+
+const info = await eg.init();
+$('status').textContent = `engine: ${info.build}, ${info.threads} thread(s)`;
+// The digits split of models.ts (20% held out, seed 7, pixels / 16), loaded here from the bundled asset.
+const { images, labels, n } = await eg.loadDigits();
+const [xTrain, yTrain, xTest, yTest] = eg.tidy(() => eg.data.trainTestSplit([eg.tensor(images, [n, 8, 8, 1]).div(16), eg.tensor(labels, [n], 'int32')], { testSize: 0.2, seed: 7 }));
+eg.dispose([xTrain, yTrain]);
+
+const button = $<HTMLButtonElement>('run');
+button.disabled = false;
+button.onclick = async () => {
+  button.disabled = true;
+  try {
+    log('making a key pair and sending the public keys…');
+    const client = await HEInferenceClient.connect('', 'cnn');
+    log(`${client.info.title}: depth ${client.info.depth}, N = ${client.info.params.polyModulusDegree}, ${client.info.examplesPerCiphertext} digits per ciphertext`);
+    log(`keys in ${(client.keygenMs / 1000).toFixed(1)} s, public bundle ${mb(client.bundleBytes)}`);
+    const p = await client.predict(xTest);
+    const predicted = eg.tidy(() => Array.from(p.logits.argMax(1).dataSync()));
+    const truth = Array.from(yTest.dataSync());
+    const correct = predicted.filter((c, i) => c === truth[i]).length;
+    log(`${xTest.shape[0]} digits: ${correct} right (${((100 * correct) / truth.length).toFixed(2)}%), ${p.ms.toFixed(0)} ms, sent ${mb(p.sent)}, received ${mb(p.received)}`);
+    const pixels = xTest.dataSync();
+    for (let i = 0; i < 30; i++) {
+      const fig = document.createElement('figure');
+      const canvas = document.createElement('canvas');
+      canvas.width = canvas.height = 8;
+      const ctx = canvas.getContext('2d')!;
+      const img = ctx.createImageData(8, 8);
+      for (let k = 0; k < 64; k++) {
+        const v = 255 - Math.round(255 * Math.min(1, pixels[i * 64 + k]));
+        img.data.set([v, v, v, 255], 4 * k);
+      }
+      ctx.putImageData(img, 0, 0);
+      const cap = document.createElement('figcaption');
+      cap.textContent = `${predicted[i]}`;
+      if (predicted[i] !== truth[i]) cap.className = 'wrong';
+      fig.append(canvas, cap);
+      $('digits').append(fig);
+    }
+    document.body.dataset.result = JSON.stringify({ n: truth.length, correct, ms: p.ms, sent: p.sent, received: p.received, keygenMs: client.keygenMs, bundleBytes: client.bundleBytes });
+    p.logits.dispose();
+    await client.close();
+  } catch (e) {
+    log(`failed: ${(e as Error).message}`);
+    document.body.dataset.result = JSON.stringify({ error: (e as Error).message });
+  } finally {
+    button.disabled = false;
+  }
+};
