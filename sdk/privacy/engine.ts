@@ -18,7 +18,7 @@ import { assertTensor, type Tensor } from '../tensor.js';
 import { clippedGradientSum, UnsupportedLayerError, type Clipping, type LossReduction } from './grad-sample.js';
 import { createAccountant, getNoiseMultiplier, type Accountant, type AccountantState, type Mechanism } from './accountants/index.js';
 import { validate } from './validate.js';
-import { gaussianNoise } from './noise.js';
+import { addNoiseAndDivide } from './noise.js';
 import { MAX_SAMPLING_SEED, poissonDataset } from './sampling.js';
 
 /** The accountant a `PrivacyEngine` keeps: 'prv' (Opacus's default), 'rdp' or 'gdp'. */
@@ -293,7 +293,7 @@ function dpStep(o: { sigma: number; c: Checked; secure: boolean; afterStep: () =
         const g = p.grad;
         if (!g) return;
         const prev = sums[k];
-        sums[k] = prev ? prev.add(g) : g.clone();
+        sums[k] = prev ? prev.add(g) : whole ? g : g.clone(); // one chunk: read the gradient in place
         prev?.dispose(); // one running sum per parameter: memory stays that of one chunk
       });
       preds.push(r.pred);
@@ -309,8 +309,9 @@ function dpStep(o: { sigma: number; c: Checked; secure: boolean; afterStep: () =
     }
     const std = sigma * c.noiseNorm;
     params.forEach((p, k) => {
-      let g = (sums[k] ?? zeros(p.shape)).add(gaussianNoise(p.shape, std, o.secure));
-      if (c.lossReduction === 'mean') g = g.div(c.batchSize);
+      // One engine pass per parameter: (Σ clipped + noise) / B for a 'mean' loss, + noise for 'sum'.
+      const sum = sums[k] ?? zeros(p.shape);
+      let g = addNoiseAndDivide(sum, std, c.lossReduction === 'mean' ? c.batchSize : 1, o.secure);
       if (regGrads[k]) g = g.add(regGrads[k]!);
       p.grad = g;
     });

@@ -72,3 +72,19 @@ export function gaussianNoise(shape: number[], std: number, secure: boolean): Te
   const n = shape.reduce((a, b) => a * b, 1);
   return tensor(secureGaussian(n, std), shape);
 }
+
+/**
+ * DP-SGD's noisy gradient `(sum + N(0, std²)) / divisor`. Seeded: one engine pass that never
+ * materialises the noise (bitwise `sum.add(gaussianNoise(...)).div(divisor)`, same stream positions);
+ * secure: CSPRNG noise added by ordinary ops. Returns a new tensor; `sum` is left as it is.
+ */
+export function addNoiseAndDivide(sum: Tensor, std: number, divisor: number, secure: boolean): Tensor {
+  if (!(typeof std === 'number' && std >= 0 && Number.isFinite(std))) throw new ArgumentError(`noise std must be a finite number >= 0, got ${String(std)}`);
+  if (!secure) return fromHandle(call((e) => e.rng_add_gaussian_div(sum.handle, std, divisor)));
+  const noise = gaussianNoise(sum.shape, std, true);
+  const noisy = sum.add(noise);
+  noise.dispose();
+  const out = noisy.div(divisor);
+  noisy.dispose();
+  return out;
+}

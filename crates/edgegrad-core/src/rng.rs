@@ -185,8 +185,26 @@ impl Generator {
     /// distribution) stream from `normal`, several times faster: the noise DP-SGD adds to every
     /// gradient. Same values for any thread count.
     pub fn gaussian(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
-        use crate::simd::F32x4;
         let mut out = crate::storage::alloc_f32(n);
+        self.gaussian_map(&mut out, |_, z| mean + std * z);
+        out
+    }
+
+    /// DP-SGD's noisy gradient in one pass, without materialising the noise:
+    /// `out[i] = (sum[i] + (0 + std·z_i)) / divisor`, where `0 + std·z_i` is exactly the value
+    /// `gaussian(n, 0, std)` would have drawn — so the result is bitwise that of
+    /// `sum.add(gaussian noise).div(divisor)`, and it consumes the same stream positions.
+    pub fn add_gaussian_div(&mut self, sum: &[f32], std: f32, divisor: f32) -> Vec<f32> {
+        let mut out = crate::storage::alloc_f32(sum.len());
+        self.gaussian_map(&mut out, |i, z| (sum[i] + (0.0 + std * z)) / divisor);
+        out
+    }
+
+    /// The vectorised Box-Muller behind `gaussian`: `out[i] = f(i, z_i)` for the stream's standard
+    /// normals z_i (same values for any thread count; `f` sees each index once).
+    fn gaussian_map(&mut self, out: &mut [f32], f: impl Fn(usize, f32) -> f32 + Sync) {
+        use crate::simd::F32x4;
+        let n = out.len();
         let b0 = self.take(n);
         let key = self.key;
         let quads = n.div_ceil(8); // two Philox blocks: four (u1, u2) pairs, eight values
@@ -221,15 +239,14 @@ impl Generator {
                 for k in 0..4 {
                     let i = 8 * q + 2 * k;
                     if i < n {
-                        o[i - lo] = mean + std * c.lane(k);
+                        o[i - lo] = f(i, c.lane(k));
                     }
                     if i + 1 < n {
-                        o[i + 1 - lo] = mean + std * s.lane(k);
+                        o[i + 1 - lo] = f(i + 1, s.lane(k));
                     }
                 }
             }
         });
-        out
     }
 
     /// Normal values redrawn until they fall within two standard deviations (truncated normal).
@@ -337,6 +354,23 @@ mod tests {
                 let want = reference(99, skip, n);
                 assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "n {n} threads {threads}");
                 assert_eq!(g.counter, (skip.div_ceil(4) + (n.div_ceil(2) * 2).div_ceil(4)) as u64);
+            }
+        }
+        crate::parallel::set_num_threads(before);
+    }
+    #[test]
+    fn add_gaussian_div_is_sum_plus_gaussian_noise_over_divisor_bitwise() {
+        let before = crate::parallel::num_threads();
+        for threads in [1, 3] {
+            crate::parallel::set_num_threads(threads);
+            for n in [0usize, 1, 7, 8, 9, 4095, 4096, 40_001] {
+                let sum: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+                let (mut a, mut b) = (Generator::new(9), Generator::new(9));
+                let noise = a.gaussian(n, 0.0, 1.7);
+                let want: Vec<f32> = sum.iter().zip(&noise).map(|(s, z)| (s + z) / 64.0).collect();
+                let got = b.add_gaussian_div(&sum, 1.7, 64.0);
+                assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "n {n} threads {threads}");
+                assert_eq!(a.state(), b.state(), "same stream positions consumed");
             }
         }
         crate::parallel::set_num_threads(before);

@@ -253,6 +253,22 @@ pub fn rng_tensor(kind: u8, shape: &[u32], a: f32, b: f32, seed: Option<f64>) ->
     out(Tensor::from_f32(data, &s))
 }
 
+/// DP-SGD's noisy gradient `(sum + N(0, std²)) / divisor` in one pass on the global stream:
+/// bitwise `sum.add(rng_tensor(4, shape, 0, std)).div(divisor)` without the noise tensor.
+#[wasm_bindgen]
+pub fn rng_add_gaussian_div(h: u32, std: f32, divisor: f32) -> R<u32> {
+    let x = t(h)?;
+    if x.dtype() != DType::F32 {
+        return Err(arg_err(format!("noisy gradient needs a float32 tensor, got {}", x.dtype())));
+    }
+    if !(std >= 0.0 && std.is_finite() && divisor > 0.0 && divisor.is_finite()) {
+        return Err(arg_err(format!("noise std must be finite >= 0 and divisor finite > 0, got {} and {}", std, divisor)));
+    }
+    let xc = if x.is_contiguous() { (*x).clone() } else { ops::contiguous(&*x).map_err(js_err)? };
+    let data = RNG.with(|r| -> R<Vec<f32>> { Ok(r.borrow_mut().add_gaussian_div(&xc.f32s().map_err(js_err)?, std, divisor)) })?;
+    out(Tensor::from_f32(data, x.shape()))
+}
+
 #[wasm_bindgen]
 pub fn rng_permutation(n: u32, seed: Option<f64>) -> R<u32> {
     checked_numel(&[n as usize])?; // before the permutation is allocated
