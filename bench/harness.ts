@@ -13,6 +13,10 @@ export interface BenchRecord {
   note?: string;
   /** When the run that produced it happened (UTC, minutes), set by bench/run.ts. */
   measuredAt?: string;
+  /** The runtime that ran it (`Node 22`), stamped by `emit`; records without it ran on Node 20. */
+  runtime?: string;
+  /** That runtime's exact version (`v22.23.3`). */
+  runtimeVersion?: string;
 }
 
 /** Median wall time of `fn` over `reps` runs after `warmup` runs (ms). */
@@ -51,6 +55,8 @@ export function randomFloats(n: number, seed: number): Float32Array {
 }
 
 export function emit(records: BenchRecord[]): void {
+  const runtime = `Node ${process.versions.node.split('.')[0]}`;
+  for (const r of records) Object.assign(r, { runtime, runtimeVersion: process.version });
   // The orchestrator reads this line from the child's stdout.
   console.log(`@@records ${JSON.stringify(records)}`);
 }

@@ -4,6 +4,13 @@
  * `bench/RESULTS.md`, and prints a table. `npm run bench -- gemm` runs only the named workloads and
  * replaces their records in the files, keeping the others (each file says when it was measured);
  * `--rounds N` sets how many times each job runs (its fastest median is kept; default 3).
+ *
+ * `--node 20,22,24` runs the workloads under each of those Node versions (20: the `node` on PATH;
+ * 22 and 24: the `node22`/`node24` packages in node_modules; or a path to a node binary); the
+ * default is the Node running this script. Records carry their runtime, RESULTS.md has one section
+ * per runtime, and a partial run replaces only the (workload, runtime) pairs it ran. `--quick`:
+ * one round, no tfjs-cpu (10-400x slower than everything else). Every GFLOP/s figure is also given
+ * as a share of the same runtime's simd128 peak (the `peak` workload, bench/lib/peak.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
@@ -13,41 +20,62 @@ import type { BenchRecord, Job } from './harness.js';
 import { checkTargets, targetsMarkdown } from './targets.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
 const all = readdirSync(`${here}workloads`).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
-const wanted = process.argv.slice(2).filter((a, i, all) => !a.startsWith('-') && all[i - 1] !== '--rounds');
+const valued = new Set(['--rounds', '--node']);
+const wanted = process.argv.slice(2).filter((a, i, all) => !a.startsWith('-') && !valued.has(all[i - 1]));
 const workloads = wanted.length ? all.filter((w) => wanted.includes(w)) : all;
+const quick = process.argv.includes('--quick');
+const option = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
 
-function child(file: string, args: string[]): { line?: string; status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { line: r.stdout.split('\n').find((l) => l.startsWith('@@')), status: r.status, stderr: r.stderr };
+/** The node binary for `--node` entry `v`: 20 = the `node` on PATH, 22/24 = the npm packages, or a path. */
+function nodeBinary(v: string): string {
+  if (v === '20') return 'node';
+  if (/^\d+$/.test(v)) {
+    const bin = `${root}node_modules/node${v}/bin/node`;
+    if (!existsSync(bin)) throw new Error(`--node ${v}: ${bin} is missing (the node${v} package is not installed)`);
+    return bin;
+  }
+  return v;
+}
+const binaries = (option('--node') ?? process.execPath).split(',').map((v) => (v === process.execPath ? v : nodeBinary(v.trim())));
+
+function child(bin: string, file: string, args: string[]): { line?: string; status: number | null; stderr: string } {
+  const r = spawnSync(bin, ['--import', 'tsx', file, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { line: r.stdout?.split('\n').find((l) => l.startsWith('@@')), status: r.status, stderr: r.stderr ?? String(r.error) };
 }
 
 // Each job runs `--rounds` times (default 3), round-robin over the workload's jobs, and keeps its
 // fastest median: this machine's speed drifts by up to 2x over minutes (shared CPUs), and
 // interference only ever slows a run down. tfjs-cpu, 10-400x slower than everything else, runs once.
 const roundsArg = process.argv.indexOf('--rounds');
-const rounds = roundsArg >= 0 ? Math.max(1, Number(process.argv[roundsArg + 1])) : 3;
+const rounds = quick ? 1 : roundsArg >= 0 ? Math.max(1, Number(process.argv[roundsArg + 1])) : 3;
 const records: BenchRecord[] = [];
-const key = (r: BenchRecord) => `${r.workload}|${r.engine}|${r.size}|${r.threads}`;
-for (const w of workloads) {
+const runtimeOf = (r: BenchRecord) => r.runtime ?? 'Node 20';
+const key = (r: BenchRecord) => `${runtimeOf(r)}|${r.workload}|${r.engine}|${r.size}|${r.threads}`;
+for (const bin of binaries) for (const w of workloads) {
   const file = `${here}workloads/${w}.ts`;
-  const listed = child(file, ['--list']);
+  const listed = child(bin, file, ['--list']);
   if (listed.status !== 0 || !listed.line) {
     console.log(`[bench] ${w}: cannot list jobs (exit ${listed.status})\n${listed.stderr}`);
     process.exitCode = 1;
     continue;
   }
-  const jobs = JSON.parse(listed.line.slice('@@jobs '.length)) as Job[];
+  const jobs = (JSON.parse(listed.line.slice('@@jobs '.length)) as Job[]).filter((j) => !(quick && j.engine === 'tfjs-cpu'));
   const best = new Map<string, BenchRecord & { rounds?: number }>();
+  const runtime = `Node ${spawnSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim().split('.')[0]}`;
   for (let round = 1; round <= rounds; round++) {
     for (const job of jobs) {
       if (round > 1 && job.engine === 'tfjs-cpu') continue;
-      process.stdout.write(`[bench] ${w} ${job.engine} ${job.threads}t${job.variant ? ` ${job.variant}` : ''} (round ${round}/${rounds}) ... `);
+      process.stdout.write(`[bench] ${bin === process.execPath ? '' : `${bin} `}${w} ${job.engine} ${job.threads}t${job.variant ? ` ${job.variant}` : ''} (round ${round}/${rounds}) ... `);
       const t0 = Date.now();
-      const r = child(file, ['--job', JSON.stringify(job)]);
+      const r = child(bin, file, ['--job', JSON.stringify(job)]);
       if (r.status !== 0 || !r.line) {
         console.log(`failed (exit ${r.status})\n${r.stderr.slice(-2000)}`);
-        const rec: BenchRecord = { workload: w, engine: job.engine, size: String(job.variant ?? ''), threads: job.threads, medianMs: NaN, gflops: null, note: `failed: ${r.stderr.trim().split('\n').pop()}` };
+        const rec: BenchRecord = { workload: w, engine: job.engine, size: String(job.variant ?? ''), threads: job.threads, medianMs: NaN, gflops: null, note: `failed: ${r.stderr.trim().split('\n').pop()}`, runtime };
         if (!best.has(key(rec))) best.set(key(rec), rec);
         continue;
       }
@@ -62,11 +90,11 @@ for (const w of workloads) {
   records.push(...best.values());
 }
 
-// A partial run replaces the records of the workloads it ran and keeps the others.
+// A partial run replaces the records of the (workload, runtime) pairs it ran and keeps the others.
 let merged = records;
-if (wanted.length && existsSync(`${here}results.json`)) {
-  const ran = new Set(records.map((r) => r.workload));
-  const kept = (JSON.parse(readFileSync(`${here}results.json`, 'utf8')) as BenchRecord[]).filter((r) => !ran.has(r.workload));
+if (existsSync(`${here}results.json`) && (wanted.length || option('--node'))) {
+  const ran = new Set(records.map((r) => `${runtimeOf(r)}|${r.workload}`));
+  const kept = (JSON.parse(readFileSync(`${here}results.json`, 'utf8')) as BenchRecord[]).filter((r) => !ran.has(`${runtimeOf(r)}|${r.workload}`));
   merged = [...kept, ...records];
 }
 for (const r of records) r.measuredAt = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -75,19 +103,36 @@ const fmt = (v: number | null, d = 2) => (v === null || !Number.isFinite(v) ? 'â
 // Ratio edgegrad / peer: time of the peer divided by ours (> 1 means edgegrad is faster).
 function ratio(r: BenchRecord): string {
   if (r.engine === 'edgegrad') return '';
-  const ours = merged.find((o) => o.engine === 'edgegrad' && o.workload === r.workload && String(o.size) === String(r.size) && o.threads === r.threads);
+  const ours = merged.find((o) => o.engine === 'edgegrad' && runtimeOf(o) === runtimeOf(r) && o.workload === r.workload && String(o.size) === String(r.size) && o.threads === r.threads);
   return ours && r.medianMs > 0 ? `${(r.medianMs / ours.medianMs).toFixed(2)}x` : 'â€”';
 }
-const header = '| workload | size | threads | engine | median ms | GFLOP/s | edgegrad speed-up vs this engine | notes |';
-const row = (r: BenchRecord) => `| ${r.workload} | ${r.size} | ${r.threads} | ${r.engine} | ${fmt(r.medianMs, 3)} | ${fmt(r.gflops)} | ${ratio(r)} | ${[
+/** GFLOP/s as a share of the same runtime's simd128 peak (the int8 rows of the dot peak), per thread. */
+function ofPeak(r: BenchRecord): string {
+  if (r.workload === 'peak' || r.gflops === null || !Number.isFinite(r.gflops)) return '';
+  const int8 = r.extra?.dtype === 'int8' || (r.workload === 'int8-gemm' && !String(r.size).endsWith('f32'));
+  const peak = merged.find((o) => o.workload === 'peak' && runtimeOf(o) === runtimeOf(r) && String(o.size).startsWith(int8 ? 'i32x4' : 'f32x4'));
+  return peak?.gflops ? `${((100 * r.gflops) / (peak.gflops * r.threads)).toFixed(0)}%` : '';
+}
+const header = '| workload | size | threads | engine | median ms | GFLOP/s | % of peak | edgegrad speed-up vs this engine | notes |';
+const row = (r: BenchRecord) => `| ${r.workload} | ${r.size} | ${r.threads} | ${r.engine} | ${fmt(r.medianMs, 3)} | ${fmt(r.gflops)} | ${ofPeak(r)} | ${ratio(r)} | ${[
   ...Object.entries(r.extra ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toFixed(3) : v}`), r.note ?? ''].filter(Boolean).join('; ')} |`;
-const table = (rs: BenchRecord[]) => [header, '|---|---|---|---|---|---|---|---|', ...rs.map(row)].join('\n');
-const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`;
+const table = (rs: BenchRecord[]) => [header, '|---|---|---|---|---|---|---|---|---|', ...rs.map(row)].join('\n');
+const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`;
 const runs = [...new Set(merged.map((r) => r.measuredAt).filter(Boolean))].sort();
+const runtimes = [...new Set(merged.map(runtimeOf))].sort((a, b) => Number(a.replace(/\D/g, '')) - Number(b.replace(/\D/g, '')));
+const section = (rt: string) => {
+  const rs = merged.filter((r) => runtimeOf(r) === rt);
+  const versions = [...new Set(rs.map((r) => r.runtimeVersion).filter(Boolean))].join(', ');
+  return `## ${rt}${versions ? ` (${versions})` : ''}\n\n### Targets\n\n${targetsMarkdown(checkTargets(rs))}\n\n### All records\n\n${table(rs)}\n`;
+};
 
 writeFileSync(`${here}results.json`, JSON.stringify(merged, null, 2) + '\n');
 writeFileSync(`${here}RESULTS.md`, `# Benchmark results\n\nMachine: ${machine}. Generated by \`npm run bench\` (measured ${runs.join(', ')} UTC); ` +
   `medians of at least 10 repetitions after warm-up, the fastest of several rounds per configuration (\`--rounds\`, 3 by default; tfjs-cpu one). The speed-up column is the peer's median time divided by edgegrad's ` +
-  `for the same workload, size and thread count (above 1: edgegrad is faster).\n\n## Targets\n\n${targetsMarkdown(checkTargets(merged))}\n\n` +
-  `## All records\n\n${table(merged)}\n`);
-console.log(`\n${machine}\n\n${table(records)}\n\n${targetsMarkdown(checkTargets(merged))}`);
+  `for the same workload, size, thread count and runtime (above 1: edgegrad is faster). "% of peak" is GFLOP/s per thread against the same runtime's ` +
+  `simd128 peak (\`peak\` rows: f32x4 mul+add; int8 rows against the i32x4.dot_i16x8_s loop). One section per runtime; ratios only compare records of one section.\n\n` +
+  runtimes.map(section).join('\n'));
+for (const rt of new Set(records.map(runtimeOf))) {
+  const rs = records.filter((r) => runtimeOf(r) === rt);
+  console.log(`\n${machine}, ${rt}\n\n${table(rs)}\n\n${targetsMarkdown(checkTargets(merged.filter((r) => runtimeOf(r) === rt)))}`);
+}
