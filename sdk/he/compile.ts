@@ -37,10 +37,15 @@ export const MAX_WIDTH = 16384;
 
 /** An affine map y = W·x + b (W row-major [outSize, inSize], float64). */
 export interface AffineStage {
+  /** Discriminant. */
   kind: 'affine';
+  /** Input values per example. */
   inSize: number;
+  /** Output values per example. */
   outSize: number;
+  /** W, row-major [outSize, inSize] (√|a| of a following activation folded in). */
   weight: Float64Array;
+  /** b, [outSize]. */
   bias: Float64Array;
   /** Model paths folded into it. */
   layers: string[];
@@ -56,11 +61,17 @@ export interface AffineStage {
 
 /** A polynomial sign·y² + b·y + c (after folding √|a| into the preceding affine map). */
 export interface PolyStage {
+  /** Discriminant. */
   kind: 'poly';
+  /** Values per example. */
   size: number;
+  /** Sign of the x² coefficient a (its magnitude is folded into the affine map before). */
   sign: 1 | -1;
+  /** Coefficient of y after folding: b / √|a|. */
   b: number;
+  /** Constant term. */
   c: number;
+  /** Model paths of the activation. */
   layers: string[];
 }
 

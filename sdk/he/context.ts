@@ -8,6 +8,7 @@ import type { Decryptor } from 'node-seal/implementation/decryptor';
 import type { Encryptor } from 'node-seal/implementation/encryptor';
 import type { GaloisKeys } from 'node-seal/implementation/galois-keys';
 import type { KeyGenerator } from 'node-seal/implementation/key-generator';
+import type { PlainText } from 'node-seal/implementation/plain-text';
 import type { PublicKey } from 'node-seal/implementation/public-key';
 import type { RelinKeys } from 'node-seal/implementation/relin-keys';
 import type { SecretKey } from 'node-seal/implementation/secret-key';
@@ -169,7 +170,7 @@ export class HEClient {
     this.#secret = secret;
     this.#galois = galois;
     this.#public = own(keygen.createPublicKey());
-    this.#encryptor = own(core.seal.Encryptor(core.context, this.#public));
+    this.#encryptor = own(core.seal.Encryptor(core.context, this.#public, secret));
     this.#decryptor = own(core.seal.Decryptor(core.context, secret));
     registerCore(this, () => this.#live('HEClient'));
   }
@@ -244,33 +245,62 @@ export class HEClient {
    */
   encrypt(x: Tensor | Float32Array | number[] | number[][], opts: EncryptOptions = {}): Ciphertext {
     const core = this.#live('HEClient.encrypt');
-    checkOptions(opts, 'HEClient.encrypt options');
-    const { data, n, features } = examples(x);
-    const packing = opts.packing ?? 'single';
-    if (packing !== 'single' && packing !== 'batch') throw new ArgumentError(`HEClient.encrypt: packing must be 'single' or 'batch', got ${describe(packing)}`);
-    const period = opts.period === undefined ? nextPow2(features) : checkInt(opts.period, 'HEClient.encrypt: period', 1, core.slots);
-    if ((period & (period - 1)) !== 0 || period < features) throw new ArgumentError(`HEClient.encrypt: period must be a power of two >= the ${features} features, got ${period}`);
-    const layout: HELayout = { packing, period };
-    checkLayout(layout, core.slots, 'HEClient.encrypt');
-    const per = perCiphertext(layout, core.slots);
+    const { meta, plains } = this.#encode(core, x, opts, 'HEClient.encrypt');
     const chunks: CipherText[] = [];
     try {
-      for (let first = 0; first < n; first += per) {
-        const count = Math.min(per, n - first);
-        const plain = core.encode(pack(data, features, first, count, layout, core.slots), 2 ** core.params.scaleBits, core.topLevel);
-        try {
-          const ct = own(core.seal.CipherText({ context: core.context }));
-          chunks.push(ct);
-          sealCall('eg.he: encryption', () => this.#encryptor.encrypt(plain, ct), ArgumentError);
-        } finally {
-          free(plain);
-        }
+      for (const plain of plains) {
+        const ct = own(core.seal.CipherText({ context: core.context }));
+        chunks.push(ct);
+        sealCall('eg.he: encryption', () => this.#encryptor.encrypt(plain, ct), ArgumentError);
       }
     } catch (e) {
       free(...chunks);
       throw e;
+    } finally {
+      free(...plains);
     }
-    return new Ciphertext(core, chunks, { ...layout, features, count: n });
+    return new Ciphertext(core, chunks, meta);
+  }
+
+  /**
+   * `encrypt(x, opts).toBytes()` in half the bytes: encrypts with the secret key in SEAL's seeded
+   * form, where one of the two polynomials is replaced by the seed that generates it (expanded again
+   * by `eg.he.loadCiphertext`). For uploads; equally secure (the client holds the secret key anyway).
+   */
+  encryptToBytes(x: Tensor | Float32Array | number[] | number[][], opts: EncryptOptions & SerializeOptions = {}): Uint8Array {
+    const core = this.#live('HEClient.encryptToBytes');
+    const { compression, ...layoutOpts } = checkOptions(opts, 'HEClient.encryptToBytes options');
+    const mode = comprMode(core, { compression }, 'HEClient.encryptToBytes');
+    const { meta, plains } = this.#encode(core, x, layoutOpts, 'HEClient.encryptToBytes');
+    try {
+      const sections = plains.map((plain) => withTemp(sealCall('eg.he: encryption', () => this.#encryptor.encryptSymmetricSerializable(plain), ArgumentError), (s) => s.saveArray(mode)));
+      return writeFrame(KIND.ciphertext, meta, sections);
+    } finally {
+      free(...plains);
+    }
+  }
+
+  /** Checks the input and layout, and encodes one plaintext per chunk (owned by the caller). */
+  #encode(core: Core, x: unknown, opts: EncryptOptions, what: string): { meta: CiphertextMeta; plains: PlainText[] } {
+    checkOptions(opts, `${what} options`);
+    const { data, n, features } = examples(x, what);
+    const packing = opts.packing ?? 'single';
+    if (packing !== 'single' && packing !== 'batch') throw new ArgumentError(`${what}: packing must be 'single' or 'batch', got ${describe(packing)}`);
+    const period = opts.period === undefined ? nextPow2(features) : checkInt(opts.period, `${what}: period`, 1, core.slots);
+    if ((period & (period - 1)) !== 0 || period < features) throw new ArgumentError(`${what}: period must be a power of two >= the ${features} features, got ${period}`);
+    const layout: HELayout = { packing, period };
+    checkLayout(layout, core.slots, what);
+    const per = perCiphertext(layout, core.slots);
+    const plains: PlainText[] = [];
+    try {
+      for (let first = 0; first < n; first += per) {
+        plains.push(core.encode(pack(data, features, first, Math.min(per, n - first), layout, core.slots), 2 ** core.params.scaleBits, core.topLevel));
+      }
+    } catch (e) {
+      free(...plains);
+      throw e;
+    }
+    return { meta: { ...layout, features, count: n }, plains };
   }
 
   /** Decrypts to a `[n, outputs]` float32 tensor (the caller disposes it). */
@@ -468,8 +498,8 @@ function nextPow2(n: number): number {
 }
 
 /** Flattens the accepted input forms to row-major examples. */
-function examples(x: unknown): { data: ArrayLike<number>; n: number; features: number } {
-  const bad = () => new ArgumentError(`HEClient.encrypt needs a Tensor, Float32Array, number[] (one example) or number[][] (a batch), got ${describe(x)}`);
+function examples(x: unknown, what: string): { data: ArrayLike<number>; n: number; features: number } {
+  const bad = () => new ArgumentError(`${what} needs a Tensor, Float32Array, number[] (one example) or number[][] (a batch), got ${describe(x)}`);
   let data: ArrayLike<number>;
   let n: number;
   let features: number;
@@ -487,7 +517,7 @@ function examples(x: unknown): { data: ArrayLike<number>; n: number; features: n
     features = (x[0] as number[]).length;
     const flat = new Float64Array(n * features);
     x.forEach((row, i) => {
-      if (!Array.isArray(row) || row.length !== features) throw new ArgumentError(`HEClient.encrypt: row ${i} has ${Array.isArray(row) ? row.length : describe(row)} values, expected ${features}`);
+      if (!Array.isArray(row) || row.length !== features) throw new ArgumentError(`${what}: row ${i} has ${Array.isArray(row) ? row.length : describe(row)} values, expected ${features}`);
       flat.set(row as number[], i * features);
     });
     data = flat;
@@ -496,9 +526,9 @@ function examples(x: unknown): { data: ArrayLike<number>; n: number; features: n
     features = x.length;
     data = Float64Array.from(x as number[]);
   } else throw bad();
-  if (n === 0 || features === 0) throw new ArgumentError('HEClient.encrypt: nothing to encrypt (empty input)');
+  if (n === 0 || features === 0) throw new ArgumentError(`${what}: nothing to encrypt (empty input)`);
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new ArgumentError(`HEClient.encrypt: input value ${i} is ${data[i]}; only finite numbers can be encrypted`);
+    if (!Number.isFinite(data[i])) throw new ArgumentError(`${what}: input value ${i} is ${data[i]}; only finite numbers can be encrypted`);
   }
   return { data, n, features };
 }
