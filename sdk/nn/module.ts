@@ -36,7 +36,9 @@ function impl(): TrainingImpl {
 
 /** A serialisable description of a module: its registered class name and constructor options. */
 export interface ModuleConfig {
+  /** The name the class registered under (`registerModule`). */
   className: string;
+  /** Its constructor options (`getConfig()`). */
   config: Record<string, unknown>;
 }
 
@@ -89,10 +91,16 @@ export type ForwardHook = (module: Module, inputs: unknown[], output: Tensor) =>
 
 /** Removes the hook it was returned for (idempotent). */
 export interface HookHandle {
+  /** Unregisters the hook; calling it again does nothing. */
   remove(): void;
 }
 
+/**
+ * Base class of every layer and model (PyTorch's `nn.Module`): owns parameters, buffers and
+ * submodules, gives them dotted state-dict names, and trains Keras-style through `compile`/`fit`.
+ */
 export abstract class Module {
+  /** True in training mode (dropout active, batch statistics); set by `train()`/`eval()`. */
   training = true;
   readonly #params = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
@@ -119,6 +127,7 @@ export abstract class Module {
     throw new ArgumentError(`${this.className} does not describe its configuration: implement getConfig() and registerModule() to save it`);
   }
 
+  /** `{ className, config }`: what `moduleFromConfig` rebuilds this module from. */
   toConfig(): ModuleConfig {
     return { className: this.className, config: this.getConfig() };
   }
@@ -230,32 +239,39 @@ export abstract class Module {
     if (!m) throw new ArgumentError(`${this.className} has no submodule '${name}' (has: ${[...this.#children.keys()].join(', ') || 'none'})`);
     return m;
   }
+  /** This module's own parameter `name` (an ArgumentError if there is none). */
   protected param(name: string): Tensor {
     const p = this.#params.get(name);
     if (!p) throw new ArgumentError(`${this.className} has no parameter '${name}'`);
     return p;
   }
+  /** This module's own buffer `name` (an ArgumentError if there is none). */
   protected buffer(name: string): Tensor {
     const b = this.#buffers.get(name);
     if (!b) throw new ArgumentError(`${this.className} has no buffer '${name}'`);
     return b;
   }
+  /** Whether this module registered a parameter `name` itself. */
   protected hasParam(name: string): boolean {
     return this.#params.has(name);
   }
 
   // ------------------------------------------------------------------ traversal
 
+  /** This module (name `prefix`) and every submodule below it, with dotted names, depth first. */
   *namedModules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
     for (const [n, c] of this.#children) yield* c.namedModules(prefix ? `${prefix}.${n}` : n);
   }
+  /** The direct submodules, in registration order. */
   children(): Module[] {
     return [...this.#children.values()];
   }
+  /** The direct submodules with their names. */
   namedChildren(): [string, Module][] {
     return [...this.#children.entries()];
   }
+  /** Every parameter of this module and its submodules with its dotted name (`0.weight`). */
   namedParameters(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.namedModules()) {
@@ -263,6 +279,7 @@ export abstract class Module {
     }
     return out;
   }
+  /** Every parameter of this module and its submodules (frozen ones too). */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
   }
@@ -270,6 +287,7 @@ export abstract class Module {
   trainableParameters(): Tensor[] {
     return this.parameters().filter((p) => p.requiresGrad);
   }
+  /** Every buffer (non-trainable state such as running means) with its dotted name. */
   namedBuffers(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.namedModules()) {
@@ -302,6 +320,7 @@ export abstract class Module {
     this.#setTrainable(paths, false);
     return this;
   }
+  /** Trains the named parameters or submodules again (the opposite of `freeze`); with no argument, all. */
   unfreeze(...paths: string[]): this {
     this.#setTrainable(paths, true);
     return this;
@@ -334,7 +353,15 @@ export abstract class Module {
    * Copies values into this module's parameters and buffers (in place, so optimizers keep
    * working). `strict` (default) requires exactly the same names; shapes and dtypes must match.
    */
-  loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+  loadStateDict(state: Record<string, Tensor> | Map<string, Tensor>, opts: {
+    /** Require exactly the module's names (default true). */
+    strict?: boolean;
+  } = {}): {
+    /** The module's names that `state` lacks. */
+    missing: string[];
+    /** Names in `state` that the module does not have. */
+    unexpected: string[];
+  } {
     if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new ArgumentError(`loadStateDict needs an object or Map of tensors, got ${describe(state)}`);
     opts = checkOptions(opts, 'loadStateDict options');
     const src = state instanceof Map ? state : new Map(Object.entries(state));
@@ -369,6 +396,7 @@ export abstract class Module {
   getExtraState(): unknown {
     return undefined;
   }
+  /** Restores what `getExtraState` returned (PyTorch's `set_extra_state`). */
   setExtraState(_state: unknown): void {}
 
   /** Reads the `{ calls }` extra state of the layers that number their seeded random draws. */
