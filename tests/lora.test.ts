@@ -267,6 +267,46 @@ describe('merge', () => {
   });
 });
 
+describe('on the BERT encoder', () => {
+  it("adapts 'attn.q'/'attn.v' with the classifier saved: unchanged at init, merged = adapted", () => {
+    const clf = new nn.BertForSequenceClassification({ vocabSize: 30, maxPositions: 8, hiddenSize: 8, numLayers: 2, numHeads: 2, seed: 3 }, { numClasses: 2 }).eval();
+    const ids = eg.tensor(Int32Array.from([2, 7, 9, 11, 3, 0, 0, 0, 2, 5, 6, 3, 0, 0, 0, 0]), [2, 8], 'int32');
+    const before = run(clf, ids);
+    const h = lora.apply(clf, { targets: ['attn.q', 'attn.v'], rank: 2, alpha: 4, modulesToSave: ['classifier'], seed: 4 });
+    expect(h.targets).toEqual(['bert.layers.0.attn.q', 'bert.layers.0.attn.v', 'bert.layers.1.attn.q', 'bert.layers.1.attn.v']);
+    expect(run(clf, ids)).toEqual(before);
+    const adapters = 4 * (2 * 8 + 8 * 2);
+    const head = 8 * 2 + 2;
+    expect(h.parameterCounts().trainable).toBe(adapters + head);
+    for (const [k, t] of Object.entries(h.adapterStateDict())) {
+      if (!k.endsWith('lora_B.weight')) continue;
+      const r = eg.rand(t.shape, -0.5, 0.5, { seed: 6 });
+      eg.noGrad(() => t.assign(r));
+      r.dispose();
+    }
+    const adapted = run(clf, ids);
+    expect(maxAbsDiff(adapted, before)).toBeGreaterThan(1e-4);
+    h.merge();
+    expect(maxAbsDiff(run(clf, ids), adapted)).toBeLessThanOrEqual(1e-5);
+    h.dispose();
+    clf.dispose();
+    ids.dispose();
+  });
+});
+
+describe('determinism', () => {
+  it('seeded adapters and their training give the same bits in Node and Chromium', () => {
+    const m = mlp();
+    const h = lora.apply(m, { targets: ['0', '2', '4'], rank: 2, alpha: 4, dropout: 0.25, seed: 17 });
+    const init = fnv1a(Object.values(h.adapterStateDict()).flatMap((t) => bits(t)));
+    trainSteps(m, h, 3);
+    const trained = fnv1a(Object.values(h.adapterStateDict()).flatMap((t) => bits(t)));
+    expect([init, trained]).toEqual(['610326a9', '304812ae']);
+    h.dispose();
+    m.dispose();
+  });
+});
+
 describe('save and load', () => {
   /** A trained adapter on a seeded MLP, its artifacts and outputs. */
   async function trained() {

@@ -27,8 +27,9 @@ import { assertModule, Module, type HookHandle } from './module.js';
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 /** PEFT's prefix of every key in adapter_model.safetensors. */
 const PREFIX = 'base_model.model.';
-/** The two files of a saved adapter (PEFT's names). */
+/** The weights file of a saved adapter (PEFT's name). */
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** The config file of a saved adapter (PEFT's name). */
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 
 /** Options of `apply` (PEFT's `LoraConfig`). */
@@ -70,19 +71,33 @@ export interface LoraConfig {
 
 /** PEFT's adapter_config.json (the fields edgegrad writes; other PEFT fields are ignored on load). */
 export interface AdapterConfigJson {
+  /** Always `'LORA'`. */
   peft_type: 'LORA';
+  /** The rank. */
   r: number;
+  /** The scaling numerator (update × `lora_alpha / r`). */
   lora_alpha: number;
+  /** Dropout on the adapters' input. */
   lora_dropout: number;
+  /** The target names (matched as in `LoraOptions.targets`). */
   target_modules: string[];
+  /** Modules saved in full, or null. */
   modules_to_save: string[] | null;
+  /** Biases are not trained by adapters (`'none'`, the only value supported). */
   bias: 'none';
+  /** Weights are `[out, in]` as in PyTorch (false, the only value supported). */
   fan_in_fan_out: false;
+  /** Scaling `alpha / √r` (rsLoRA): not supported, false. */
   use_rslora: false;
+  /** Weight-decomposed LoRA (DoRA): not supported, false. */
   use_dora: false;
+  /** A Kaiming-uniform, B zero (PEFT's default, true). */
   init_lora_weights: true;
+  /** True when the adapters were saved frozen (loaded for inference). */
   inference_mode: boolean;
+  /** PEFT's task type (not recorded: null). */
   task_type: null;
+  /** PEFT's base model name (not recorded: null). */
   base_model_name_or_path: null;
 }
 
