@@ -5,7 +5,9 @@
  * our engine with fixed-point multipliers, so an int8 activation may land one quantization step
  * apart: a graph ending in int8 must agree within one step of its output scale, and one ending
  * in the float32 last layer within one step of that layer's input scale times the largest L1
- * norm of its weight rows (the most one step in every input can move an output).
+ * norm of its weight rows (the most one step in every input can move an output). The same bound
+ * holds for the imported graph (eg.onnx.importModel) against ONNX Runtime, and the round trip
+ * export → import → export is byte-identical.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
@@ -76,6 +78,15 @@ describe('int8 QuantizedModel → ONNX runs in ONNX Runtime', () => {
       const last = qm.summary().at(-1)!;
       const bound = last.output === 'float32' ? last.input.scale * lastRowL1(qm) : qm.qOf(qm.graph.output).scale;
       expect(err, `max error ${err} vs one quantization step ${bound}`).toBeLessThanOrEqual(bound * (1 + 1e-6));
+      // importModel runs the int8 graph too (ONNX Runtime's requantization arithmetic, on the host)
+      // and writes it back byte for byte.
+      const back = eg.onnx.importModel(bytes);
+      const y = eg.noGrad(() => back.forward(x));
+      expect(maxAbsDiff(y.dataSync(), ort.data), 'imported int8 graph vs ONNX Runtime').toBeLessThanOrEqual(bound * (1 + 1e-6));
+      const again = eg.onnx.exportModel(back, { inputShapes: c.shape });
+      expect(again.length === bytes.length && again.every((b, i) => b === bytes[i]), 'export → import → export is byte-identical').toBe(true);
+      y.dispose();
+      back.dispose();
       for (const t of [calib, x, ours]) t.dispose();
       qm.dispose();
       model.dispose();

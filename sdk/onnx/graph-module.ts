@@ -1,7 +1,8 @@
 /**
  * `OnnxModule`: an imported ONNX graph as a runnable edgegrad Module. Float initializers become
  * parameters (named after the initializer, dots and slashes as `_`), so the graph can be
- * fine-tuned and exported again; integer initializers stay host constants. `forward` runs the
+ * fine-tuned and exported again; int8/uint8 initializers (quantized weights) become buffers of
+ * their integer values, int32/int64 ones (shapes, axes, int32 biases) host constants. `forward` runs the
  * nodes in file order (ONNX requires topological order) with the operators of `ops.ts`.
  */
 import { ArgumentError, FormatError } from '../errors.js';
@@ -11,7 +12,7 @@ import { tensor } from '../creation.js';
 import { Tensor, assertTensor } from '../tensor.js';
 import { Module } from '../nn/module.js';
 import { DataType, encodeModel, tensorProto, tensorValues, type ModelProto, type TensorProto } from './proto.js';
-import { Attrs, OPS, type Const, type Value } from './ops.js';
+import { Attrs, intKinds, OPS, type Const, type Value } from './ops.js';
 
 /** Opsets of the default domain `importModel` reads (operator signatures it knows). */
 export const MIN_OPSET = 13;
@@ -66,6 +67,7 @@ export class OnnxModule extends Module {
   /** Names of the graph outputs; `forward` returns the first, `run` all of them. */
   readonly outputNames: string[];
   readonly #params = new Map<string, string>(); // initializer name -> parameter key
+  readonly #buffers = new Map<string, string>(); // int8/uint8 initializer name -> buffer key
   readonly #consts = new Map<string, Const>();
 
   constructor(proto: ModelProto) {
@@ -92,7 +94,11 @@ export class OnnxModule extends Module {
         } else if (v.dataType === DataType.INT64 || v.dataType === DataType.INT32) {
           this.#consts.set(t.name ?? '', { dims: v.dims, data: Array.from(v.data as ArrayLike<number>) });
         } else {
-          throw new ArgumentError(`ONNX initializer '${(t.name ?? '').slice(0, 60)}' has data type ${v.dataType}: importModel reads float32, int32 and int64 initializers`);
+          // int8/uint8 (quantized weights, zero points): integer-valued float32 buffers, not trained.
+          const key = paramKey(t.name ?? '', taken);
+          const b = this.registerBuffer(key, tensor(Float32Array.from(v.data as ArrayLike<number>), v.dims));
+          intKinds.set(b, v.dataType === DataType.INT8 ? 'int8' : 'uint8');
+          this.#buffers.set(t.name ?? '', key);
         }
       });
     } catch (e) {
@@ -110,7 +116,7 @@ export class OnnxModule extends Module {
     const sd = this.stateDict();
     return tidy(() => {
       const env = new Map<string, Value>(this.#consts);
-      for (const [name, key] of this.#params) env.set(name, sd[key]);
+      for (const [name, key] of [...this.#params, ...this.#buffers]) env.set(name, sd[key]);
       this.inputNames.forEach((n, i) => env.set(n, inputs[i]));
       this.proto.graph.node.forEach((n, i) => {
         const where = `ONNX node ${i} '${(n.name ?? '').slice(0, 60)}' (${n.opType})`;

@@ -286,9 +286,131 @@ function constant(_ins: (Value | undefined)[], a: Attrs): Value[] {
   throw new ArgumentError(`${a.where}: Constant needs a value attribute`);
 }
 
+// ------------------------------------------------------------------ quantized (int8) operators
+
+/** ONNX integer element types held as integer-valued float32 tensors (exact below 2^24). */
+export type IntKind = 'int8' | 'uint8' | 'int32';
+/** The integer type a float32 tensor stands for (tensors not listed are ONNX float). */
+export const intKinds = new WeakMap<Tensor, IntKind>();
+function tag(t: Tensor, k: IntKind | undefined): Tensor {
+  if (k) intKinds.set(t, k);
+  return t;
+}
+/** Layout ops keep an integer tensor's type. */
+function keepKind(f: OpFn): OpFn {
+  return (ins, a) => {
+    const k = ins[0] instanceof Tensor ? intKinds.get(ins[0]) : undefined;
+    return f(ins, a).map((v) => (v instanceof Tensor ? tag(v, k) : v));
+  };
+}
+function int(ins: (Value | undefined)[], a: Attrs, i: number, what: string): Tensor {
+  const t = T(ins, a, i);
+  if (!intKinds.has(t) && t.dtype === 'float32') throw new ArgumentError(`${a.where}: ${what} must be an integer tensor`);
+  return t.dtype === 'float32' ? t : t.cast('float32');
+}
+function scalar(ins: (Value | undefined)[], a: Attrs, i: number, what: string): number {
+  const t = need(ins[i], a, i);
+  const v = isConst(t) ? t.data : Array.from(t.dataSync());
+  if (v.length !== 1) throw new ArgumentError(`${a.where}: only a per-tensor ${what} is supported here, got ${v.length} values`);
+  return v[0];
+}
+/** Zero point (default 0) and the integer type it sets for the output (uint8 when absent, as ONNX says). */
+function zeroPoint(ins: (Value | undefined)[], a: Attrs, i: number): { zp: number; kind: 'int8' | 'uint8' } {
+  const v = ins[i];
+  if (v === undefined) return { zp: 0, kind: 'uint8' };
+  const kind = v instanceof Tensor ? intKinds.get(v) : undefined;
+  return { zp: scalar(ins, a, i, 'zero point'), kind: kind === 'int8' ? 'int8' : 'uint8' };
+}
+/** x − zero point, broadcast over `axis` for a per-axis zero point. */
+function centred(x: Tensor, zp: Tensor | undefined, axis: number): Tensor {
+  if (!zp || zp.size === 1) return zp ? x.sub(zp.reshape([])) : x;
+  return x.sub(zp.reshape(x.shape.map((d, i) => (i === axis ? d : 1))));
+}
+/** half-to-even rounding (ONNX's and C's nearbyint), not Math.round's half-up. */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : r;
+}
+/**
+ * `saturate(roundEven(float32(acc) · mult[c]) + zp)` on the host, in float32 steps as ONNX Runtime
+ * computes requantization; `mult` per channel along `axis` or one value.
+ */
+function requantize(acc: Tensor, mult: Float32Array, axis: number, zp: number, kind: 'int8' | 'uint8'): Tensor {
+  const src = acc.dataSync() as Float32Array;
+  const [lo, hi] = kind === 'int8' ? [-128, 127] : [0, 255];
+  const inner = acc.shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const n = acc.shape[axis] ?? 1;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const m = mult.length === 1 ? mult[0] : mult[Math.floor(i / inner) % n];
+    out[i] = Math.min(hi, Math.max(lo, roundEven(Math.fround(Math.fround(src[i]) * m)) + zp));
+  }
+  return tag(tensor(out, acc.shape), kind);
+}
+function scales(ins: (Value | undefined)[], a: Attrs, i: number): Float32Array {
+  const v = need(ins[i], a, i);
+  return Float32Array.from(isConst(v) ? v.data : v.dataSync());
+}
+/** `x_scale · w_scale / y_scale` in float32, per channel. */
+function multipliers(xs: number, ws: Float32Array, ys: number): Float32Array {
+  return ws.map((w) => Math.fround(Math.fround(xs * w) / ys));
+}
+
+function quantizeLinear(ins: (Value | undefined)[], a: Attrs): Value[] {
+  const x = T(ins, a, 0);
+  const s = scalar(ins, a, 1, 'scale');
+  const { zp, kind } = zeroPoint(ins, a, 2);
+  const src = x.dataSync() as Float32Array;
+  const [lo, hi] = kind === 'int8' ? [-128, 127] : [0, 255];
+  const out = src.map((v) => Math.min(hi, Math.max(lo, roundEven(Math.fround(v / s)) + zp)));
+  return [tag(tensor(out, x.shape), kind)];
+}
+function dequantizeLinear(ins: (Value | undefined)[], a: Attrs): Value[] {
+  const x = int(ins, a, 0, 'the quantized input');
+  const ax = axis(a.int('axis', 1), Math.max(x.rank, 1), a);
+  const s = T(ins, a, 1);
+  const zp = ins[2] ? T(ins, a, 2) : undefined;
+  const c = centred(x, zp, ax);
+  return [s.size === 1 ? c.mul(s.reshape([])) : c.mul(s.reshape(x.shape.map((d, i) => (i === ax ? d : 1))))];
+}
+function qlinearConv(ins: (Value | undefined)[], a: Attrs): Value[] {
+  const x = centred(int(ins, a, 0, 'x'), ins[2] ? T(ins, a, 2) : undefined, 1);
+  const w = centred(int(ins, a, 3, 'w'), ins[5] ? T(ins, a, 5) : undefined, 0);
+  if (w.rank !== 4) throw new ArgumentError(`${a.where}: only 2-D convolutions are supported`);
+  const bias = ins[8] ? tensor(Float32Array.from(ints(ins, a, 8)), [w.shape[0]]) : null;
+  const o = { stride: pair(a, 'strides', [1, 1]), dilation: pair(a, 'dilations', [1, 1]), padding: padsTBLR(a), groups: a.int('group', 1) };
+  // Integer operands: the float32 accumulation is exact while sums stay below 2^24.
+  const acc = spatial2d(x, a, (xh) => F.conv2d(xh, w.permute([2, 3, 1, 0]), bias, o));
+  const { zp, kind } = zeroPoint(ins, a, 7);
+  return [requantize(acc, multipliers(scalar(ins, a, 1, 'x scale'), scales(ins, a, 4), scalar(ins, a, 6, 'y scale')), 1, zp, kind)];
+}
+function matmulInteger(ins: (Value | undefined)[], a: Attrs): Value[] {
+  const A = centred(int(ins, a, 0, 'A'), ins[2] ? T(ins, a, 2) : undefined, 0);
+  const B = centred(int(ins, a, 1, 'B'), ins[3] ? T(ins, a, 3) : undefined, 1);
+  return [tag(A.matmul(B), 'int32')];
+}
+function qlinearMatMul(ins: (Value | undefined)[], a: Attrs): Value[] {
+  const A = centred(int(ins, a, 0, 'a'), ins[2] ? T(ins, a, 2) : undefined, 0);
+  const B = centred(int(ins, a, 3, 'b'), ins[5] ? T(ins, a, 5) : undefined, 1);
+  const acc = A.matmul(B);
+  const { zp, kind } = zeroPoint(ins, a, 7);
+  return [requantize(acc, multipliers(scalar(ins, a, 1, 'a scale'), scales(ins, a, 4), scalar(ins, a, 6, 'y scale')), acc.rank - 1, zp, kind)];
+}
+function cast(ins: (Value | undefined)[], a: Attrs): Value[] {
+  if (a.int('to', 0) !== DataType.FLOAT) throw new ArgumentError(`${a.where}: only Cast to float32 is supported`);
+  return [T(ins, a, 0).clone()]; // integer-valued float32 already: the copy is plain float
+}
+function clip(ins: (Value | undefined)[], a: Attrs): Value[] {
+  let y = T(ins, a, 0);
+  const k = intKinds.get(y);
+  if (ins[1]) y = y.maximum(scalar(ins, a, 1, 'min'));
+  if (ins[2]) y = y.minimum(scalar(ins, a, 2, 'max'));
+  return [tag(ins[1] || ins[2] ? y : y.clone(), k)];
+}
+
 /** The operators `importModel` runs, by ONNX op type (default domain). */
 export const OPS: Record<string, OpFn> = {
-  Identity: (ins, a) => [need(ins[0], a, 0)],
+  Identity: keepKind((ins, a) => [need(ins[0], a, 0)]),
   Dropout: (ins, a) => [need(ins[0], a, 0)],
   Add: binary((x, y) => x.add(y)),
   Sub: binary((x, y) => x.sub(y)),
@@ -310,19 +432,19 @@ export const OPS: Record<string, OpFn> = {
   Gelu: unary((x, a) => x.gelu(a.str('approximate', 'none') === 'tanh')),
   Softmax: unary((x, a) => x.softmax(axis(a.int('axis', -1), x.rank, a))),
   LogSoftmax: unary((x, a) => x.logSoftmax(axis(a.int('axis', -1), x.rank, a))),
-  Transpose: unary((x, a) => x.permute(a.ints('perm', null) ?? x.shape.map((_, i) => x.rank - 1 - i))),
-  Flatten: unary((x, a) => {
+  Transpose: keepKind(unary((x, a) => x.permute(a.ints('perm', null) ?? x.shape.map((_, i) => x.rank - 1 - i)))),
+  Flatten: keepKind(unary((x, a) => {
     const ax = a.int('axis', 1);
     const k = ax < 0 ? ax + x.rank : ax;
     if (k < 0 || k > x.rank) throw new FormatError(`${a.where}: axis ${ax} is out of range for rank ${x.rank}`);
     const prod = (s: number[]) => s.reduce((p, d) => p * d, 1);
     return x.reshape([prod(x.shape.slice(0, k)), prod(x.shape.slice(k))]);
-  }),
-  Reshape: reshape,
+  })),
+  Reshape: keepKind(reshape),
   Gather: gather,
   Gemm: gemm,
   Conv: conv,
-  MaxPool: pool('max'),
+  MaxPool: keepKind(pool('max')),
   AveragePool: pool('avg'),
   GlobalAveragePool: unary((x) => x.mean(x.shape.slice(2).map((_, i) => i + 2), true)),
   ReduceMean: reduceMean,
@@ -332,6 +454,13 @@ export const OPS: Record<string, OpFn> = {
   GRU: rnn('GRU'),
   RNN: rnn('RNN'),
   Constant: constant,
+  QuantizeLinear: quantizeLinear,
+  DequantizeLinear: dequantizeLinear,
+  QLinearConv: qlinearConv,
+  QLinearMatMul: qlinearMatMul,
+  MatMulInteger: matmulInteger,
+  Cast: cast,
+  Clip: clip,
   Concat: (ins, a) => {
     const ts = ins.map((_, i) => T(ins, a, i));
     return [concat(ts, axis(a.int('axis', 0), ts[0].rank, a))];
