@@ -27,6 +27,7 @@ for project in node chromium; do
   npx vitest run --project "$project" --reporter=default --reporter=json --outputFile.json="target/vitest-$project.json" || status=1
   count "target/vitest-$project.json"
 done
+echo "== package: consumer test from the tarball, API report =="; if node scripts/consumer-test.mjs && npm run --silent api:check; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
 
 echo
 echo "edgegrad tests: $passed passed, $failed failed, $skipped skipped"
