@@ -101,6 +101,15 @@ describe('eg.he encrypted inference matches plaintext', () => {
     expect(r.err).toBeLessThan(1e-3);
   });
 
+  it('logits in the thousands still decrypt (20 bits of headroom above the scale at the output)', async () => {
+    const model = new nn.Sequential(new nn.Linear(6, 4, { seed: 16 }), new nn.Square(), new nn.Linear(4, 2, { seed: 17, weightInit: { uniform: [200, 400] } }));
+    const r = await roundTrip(model, [6], 3, 'batch', 18);
+    model.dispose();
+    expect(r.params.coeffModulusBits[0] - r.params.scaleBits).toBeGreaterThanOrEqual(20);
+    expect(r.spread).toBeGreaterThan(1000);
+    expect(r.err / r.spread).toBeLessThan(1e-5);
+  });
+
   it('a depth-4 chain (Square on the input, linear activation folded, PolyActivation) with 30-bit scale keeps scales and levels aligned', async () => {
     const model = new nn.Sequential(
       new nn.Square(), new nn.Linear(4, 6, { seed: 8 }), new nn.PolyActivation({ a: 0, b: 2, c: -1 }), new nn.Linear(6, 6, { seed: 9 }),

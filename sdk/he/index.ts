@@ -36,13 +36,14 @@ export interface ModelContextOptions {
   polyModulusDegree?: 8192 | 16384 | 32768;
   /** Bits of security (default 128). */
   securityLevel?: 128 | 192 | 256;
-  /** Scale in bits (default 40). */
+  /** Scale in bits (default: the largest of 40 down to 30 that fits with 20 bits of output headroom). */
   scale?: number;
 }
 
 /**
  * A context sized for a compiled model: one `scale`-bit prime per level of its depth, the smallest
- * ring degree whose security bound holds them and whose slots hold its layout.
+ * ring degree whose security bound holds them and whose slots hold its layout. Decrypted outputs
+ * (logits) must stay below 2^19 in magnitude (CKKS cannot detect an overflow of the last prime).
  */
 export async function contextForModel(compiled: CompiledModel, opts: ModelContextOptions = {}): Promise<HEContext> {
   if (!(compiled instanceof CompiledModel)) throw new ArgumentError(`eg.he.contextForModel needs a CompiledModel (from eg.he.compile), got ${describe(compiled)}`);

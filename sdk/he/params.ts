@@ -87,23 +87,27 @@ export function checkParams(opts: ContextOptions | undefined, what = 'eg.he.crea
 }
 
 /**
- * The smallest secure parameter set with `depth` levels of `scaleBits`-bit primes and at least
- * `minSlots` slots: N grows until `[edge, scale × depth, edge]` fits the security bound, with edge
- * primes of 60 bits, else 50, else scale + 9 (values then must stay below 2^8 in magnitude at the
- * output; the first prime minus the scale is the output's integer headroom).
+ * The smallest secure parameter set with `depth` levels and at least `minSlots` slots. Without a
+ * fixed `scale`, N grows until some scale of 40 down to 30 bits fits as `[s + 20 (≤ 60), s × depth,
+ * s + 20]`: the first prime keeps 20 bits above the scale, so outputs up to 2^19 in magnitude
+ * decrypt correctly, and the largest scale that fits gives the best precision. With a fixed
+ * `scale`, edge primes of 60, else 50, else scale + 9 bits are tried (the last leaves outputs
+ * only 2^8 of headroom).
  */
 export function presetFor(depth: number, minSlots: number, opts: { polyModulusDegree?: number; securityLevel?: number; scale?: number } = {}): ContextOptions {
   const level = (opts.securityLevel ?? 128) as 128 | 192 | 256;
-  const scale = opts.scale ?? 40;
   const degrees = opts.polyModulusDegree === undefined ? POLY_MODULUS_DEGREES : [opts.polyModulusDegree];
+  const candidates: [number, number][] = opts.scale === undefined
+    ? Array.from({ length: 11 }, (_, i) => 40 - i).map((s) => [s, Math.min(60, s + 20)])
+    : [60, 50, opts.scale + 9].map((e) => [opts.scale!, e]);
   for (const n of degrees) {
     if (n / 2 < minSlots || MAX_COEFF_BITS[level]?.[n] === undefined) continue;
-    for (const edge of [60, 50, scale + 9]) {
+    for (const [scale, edge] of candidates) {
       const bits = [edge, ...new Array<number>(depth).fill(scale), edge];
       if (bits.reduce((a, b) => a + b, 0) <= MAX_COEFF_BITS[level][n]) {
         return { polyModulusDegree: n as 8192 | 16384 | 32768, coeffModulusBits: bits, scale, securityLevel: level };
       }
     }
   }
-  throw new ArgumentError(`eg.he: no secure ${level}-bit parameter set holds multiplicative depth ${depth} with ${scale}-bit scale and ${minSlots} slots${opts.polyModulusDegree ? ` at polyModulusDegree ${opts.polyModulusDegree}` : ' (largest N is 32768)'}: use fewer layers or activations`);
+  throw new ArgumentError(`eg.he: no secure ${level}-bit parameter set holds multiplicative depth ${depth}${opts.scale ? ` with ${opts.scale}-bit scale` : ''} and ${minSlots} slots${opts.polyModulusDegree ? ` at polyModulusDegree ${opts.polyModulusDegree}` : ' (largest N is 32768)'}: use fewer layers or activations`);
 }
