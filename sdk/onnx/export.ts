@@ -40,7 +40,12 @@ export interface ExportOptions {
   /** ONNX opset of the default domain, 17 (default) to 21. */
   opset?: number;
   /** Graph input and output names (default `input` and `output`). */
-  names?: { input?: string; output?: string };
+  names?: {
+    /** The graph input's name (default `input`). */
+    input?: string;
+    /** The graph output's name (default `output`). */
+    output?: string;
+  };
   /** The model's doc string. */
   docString?: string;
   /** The graph's name (default: the model's class name). */

@@ -165,6 +165,7 @@ export class OnnxModule extends Module {
     return encodeModel({ ...this.proto, ...(o.docString !== undefined ? { docString: o.docString } : {}), graph: { ...this.proto.graph, initializer } });
   }
 
+  /** Imported graphs have no module config (they are data, not a registered class): always throws ArgumentError. */
   override getConfig(): Record<string, unknown> {
     throw new ArgumentError('an imported ONNX graph has no module config: save it with eg.onnx.exportModel (or its weights with saveWeights)');
   }
