@@ -11,8 +11,9 @@
  * - Encoding is WordPiece's greedy longest-match-first; a word that cannot be pieced together (or is
  *   longer than `maxInputCharsPerWord`) becomes `[UNK]`.
  *
- * No maintained tokenizer library on npm runs in both Node and browsers without native code or a
- * large model runtime (`@huggingface/tokenizers` is a native addon), hence this small one.
+ * The maintained tokenizer packages on npm are a native addon (`@huggingface/tokenizers`, Node
+ * only) or part of a whole model runtime (transformers.js); this one is small, dependency-free and
+ * the same in every runtime.
  */
 import { checkBool, checkInt, checkOptions, checkSize, describe, checkLengths } from '../args.js';
 import { tensor } from '../creation.js';
