@@ -52,6 +52,7 @@ const CASES: Case[] = [
   { name: 'LSTM, last state', shape: [2, 4, 3], make: () => new nn.LSTM(3, 5, { seed: 2, returnSequences: false }) },
   { name: 'GRU, bidirectional', shape: [2, 4, 3], make: () => new nn.GRU(3, 5, { seed: 1, bidirectional: true }) },
   { name: 'GRU, reset before, reversed', shape: [2, 4, 3], make: () => new nn.GRU(3, 5, { seed: 2, resetAfter: false, reverse: true }) },
+  { name: 'Bidirectional GRU (concat) and LSTM (ave, last states)', shape: [2, 4, 3], make: () => new nn.Sequential(new nn.Bidirectional(new nn.GRU(3, 4, { seed: 1 })), new nn.Bidirectional(new nn.LSTM(8, 3, { seed: 2, returnSequences: false }), { mergeMode: 'ave' })) },
   { name: 'SimpleRNN relu, 2 layers, no bias', shape: [2, 4, 3], make: () => new nn.SimpleRNN(3, 5, { seed: 1, nonlinearity: 'relu', numLayers: 2, bias: false }) },
   { name: 'MultiHeadAttention', shape: [2, 5, 8], make: () => new nn.MultiHeadAttention(8, 2, { seed: 1 }) },
   { name: 'TransformerEncoderLayer (post-LN, relu)', shape: [2, 5, 8], make: () => new nn.TransformerEncoderLayer(8, 2, { seed: 1, dimFeedforward: 16 }) },
@@ -141,8 +142,8 @@ describe('eg.onnx.exportModel graph details', () => {
         return x.clone();
       }
     }
-    const model = new nn.Sequential(new nn.Linear(2, 2), new Custom(), new nn.Bidirectional(new nn.LSTM(2, 2)));
-    expect(() => eg.onnx.exportModel(model, { inputShapes: [1, 2] })).toThrow(/no ONNX export for Custom, Bidirectional/);
+    const model = new nn.Sequential(new nn.Linear(2, 2), new Custom(), new nn.SinusoidalPositionalEncoding(2));
+    expect(() => eg.onnx.exportModel(model, { inputShapes: [1, 2] })).toThrow(/no ONNX export for Custom, SinusoidalPositionalEncoding/);
     const lin = new nn.Linear(2, 2);
     expect(() => eg.onnx.exportModel(lin, { inputShapes: [1, 2], opset: 12 })).toThrow(eg.ArgumentError);
     expect(() => eg.onnx.exportModel(lin, { inputShapes: [] })).toThrow(eg.ArgumentError);

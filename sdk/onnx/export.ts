@@ -22,7 +22,7 @@ import { Module } from '../nn/module.js';
 import * as L from '../nn/layers.js';
 import { resolvePadding, type Padding, type Pair } from '../nn/functional.js';
 import { GroupNorm } from '../nn/groupnorm.js';
-import { GRU, LSTM, Recurrent, SimpleRNN } from '../nn/recurrent.js';
+import { Bidirectional, GRU, LSTM, Recurrent, SimpleRNN } from '../nn/recurrent.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { ModuleList, TransformerEncoder, TransformerEncoderLayer } from '../nn/transformer.js';
 import { encodeModel, IR_VERSION } from './proto.js';
@@ -364,6 +364,19 @@ const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
   [LSTM, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
   [GRU, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
   [SimpleRNN, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
+  [Bidirectional, (m, x, g, s) => {
+    // Keras' wrapper: both layers on the same input (the backward one runs reversed), then merged.
+    const b = m as Bidirectional;
+    const f = recurrentLayer(b.forwardLayer, x, g, `${s}.forward_layer`);
+    const r = recurrentLayer(b.backwardLayer, x, g, `${s}.backward_layer`);
+    const d = doc(m, s);
+    const y = b.mergeMode === 'concat' ? g.op(s, 'Concat', [f.name, r.name], { axis: -1 }, d)
+      : b.mergeMode === 'sum' ? g.op(s, 'Add', [f.name, r.name], {}, d)
+        : b.mergeMode === 'mul' ? g.op(s, 'Mul', [f.name, r.name], {}, d)
+          : g.op(s, 'Mul', [g.op(s, 'Add', [f.name, r.name]), g.constant(0.5)], {}, d);
+    const last = f.shape.length - 1;
+    return leaf(s, y, f.shape.map((n, i) => (i === last && b.mergeMode === 'concat' ? n + r.shape[last] : n)), g);
+  }],
   [MultiHeadAttention, (m, x, g, s) => attention(m as MultiHeadAttention, x, g, s)],
   [TransformerEncoderLayer, (m, x, g, s) => encoderLayer(m as TransformerEncoderLayer, x, g, s)],
 ];
