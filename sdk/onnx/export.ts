@@ -23,7 +23,7 @@ import * as L from '../nn/layers.js';
 import { resolvePadding, type Padding, type Pair } from '../nn/functional.js';
 import { GroupNorm } from '../nn/groupnorm.js';
 import { Bidirectional, GRU, LSTM, Recurrent, SimpleRNN } from '../nn/recurrent.js';
-import { MultiHeadAttention } from '../nn/attention.js';
+import { LearnedPositionalEmbedding, MultiHeadAttention, SinusoidalPositionalEncoding } from '../nn/attention.js';
 import { ModuleList, TransformerEncoder, TransformerEncoderLayer } from '../nn/transformer.js';
 import { encodeModel, IR_VERSION } from './proto.js';
 import { finishOutput, GraphBuilder, PRODUCER_VERSION, valueInfo, type Attr, type Val } from './builder.js';
@@ -275,6 +275,26 @@ function recurrentLayer(m: Recurrent, x0: Val, g: GraphBuilder, scope: string): 
   return leaf(scope, yh, [b, D * H], g);
 }
 
+/**
+ * Position tables added to `[..., T, dim]`: the rows of positions 0..T-1 for the exported length
+ * (read through the layer's own forward on zeros, so both table kinds share one path).
+ */
+function positions(m: Module, x0: Val, g: GraphBuilder, scope: string): Val {
+  const x = g.nhwc(x0, scope);
+  const [T, dim] = x.shape.slice(-2);
+  const rows = noGrad(() => {
+    const z = zeros([1, T, dim]);
+    const pe = m.forward(z);
+    try {
+      return pe.dataSync() as Float32Array;
+    } finally {
+      pe.dispose();
+      z.dispose();
+    }
+  });
+  return leaf(scope, g.op(scope, 'Add', [x.name, g.init(`${scope}.positions`, [T, dim], rows)], {}, doc(m, scope)), x.shape, g);
+}
+
 /** Self-attention `[B, T, E]` decomposed: packed projection, per-head scaled dot products, softmax, output projection. */
 function attention(m: MultiHeadAttention, x0: Val, g: GraphBuilder, scope: string): Val {
   const x = g.nhwc(x0, scope);
@@ -378,17 +398,18 @@ const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
     return leaf(s, y, f.shape.map((n, i) => (i === last && b.mergeMode === 'concat' ? n + r.shape[last] : n)), g);
   }],
   [MultiHeadAttention, (m, x, g, s) => attention(m as MultiHeadAttention, x, g, s)],
+  [SinusoidalPositionalEncoding, (m, x, g, s) => positions(m, x, g, s)],
+  [LearnedPositionalEmbedding, (m, x, g, s) => positions(m, x, g, s)],
   [TransformerEncoderLayer, (m, x, g, s) => encoderLayer(m as TransformerEncoderLayer, x, g, s)],
 ];
-
-const CONTAINERS = [L.Sequential, TransformerEncoder, ModuleList];
 
 /** Class names of the layers in `m` that have no ONNX export (all of them, for one error). */
 function unsupported(m: Module): string[] {
   const out = new Set<string>();
   const walk = (x: Module) => {
     if (x instanceof OnnxModule) return;
-    if (CONTAINERS.some((c) => x instanceof c)) return x.children().forEach(walk);
+    if (x instanceof L.Sequential) return x.children().forEach(walk);
+    if (x instanceof TransformerEncoder) return x.children().flatMap((c) => (c instanceof ModuleList ? c.children() : [c])).forEach(walk);
     if (!EMITTERS.some(([c]) => x instanceof c)) out.add(x.className);
   };
   walk(m);
