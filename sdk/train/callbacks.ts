@@ -80,7 +80,7 @@ export class LambdaCallback extends Callback {
 
 type Mode = 'min' | 'max' | 'auto';
 function better(mode: Mode, monitor: string, a: number, b: number, minDelta: number): boolean {
-  const m = mode === 'auto' ? (/acc|auc|precision|recall/i.test(monitor) ? 'max' : 'min') : mode;
+  const m = mode === 'auto' ? (/acc|auc|precision|recall|f1/i.test(monitor) ? 'max' : 'min') : mode;
   return m === 'min' ? a < b - minDelta : a > b + minDelta;
 }
 function checkMonitor(monitor: unknown, mode: unknown, who: string): void {

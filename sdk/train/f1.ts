@@ -78,7 +78,7 @@ export function f1Score(pred: Tensor, target: Tensor, opts: F1Options = {}): num
 /**
  * Logs the F1 score of the model on `(x, labels)` at the end of every epoch under `name` (default
  * `'val_f1'`). List it BEFORE an `EarlyStopping`/`ModelCheckpoint` that monitors it (callbacks run
- * in order), and give those `mode: 'max'`.
+ * in order); their `'auto'` mode maximises any monitor whose name contains `f1`.
  */
 export class ValidationF1 extends Callback {
   readonly #x: Tensor;
