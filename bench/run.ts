@@ -11,6 +11,8 @@
  * per runtime, and a partial run replaces only the (workload, runtime) pairs it ran. `--quick`:
  * one round, no tfjs-cpu (10-400x slower than everything else). Every GFLOP/s figure is also given
  * as a share of the same runtime's simd128 peak (the `peak` workload, bench/lib/peak.ts).
+ * `--cpu-time` times 1-thread jobs by their process's CPU time (harness.ts `now`), for a shared
+ * machine under load. `--chromium` also runs the workloads in headless Chromium (bench/browser.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
@@ -44,7 +46,8 @@ function nodeBinary(v: string): string {
 const binaries = (option('--node') ?? process.execPath).split(',').map((v) => (v === process.execPath ? v : nodeBinary(v.trim())));
 
 function child(bin: string, file: string, args: string[]): { line?: string; status: number | null; stderr: string } {
-  const r = spawnSync(bin, ['--import', 'tsx', file, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, EDGEGRAD_BENCH_CPU_TIME: process.argv.includes('--cpu-time') ? '1' : '0' };
+  const r = spawnSync(bin, ['--import', 'tsx', file, ...args], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
   return { line: r.stdout?.split('\n').find((l) => l.startsWith('@@')), status: r.status, stderr: r.stderr ?? String(r.error) };
 }
 
@@ -89,10 +92,14 @@ for (const bin of binaries) for (const w of workloads) {
   }
   records.push(...best.values());
 }
+if (process.argv.includes('--chromium')) {
+  const { runInChromium } = await import('./browser.js');
+  records.push(...(await runInChromium(workloads, rounds, (j) => !(quick && j.engine === 'tfjs-cpu'))));
+}
 
 // A partial run replaces the records of the (workload, runtime) pairs it ran and keeps the others.
 let merged = records;
-if (existsSync(`${here}results.json`) && (wanted.length || option('--node'))) {
+if (existsSync(`${here}results.json`) && (wanted.length || option('--node') || process.argv.includes('--chromium'))) {
   const ran = new Set(records.map((r) => `${runtimeOf(r)}|${r.workload}`));
   const kept = (JSON.parse(readFileSync(`${here}results.json`, 'utf8')) as BenchRecord[]).filter((r) => !ran.has(`${runtimeOf(r)}|${r.workload}`));
   merged = [...kept, ...records];

@@ -37,6 +37,15 @@ export function checkTargets(records: BenchRecord[]): TargetCheck[] {
     }
     vs(`GEMM ${n}, 2 threads: ≥ 1.0x onnxruntime-web 2 threads`, 'gemm', n, 2, 'ort-web', 1);
   }
+  // Issue 19 §2: the deterministic engine against XNNPACK and the core's simd128 peak (per runtime).
+  vs('GEMM 1024, 1 thread: ≥ 1.5x tfjs-wasm (issue 19)', 'gemm', 1024, 1, 'tfjs-wasm', 1.5);
+  const peak = records.find((r) => r.workload === 'peak' && String(r.size).startsWith('f32x4'));
+  const g1024 = find('gemm', 'edgegrad', 1024, 1);
+  if (peak?.gflops && g1024?.gflops) {
+    const share = g1024.gflops / peak.gflops;
+    out.push({ target: 'GEMM 1024, 1 thread: ≥ 75% of the f32x4 mul+add peak (issue 19)', value: `${(100 * share).toFixed(0)}% (${g1024.gflops.toFixed(1)} of ${peak.gflops.toFixed(1)} GFLOP/s)`, met: share >= 0.75 });
+  }
+  vs('small CNN inference, batch 1, 1 thread: ≥ 1.5x onnxruntime-web (issue 19)', 'cnn-infer', 'batch 1', 1, 'ort-web', 1.5);
   const conv = '1x56x56x64 k3x3x64';
   vs('conv2d forward, 1 thread: ≥ 1.0x tfjs-wasm', 'conv2d', conv, 1, 'tfjs-wasm', 1);
   vs('conv2d forward+backward, 1 thread: ≥ 1.5x tfjs-wasm', 'conv2d-fwd-bwd', conv, 1, 'tfjs-wasm', 1.5);

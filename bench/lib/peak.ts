@@ -109,6 +109,7 @@ export async function measurePeak(minMs = 1000, settle = 15): Promise<Peak> {
   const instance = await WebAssembly.instantiate(await WebAssembly.compile(peakModuleBytes() as BufferSource));
   const f32 = instance.exports.f32 as (trips: number, one: number, zero: number) => number;
   const dot = instance.exports.dot as (trips: number, seed: number) => number;
+  // Short runs, the best kept: robust to time slicing without a CPU clock (browsers have none).
   const best = (fn: (trips: number) => unknown, perTrip: number) => {
     let trips = 1000;
     let top = 0;
