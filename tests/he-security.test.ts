@@ -205,6 +205,27 @@ describe('wire format', () => {
       ['SEAL data flipped', mutate((b) => { for (let i = sec + 4 + 16; i < sec + 4 + 64; i++) b[i] ^= 0x5a; })],
       ['bad metadata JSON', mutate((b) => { b[12] = 0x7b; b[13] = 0x7b; })],
     ];
+    // zstd "bombs": a few bytes that claim (or would inflate to) a gigabyte are refused before SEAL inflates them.
+    const zstdSection = (frame: number[]) => {
+      const blob = new Uint8Array(16 + frame.length);
+      blob.set(good.subarray(sec + 4, sec + 4 + 16));
+      blob[5] = 2; // SEAL compression mode: zstd
+      blob.set(frame, 16);
+      new DataView(blob.buffer).setBigUint64(8, BigInt(blob.length), true);
+      const out = new Uint8Array(sec + 4 + blob.length);
+      out.set(good.subarray(0, sec));
+      new DataView(out.buffer).setUint16(6, 1, true);
+      new DataView(out.buffer).setUint32(sec, blob.length, true);
+      out.set(blob, sec + 4);
+      return out;
+    };
+    const rleBlock = [1 | (1 << 1) | ((1 << 17) << 3) & 0xff, ((1 << 17) << 3 >> 8) & 0xff, ((1 << 17) << 3 >> 16) & 0xff, 0];
+    const bomb = zstdSection([0x28, 0xb5, 0x2f, 0xfd, 0xa0, 0, 0, 0, 0x40, ...rleBlock]);
+    const unsized = zstdSection([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x50, ...rleBlock]);
+    expect(() => he.loadCiphertext(evaluator, bomb)).toThrow(/decompresses to 1073741824 bytes, more than/);
+    expect(() => he.loadCiphertext(evaluator, unsized)).toThrow(/does not declare its content size/);
+    bad.push(['zstd frame declaring 1 GiB', bomb], ['zstd frame without a declared size', unsized]);
+    bad.push(['SEAL zlib mode', mutate((b) => { b[sec + 4 + 5] = 1; })]);
     for (const [name, bytes] of bad) {
       let error: unknown = null;
       try {

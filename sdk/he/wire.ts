@@ -94,8 +94,58 @@ export function checkSealBlob(blob: Uint8Array, maxBytes: number, what: string):
   if (blob.length < 16) throw new FormatError(`${what}: ${blob.length} bytes is shorter than SEAL's 16-byte header`);
   const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
   if (dv.getUint16(0, true) !== 0xa15e || blob[2] !== 16) throw new FormatError(`${what}: not a SEAL serialisation (bad SEAL header magic)`);
-  if (blob[5] > 2) throw new FormatError(`${what}: unknown SEAL compression mode ${blob[5]}`);
+  if (blob[5] !== 0 && blob[5] !== 2) throw new FormatError(`${what}: SEAL compression mode ${blob[5]} is not accepted (only none and zstd, whose frames declare their size)`);
   const declared = dv.getBigUint64(8, true);
   if (declared !== BigInt(blob.length)) throw new FormatError(`${what}: SEAL header declares ${declared} bytes but the section has ${blob.length}`);
   if (blob.length > maxBytes) throw new FormatError(`${what}: ${blob.length} bytes, more than the ${maxBytes} these parameters allow`);
+  if (blob[5] === 2) {
+    const inflated = zstdContentSize(blob.subarray(16), what);
+    if (inflated > maxBytes) throw new FormatError(`${what}: decompresses to ${inflated} bytes, more than the ${maxBytes} these parameters allow`);
+  }
+}
+
+/**
+ * Total content size declared by the zstd frames of `data` (RFC 8878), walked block by block: every
+ * frame must declare its size (zstd's decoder then refuses output beyond it), so a small
+ * "decompression bomb" is refused here instead of making SEAL allocate gigabytes.
+ */
+function zstdContentSize(data: Uint8Array, what: string): number {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const bad = (why: string) => new FormatError(`${what}: invalid zstd data (${why})`);
+  let at = 0;
+  let total = 0;
+  let frames = 0;
+  while (at < data.length) {
+    if (++frames > 64) throw bad('too many frames');
+    if (at + 6 > data.length || dv.getUint32(at, true) !== 0xfd2fb528) throw bad('bad frame magic');
+    const fhd = data[at + 4];
+    const fcsFlag = fhd >> 6;
+    const single = (fhd >> 5) & 1;
+    const checksum = (fhd >> 2) & 1;
+    const dictBytes = [0, 1, 2, 4][fhd & 3];
+    const fcsBytes = fcsFlag === 0 ? single : [0, 2, 4, 8][fcsFlag];
+    if (fcsBytes === 0) throw bad('a frame does not declare its content size');
+    let p = at + 5 + (single ? 0 : 1) + dictBytes;
+    if (p + fcsBytes > data.length) throw bad('truncated frame header');
+    let size: number;
+    if (fcsBytes === 1) size = data[p];
+    else if (fcsBytes === 2) size = dv.getUint16(p, true) + 256;
+    else if (fcsBytes === 4) size = dv.getUint32(p, true);
+    else size = Number(dv.getBigUint64(p, true));
+    total += size;
+    p += fcsBytes;
+    for (;;) {
+      if (p + 3 > data.length) throw bad('truncated block');
+      const header = data[p] | (data[p + 1] << 8) | (data[p + 2] << 16);
+      const type = (header >> 1) & 3;
+      const blockSize = header >>> 3;
+      if (type === 3) throw bad('reserved block type');
+      p += 3 + (type === 1 ? 1 : blockSize);
+      if (p > data.length) throw bad('block runs past the end');
+      if (header & 1) break;
+    }
+    at = p + (checksum ? 4 : 0);
+  }
+  if (at !== data.length) throw bad('truncated checksum');
+  return total;
 }
