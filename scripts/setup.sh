@@ -2,8 +2,11 @@
 # Installs whatever is missing to build and test edgegrad on a Debian machine, then builds.
 # Fast when everything is already there: each step checks before it acts.
 #   - Debian packages: rustc-web, cargo-web, rust-web-src (Rust for wasm32 with std sources),
-#     lld-19 (wasm-ld), wabt (wasm2wat, used by a test), chromium (browser tests)
+#     lld-19 (wasm-ld), wabt (wasm2wat, used by a test), chromium and firefox-esr (browser tests);
+#     webkit2gtk-driver too when EDGEGRAD_WEBKIT=1 (the optional WebKitGTK run)
 #   - wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock
+#   - geckodriver (Firefox's WebDriver; Debian has none) built by `cargo install --locked` into
+#     ~/.cargo/bin: cache that directory in CI (a cold build took 18 min on a busy 2-core machine)
 #   - npm packages (npm ci), the two wasm engines, the bundle in dist/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +17,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # --- Debian packages ---------------------------------------------------------------------------
 need=()
-for pkg in rustc-web cargo-web rust-web-src lld-19 wabt chromium; do
+pkgs=(rustc-web cargo-web rust-web-src lld-19 wabt chromium firefox-esr)
+if [ "${EDGEGRAD_WEBKIT:-0}" = "1" ]; then pkgs+=(webkit2gtk-driver); fi
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -35,6 +40,12 @@ if [ "$have" != "$want" ]; then
   log "installing wasm-bindgen-cli $want (have: ${have:-none}); this takes a few minutes once"
   # Not --locked: the CLI's own lockfile pins a crate version that crates.io has since yanked.
   cargo install --quiet wasm-bindgen-cli --version "$want"
+fi
+
+# --- geckodriver (drives Firefox for the firefox Vitest project and the demo E2E) --------------
+if ! geckodriver --version >/dev/null 2>&1; then
+  log "installing geckodriver with cargo (once; cached in ~/.cargo/bin)"
+  cargo install --quiet geckodriver --locked
 fi
 
 # --- npm packages -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * (engine × build × threads) and exits 1 unless every row carries the committed digest and every
  * engine named on the command line is present.
  *
- *   node --import tsx tests/engines/table.ts [--expect node,bun,chromium,firefox]
+ *   node --import tsx tests/engines/table.ts [--expect "node v20,node v22,node v24,bun,chromium,firefox"]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ const files = (() => {
 const rows = files.flatMap((f) => JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as DigestRow[]);
 const i = process.argv.indexOf('--expect');
 const want = i >= 0 ? process.argv[i + 1].split(',').filter(Boolean) : [];
-const missing = want.filter((kind) => !rows.some((r) => r.engine.startsWith(`${kind} `)));
+const missing = want.filter((kind) => !rows.some((r) => r.engine.startsWith(kind)));
 const off = rows.filter((r) => r.digest !== expected.digest);
 
 console.log(`determinism digest: expected ${expected.digest}`);
