@@ -6,7 +6,10 @@
  */
 import * as eg from 'edgegrad';
 
-/** What the server says about a model it serves (no weights: those stay on the server). */
+/**
+ * What the server says about a model it serves: what a client needs to make keys and encrypt, no
+ * weights (the plan `compiled.describe()` prints would show polynomial coefficients: not sent).
+ */
 export interface ModelInfo {
   name: string;
   title: string;
@@ -26,8 +29,6 @@ export interface ModelInfo {
   examplesPerCiphertext: number;
   /** The CKKS parameters (ring degree, coefficient moduli, scale, security level, slots). */
   params: eg.he.HEParams;
-  /** `compiled.describe()`: the evaluation plan, level by level. */
-  plan: string;
 }
 
 /** One encrypted prediction round trip. */
@@ -89,7 +90,8 @@ export class HEInferenceClient {
    * model needs, and posts the public bundle (never the secret key).
    */
   static async connect(baseUrl: string, model: string, o: { fetch?: Fetch } = {}): Promise<HEInferenceClient> {
-    const f = o.fetch ?? fetch;
+    // Bound: browsers refuse `fetch` called as a method of another object ("Illegal invocation").
+    const f = o.fetch ?? globalThis.fetch.bind(globalThis);
     const info = (await listModels(baseUrl, f)).find((m) => m.name === model);
     if (!info) throw new Error(`the server does not serve '${model}'`);
     const ctxBytes = new Uint8Array(await (await ok(await f(`${baseUrl}/api/models/${model}/context`), 'fetching parameters')).arrayBuffer());

@@ -1,6 +1,6 @@
 /**
  * The browser side of the encrypted-inference example: the same client code as the Node driver
- * (client.ts). It encrypts the 359 held-out digits in the page, sends the ciphertexts to the
+ * (client.ts). It encrypts the 359 held-out digits (or the first `?n=`) in the page, sends the ciphertexts to the
  * server's digits CNN (through vite's `/api` proxy), decrypts the logits and shows the predictions.
  *
  *   npx tsx examples/he-inference/server.ts &            # the server, 127.0.0.1:8787
@@ -22,8 +22,14 @@ const info = await eg.init();
 $('status').textContent = `engine: ${info.build}, ${info.threads} thread(s)`;
 // The digits split of models.ts (20% held out, seed 7, pixels / 16), loaded here from the bundled asset.
 const { images, labels, n } = await eg.loadDigits();
-const [xTrain, yTrain, xTest, yTest] = eg.tidy(() => eg.data.trainTestSplit([eg.tensor(images, [n, 8, 8, 1]).div(16), eg.tensor(labels, [n], 'int32')], { testSize: 0.2, seed: 7 }));
-eg.dispose([xTrain, yTrain]);
+// `?n=32` classifies only the first 32 test digits (one ciphertext), e.g. for a quick check.
+const limit = Number(new URLSearchParams(location.search).get('n') ?? Infinity);
+const [xTest, yTest] = eg.tidy(() => {
+  const [, , x, y] = eg.data.trainTestSplit([eg.tensor(images, [n, 8, 8, 1]).div(16), eg.tensor(labels, [n], 'int32')], { testSize: 0.2, seed: 7 });
+  const m = Math.min(limit, x.shape[0]);
+  return [x.slice([0, 0, 0, 0], [m, 8, 8, 1]).clone(), y.slice([0], [m]).clone()];
+});
+$<HTMLButtonElement>('run').textContent = `Encrypt and classify ${xTest.shape[0]} test digits`;
 
 const button = $<HTMLButtonElement>('run');
 button.disabled = false;
@@ -40,7 +46,7 @@ button.onclick = async () => {
     const correct = predicted.filter((c, i) => c === truth[i]).length;
     log(`${xTest.shape[0]} digits: ${correct} right (${((100 * correct) / truth.length).toFixed(2)}%), ${p.ms.toFixed(0)} ms, sent ${mb(p.sent)}, received ${mb(p.received)}`);
     const pixels = xTest.dataSync();
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < Math.min(30, truth.length); i++) {
       const fig = document.createElement('figure');
       const canvas = document.createElement('canvas');
       canvas.width = canvas.height = 8;

@@ -159,7 +159,8 @@ try {
     });
     eg.dispose([one, full]);
     await client.close();
-    console.log(`\n${name}: ${client.info.title}\n${client.info.plan}`);
+    // The plan, from this process's own copy of the model (the server does not send it).
+    console.log(`\n${name}: ${client.info.title}\n${eg.he.compile(model, { inputShape: MODEL_SPECS[name].inputShape, packing: 'batch' }).describe()}`);
   }
 } finally {
   server.kill('SIGTERM');

@@ -94,7 +94,9 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
 
 /** Loads, compiles (batch packing) and describes one saved model. */
 async function serve(name: ModelName, dir: string): Promise<Served> {
-  const { model } = await eg.loadModel(join(dir, name));
+  const { model } = await eg.loadModel(join(dir, name)).catch((e: unknown) => {
+    throw new Error(`cannot load the ${name} model from ${dir} (${(e as Error).message}): run examples/he-inference/run.ts first, it trains and saves them`);
+  });
   try {
     const spec = MODEL_SPECS[name];
     const compiled = eg.he.compile(model.eval(), { inputShape: spec.inputShape, packing: 'batch' });
@@ -104,7 +106,7 @@ async function serve(name: ModelName, dir: string): Promise<Served> {
       const info: ModelInfo = {
         name, title: spec.title, inputShape: spec.inputShape, outputs: compiled.outputSize, depth: compiled.depth,
         encrypt: compiled.encryptOptions, galoisSteps: compiled.galoisSteps, rotations: compiled.rotationCount,
-        examplesPerCiphertext: compiled.examplesPerCiphertext(p.slots), params: p, plan: compiled.describe(),
+        examplesPerCiphertext: compiled.examplesPerCiphertext(p.slots), params: p,
       };
       return { info, compiled, context: ctx.toBytes() };
     } finally {
