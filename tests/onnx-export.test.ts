@@ -133,6 +133,29 @@ describe('eg.onnx.exportModel graph details', () => {
     model.dispose();
   });
 
+  it('exports a key padding mask input that every attention layer uses (masked keys get weight 0)', async () => {
+    const model = new nn.TransformerEncoder([new nn.TransformerEncoderLayer(8, 2, { seed: 1, dimFeedforward: 12 }), new nn.TransformerEncoderLayer(8, 2, { seed: 2, dimFeedforward: 12, normFirst: true })]);
+    model.eval();
+    const bytes = eg.onnx.exportModel(model, { inputShapes: [2, 5, 8], keyMask: true, names: { keyMask: 'attention_mask' } });
+    const proto = checkStructure(bytes);
+    expect(proto.graph.input.map((v) => v.name)).toEqual(['input', 'attention_mask']);
+    const x = eg.randn([3, 5, 8], 0, 1, { seed: 4 });
+    const keyMask = eg.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], [3, 5], 'int32');
+    const ours = eg.noGrad(() => model.forward(x, { keyMask }));
+    const ort = await runOrt(bytes, x, 'input', { attention_mask: keyMask });
+    expect(maxAbsDiff(ours.dataSync(), ort.data), 'ONNX Runtime vs ours, masked').toBeLessThanOrEqual(TOL);
+    // The mask matters: without it the outputs are different.
+    const unmasked = eg.noGrad(() => model.forward(x));
+    expect(maxAbsDiff(unmasked.dataSync(), ort.data)).toBeGreaterThan(1e-3);
+    const back = eg.onnx.importModel(bytes);
+    const y = eg.noGrad(() => back.forward(x, keyMask));
+    expect(maxAbsDiff(ours.dataSync(), y.dataSync()), 'imported vs ours, masked').toBeLessThanOrEqual(TOL);
+    const lin = new nn.Linear(8, 8);
+    expect(() => eg.onnx.exportModel(lin, { inputShapes: [2, 5, 8], keyMask: true })).toThrow(/takes no key mask/);
+    for (const t of [x, keyMask, ours, unmasked, y]) t.dispose();
+    for (const m of [model, back, lin]) m.dispose();
+  });
+
   it('restores train mode after exporting', () => {
     const model = new nn.Sequential(new nn.Linear(2, 2, { seed: 1 }), new nn.Dropout(0.5));
     model.train();

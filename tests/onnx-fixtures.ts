@@ -30,12 +30,15 @@ export async function loadOrt(): Promise<Ort> {
   return ort;
 }
 
-/** Runs `bytes` in ONNX Runtime on one input; returns the first output's values and shape. */
-export async function runOrt(bytes: Uint8Array, x: eg.Tensor, inputName = 'input'): Promise<{ data: Float32Array; dims: number[] }> {
+/** Runs `bytes` in ONNX Runtime on `x` (and `extra` named inputs); returns the first output's values and shape. */
+export async function runOrt(bytes: Uint8Array, x: eg.Tensor, inputName = 'input', extra: Record<string, eg.Tensor> = {}): Promise<{ data: Float32Array; dims: number[] }> {
   const o = await loadOrt();
   const session = await o.InferenceSession.create(bytes);
   try {
-    const feed = { [inputName]: new o.Tensor(x.dtype === 'int32' ? 'int32' : 'float32', x.dataSync() as Float32Array | Int32Array, x.shape) };
+    const feed: Record<string, ortType.Tensor> = {};
+    for (const [name, t] of Object.entries({ [inputName]: x, ...extra })) {
+      feed[name] = new o.Tensor(t.dtype === 'int32' ? 'int32' : 'float32', t.dataSync() as Float32Array | Int32Array, t.shape);
+    }
     const r = await session.run(feed);
     const out = r[session.outputNames[0]];
     return { data: Float32Array.from(out.data as Float32Array), dims: [...out.dims] };

@@ -2,6 +2,7 @@
  * The graph under construction, shared by the float and int8 exporters: unique names, nodes,
  * initializers, value infos, and the NCHW/NHWC bookkeeping of values.
  */
+import { InternalError } from '../errors.js';
 import { AttrType, tensorProto, type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { elemType } from './types.js';
 
@@ -22,7 +23,20 @@ export class GraphBuilder {
   readonly valueInfo: ValueInfoProto[] = [];
   readonly #names = new Set<string>();
   readonly #scalars = new Map<string, string>();
+  /** The key mask graph input `[batch, keys]` (1 = keep), when exported with one. */
+  keyMask: string | null = null;
+  #maskBias: string | null = null;
   constructor(readonly opset: number, readonly dynamicBatch: boolean) {}
+
+  /** `(mask − 1) · 1e9` as `[batch, 1, 1, keys]`, added to attention scores (built once, shared by every layer). */
+  maskBias(): string {
+    if (this.keyMask === null) throw new InternalError('onnx export: maskBias() without a key mask input');
+    if (this.#maskBias === null) {
+      const m = this.op('key_mask', 'Cast', [this.op('key_mask', 'Reshape', [this.keyMask, this.constant([0, 1, 1, -1], true)])], { to: 1 });
+      this.#maskBias = this.op('key_mask', 'Mul', [this.op('key_mask', 'Sub', [m, this.constant(1)]), this.constant(1e9)]);
+    }
+    return this.#maskBias;
+  }
 
   /** `base`, or `base_2`, `base_3`… if taken. */
   unique(base: string): string {

@@ -45,6 +45,8 @@ export interface ExportOptions {
     input?: string;
     /** The graph output's name (default `output`). */
     output?: string;
+    /** The key mask input's name, with `keyMask: true` (default `key_mask`). */
+    keyMask?: string;
   };
   /** The model's doc string. */
   docString?: string;
@@ -52,6 +54,13 @@ export interface ExportOptions {
   graphName?: string;
   /** Mark the batch dimension symbolic (`N`) in the input, output and value infos (default true). */
   dynamicBatch?: boolean;
+  /**
+   * Add a second graph input `[batch, keys]` (int32, 1 = real token, 0 = padding) given to every
+   * attention layer as its `keyMask`, for a model whose forward takes it (MultiHeadAttention,
+   * TransformerEncoderLayer, TransformerEncoder). Masked keys get −1e9 before the softmax, so
+   * their weights are exactly 0 (default false).
+   */
+  keyMask?: boolean;
 }
 
 /** Host copy of a tensor's values, optionally permuted first. */
@@ -310,7 +319,9 @@ function attention(m: MultiHeadAttention, x0: Val, g: GraphBuilder, scope: strin
   const heads = g.op(scope, 'Transpose', [g.op(scope, 'Reshape', [qkv, g.constant([0, 0, 3, H, Dh], true)])], { perm: [2, 0, 3, 1, 4] });
   const [q, k, v] = [0, 1, 2].map((i) => g.op(scope, 'Gather', [heads, g.constant(i, true)], { axis: 0 }));
   const scores = g.op(scope, 'MatMul', [q, g.op(scope, 'Transpose', [k], { perm: [0, 1, 3, 2] })]);
-  const weights = g.op(scope, 'Softmax', [g.op(scope, 'Mul', [scores, g.constant(1 / Math.sqrt(Dh))])], { axis: -1 });
+  let scaled = g.op(scope, 'Mul', [scores, g.constant(1 / Math.sqrt(Dh))]);
+  if (g.keyMask) scaled = g.op(scope, 'Add', [scaled, g.maskBias()]);
+  const weights = g.op(scope, 'Softmax', [scaled], { axis: -1 });
   const ctx = g.op(scope, 'MatMul', [weights, v]);
   const merged = g.op(scope, 'Reshape', [g.op(scope, 'Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.constant([0, 0, E], true)]);
   const out = m.getModule('out_proj') as L.Linear;
@@ -447,6 +458,15 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
   if (inName === outName) throw new ArgumentError(`exportModel: the input and output names must differ, both are '${inName}'`);
   for (const s of [opts.docString, opts.graphName]) if (s !== undefined && typeof s !== 'string') throw new ArgumentError(`exportModel docString and graphName must be strings, got ${describe(s)}`);
   const dynamicBatch = opts.dynamicBatch ?? true;
+  const maskName = opts.keyMask ? opts.names?.keyMask ?? 'key_mask' : null;
+  if (opts.keyMask !== undefined && typeof opts.keyMask !== 'boolean') throw new ArgumentError(`exportModel keyMask must be a boolean, got ${describe(opts.keyMask)}`);
+  if (maskName !== null) {
+    if (!(model instanceof MultiHeadAttention || model instanceof TransformerEncoderLayer || model instanceof TransformerEncoder)) {
+      throw new ArgumentError(`exportModel keyMask: ${describe(model)} takes no key mask (MultiHeadAttention, TransformerEncoderLayer and TransformerEncoder do)`);
+    }
+    if (shape.length !== 3) throw new ArgumentError(`exportModel keyMask needs a [batch, length, features] input, got inputShapes ${describe(raw)}`);
+    if (typeof maskName !== 'string' || !maskName || maskName === inName || maskName === outName) throw new ArgumentError(`exportModel names.keyMask must be a new non-empty name, got ${describe(maskName)}`);
+  }
   if (model instanceof OnnxModule) return model.toBytes({ opset: opts.opset, docString: opts.docString });
   if (model instanceof QuantizedModel) {
     if (shape.slice(1).join() !== model.inputShape.join() || dtype !== 'float32') {
@@ -463,6 +483,7 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
     const g = new GraphBuilder(opset, dynamicBatch);
     g.unique(inName);
     g.unique(outName);
+    if (maskName !== null) g.keyMask = g.unique(maskName);
     const y = g.nhwc(emit(model, { name: inName, shape }, g, ''), 'output');
     finishOutput(g, y.name, outName);
     return encodeModel({
@@ -475,7 +496,7 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
         name: opts.graphName ?? model.className,
         node: g.nodes,
         initializer: g.initializers,
-        input: [valueInfo(inName, shape, dtype, dynamicBatch)],
+        input: [valueInfo(inName, shape, dtype, dynamicBatch), ...(maskName !== null ? [valueInfo(maskName, shape.slice(0, 2), 'int32', dynamicBatch)] : [])],
         output: [valueInfo(outName, y.shape, 'float32', dynamicBatch)],
         valueInfo: g.valueInfo.filter((v) => v.name !== outName && v.name !== inName),
       },

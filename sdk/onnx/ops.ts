@@ -398,7 +398,8 @@ function qlinearMatMul(ins: (Value | undefined)[], a: Attrs): Value[] {
 }
 function cast(ins: (Value | undefined)[], a: Attrs): Value[] {
   if (a.int('to', 0) !== DataType.FLOAT) throw new ArgumentError(`${a.where}: only Cast to float32 is supported`);
-  return [T(ins, a, 0).clone()]; // integer-valued float32 already: the copy is plain float
+  const x = T(ins, a, 0);
+  return [x.dtype === 'float32' ? x.clone() : x.cast('float32')]; // integer-valued float32 already: the copy is plain float
 }
 function clip(ins: (Value | undefined)[], a: Attrs): Value[] {
   let y = T(ins, a, 0);
