@@ -11,7 +11,7 @@
  * LSTM i,f,g,o → ONNX i,o,f,c and GRU r,z,n → z,r,h).
  *
  * The graph is the inference graph: Dropout is omitted, BatchNorm uses its running statistics,
- * attention and recurrent layers take no mask input.
+ * recurrent layers take no mask input and attention layers only a key padding mask (`keyMask`).
  */
 import { ArgumentError } from '../errors.js';
 import { checkOptions, checkShape, describe } from '../args.js';
