@@ -46,6 +46,7 @@ export function checkTargets(records: BenchRecord[]): TargetCheck[] {
     out.push({ target: 'GEMM 1024, 1 thread: ≥ 75% of the f32x4 mul+add peak (issue 19)', value: `${(100 * share).toFixed(0)}% (${g1024.gflops.toFixed(1)} of ${peak.gflops.toFixed(1)} GFLOP/s)`, met: share >= 0.75 });
   }
   vs('small CNN inference, batch 1, 1 thread: ≥ 1.5x onnxruntime-web (issue 19)', 'cnn-infer', 'batch 1', 1, 'ort-web', 1.5);
+  for (const t of [16, 64]) vs(`Transformer encoder layer forward, batch 1 T${t}, 1 thread: ≥ 1.5x onnxruntime-web on the same graph (issue 19)`, 'transformer-infer', `batch 1 T${t}`, 1, 'ort-web', 1.5);
   const conv = '1x56x56x64 k3x3x64';
   vs('conv2d forward, 1 thread: ≥ 1.0x tfjs-wasm', 'conv2d', conv, 1, 'tfjs-wasm', 1);
   vs('conv2d forward+backward, 1 thread: ≥ 1.5x tfjs-wasm', 'conv2d-fwd-bwd', conv, 1, 'tfjs-wasm', 1.5);
