@@ -82,6 +82,28 @@ function extraEntries() {
   };
 }
 
+/**
+ * Deep type imports of dependencies without an `exports` map (node-seal's
+ * `node-seal/implementation/seal`) resolve under moduleResolution `bundler` but not `node16`, which
+ * wants the file's extension: the declarations name `….js` (TypeScript maps it to the .d.ts).
+ */
+function deepImportExtensions() {
+  const hasExportsMap = (pkg) => {
+    try {
+      return JSON.parse(readFileSync(`node_modules/${pkg}/package.json`, 'utf8')).exports !== undefined;
+    } catch {
+      return true; // unknown package: leave its specifier alone
+    }
+  };
+  return {
+    name: 'edgegrad-deep-import-extensions',
+    renderChunk(code) {
+      return code.replace(/(from |import\()'((?:@[^/']+\/)?[^/'.][^/']*)\/([^']+)'/g, (m, head, pkg, rest) =>
+        (/\.[cm]?js$|\.json$/.test(rest) || hasExportsMap(pkg) ? m : `${head}'${pkg}/${rest}.js'`));
+    },
+  };
+}
+
 export default [
   {
     input: 'sdk/index.ts',
@@ -96,6 +118,6 @@ export default [
   {
     input: 'sdk/index.ts',
     output: { file: 'dist/edgegrad.d.ts', format: 'es' },
-    plugins: [dts({ tsconfig: './tsconfig.json' })],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), deepImportExtensions()],
   },
 ];
