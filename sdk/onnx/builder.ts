@@ -90,9 +90,9 @@ export class GraphBuilder {
     return { name: this.op(scope, 'Transpose', [v.name], { perm: [0, 2, 3, 1] }), shape: v.shape };
   }
   /** ReduceMean over `axes` (an attribute before opset 18, an input from 18 on). */
-  reduceMean(scope: string, x: string, axes: number[], keepdims: boolean): string {
-    if (this.opset < 18) return this.op(scope, 'ReduceMean', [x], { axes, keepdims: keepdims ? 1 : 0 });
-    return this.op(scope, 'ReduceMean', [x, this.constant(axes, true)], { keepdims: keepdims ? 1 : 0 });
+  reduceMean(scope: string, x: string, axes: number[], keepdims: boolean, doc?: string): string {
+    if (this.opset < 18) return this.op(scope, 'ReduceMean', [x], { axes, keepdims: keepdims ? 1 : 0 }, doc);
+    return this.op(scope, 'ReduceMean', [x, this.constant(axes, true)], { keepdims: keepdims ? 1 : 0 }, doc);
   }
 }
 

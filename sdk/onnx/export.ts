@@ -92,7 +92,7 @@ function probe(m: Module, x: Val, dtype: 'float32' | 'int32' = 'float32'): numbe
   });
 }
 
-function leaf(scope: string, out: string, shape: number[], g: GraphBuilder, nchw = false): Val {
+function leaf(out: string, shape: number[], g: GraphBuilder, nchw = false): Val {
   const v = { name: out, shape, nchw };
   g.info(v);
   return v;
@@ -116,7 +116,7 @@ function activation(m: Module, x: Val, g: GraphBuilder, scope: string): Val {
   else if (m instanceof L.SiLU) y = g.op(scope, 'Mul', [x.name, g.op(scope, 'Sigmoid', [x.name])], {}, d);
   else if (m instanceof L.GELU) y = gelu(x.name, cfg.approximate === true, g, scope, d);
   else throw new ArgumentError(`no ONNX export for ${m.className}`);
-  return leaf(scope, y, x.shape, g, x.nchw);
+  return leaf(y, x.shape, g, x.nchw);
 }
 
 /** GELU: ONNX's Gelu from opset 20; before it, its definition in Erf (or Tanh for the approximation). */
@@ -149,7 +149,7 @@ function linear(weight: Tensor, bias: Tensor | null, x: Val, g: GraphBuilder, sc
     if (bias) y = g.op(scope, 'Add', [y, g.init(`${scope}.bias`, [out], values(bias))], {}, d);
   }
   if (relu) y = g.op(scope, 'Relu', [y]);
-  return leaf(scope, y, [...x.shape.slice(0, -1), out], g);
+  return leaf(y, [...x.shape.slice(0, -1), out], g);
 }
 
 function pads(padding: Padding | undefined, x: Val, k: [number, number], s: [number, number], dil: [number, number] = [1, 1]): number[] {
@@ -172,7 +172,7 @@ function conv(m: L.Conv2d, x0: Val, g: GraphBuilder, scope: string): Val {
   const attrs = { kernel_shape: [kh, kw], strides: stride, dilations: dilation, pads: pads(c.padding, x, [kh, kw], stride, dilation), group: c.groups ?? 1 };
   let y = g.op(scope, 'Conv', inputs, attrs, doc(m, scope));
   if (c.activation === 'relu') y = g.op(scope, 'Relu', [y]);
-  return leaf(scope, y, probe(m, x0), g, true);
+  return leaf(y, probe(m, x0), g, true);
 }
 
 function pool(m: L.MaxPool2d | L.AvgPool2d, x0: Val, g: GraphBuilder, scope: string): Val {
@@ -183,7 +183,7 @@ function pool(m: L.MaxPool2d | L.AvgPool2d, x0: Val, g: GraphBuilder, scope: str
   const attrs: Record<string, Attr> = { kernel_shape: k, strides: s, pads: pads(c.padding, x, k, s) };
   if (m instanceof L.AvgPool2d) attrs.count_include_pad = c.countIncludePad === false ? 0 : 1;
   const y = g.op(scope, m instanceof L.MaxPool2d ? 'MaxPool' : 'AveragePool', [x.name], attrs, doc(m, scope));
-  return leaf(scope, y, probe(m, x0), g, true);
+  return leaf(y, probe(m, x0), g, true);
 }
 
 function batchNorm(m: L.BatchNorm, x0: Val, g: GraphBuilder, scope: string): Val {
@@ -198,7 +198,7 @@ function batchNorm(m: L.BatchNorm, x0: Val, g: GraphBuilder, scope: string): Val
   const ins = [x.name, g.init(`${scope}.weight`, [n], scale), g.init(`${scope}.bias`, [n], shift),
     g.init(`${scope}.running_mean`, [n], values(sd.running_mean)), g.init(`${scope}.running_var`, [n], values(sd.running_var))];
   const y = g.op(scope, 'BatchNormalization', ins, { epsilon: { float: c.eps } }, doc(m, scope));
-  return leaf(scope, y, x.shape, g, x.nchw);
+  return leaf(y, x.shape, g, x.nchw);
 }
 
 function layerNorm(m: L.LayerNorm, x0: Val, g: GraphBuilder, scope: string): Val {
@@ -211,7 +211,7 @@ function layerNorm(m: L.LayerNorm, x0: Val, g: GraphBuilder, scope: string): Val
   const ins = [x.name, g.init(`${scope}.weight`, dims, affine ? values(sd.weight) : new Float32Array(n).fill(1))];
   if (affine) ins.push(g.init(`${scope}.bias`, dims, values(sd.bias)));
   const y = g.op(scope, 'LayerNormalization', ins, { axis: -dims.length, epsilon: { float: c.eps ?? 1e-5 } }, doc(m, scope));
-  return leaf(scope, y, x.shape, g);
+  return leaf(y, x.shape, g);
 }
 
 /** GroupNorm in primitive ops: per-group mean and biased variance over channels and positions. */
@@ -231,7 +231,7 @@ function groupNorm(m: GroupNorm, x0: Val, g: GraphBuilder, scope: string): Val {
     y = g.op(scope, 'Mul', [y, g.init(`${scope}.weight`, [C], values(sd.weight))]);
     y = g.op(scope, 'Add', [y, g.init(`${scope}.bias`, [C], values(sd.bias))], {}, doc(m, scope));
   }
-  return leaf(scope, y, s, g);
+  return leaf(y, s, g);
 }
 
 /** Rows of `[G·H, …]` weights in ONNX's gate order. */
@@ -278,10 +278,10 @@ function recurrentLayer(m: Recurrent, x0: Val, g: GraphBuilder, scope: string): 
     last = yh;
   }
   const [b, t] = x.shape;
-  if (c.returnSequences ?? true) return leaf(scope, g.op(scope, 'Transpose', [seq], { perm: [1, 0, 2] }), [b, t, D * H], g);
+  if (c.returnSequences ?? true) return leaf(g.op(scope, 'Transpose', [seq], { perm: [1, 0, 2] }), [b, t, D * H], g);
   // Y_h [D, B, H] -> [B, D·H]
   const yh = g.op(scope, 'Reshape', [g.op(scope, 'Transpose', [last], { perm: [1, 0, 2] }), g.constant([0, D * H], true)]);
-  return leaf(scope, yh, [b, D * H], g);
+  return leaf(yh, [b, D * H], g);
 }
 
 /**
@@ -301,7 +301,7 @@ function positions(m: Module, x0: Val, g: GraphBuilder, scope: string): Val {
       z.dispose();
     }
   });
-  return leaf(scope, g.op(scope, 'Add', [x.name, g.init(`${scope}.positions`, [T, dim], rows)], {}, doc(m, scope)), x.shape, g);
+  return leaf(g.op(scope, 'Add', [x.name, g.init(`${scope}.positions`, [T, dim], rows)], {}, doc(m, scope)), x.shape, g);
 }
 
 /** Self-attention `[B, T, E]` decomposed: packed projection, per-head scaled dot products, softmax, output projection. */
@@ -332,7 +332,7 @@ function encoderLayer(m: TransformerEncoderLayer, x0: Val, g: GraphBuilder, scop
   const x = g.nhwc(x0, scope);
   const c = m.getConfig() as { normFirst?: boolean };
   const sub = (name: string, v: Val) => emit(m.getModule(name), v, g, `${scope}.${name}`);
-  const add = (a: Val, b: Val) => leaf(scope, g.op(scope, 'Add', [a.name, b.name], {}, doc(m, scope)), a.shape, g);
+  const add = (a: Val, b: Val) => leaf(g.op(scope, 'Add', [a.name, b.name], {}, doc(m, scope)), a.shape, g);
   const ff = (v: Val) => sub('linear2', sub('activation', sub('linear1', v)));
   if (c.normFirst) {
     const h = add(x, sub('self_attn', sub('norm1', x)));
@@ -366,12 +366,12 @@ const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
   [L.MaxPool2d, (m, x, g, s) => pool(m as L.MaxPool2d, x, g, s)],
   [L.AvgPool2d, (m, x, g, s) => pool(m as L.AvgPool2d, x, g, s)],
   [L.GlobalAvgPool2d, (m, x, g, s) => {
-    const y = x.nchw ? g.reduceMean(s, x.name, [2, 3], false) : g.reduceMean(s, x.name, [1, 2], false);
-    return leaf(s, y, [x.shape[0], x.shape[3]], g);
+    const y = g.reduceMean(s, x.name, x.nchw ? [2, 3] : [1, 2], false, doc(m, s));
+    return leaf(y, [x.shape[0], x.shape[3]], g);
   }],
   [L.Flatten, (m, x0, g, s) => {
     const x = g.nhwc(x0, s);
-    return leaf(s, g.op(s, 'Flatten', [x.name], { axis: 1 }, doc(m, s)), [x.shape[0], x.shape.slice(1).reduce((a, b) => a * b, 1)], g);
+    return leaf(g.op(s, 'Flatten', [x.name], { axis: 1 }, doc(m, s)), [x.shape[0], x.shape.slice(1).reduce((a, b) => a * b, 1)], g);
   }],
   [L.Dropout, (_m, x) => x],
   [L.BatchNorm, (m, x, g, s) => batchNorm(m as L.BatchNorm, x, g, s)],
@@ -380,16 +380,16 @@ const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
   [L.Embedding, (m, x, g, s) => {
     const e = m as L.Embedding;
     const w = g.init(`${s}.weight`, e.weight.shape, values(e.weight));
-    return leaf(s, g.op(s, 'Gather', [w, x.name], { axis: 0 }, doc(m, s)), [...x.shape, e.embeddingDim], g);
+    return leaf(g.op(s, 'Gather', [w, x.name], { axis: 0 }, doc(m, s)), [...x.shape, e.embeddingDim], g);
   }],
   [L.Softmax, (m, x0, g, s) => {
     const x = g.nhwc(x0, s);
     const op = m instanceof L.LogSoftmax ? 'LogSoftmax' : 'Softmax';
-    return leaf(s, g.op(s, op, [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
+    return leaf(g.op(s, op, [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
   }],
   [L.LogSoftmax, (m, x0, g, s) => {
     const x = g.nhwc(x0, s);
-    return leaf(s, g.op(s, 'LogSoftmax', [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
+    return leaf(g.op(s, 'LogSoftmax', [x.name], { axis: (m.getConfig() as { axis: number }).axis }, doc(m, s)), x.shape, g);
   }],
   ...[L.ReLU, L.LeakyReLU, L.ELU, L.Sigmoid, L.Tanh, L.Softplus, L.SiLU, L.GELU].map((c) => [c, activation] as [typeof L.ReLU, Emitter]),
   [LSTM, (m, x, g, s) => recurrentLayer(m as Recurrent, x, g, s)],
@@ -406,7 +406,7 @@ const EMITTERS: [abstract new (...a: any[]) => Module, Emitter][] = [
         : b.mergeMode === 'mul' ? g.op(s, 'Mul', [f.name, r.name], {}, d)
           : g.op(s, 'Mul', [g.op(s, 'Add', [f.name, r.name]), g.constant(0.5)], {}, d);
     const last = f.shape.length - 1;
-    return leaf(s, y, f.shape.map((n, i) => (i === last && b.mergeMode === 'concat' ? n + r.shape[last] : n)), g);
+    return leaf(y, f.shape.map((n, i) => (i === last && b.mergeMode === 'concat' ? n + r.shape[last] : n)), g);
   }],
   [MultiHeadAttention, (m, x, g, s) => attention(m as MultiHeadAttention, x, g, s)],
   [SinusoidalPositionalEncoding, (m, x, g, s) => positions(m, x, g, s)],
