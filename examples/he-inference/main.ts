@@ -6,8 +6,9 @@
  *   npx tsx examples/he-inference/server.ts &            # the server, 127.0.0.1:8787
  *   npx vite --config examples/he-inference/vite.config.ts
  *
- * When done it sets `document.body.dataset.result` (JSON: accuracy, bytes, timings), which
- * examples/he-inference/browser.ts reads to check the page in headless Chromium.
+ * When done it sets `document.body.dataset.result` (JSON: accuracy, bytes, timings). For scripted
+ * checks (examples/he-inference/browser.ts) it also exposes `heClassify(model, rows, shape)`: one
+ * encrypted round trip of any rows through any served model, returning the decrypted logits.
  */
 import * as eg from 'edgegrad';
 import { HEInferenceClient } from './client.js';
@@ -30,6 +31,21 @@ const [xTest, yTest] = eg.tidy(() => {
   return [x.slice([0, 0, 0, 0], [m, 8, 8, 1]).clone(), y.slice([0], [m]).clone()];
 });
 $<HTMLButtonElement>('run').textContent = `Encrypt and classify ${xTest.shape[0]} test digits`;
+
+/** One encrypted round trip of `rows` (`[n, ...shape]` row-major) through `model`, for scripted checks (browser.ts). */
+async function classify(model: string, rows: number[], shape: number[]) {
+  const client = await HEInferenceClient.connect('', model);
+  try {
+    const x = eg.tensor(Float32Array.from(rows), shape);
+    const p = await client.predict(x);
+    const logits = Array.from(p.logits.dataSync());
+    eg.dispose([x, p.logits]);
+    return { logits, ms: p.ms, sent: p.sent, received: p.received, keygenMs: client.keygenMs, bundleBytes: client.bundleBytes };
+  } finally {
+    await client.close();
+  }
+}
+(globalThis as { heClassify?: typeof classify }).heClassify = classify;
 
 const button = $<HTMLButtonElement>('run');
 button.disabled = false;
