@@ -448,6 +448,8 @@ export function loadCiphertext(target: HEContext | HEClient | { readonly hasSecr
       sealCall('eg.he ciphertext', () => ct.loadArray(core.context, s), FormatError);
       if (ct.size !== 2) throw new FormatError(`eg.he ciphertext: a chunk of size ${ct.size} (expected 2 polynomials)`);
     }
+    const level = core.levelOf(chunks[0]);
+    if (chunks.some((c) => core.levelOf(c) !== level)) throw new FormatError('eg.he ciphertext: its chunks are at different levels');
   } catch (e) {
     free(...chunks);
     throw e;
