@@ -178,6 +178,11 @@ describe('eg.onnx.exportModel graph details', () => {
     expect(() => eg.onnx.exportModel(lin, { inputShapes: [1, 2], names: { input: 'x', output: 'x' } })).toThrow(/must differ/);
     expect(() => eg.onnx.exportModel(lin, undefined as never)).toThrow(eg.ArgumentError);
     expect(() => eg.onnx.exportModel({} as never, { inputShapes: [1, 2] })).toThrow(eg.ArgumentError);
+    const emb = new nn.Sequential(new nn.Embedding(5, 2), new nn.Linear(2, 2));
+    expect(() => eg.onnx.exportModel(emb, { inputShapes: [1, 3] })).toThrow(/Embedding \(0\) takes int32 token ids/);
+    expect(() => eg.onnx.exportModel(lin, { inputShapes: [1, 2], inputDType: 'int32' })).toThrow(/takes float32 input/);
+    expect(() => eg.onnx.exportModel(lin, { inputShapes: [1, 2], dynamicBatch: 'yes' as never })).toThrow(eg.ArgumentError);
+    emb.dispose();
     const bi = new nn.LSTM(2, 2, { bidirectional: true, reverse: true });
     expect(() => eg.onnx.exportModel(bi, { inputShapes: [1, 3, 2] })).toThrow(/swaps its directions/);
     for (const m of [model, lin, bi]) m.dispose();

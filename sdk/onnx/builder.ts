@@ -11,6 +11,8 @@ export interface Val {
   name: string;
   shape: number[];
   nchw?: boolean;
+  /** int32 for token ids (the graph input of an Embedding); float32 when absent. */
+  dtype?: 'float32' | 'int32';
 }
 
 /** An attribute value: int, ints, string, strings, float or floats. */

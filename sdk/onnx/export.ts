@@ -353,6 +353,10 @@ function emit(m: Module, x: Val, g: GraphBuilder, scope: string): Val {
   const s = scope || m.className;
   const e = EMITTERS.find(([cls]) => m instanceof cls)?.[1];
   if (!e) throw new ArgumentError(`no ONNX export for ${m.className}`);
+  // Token ids go to an Embedding, floats to everything else: caught here rather than by the runtime.
+  if ((x.dtype === 'int32') !== m instanceof L.Embedding) {
+    throw new ArgumentError(`exportModel: ${m.className} (${s}) takes ${m instanceof L.Embedding ? 'int32 token ids (inputDType: \'int32\')' : 'float32 input'}, got ${x.dtype ?? 'float32'}`);
+  }
   return e(m, x, g, s);
 }
 
@@ -458,6 +462,7 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
   if (inName === outName) throw new ArgumentError(`exportModel: the input and output names must differ, both are '${inName}'`);
   for (const s of [opts.docString, opts.graphName]) if (s !== undefined && typeof s !== 'string') throw new ArgumentError(`exportModel docString and graphName must be strings, got ${describe(s)}`);
   const dynamicBatch = opts.dynamicBatch ?? true;
+  if (typeof dynamicBatch !== 'boolean') throw new ArgumentError(`exportModel dynamicBatch must be a boolean, got ${describe(opts.dynamicBatch)}`);
   const maskName = opts.keyMask ? opts.names?.keyMask ?? 'key_mask' : null;
   if (opts.keyMask !== undefined && typeof opts.keyMask !== 'boolean') throw new ArgumentError(`exportModel keyMask must be a boolean, got ${describe(opts.keyMask)}`);
   if (maskName !== null) {
@@ -484,7 +489,7 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
     g.unique(inName);
     g.unique(outName);
     if (maskName !== null) g.keyMask = g.unique(maskName);
-    const y = g.nhwc(emit(model, { name: inName, shape }, g, ''), 'output');
+    const y = g.nhwc(emit(model, { name: inName, shape, dtype }, g, ''), 'output');
     finishOutput(g, y.name, outName);
     return encodeModel({
       irVersion: IR_VERSION,
