@@ -139,26 +139,33 @@ async function browsers() {
   } catch (e) {
     check('chromium', false, `could not start: ${e.message}`);
   }
-  const gecko = ['geckodriver', join(repo, '.tools/bin/geckodriver'), join(process.env.HOME ?? '', '.cargo/bin/geckodriver')]
-    .find((p) => sh(p, ['--version']).code === 0);
-  if (gecko && existsSync('/usr/bin/firefox-esr')) {
+  // WebdriverIO wants the driver's absolute path (setup.sh installs it with cargo).
+  const gecko = [process.env.GECKODRIVER_PATH, join(process.env.HOME ?? '', '.cargo/bin/geckodriver'), '/usr/local/bin/geckodriver', '/usr/bin/geckodriver']
+    .find((p) => p && existsSync(p) && sh(p, ['--version']).code === 0);
+  const firefox = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
+  if (gecko && existsSync(firefox)) {
     try {
       const { remote } = await import('webdriverio');
       const ff = await remote({
         logLevel: 'error',
-        capabilities: { browserName: 'firefox', 'wdio:geckodriverOptions': { binary: gecko }, 'moz:firefoxOptions': { binary: '/usr/bin/firefox-esr', args: ['-headless'] } },
+        capabilities: { browserName: 'firefox', 'wdio:geckodriverOptions': { binary: gecko }, 'moz:firefoxOptions': { binary: firefox, args: ['-headless'] } },
       });
+      let errors = [];
+      // Console errors through WebDriver BiDi's log events.
+      await ff.sessionSubscribe({ events: ['log.entryAdded'] });
+      ff.on('log.entryAdded', (e) => { if (e.level === 'error') errors.push(String(e.text)); });
       drivers.push(['firefox', async (url) => {
+        errors = [];
         await ff.url(url);
         await ff.waitUntil(() => ff.execute(() => Boolean(window.__result || window.__error)), { timeout: 120_000, interval: 250 });
         const out = await ff.execute(() => ({ result: window.__result, error: window.__error }));
-        return { ...out, errors: [] };
+        return { ...out, errors };
       }, () => ff.deleteSession()]);
     } catch (e) {
       check('firefox', false, `could not start: ${e.message}`);
     }
   } else {
-    console.log('skip firefox: geckodriver (PATH, .tools/bin or ~/.cargo/bin) or /usr/bin/firefox-esr not found');
+    console.log(`skip firefox: geckodriver (GECKODRIVER_PATH or ~/.cargo/bin) or ${firefox} not found`);
   }
 
   for (const [browserName, open, close] of drivers) {
