@@ -113,14 +113,13 @@ export class HEInferenceClient {
     }
   }
 
-  /** Encrypts a batch `[n, ...inputShape]` (or `[n, features]`) in the model's slot layout, as wire bytes. */
+  /**
+   * Encrypts a batch `[n, ...inputShape]` (or `[n, features]`) in the model's slot layout, as wire
+   * bytes: secret-key encryption in SEAL's seeded form (half the bytes of a public-key ciphertext;
+   * the server evaluates it like any other).
+   */
   encrypt(x: eg.Tensor): Uint8Array {
-    const c = this.keys.encrypt(x, this.info.encrypt);
-    try {
-      return c.toBytes();
-    } finally {
-      c.dispose();
-    }
+    return this.keys.encryptToBytes(x, this.info.encrypt);
   }
 
   /** Sends ciphertext bytes to the server's evaluator; returns the encrypted logits' bytes. */
