@@ -12,13 +12,6 @@
  * const logits = client.decrypt(evaluator.forward(ct));
  * ```
  */
-import { ArgumentError } from '../errors.js';
-import { describe } from '../args.js';
-import { CompiledModel } from './compile.js';
-import { createContext, type HEContext } from './context.js';
-import { checkContext, createEvaluator, type HEEvaluator } from './evaluator.js';
-import { presetFor } from './params.js';
-
 export { compile, plaintextForward, CompiledModel } from './compile.js';
 export type { CompileOptions, Stage, AffineStage, PolyStage } from './compile.js';
 export { createContext, loadContext, loadClient, loadCiphertext, HEContext, HEClient, Ciphertext } from './context.js';
@@ -29,6 +22,13 @@ export { MAX_COEFF_BITS } from './params.js';
 export type { ContextOptions, HEParams } from './params.js';
 export { liveObjects } from './seal.js';
 export { releasePool } from './core.js';
+
+import { ArgumentError } from '../errors.js';
+import { describe } from '../args.js';
+import { CompiledModel } from './compile.js';
+import { createContext, type HEContext } from './context.js';
+import { checkContext, createEvaluator, type HEEvaluator } from './evaluator.js';
+import { presetFor } from './params.js';
 
 /** Options of `contextForModel`: fix the ring degree or security level instead of the smallest secure choice. */
 export interface ModelContextOptions {
