@@ -94,27 +94,33 @@ export function tensor(values: TensorLike, shape?: number[], dtype?: DType): Ten
   }
 }
 
+/** A rank-0 tensor holding `v`. */
 export function scalar(v: number, dtype: DType = 'float32'): Tensor {
   checkNumber(v, 'scalar(): the value', { allowNaN: true });
   return tensor(v, [], dtype);
 }
 
+/** A tensor of `shape` filled with `value`. */
 export function full(shape: number[], value: number, dtype: DType = 'float32'): Tensor {
   const sh = checkShape(shape);
   checkNumber(value, 'full(): the value', { allowNaN: true });
   const c = dtypeCode(dtype);
   return fromHandle(call((e) => e.tensor_full(sh, value, c)));
 }
+/** A tensor of `shape` filled with 0. */
 export function zeros(shape: number[], dtype: DType = 'float32'): Tensor {
   return full(shape, 0, dtype);
 }
+/** A tensor of `shape` filled with 1. */
 export function ones(shape: number[], dtype: DType = 'float32'): Tensor {
   return full(shape, 1, dtype);
 }
+/** Zeros with `t`'s shape and dtype. */
 export function zerosLike(t: Tensor): Tensor {
   assertTensorArg(t, 'zerosLike');
   return zeros(t.shape, t.dtype);
 }
+/** Ones with `t`'s shape and dtype. */
 export function onesLike(t: Tensor): Tensor {
   assertTensorArg(t, 'onesLike');
   return ones(t.shape, t.dtype);
@@ -142,6 +148,7 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = 'f
 
 /** Random options: an explicit seed gives a stream independent of the global one. */
 export interface RandomOptions {
+  /** Draw from the stream of this seed instead of the global one (any integer; the same seed gives the same values). */
   seed?: number;
 }
 
@@ -157,15 +164,19 @@ export function manualSeed(seed: number): void {
  * from it. Streams with an explicit `{ seed }` are independent of it.
  */
 export interface RngState {
+  /** The Philox key, two 32-bit words. */
   key: [number, number];
+  /** The position in the stream, two 32-bit words. */
   counter: [number, number];
 }
 
+/** The global random stream's position, to restore later with `setRngState` (checkpoints use it). */
 export function getRngState(): RngState {
   const w = call((e) => e.rng_get_state());
   return { key: [w[0], w[1]], counter: [w[2], w[3]] };
 }
 
+/** Moves the global random stream back to a position `getRngState` returned. */
 export function setRngState(s: RngState): void {
   const words = [s?.key, s?.counter].flatMap((p) => (Array.isArray(p) && p.length === 2 ? p : [NaN, NaN]));
   if (!words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff_ffff)) {

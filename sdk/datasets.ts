@@ -32,6 +32,7 @@ async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
   }
 }
 
+/** The bundled UCI optical digits, as `loadDigits` returns them. */
 export interface Digits {
   /** `n x 64` pixel intensities 0..16, row-major 8x8 images. */
   images: Float32Array;

@@ -112,6 +112,7 @@ export function dispose(value: unknown): void {
   for (const t of found) if (!t.isDisposed) t.dispose();
 }
 
+/** What `memory()` reports: live tensors and bytes, the buffer pool, wasm memory and the limit. */
 export interface MemoryInfo {
   /** Tensors alive in the engine (handles not yet disposed). */
   numTensors: number;
@@ -127,6 +128,7 @@ export interface MemoryInfo {
   limit: number;
 }
 
+/** The engine's memory right now (`numTensors` counts live tensors: leak checks use it). */
 export function memory(): MemoryInfo {
   const [numTensors, numBytes, numBuffers, pooledBytes, limit] = call((e) => e.engine_memory());
   return { numTensors, numBytes, numBuffers, pooledBytes, wasmBytes: wasmMemory().buffer.byteLength, limit };

@@ -8,11 +8,14 @@ import { ArgumentError, DisposedError, DTypeError, ShapeError } from './errors.j
 import { call, E, lastTensorMeta } from './runtime.js';
 import { keep, track, untrack, type HandleCell } from './memory.js';
 
+/** Element types: `float32`, `int32` and `int8`. */
 export type DType = 'float32' | 'int32' | 'int8';
 export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'int8' ? Int8Array : Float32Array;
+/** The typed array `dataSync()`/`data()` return: one per dtype. */
 export type DataArray = Float32Array | Int32Array | Int8Array;
 /** Nested arrays of numbers (any depth), a typed array, or a single number. */
 export type TensorLike = number | DataArray | number[] | NestedArray;
+/** Nested arrays of numbers, as `arraySync()` returns and `tensor()` takes. */
 export interface NestedArray extends Array<number | NestedArray> {}
 
 const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, int8: 2 };
@@ -45,6 +48,10 @@ export function fromHandle(handle: number): Tensor {
   return new Tensor(handle, OWN_HANDLE);
 }
 
+/**
+ * An n-dimensional array in the engine's wasm memory, with autograd. Made by the creation
+ * functions (`tensor`, `zeros`, `randn`, …) and by ops; freed by `dispose()`, `tidy` or `dispose`.
+ */
 export class Tensor {
   /** Marker for `tidy` result scanning. */
   readonly __tensor = true as const;
@@ -538,6 +545,7 @@ export function scalarTensor(v: number, dtype: DType = 'float32'): Tensor {
   return fromHandle(call((e) => e.tensor_full(new Uint32Array(0), v, c)));
 }
 
+/** Whether `x` is a Tensor (live or disposed). */
 export function isTensor(x: unknown): x is Tensor {
   return x instanceof Tensor;
 }

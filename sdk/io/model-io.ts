@@ -21,6 +21,7 @@ import { checkDigest, checkSigningKey, digestSchema, sha256Digest, signManifest,
 const FORMAT = 'edgegrad-model';
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 
+/** The contents of `model.json`: format, architecture (module config), tensor names and `userData`. */
 export interface ModelJson {
   format: typeof FORMAT;
   version: 1;
@@ -37,11 +38,13 @@ export interface ModelJson {
   signature?: ModelSignature;
 }
 
+/** A saved model in memory: `model.json`'s object and `model.safetensors`' bytes. */
 export interface ModelArtifacts {
   json: ModelJson;
   weights: Uint8Array;
 }
 
+/** Options of `saveModel`. */
 export interface SaveOptions {
   /** Also store this optimizer's state, so training resumes exactly. */
   optimizer?: Optimizer<{ lr: number }>;
