@@ -3,7 +3,7 @@
 # Fast when everything is already there: each step checks before it acts.
 #   - Debian packages: rustc-web, cargo-web, rust-web-src (Rust for wasm32 with std sources),
 #     lld-19 (wasm-ld), wabt (wasm2wat, used by a test), chromium and firefox-esr (browser tests);
-#     webkit2gtk-driver too when EDGEGRAD_WEBKIT=1 (the optional WebKitGTK run)
+#     webkit2gtk-driver and xvfb too when EDGEGRAD_WEBKIT=1 (the optional WebKitGTK run)
 #   - wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock
 #   - geckodriver (Firefox's WebDriver; Debian has none) built by `cargo install --locked` into
 #     ~/.cargo/bin: cache that directory in CI (a cold build took 18 min on a busy 2-core machine)
@@ -18,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # --- Debian packages ---------------------------------------------------------------------------
 need=()
 pkgs=(rustc-web cargo-web rust-web-src lld-19 wabt chromium firefox-esr)
-if [ "${EDGEGRAD_WEBKIT:-0}" = "1" ]; then pkgs+=(webkit2gtk-driver); fi
+if [ "${EDGEGRAD_WEBKIT:-0}" = "1" ]; then pkgs+=(webkit2gtk-driver xvfb); fi
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done

@@ -7,8 +7,14 @@
  * and to Grad-CAM, and saves a screenshot per run under reports/demo/. Fails on any console error,
  * uncaught error, a wrong build, or a missing prediction.
  *
- *   node --import tsx tests/e2e/demo.ts [--browsers chromium,firefox] [--epochs 3]
+ * With `--browsers ...,webkit` (or EDGEGRAD_WEBKIT=1) it also drives WebKitGTK's MiniBrowser
+ * through WebKitWebDriver under Xvfb (optional: Debian's webkit2gtk-driver and xvfb): the demo as
+ * above, plus the determinism program's page (tests/engines/page), whose rows join the digest table
+ * (target/engines/). No Vitest provider drives MiniBrowser, so this is where WebKit gets checked.
+ *
+ *   node --import tsx tests/e2e/demo.ts [--browsers chromium,firefox,webkit] [--epochs 3]
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +25,7 @@ import { build } from 'vite';
 /** What the page exposes on `window.edgegradDemo` (examples/browser/main.ts). */
 interface DemoState {
   state: string;
-  info: { build: string; threads: number; maxThreads: number; crossOriginIsolated: boolean } | null;
+  info: { build: string; threads: number; maxThreads: number; crossOriginIsolated: boolean; fallbackReason?: string } | null;
   errors: string[];
   history: { loss: number[]; valAccuracy: number[] };
   prediction: { model: string; digit: number; probs: number[]; ms: number } | null;
@@ -44,7 +50,7 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : def;
 };
-const browsers = opt('--browsers', 'chromium,firefox').split(',').filter(Boolean);
+const browsers = opt('--browsers', process.env.EDGEGRAD_WEBKIT === '1' ? 'chromium,firefox,webkit' : 'chromium,firefox').split(',').filter(Boolean);
 const epochs = Number(opt('--epochs', '3'));
 const outDir = 'reports/demo';
 const VIEW = { width: 1100, height: 2000 };
@@ -121,6 +127,56 @@ async function firefox(): Promise<Driver> {
   };
 }
 
+/** WebKitGTK's MiniBrowser: WebKitWebDriver (classic WebDriver, no BiDi) under a virtual X display. */
+async function webkit(): Promise<Driver> {
+  const port = 4500 + Math.floor(Math.random() * 400);
+  const wd: ChildProcess = spawn('xvfb-run', ['-a', '-s', `-screen 0 ${VIEW.width}x${VIEW.height}x24`, 'WebKitWebDriver', `--port=${port}`], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1500));
+  const { remote } = await import('webdriverio');
+  let browser: WebdriverIO.Browser;
+  try {
+    browser = await remote({
+      hostname: '127.0.0.1', port, path: '/', logLevel: 'error',
+      capabilities: {
+        browserName: 'MiniBrowser',
+        'webkitgtk:browserOptions': { binary: process.env.MINIBROWSER_PATH ?? '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser', args: ['--automation'] },
+        'wdio:enforceWebDriverClassic': true,
+      } as WebdriverIO.Capabilities,
+    });
+  } catch (e) {
+    wd.kill();
+    throw e;
+  }
+  await browser.setWindowSize(VIEW.width, VIEW.height).catch(() => undefined);
+  return {
+    open: async (url) => { await browser.url(url); },
+    read: <T>(expr: string) => browser.execute(`return ${expr}`) as Promise<T>,
+    click: async (sel) => { await (await browser.$(sel)).click(); },
+    async draw(sel, strokes) {
+      const el = await browser.$(sel);
+      const size = await el.getSize();
+      for (const s of strokes) {
+        const at = ([fx, fy]: [number, number]) => ({ origin: el, x: Math.round((fx - 0.5) * size.width), y: Math.round((fy - 0.5) * size.height) });
+        let chain = browser.action('pointer', { parameters: { pointerType: 'mouse' } }).move(at(s[0])).down();
+        for (let i = 1; i < s.length; i++) {
+          const [a, b] = [s[i - 1], s[i]];
+          for (let k = 1; k <= 6; k++) chain = chain.move({ ...at([a[0] + ((b[0] - a[0]) * k) / 6, a[1] + ((b[1] - a[1]) * k) / 6]), duration: 10 });
+        }
+        await chain.up().perform();
+      }
+    },
+    screenshot: async (path) => { await browser.saveScreenshot(path); },
+    // Classic WebDriver has no console access: the page's own error log (window.edgegradDemo.errors) is checked instead.
+    consoleErrors: () => [],
+    close: async () => {
+      await browser.deleteSession().catch(() => undefined);
+      wd.kill();
+    },
+  };
+}
+
+const DRIVERS: Record<string, () => Promise<Driver>> = { chromium, firefox, webkit };
+
 async function waitFor(d: Driver, expr: string, what: string, seconds: number): Promise<void> {
   const end = Date.now() + seconds * 1000;
   while (Date.now() < end) {
@@ -147,12 +203,15 @@ interface RunResult {
 }
 
 async function runOne(name: string, isolated: boolean, url: string): Promise<RunResult> {
-  const d = name === 'firefox' ? await firefox() : await chromium();
+  const d = await DRIVERS[name]();
   try {
     await d.open(`${url}?epochs=${epochs}`);
     await waitFor(d, "document.body.dataset.state === 'ready'", 'the engine', 180);
     const info = (await d.read<DemoState['info']>('window.edgegradDemo.info'))!;
-    const wantBuild = isolated ? 'simd-threads' : 'simd';
+    // WebKitGTK may ship SharedArrayBuffer switched off even on an isolated page: then the simd fallback is right.
+    const sab = await d.read<boolean>("typeof SharedArrayBuffer === 'function'");
+    if (!sab && isolated && name !== 'webkit') throw new Error('no SharedArrayBuffer on a cross-origin isolated page');
+    const wantBuild = isolated && sab ? 'simd-threads' : 'simd';
     if (info.build !== wantBuild || info.crossOriginIsolated !== isolated) {
       throw new Error(`expected the ${wantBuild} build (isolated: ${isolated}), the page runs ${info.build} (isolated: ${info.crossOriginIsolated})`);
     }
@@ -199,7 +258,7 @@ async function runOne(name: string, isolated: boolean, url: string): Promise<Run
     const pct = (v?: number) => `${((v ?? NaN) * 100).toFixed(1)}%`;
     const rep = (k: string) => `${pct(state.reports[k]?.accuracy)}, ${(state.reports[k].bytesOnDisk / 1024).toFixed(1)} KiB, ${state.reports[k].latencyMs?.toFixed(2)} ms`;
     return {
-      browser: name, isolated, build: info.build, threads: info.threads, epochs: state.history.loss.length,
+      browser: name, isolated, build: info.fallbackReason ? `${info.build} (${info.fallbackReason})` : info.build, threads: info.threads, epochs: state.history.loss.length,
       valAccuracy: state.history.valAccuracy.at(-1) ?? NaN, float32: rep('float32'), int8: rep('int8'),
       drawn: `f32 ${drawnF.digit} (${pct(drawnF.probs[drawnF.digit])}), int8 ${drawnQ.digit} (${pct(drawnQ.probs[drawnQ.digit])})`,
       sample: `test digit 3 → ${sampleF.digit}${fooled ? `; attack: ${fooled}` : ''}`, screenshot: shot,
@@ -219,10 +278,10 @@ const TYPES: Record<string, string> = {
 };
 
 /** A static server for the built demo, with or without the cross-origin isolation headers. */
-async function serve(isolated: boolean): Promise<{ url: string; server: Server }> {
+async function serve(isolated: boolean, root = distDir): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-    let file = join(distDir, path);
+    let file = join(root, path);
     try {
       if (statSync(file).isDirectory()) file = join(file, 'index.html');
       const body = readFileSync(file);
@@ -237,12 +296,49 @@ async function serve(isolated: boolean): Promise<{ url: string; server: Server }
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
 }
 
+const digestDir = 'target/digest-dist';
+
+/** The determinism program's page in a browser, each build: its rows (written to target/engines/ for the table). */
+async function digestRows(name: string): Promise<string> {
+  const lines: string[] = [];
+  for (const [isolated, query] of [[true, ''], [false, '?build=simd']] as const) {
+    const { url, server } = await serve(isolated, digestDir);
+    const d = await DRIVERS[name]();
+    try {
+      await d.open(`${url}${query}`);
+      await waitFor(d, "document.body.dataset.state === 'done'", 'the digest page', 300);
+      const r = await d.read<{ rows: { engine: string; build: string; threads: number; digest: string; mismatched: string[] }[]; error: string | null; info: { build: string } | null }>('window.edgegradDigest');
+      if (r.error) throw new Error(`digest page: ${r.error}`);
+      if (r.rows.length === 0) throw new Error('digest page: no rows');
+      mkdirSync('target/engines', { recursive: true });
+      writeFileSync(`target/engines/${r.rows[0].engine.replace(/[^\w.-]+/g, '-')}-${r.rows[0].build}.json`, `${JSON.stringify(r.rows, null, 1)}\n`);
+      lines.push(...r.rows.map((row) => `${row.engine} ${row.build} × ${row.threads}: ${row.digest.slice(0, 16)}${row.mismatched.length ? ` (parts off: ${row.mismatched.join(',')})` : ''}`));
+    } finally {
+      await d.close();
+      server.close();
+    }
+  }
+  return lines.join('; ');
+}
+
 mkdirSync(outDir, { recursive: true });
+let failed = false;
 const tb = Date.now();
 await build({ configFile: 'examples/browser/vite.config.ts', logLevel: 'error', build: { outDir: `${process.cwd()}/${distDir}`, emptyOutDir: true, chunkSizeWarningLimit: 4096 } });
+if (browsers.includes('webkit')) {
+  await build({ configFile: 'examples/browser/vite.config.ts', root: `${process.cwd()}/tests/engines/page`, logLevel: 'error',
+    build: { outDir: `${process.cwd()}/${digestDir}`, emptyOutDir: true, chunkSizeWarningLimit: 4096 } });
+}
 console.log(`built the demo in ${((Date.now() - tb) / 1000).toFixed(0)} s (${distDir})`);
+if (browsers.includes('webkit')) {
+  try {
+    console.log(`ok   webkit digest: ${await digestRows('webkit')}`);
+  } catch (e) {
+    failed = true;
+    console.log(`FAIL webkit digest: ${(e as Error).message}`);
+  }
+}
 const results: RunResult[] = [];
-let failed = false;
 for (const isolated of [true, false]) {
   const { url, server } = await serve(isolated);
   try {
