@@ -34,6 +34,7 @@ const { values: a } = parseArgs({
     alpha: { type: 'string', default: '8' },
     dropout: { type: 'string', default: '0.05' },
     targets: { type: 'string', default: 'attn.q,attn.k,attn.v,attn.out,mlp.fc1,mlp.fc2' },
+    'modules-to-save': { type: 'string', default: 'classifier' },
     pretrained: { type: 'string', default: PRETRAINED_DIR },
     out: { type: 'string', default: 'reports/lora-text' },
   },
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
 const num = (k: keyof typeof a) => Number(a[k]);
 const outDir = a.out!;
 const targets = a.targets!.split(',');
+const modulesToSave = a['modules-to-save']!.split(',').filter(Boolean);
 const t0 = performance.now();
 const info = await eg.init();
 console.log(`edgegrad ${info.build} · ${info.threads} thread(s) · ${info.runtime}`);
@@ -75,7 +77,7 @@ async function fineTune(kind: 'full' | 'lora', seed: number): Promise<Run> {
   let handle: ReturnType<typeof nn.lora.apply> | null = null;
   let opt: eg.optim.AdamW;
   if (kind === 'lora') {
-    handle = nn.lora.apply(clf, { targets, rank: num('rank'), alpha: num('alpha'), dropout: num('dropout'), modulesToSave: ['classifier'], seed });
+    handle = nn.lora.apply(clf, { targets, rank: num('rank'), alpha: num('alpha'), dropout: num('dropout'), modulesToSave, seed });
     opt = new eg.optim.AdamW(handle.trainableParameters(), { lr: num('lora-lr'), weightDecay: 0.01 });
   } else {
     opt = new eg.optim.AdamW(nn.layerwiseLrGroups(clf, { lr: num('full-lr'), decay: 0.8 }), { lr: num('full-lr'), weightDecay: 0.01 });
@@ -144,7 +146,7 @@ const summary = {
   encoder: `${a.pretrained} (examples/pretrain-text.ts)`,
   encoderConfig: pre.config,
   data: { train: split.train.length, dev: split.dev.length, test: split.test.length, maxLength: pre.maxLength },
-  lora: { rank: num('rank'), alpha: num('alpha'), dropout: num('dropout'), targets, modulesToSave: ['classifier'], optimizer: 'AdamW', lr: num('lora-lr') },
+  lora: { rank: num('rank'), alpha: num('alpha'), dropout: num('dropout'), targets, modulesToSave, optimizer: 'AdamW', lr: num('lora-lr') },
   full: { optimizer: 'AdamW with layer-wise lr decay 0.8', lr: num('full-lr') },
   schedule: { epochs: num('epochs'), batchSize: num('batch'), warmup: '10% then linear decay to 0', clipGradNorm: 1, earlyStopping: 'dev F1, patience 4, best weights restored' },
   seeds: num('seeds'),

@@ -434,9 +434,10 @@ export class LoraHandle {
 
   /**
    * Folds every adapter into its Linear (`W += (alpha/rank) · B·A`) and takes the adapters out of
-   * the model: its parameters, state dict and `saveModel` files are the base model's again, and
-   * its outputs those of the adapted model (evaluation mode) up to rounding. The handle keeps A and
-   * B for `unmerge()` until `dispose()`. Returns the model.
+   * the model (PEFT's `merge_and_unload()`): its parameters, state dict and `saveModel`/ONNX
+   * exports are the base model's again, and its outputs those of the adapted model (evaluation
+   * mode) up to rounding. Merge before exporting: exporters see the Linear weights, not the
+   * adapters' hooks. The handle keeps A and B for `unmerge()` until `dispose()`. Returns the model.
    */
   merge(): Module {
     this.#active('merge');
