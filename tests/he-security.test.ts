@@ -283,5 +283,18 @@ describe('memory', () => {
     expect(he.liveObjects()).toBe(before);
     expect(() => k2.encrypt([1])).toThrow(eg.DisposedError);
     expect(() => ct.toBytes()).toThrow(eg.DisposedError);
+    // The idle context kept for reuse is not counted, and freeing it leaves later contexts working.
+    he.releasePool();
+    expect(he.liveObjects()).toBe(before);
+    const c3 = await he.createContext({ coeffModulusBits: [60, 40, 60] });
+    const k3 = c3.generateKeys({ galois: [1] });
+    const ct3 = k3.encrypt([[1, 2, 3]]);
+    const y = k3.decrypt(ct3);
+    expect(Array.from(y.dataSync()).map((v) => Math.round(v * 1e4) / 1e4)).toEqual([1, 2, 3]);
+    y.dispose();
+    ct3.dispose();
+    k3.dispose();
+    c3.dispose();
+    expect(he.liveObjects()).toBe(before);
   });
 });
