@@ -45,7 +45,9 @@ interface ParamState {
 }
 
 export abstract class Optimizer<H extends { lr: number }> {
+  /** Parameter groups, each with its own hyper-parameters (PyTorch's `param_groups`). */
   readonly groups: ParamGroup<H>[];
+  /** Per-parameter state (step count and tensors such as momentum buffers), made on first use. */
   protected readonly state = new Map<Tensor, ParamState>();
 
   constructor(params: ParamsArg<H>, defaults: H) {
@@ -84,6 +86,7 @@ export abstract class Optimizer<H extends { lr: number }> {
     for (const g of this.groups) g.options.lr = v;
   }
 
+  /** `p`'s state, created with zero tensors `names` on first use. */
   protected stateOf(p: Tensor, names: string[]): ParamState {
     let s = this.state.get(p);
     if (!s) {
@@ -107,6 +110,7 @@ export abstract class Optimizer<H extends { lr: number }> {
     }
   }
 
+  /** Updates `p` in place from its gradient `g` under hyper-parameters `h` (one engine kernel). */
   protected abstract update(p: Tensor, g: Tensor, h: H): void;
 
   /** Names of the state tensors a parameter has under hyper-parameters `h` (null: any identifier). */
@@ -119,6 +123,7 @@ export abstract class Optimizer<H extends { lr: number }> {
     for (const g of this.groups) for (const p of g.params) p.zeroGrad();
   }
 
+  /** Hyper-parameters and state per parameter, to resume exactly (PyTorch's `state_dict`). */
   stateDict(): OptimizerState {
     const params: OptimizerState['params'] = [];
     for (const g of this.groups) {

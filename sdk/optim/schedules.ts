@@ -18,6 +18,7 @@ interface HasGroups {
 }
 
 export abstract class LRScheduler {
+  /** Each group's initial learning rate (PyTorch's `base_lrs`). */
   protected readonly baseLrs: number[];
   /** Steps taken so far. */
   stepCount = 0;
@@ -32,9 +33,11 @@ export abstract class LRScheduler {
     this.stepCount++;
     this.apply();
   }
+  /** Sets every group's rate for the current step count. */
   protected apply(): void {
     this.optimizer.groups.forEach((g, i) => (g.options.lr = this.lrAt(this.stepCount, this.baseLrs[i])));
   }
+  /** The current learning rate of group 0. */
   get lr(): number {
     return this.optimizer.groups[0].options.lr;
   }

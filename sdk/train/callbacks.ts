@@ -37,16 +37,25 @@ export interface CallbackState {
   tensors?: Record<string, Tensor>;
 }
 
+/** Base of `fit`'s callbacks (Keras' `Callback`): override the hooks you need; each may be async. */
 export abstract class Callback {
+  /** The running `fit`: model, optimizer, options (set before `onTrainBegin`). */
   protected ctx!: TrainingContext;
+  /** Called by `fit` before training starts, with the context the hooks read as `this.ctx`. */
   setContext(ctx: TrainingContext): void {
     this.ctx = ctx;
   }
+  /** Before the first epoch. */
   onTrainBegin(_logs: Logs): void | Promise<void> {}
+  /** After the last epoch (also after early stopping), with the last epoch's logs. */
   onTrainEnd(_logs: Logs): void | Promise<void> {}
+  /** Before each epoch (0-based). */
   onEpochBegin(_epoch: number): void | Promise<void> {}
+  /** After each epoch, with its logs (loss, metrics, validation values). */
   onEpochEnd(_epoch: number, _logs: Logs): void | Promise<void> {}
+  /** Before each batch (0-based within the epoch). */
   onBatchBegin(_batch: number): void | Promise<void> {}
+  /** After each batch's optimizer step, with the batch's logs. */
   onBatchEnd(_batch: number, _logs: Logs): void | Promise<void> {}
   /**
    * Called once every callback's `onEpochEnd` has run and the history holds the epoch (likewise
@@ -54,6 +63,7 @@ export abstract class Callback {
    * checkpoints of it are written here.
    */
   afterEpochEnd(_epoch: number, _logs: Logs): void | Promise<void> {}
+  /** After every callback's `onBatchEnd` for the batch (see `afterEpochEnd`). */
   afterBatchEnd(_batch: number, _logs: Logs): void | Promise<void> {}
   /** State to keep in training checkpoints (PyTorch Lightning's callback `state_dict`); null when none. */
   stateDict(): CallbackState | null {
