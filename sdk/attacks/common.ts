@@ -92,7 +92,9 @@ export interface Batch {
  * of a plain function, or of a model it closes over, are not known here and accumulate `.grad`.)
  */
 export abstract class Attack extends Attribution {
+  /** Whether `y` names target classes to reach rather than true classes to leave. */
   readonly targeted: boolean;
+  /** The valid input range `{ min, max }` adversarial inputs are clipped to, or null for none. */
   readonly clipValues: ClipValues | null;
 
   constructor(forward: Forward, opts?: AttackOptions) {

@@ -195,6 +195,7 @@ function withRule<T>(rule: Rule, fn: () => T): T {
 
 /** Base of every attribution method: holds the forward and runs batched forward/backward passes. */
 export abstract class Attribution {
+  /** The model or function attributed (Captum's `forward_func`): a Module or a differentiable `(x, ...) => Tensor`. */
   readonly forwardFunc: Forward;
 
   constructor(forward: Forward) {
