@@ -22,6 +22,9 @@ export async function runInChromium(workloads: string[], rounds: number, keep: (
     root, configFile: false, logLevel: 'error',
     server: { port: 0, headers: isolation, fs: { allow: [root] } },
     resolve: { alias: { edgegrad: `${root}sdk/index.ts` } },
+    // Every dependency of every workload pre-bundled at start: one discovered while a job runs
+    // makes Vite re-bundle and the page's pending dynamic imports fail.
+    optimizeDeps: { entries: ['bench/browser/index.html', 'bench/workloads/*.ts'], include: ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'onnxruntime-web'] },
   });
   await server.listen();
   const address = server.httpServer?.address();

@@ -7,7 +7,7 @@
  *
  * `--node 20,22,24` runs the workloads under each of those Node versions (20: the `node` on PATH;
  * 22 and 24: the `node22`/`node24` packages in node_modules; or a path to a node binary); the
- * default is the Node running this script. Records carry their runtime, RESULTS.md has one section
+ * default is the Node running this script (`--node none`: no Node runs, with `--chromium`). Records carry their runtime, RESULTS.md has one section
  * per runtime, and a partial run replaces only the (workload, runtime) pairs it ran. `--quick`:
  * one round, no tfjs-cpu (10-400x slower than everything else). Every GFLOP/s figure is also given
  * as a share of the same runtime's simd128 peak (the `peak` workload, bench/lib/peak.ts).
@@ -43,7 +43,7 @@ function nodeBinary(v: string): string {
   }
   return v;
 }
-const binaries = (option('--node') ?? process.execPath).split(',').map((v) => (v === process.execPath ? v : nodeBinary(v.trim())));
+const binaries = option('--node') === 'none' ? [] : (option('--node') ?? process.execPath).split(',').map((v) => (v === process.execPath ? v : nodeBinary(v.trim())));
 
 function child(bin: string, file: string, args: string[]): { line?: string; status: number | null; stderr: string } {
   const env = { ...process.env, EDGEGRAD_BENCH_CPU_TIME: process.argv.includes('--cpu-time') ? '1' : '0' };
