@@ -69,6 +69,30 @@ fn pack_b_sliver(b: Mat, pc: usize, kc: usize, j0: usize, nr: usize, out: &mut [
             let src = base + p * b.rs;
             out[p * NR..p * NR + NR].copy_from_slice(&b.data[src..src + NR]);
         }
+    } else if b.rs == 1 && nr == NR {
+        // B read transposed (Linear's [out, in] weights): its 8 columns are contiguous runs over
+        // p, so 4 steps of p are two 4x4 blocks transposed with vector shuffles.
+        let body = kc / 4 * 4;
+        let mut p = 0;
+        while p < body {
+            // SAFETY: column j has kc >= p + 4 floats from base + j*cs (B is k×n with k >= pc + kc,
+            // n >= j0 + NR); the sliver holds kc*NR floats and (p + 4) * NR <= kc * NR.
+            unsafe {
+                let ld = |j: usize| F32x4::load(b.data.as_ptr().add(base + j * b.cs + p));
+                let lo = F32x4::transpose4(ld(0), ld(1), ld(2), ld(3));
+                let hi = F32x4::transpose4(ld(4), ld(5), ld(6), ld(7));
+                for q in 0..4 {
+                    lo[q].store(out.as_mut_ptr().add((p + q) * NR));
+                    hi[q].store(out.as_mut_ptr().add((p + q) * NR + 4));
+                }
+            }
+            p += 4;
+        }
+        for p in body..kc {
+            for j in 0..NR {
+                out[p * NR + j] = b.data[base + p + j * b.cs];
+            }
+        }
     } else {
         for p in 0..kc {
             let row = &mut out[p * NR..p * NR + NR];
@@ -469,6 +493,20 @@ mod tests {
             let mut c = vec![7.0; m * n];
             gemm(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n), &mut c, 0, n, false);
             let want = naive(m, n, k, Mat::row_major(&a, k), Mat::row_major(&b, n));
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {y}");
+            }
+        }
+    }
+    #[test]
+    fn transposed_b_packing_matches_naive() {
+        // Linear's layout: B stored n×k and read transposed; k not a multiple of 4, n of NR.
+        for &(m, n, k) in &[(9, 16, 37), (20, 35, 258), (5, 8, 4)] {
+            let a = data(m * k, 11);
+            let bt = data(n * k, 12);
+            let mut c = vec![0.0; m * n];
+            gemm(m, n, k, Mat::row_major(&a, k), Mat::transposed(&bt, k), &mut c, 0, n, false);
+            let want = naive(m, n, k, Mat::row_major(&a, k), Mat::transposed(&bt, k));
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - y).abs() < 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {y}");
             }
