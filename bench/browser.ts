@@ -15,6 +15,10 @@ const JOB_TIMEOUT_MS = 300_000;
 
 type Api = { jobs(name: string): Promise<Job[]>; run(name: string, job: Job): Promise<BenchRecord[]>; isolated(): boolean };
 
+/**
+ * Runs `workloads` (names in bench/workloads/) in headless Chromium, `rounds` rounds of the jobs
+ * `keep` accepts; returns the records (fastest median per configuration), stamped with the runtime.
+ */
 export async function runInChromium(workloads: string[], rounds: number, keep: (job: Job) => boolean): Promise<BenchRecord[]> {
   const { createServer } = await import('vite');
   const { chromium } = await import('playwright');
