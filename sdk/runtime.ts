@@ -7,6 +7,12 @@
  * `same-origin` + COEP `require-corp`) and their workers — and the single-threaded one otherwise,
  * and `backendInfo()` says which it chose and why.
  *
+ * A third build, `rx` (the threaded build plus WebAssembly relaxed SIMD: fused multiply-add in the
+ * f32 GEMM micro-kernel that matmul, linear and convolution run on), loads only on request,
+ * `init({ relaxed: true | 'auto' })`, after a probe module with relaxed instructions validates.
+ * Its results may differ between CPUs, so it is never the default; `backendInfo().relaxed` says
+ * whether it runs and `relaxedReason` why not.
+ *
  * The pool: `threads - 1` workers (Node `worker_threads` or Web Workers, behind one bootstrap,
  * `worker.js`) instantiate the same module on the same memory and sleep in `memory.atomic.wait`
  * until a kernel posts work. The thread that calls edgegrad joins the work itself and never
@@ -28,9 +34,23 @@ export interface InitOptions {
   /** Force a build; `auto` (default) takes threads where the runtime allows them. */
   backend?: 'auto' | Build;
   /** Where to load each build's `.wasm` from, when not beside this file (CDNs, custom servers). */
-  wasmUrls?: { threaded?: string | URL; single?: string | URL };
+  wasmUrls?: { threaded?: string | URL; single?: string | URL; relaxed?: string | URL };
   /** The builds' bytes or compiled modules, for hosts that load them themselves. */
-  wasm?: { threaded?: BufferSource | WebAssembly.Module; single?: BufferSource | WebAssembly.Module };
+  wasm?: {
+    threaded?: BufferSource | WebAssembly.Module;
+    single?: BufferSource | WebAssembly.Module;
+    relaxed?: BufferSource | WebAssembly.Module;
+  };
+  /**
+   * The opt-in relaxed-SIMD engine (fused multiply-add kernels). `false` (default): the
+   * deterministic engine, bitwise identical on every CPU and runtime. `true`: the relaxed build,
+   * or a BackendError naming the runtime where it cannot run (no relaxed SIMD, as on Node 20, or
+   * no SharedArrayBuffer: it is a threaded build). `'auto'`: the relaxed build where it can run,
+   * else the deterministic one with `backendInfo().relaxedReason` saying why. Relaxed results are
+   * bitwise identical for any thread count on one machine and runtime, and within a relative
+   * 1e-4 of the deterministic engine's (README, "Relaxed SIMD").
+   */
+  relaxed?: boolean | 'auto';
   /**
    * Most bytes live tensors may hold (default 3 GiB, below wasm32's 4 GiB); an allocation past
    * it throws a MemoryError. Change it later with `setMemoryLimit`.
@@ -48,6 +68,10 @@ export interface BackendInfo {
   crossOriginIsolated: boolean;
   /** Why the threaded build was not used, when it was not. */
   fallbackReason?: string;
+  /** Whether the relaxed-SIMD engine runs (`init({ relaxed })`; then `build` is `simd-threads`). */
+  relaxed: boolean;
+  /** Why the relaxed engine does not run, when `init({ relaxed: 'auto' })` asked for it. */
+  relaxedReason?: string;
 }
 
 const isNode = typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined'
@@ -146,14 +170,57 @@ async function nodeImport<T>(name: string): Promise<T> {
   return (await import(/* @vite-ignore */ name)) as T;
 }
 
-function defaultUrl(which: 'threaded' | 'single'): URL {
+type Which = 'threaded' | 'single' | 'relaxed';
+
+function defaultUrl(which: Which): URL {
   // Literal `new URL(..., import.meta.url)` so bundlers see and copy the assets.
+  if (which === 'relaxed') return new URL('./wasm/rx/edgegrad_bg.wasm', import.meta.url);
   return which === 'threaded'
     ? new URL('./wasm/mt/edgegrad_bg.wasm', import.meta.url)
     : new URL('./wasm/st/edgegrad_bg.wasm', import.meta.url);
 }
 
-async function loadModule(which: 'threaded' | 'single', opts: InitOptions): Promise<WebAssembly.Module> {
+/**
+ * A module whose one function runs `f32x4.relaxed_madd` and `i32x4.relaxed_dot_i8x16_i7x16_add_s`
+ * on a v128 local: it validates only where the runtime has WebAssembly relaxed SIMD.
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+  0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+  0x0a, 0x16, 0x01, 0x14, 0x01, 0x01, 0x7b, // code: one body of 20 bytes, one v128 local
+  0x20, 0x00, 0x20, 0x00, 0x20, 0x00, 0xfd, 0x85, 0x02, // f32x4.relaxed_madd(x, x, x)
+  0x20, 0x00, 0x20, 0x00, 0xfd, 0x93, 0x02, 0x0b, // i32x4.relaxed_dot_i8x16_i7x16_add_s(_, x, x); end
+]);
+
+/** Whether this runtime validates WebAssembly relaxed SIMD (the probe module above). */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/** The runtime, in words, for error messages. */
+function runtimeName(): string {
+  if (isNode) return `Node.js ${process.versions.node}`;
+  return globalThis.navigator?.userAgent ?? 'this JavaScript runtime';
+}
+
+/** Why the relaxed engine cannot run here, or undefined when it can. */
+function relaxedBlocker(want: 'auto' | Build, sabOk: boolean): string | undefined {
+  if (!relaxedSimdSupported()) {
+    return `${runtimeName()} does not support WebAssembly relaxed SIMD (it needs Node.js 22+ or Chromium 114+)`;
+  }
+  if (want === 'simd') return "the relaxed engine is a threaded build, and backend 'simd' was requested";
+  if (!sabOk) {
+    return 'the relaxed engine is a threaded build and needs SharedArrayBuffer: serve the page cross-origin isolated (COOP same-origin + COEP require-corp)';
+  }
+  return undefined;
+}
+
+async function loadModule(which: Which, opts: InitOptions): Promise<WebAssembly.Module> {
   const given = opts.wasm?.[which];
   if (given instanceof WebAssembly.Module) return given;
   if (given) return WebAssembly.compile(given);
@@ -278,9 +345,43 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   const threads = Math.floor(opts.threads ?? defaultThreads());
   if (!(threads >= 1 && threads <= 16)) throw new BackendError(`threads must be between 1 and 16, got ${opts.threads}`);
   const limit = opts.memoryLimit === undefined ? undefined : checkMemoryLimit(opts.memoryLimit);
-  const built = await loadEngine(opts, want, threads, runtime, coi, sabOk);
+  const relaxed = opts.relaxed ?? false;
+  if (relaxed !== true && relaxed !== false && relaxed !== 'auto') {
+    throw new ArgumentError(`relaxed must be true, false or 'auto', got ${String(relaxed)}`);
+  }
+  let relaxedReason: string | undefined;
+  if (relaxed !== false) {
+    relaxedReason = relaxedBlocker(want, sabOk);
+    if (relaxedReason === undefined) {
+      try {
+        await loadRelaxed(opts, threads, runtime, coi);
+      } catch (e) {
+        engine = null;
+        relaxedReason = `the relaxed build failed to load (${(e as Error).message})`;
+      }
+    }
+    if (relaxedReason !== undefined && relaxed === true) throw new BackendError(`init({ relaxed: true }): ${relaxedReason}`);
+  }
+  if (engine === null) {
+    await loadEngine(opts, want, threads, runtime, coi, sabOk);
+    // Never silent: 'auto' that fell back says why.
+    if (relaxedReason !== undefined) info = { ...info!, relaxedReason };
+  }
   if (limit !== undefined) engine!.engine_set_memory_limit(limit);
-  return built;
+  return info!;
+}
+
+/** Loads the relaxed build under the threaded build's glue (same exports; build-wasm.sh checks). */
+async function loadRelaxed(opts: InitOptions, threads: number, runtime: BackendInfo['runtime'], coi: boolean): Promise<BackendInfo> {
+  const module = await loadModule('relaxed', opts);
+  const exports = (await threadedGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
+  memory = exports.memory;
+  captureStackPointer(exports as unknown as Record<string, unknown>);
+  engine = threadedGlue as unknown as Engine;
+  threadedModule = module;
+  const fallbackReason = await startPool(threads);
+  return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
+    crossOriginIsolated: coi, fallbackReason, relaxed: true });
 }
 
 async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: number, runtime: BackendInfo['runtime'],
@@ -300,7 +401,7 @@ async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: numb
       threadedModule = module;
       fallbackReason = await startPool(threads);
       return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
-        crossOriginIsolated: coi, fallbackReason });
+        crossOriginIsolated: coi, fallbackReason, relaxed: false });
     } catch (e) {
       if (want === 'simd-threads') throw e;
       engine = null;
@@ -317,7 +418,7 @@ async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: numb
   captureStackPointer(exports as unknown as Record<string, unknown>);
   engine = singleGlue;
   return (info = { build: 'simd', threads: 1, maxThreads: 1, runtime, crossOriginIsolated: coi,
-    fallbackReason: want === 'simd' ? 'single-threaded build requested' : fallbackReason });
+    fallbackReason: want === 'simd' ? 'single-threaded build requested' : fallbackReason, relaxed: false });
 }
 
 /**

@@ -17,6 +17,7 @@
 
 use crate::parallel::{for_each, num_threads, SharedMut};
 use crate::scratch::{self, Slot};
+use crate::kernels::relaxed::mul_add;
 use crate::simd::F32x4;
 
 pub const MR: usize = 4;
@@ -191,8 +192,9 @@ unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, l
         let b1 = F32x4::load(b.add(4));
         for (r, row) in acc.iter_mut().enumerate() {
             let av = F32x4::load(a.add(4 * r));
-            row[0] = row[0].add(av.mul(b0));
-            row[1] = row[1].add(av.mul(b1));
+            // `acc + a·b`: fused in the relaxed build only (kernels/relaxed.rs).
+            row[0] = mul_add(row[0], av, b0);
+            row[1] = mul_add(row[1], av, b1);
         }
         a = a.add(AX);
         b = b.add(NR);

@@ -11,5 +11,6 @@ pub mod grad_sample;
 pub mod math;
 pub mod pool;
 pub mod reduce;
+pub mod relaxed;
 pub mod int8;
 pub mod rnn;
