@@ -20,11 +20,17 @@ function positiveInt(v: unknown, what: string): number {
 
 /** Options shared by layers with weights. */
 export interface WeightOptions {
+  /** Learn an additive bias (default true). */
   bias?: boolean;
+  /** Initializer of the weight (default `'glorotUniform'`, fans from the kernel and channels). */
   weightInit?: Initializer;
+  /** Initializer of the bias (default `'zeros'`). */
   biasInit?: Initializer;
+  /** L1/L2 penalty on the weight, added to the training loss (`nn.l1`, `nn.l2`, `nn.l1l2`; default none). */
   weightRegularizer?: Regularizer | null;
+  /** L1/L2 penalty on the bias, added to the training loss (default none). */
   biasRegularizer?: Regularizer | null;
+  /** L1/L2 penalty on the layer's output, added to the training loss (default none). */
   activityRegularizer?: Regularizer | null;
   /** Seed for the initial weights (default: the global stream). */
   seed?: number;
@@ -32,6 +38,7 @@ export interface WeightOptions {
 
 // ------------------------------------------------------------------------------------- Linear
 
+/** Options of `Linear`: weight options plus a fused activation. */
 export interface LinearOptions extends WeightOptions {
   /** Fused ReLU epilogue (one pass instead of a separate ReLU layer). */
   activation?: 'relu' | null;
@@ -39,7 +46,9 @@ export interface LinearOptions extends WeightOptions {
 
 /** y = x·Wᵀ + b over the last dimension. */
 export class Linear extends Module {
+  /** Size of the last input dimension. */
   readonly inFeatures: number;
+  /** Size of the last output dimension. */
   readonly outFeatures: number;
   readonly #opts: LinearOptions;
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
@@ -53,9 +62,11 @@ export class Linear extends Module {
       this.registerParameter('bias', initialize(opts.biasInit ?? 'zeros', [outFeatures], inFeatures, outFeatures, opts.seed === undefined ? undefined : opts.seed + 1), opts.biasRegularizer);
     }
   }
+  /** The weight parameter, `[outFeatures, inFeatures]` (PyTorch's layout). */
   get weight(): Tensor {
     return this.param('weight');
   }
+  /** The bias parameter `[outFeatures]`, or null when built with `bias: false`. */
   get bias(): Tensor | null {
     return this.hasParam('bias') ? this.param('bias') : null;
   }
@@ -74,12 +85,16 @@ export const Dense = Linear;
 
 // ------------------------------------------------------------------------------------- Conv2d
 
+/** Options of `Conv2d`: weight options plus stride, padding, dilation, groups and a fused activation. */
 export interface Conv2dLayerOptions extends WeightOptions, F.Conv2dOptions {}
 
 /** 2-D convolution over NHWC input. */
 export class Conv2d extends Module {
+  /** Input channels C (the last dimension of the NHWC input). */
   readonly inChannels: number;
+  /** Output channels (filters). */
   readonly outChannels: number;
+  /** Kernel `[kh, kw]`. */
   readonly kernelSize: [number, number];
   readonly #opts: Conv2dLayerOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: F.Pair, opts: Conv2dLayerOptions = {}) {
@@ -105,9 +120,11 @@ export class Conv2d extends Module {
       this.registerParameter('bias', initialize(opts.biasInit ?? 'zeros', [outChannels], fanIn, fanOut, opts.seed === undefined ? undefined : opts.seed + 1), opts.biasRegularizer);
     }
   }
+  /** The weight parameter, HWIO `[kh, kw, inChannels / groups, outChannels]`. */
   get weight(): Tensor {
     return this.param('weight');
   }
+  /** The bias parameter `[outChannels]`, or null when built with `bias: false`. */
   get bias(): Tensor | null {
     return this.hasParam('bias') ? this.param('bias') : null;
   }
@@ -128,7 +145,12 @@ export class Conv2d extends Module {
 
 // ------------------------------------------------------------------------------------- pooling, reshaping
 
+/** Max pooling over NHWC windows; the stride defaults to the kernel size, padding to `'valid'`. */
 export class MaxPool2d extends Module {
+  /**
+   * @param kernelSize - Window size, one number or `[kh, kw]`.
+   * @param opts - Stride (default: the kernel size) and padding (default `'valid'`).
+   */
   constructor(readonly kernelSize: F.Pair, readonly opts: F.Pool2dOptions = {}) {
     checkOptions(opts, 'MaxPool2d options');
     super();
@@ -143,6 +165,10 @@ export class MaxPool2d extends Module {
 
 /** Average pooling; padding counts in the average unless `countIncludePad: false` (PyTorch's default). */
 export class AvgPool2d extends Module {
+  /**
+   * @param kernelSize - Window size, one number or `[kh, kw]`.
+   * @param opts - Stride (default: the kernel size), padding (default `'valid'`) and `countIncludePad` (default true).
+   */
   constructor(readonly kernelSize: F.Pair, readonly opts: F.AvgPool2dOptions = {}) {
     checkOptions(opts, 'AvgPool2d options');
     super();
@@ -181,6 +207,10 @@ export class Flatten extends Module {
 /** Inverted dropout, active in training mode only. With `seed`, masks are reproducible per call. */
 export class Dropout extends Module {
   #calls = 0;
+  /**
+   * @param p - Probability of zeroing an element, in [0, 1) (default 0.5); throws ArgumentError otherwise.
+   * @param seed - Makes the masks reproducible: call k of a seeded layer always draws the same mask.
+   */
   constructor(readonly p = 0.5, readonly seed?: number) {
     super();
     if (!(p >= 0 && p < 1)) throw new ArgumentError(`Dropout probability must be in [0, 1), got ${p}`);
@@ -204,9 +234,11 @@ export class Dropout extends Module {
 
 // ------------------------------------------------------------------------------------- normalisation
 
+/** Options of the BatchNorm layers. */
 export interface BatchNormLayerOptions {
   /** Weight of each new batch in the running statistics (PyTorch: 0.1; Keras' momentum 0.99 is 0.01 here). */
   momentum?: number;
+  /** Added to the variance before the square root (default 1e-5). */
   eps?: number;
   /** Learnable scale and shift. */
   affine?: boolean;
@@ -219,6 +251,11 @@ export interface BatchNormLayerOptions {
 /** Batch normalisation over the last (channel) dimension: `[N, C]`, or `[N, H, W, C]` for BatchNorm2d. */
 export class BatchNorm extends Module {
   readonly #opts: Required<BatchNormLayerOptions>;
+  /**
+   * @param numFeatures - Channels C, the size of the last input dimension.
+   * @param opts - Momentum, eps, affine, running statistics.
+   * @param expectedRank - Input rank the layer insists on (2 for BatchNorm1d, 4 for BatchNorm2d; default any).
+   */
   constructor(readonly numFeatures: number, opts: BatchNormLayerOptions = {}, readonly expectedRank?: number) {
     checkOptions(opts, 'BatchNorm options');
     super();
@@ -255,12 +292,14 @@ export class BatchNorm extends Module {
     return { numFeatures: this.numFeatures, ...this.#opts };
   }
 }
+/** Batch normalisation of `[N, C]` input (PyTorch's BatchNorm1d without the length dimension). */
 export class BatchNorm1d extends BatchNorm {
   constructor(numFeatures: number, opts: BatchNormLayerOptions = {}) {
     checkOptions(opts, 'BatchNorm1d options');
     super(numFeatures, opts, 2);
   }
 }
+/** Batch normalisation of NHWC `[N, H, W, C]` input over N, H and W per channel. */
 export class BatchNorm2d extends BatchNorm {
   constructor(numFeatures: number, opts: BatchNormLayerOptions = {}) {
     checkOptions(opts, 'BatchNorm2d options');
@@ -270,7 +309,12 @@ export class BatchNorm2d extends BatchNorm {
 
 /** Layer normalisation over the trailing `normalizedShape` dims. */
 export class LayerNorm extends Module {
+  /** The trailing dimensions normalised over (and the shape of the weight and bias). */
   readonly normalizedShape: number[];
+  /**
+   * @param normalizedShape - Size of the last dimension, or the sizes of the trailing dimensions.
+   * @param opts - `eps` added to the variance (default 1e-5); `elementwiseAffine` learns a weight and bias (default true).
+   */
   constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
     checkOptions(opts, 'LayerNorm options');
     super();
@@ -295,6 +339,11 @@ export class LayerNorm extends Module {
 
 /** A lookup table: int32 indices of any shape -> `[...indices.shape, dim]`. */
 export class Embedding extends Module {
+  /**
+   * @param numEmbeddings - Rows of the table (the vocabulary size); indices must be in [0, numEmbeddings).
+   * @param embeddingDim - Length of each vector.
+   * @param opts - `init` of the table (default `{ normal: [0, 1] }`, as PyTorch) and its `seed`.
+   */
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { init?: Initializer; seed?: number } = {}) {
     checkOptions(opts, 'Embedding options');
     super();
@@ -302,6 +351,7 @@ export class Embedding extends Module {
     positiveInt(embeddingDim, 'Embedding embeddingDim');
     this.registerParameter('weight', initialize(opts.init ?? { normal: [0, 1] }, [numEmbeddings, embeddingDim], numEmbeddings, embeddingDim, opts.seed));
   }
+  /** The table, `[numEmbeddings, embeddingDim]`. */
   get weight(): Tensor {
     return this.param('weight');
   }
@@ -321,46 +371,66 @@ abstract class Activation extends Module {
     return {};
   }
 }
+/** max(0, x). */
 export class ReLU extends Activation {
   forward(x: Tensor) { return tensorArg(x, this.className).relu(); }
 }
+/** x for x > 0, alpha·x otherwise (PyTorch's `negative_slope`). */
 export class LeakyReLU extends Activation {
+  /** @param alpha - Slope for negative inputs (default 0.01). */
   constructor(readonly alpha = 0.01) { super(); }
   forward(x: Tensor) { return tensorArg(x, this.className).leakyRelu(this.alpha); }
+  /** The constructor argument, for `saveModel`/`toConfig`. */
   override getConfig() { return { alpha: this.alpha }; }
 }
+/** x for x > 0, alpha·(eˣ − 1) otherwise. */
 export class ELU extends Activation {
+  /** @param alpha - Scale of the negative part (default 1). */
   constructor(readonly alpha = 1) { super(); }
   forward(x: Tensor) { return tensorArg(x, this.className).elu(this.alpha); }
+  /** The constructor argument, for `saveModel`/`toConfig`. */
   override getConfig() { return { alpha: this.alpha }; }
 }
+/** 1 / (1 + e⁻ˣ). */
 export class Sigmoid extends Activation {
   forward(x: Tensor) { return tensorArg(x, this.className).sigmoid(); }
 }
+/** Hyperbolic tangent. */
 export class Tanh extends Activation {
   forward(x: Tensor) { return tensorArg(x, this.className).tanh(); }
 }
+/** Gaussian error linear unit x·Φ(x). */
 export class GELU extends Activation {
+  /** @param approximate - Use the tanh approximation (PyTorch's `approximate='tanh'`) instead of the exact erf form (default false). */
   constructor(readonly approximate = false) { super(); }
   forward(x: Tensor) { return tensorArg(x, this.className).gelu(this.approximate); }
+  /** The constructor argument, for `saveModel`/`toConfig`. */
   override getConfig() { return { approximate: this.approximate }; }
 }
 /** x·sigmoid(x), also known as Swish. */
 export class SiLU extends Activation {
   forward(x: Tensor) { return tensorArg(x, this.className).silu(); }
 }
+/** Keras' name for `SiLU`. */
 export const Swish = SiLU;
+/** log(1 + eˣ). */
 export class Softplus extends Activation {
   forward(x: Tensor) { return tensorArg(x, this.className).softplus(); }
 }
+/** Softmax along `axis`: each slice sums to 1. */
 export class Softmax extends Activation {
+  /** @param axis - Dimension normalised over (default -1, the last). */
   constructor(readonly axis = -1) { super(); }
   forward(x: Tensor) { return tensorArg(x, this.className).softmax(this.axis); }
+  /** The constructor argument, for `saveModel`/`toConfig`. */
   override getConfig() { return { axis: this.axis }; }
 }
+/** log(softmax(x)) along `axis`, computed stably. */
 export class LogSoftmax extends Activation {
+  /** @param axis - Dimension normalised over (default -1, the last). */
   constructor(readonly axis = -1) { super(); }
   forward(x: Tensor) { return tensorArg(x, this.className).logSoftmax(this.axis); }
+  /** The constructor argument, for `saveModel`/`toConfig`. */
   override getConfig() { return { axis: this.axis }; }
 }
 
@@ -372,6 +442,7 @@ export class Sequential extends Module {
     super();
     layers.forEach((l, i) => this.registerModule(String(i), l));
   }
+  /** The layers, in order. */
   get layers(): Module[] {
     return this.children();
   }
