@@ -9,6 +9,7 @@ import { bernoulli } from '../creation.js';
 import { call } from '../runtime.js';
 import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 
+/** One size for both spatial dimensions, or `[vertical, horizontal]`. */
 export type Pair = number | [number, number];
 /** `'valid'`, `'same'` (output = ceil(input / stride)), one number, `[vertical, horizontal]`, or `[top, bottom, left, right]`. */
 export type Padding = 'valid' | 'same' | number | [number, number] | [number, number, number, number];
@@ -45,10 +46,15 @@ function spatial(x: Tensor, op: string): [number, number] {
   return [x.shape[1], x.shape[2]];
 }
 
+/** Options of `conv2d` and `Conv2d`. */
 export interface Conv2dOptions {
+  /** Step of the window (default 1). */
   stride?: Pair;
+  /** Default `'valid'` (no padding); `'same'` pads as TensorFlow (extra row/column at the bottom/right). */
   padding?: Padding;
+  /** Spacing between kernel taps (default 1). */
   dilation?: Pair;
+  /** Channel groups (default 1); must divide the input and output channels; groups = channels is depthwise. */
   groups?: number;
   /** A fused epilogue: ReLU applied in the same pass (backward masks the gradient accordingly). */
   activation?: 'relu' | null;
@@ -77,8 +83,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups)));
 }
 
+/** Options of the pooling functions and layers. */
 export interface Pool2dOptions {
+  /** Step of the window (default: the kernel size). */
   stride?: Pair;
+  /** Default `'valid'`; `'same'` pads as TensorFlow. */
   padding?: Padding;
 }
 
@@ -97,6 +106,7 @@ export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Te
   return fromHandle(call((e) => e.op_max_pool2d(x.handle, k, s, p)));
 }
 
+/** Options of `avgPool2d` and `AvgPool2d`. */
 export interface AvgPool2dOptions extends Pool2dOptions {
   /**
    * Padding counts in the divisor, as zeros (default true, PyTorch's `count_include_pad`); false
@@ -119,14 +129,21 @@ export function globalAvgPool2d(x: Tensor): Tensor {
   return x.mean([1, 2]);
 }
 
+/** Options of `batchNorm`: the affine parameters and running statistics, each `[C]` or null. */
 export interface BatchNormOptions {
+  /** Per-channel scale γ `[C]` (default none). */
   weight?: Tensor | null;
+  /** Per-channel shift β `[C]` (default none). */
   bias?: Tensor | null;
+  /** Running mean `[C]`: updated in place when training, used for normalising when not. */
   runningMean?: Tensor | null;
+  /** Running variance `[C]`: updated in place when training, used for normalising when not. */
   runningVar?: Tensor | null;
+  /** Normalise with the batch statistics and update the running ones (default true). */
   training?: boolean;
   /** Weight of the new batch in the running statistics (PyTorch convention; Keras' 0.99 is 0.01 here). */
   momentum?: number;
+  /** Added to the variance before the square root (default 1e-5). */
   eps?: number;
   /** Running variance from the unbiased batch variance (PyTorch); false = biased (Keras/tfjs). */
   unbiasedRunningVar?: boolean;

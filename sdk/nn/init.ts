@@ -8,9 +8,11 @@ import { describe } from '../args.js';
 import { full, rand, randn, truncatedNormal, zeros } from '../creation.js';
 import type { Tensor } from '../tensor.js';
 
+/** Named initializers: Glorot/Xavier, He/Kaiming and LeCun, uniform or normal, from the layer's fans; or constant zeros/ones. */
 export type InitializerName =
   | 'glorotUniform' | 'glorotNormal' | 'heUniform' | 'heNormal' | 'lecunUniform' | 'lecunNormal'
   | 'zeros' | 'ones';
+/** A named initializer, or a constant, `uniform: [low, high]`, `normal: [mean, std]` or `truncatedNormal: [mean, std]` (cut at 2 std). */
 export type Initializer =
   | InitializerName
   | { constant: number }

@@ -3,8 +3,11 @@ import { ArgumentError } from '../errors.js';
 import { assertTensor, type Tensor } from '../tensor.js';
 import { describe } from '../args.js';
 
+/** Penalty factors: the loss gains l1·Σ|w| + l2·Σw² (Keras' convention, no ½). */
 export interface Regularizer {
+  /** Factor of the L1 term Σ|w| (>= 0). */
   l1: number;
+  /** Factor of the L2 term Σw² (>= 0). */
   l2: number;
 }
 
@@ -13,8 +16,11 @@ function check(v: number, what: string): number {
   return v;
 }
 
+/** An L1 penalty factor·Σ|w| (default 0.01, Keras' `l1`); throws ArgumentError unless finite and >= 0. */
 export const l1 = (factor = 0.01): Regularizer => ({ l1: check(factor, 'L1'), l2: 0 });
+/** An L2 penalty factor·Σw² (default 0.01, Keras' `l2`: no ½); throws ArgumentError unless finite and >= 0. */
 export const l2 = (factor = 0.01): Regularizer => ({ l1: 0, l2: check(factor, 'L2') });
+/** Both penalties, l1f·Σ|w| + l2f·Σw² (defaults 0.01, Keras' `l1_l2`). */
 export const l1l2 = (l1f = 0.01, l2f = 0.01): Regularizer => ({ l1: check(l1f, 'L1'), l2: check(l2f, 'L2') });
 
 /** l1·Σ|t| + l2·Σt² (Keras' convention: no 1/2 factor), differentiable. */
