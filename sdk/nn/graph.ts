@@ -24,13 +24,24 @@ import { concat as concatOp } from '../ops.js';
 import type { Tensor } from '../tensor.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 
+/** How a merge node combines its inputs (see `add`, `sub`, `mul`, `average`, `concat`). */
 export type MergeOp = 'add' | 'sub' | 'mul' | 'average' | 'concat';
 
 let nextId = 1;
 
 /** A value in a graph under construction (no data: it records how it is computed). */
 export class SymbolicTensor {
+  /** Unique, increasing id (creation order). */
   readonly id = nextId++;
+  /**
+   * Built by `input`, `call` and the merges, not directly.
+   * @param kind - A graph input, a module call, or a merge.
+   * @param inputs - The values this one is computed from (none for an input).
+   * @param label - The input's or the called module's name, if given.
+   * @param module - The called module (`kind: 'call'`).
+   * @param op - The merge operation (`kind: 'merge'`).
+   * @param axis - The concat axis (`op: 'concat'`).
+   */
   constructor(
     readonly kind: 'input' | 'call' | 'merge',
     readonly inputs: SymbolicTensor[],
@@ -70,6 +81,7 @@ function merge(op: MergeOp, xs: SymbolicTensor[], min: number, axis?: number): S
 }
 /** Elementwise sum (broadcasting). */
 export const add = (...xs: SymbolicTensor[]): SymbolicTensor => merge('add', xs, 2);
+/** Elementwise difference a − b (broadcasting). */
 export const sub = (a: SymbolicTensor, b: SymbolicTensor): SymbolicTensor => merge('sub', [a, b], 2);
 /** Elementwise product. */
 export const mul = (...xs: SymbolicTensor[]): SymbolicTensor => merge('mul', xs, 2);
@@ -105,10 +117,15 @@ interface NodeSpec {
   axis?: number;
 }
 
+/** A graph's serialisable wiring, as stored in its config. */
 export interface GraphSpec {
+  /** Node names of the graph inputs, in `forward` argument order. */
   inputs: string[];
+  /** Node names of the outputs (`forward` returns the first). */
   outputs: string[];
+  /** Every node in topological order. */
   nodes: NodeSpec[];
+  /** The config of each called module, by its name. */
   modules: Record<string, ModuleConfig>;
 }
 
@@ -225,9 +242,11 @@ export class Graph extends Module {
     for (const o of this.#outputs) this.#uses.set(o, (this.#uses.get(o) ?? 0) + 1);
   }
 
+  /** Names of the graph inputs, in `forward` argument order. */
   get inputNames(): string[] {
     return this.#inputs.slice();
   }
+  /** Names of the outputs, in `forwardAll` order. */
   get outputNames(): string[] {
     return this.#outputs.slice();
   }
