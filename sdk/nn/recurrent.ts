@@ -40,10 +40,13 @@ export interface RecurrentWeights {
   wIh: Tensor;
   /** `[gates * hidden, hidden]` */
   wHh: Tensor;
+  /** `[gates * hidden]`, or null/absent for none. */
   bIh?: Tensor | null;
+  /** `[gates * hidden]`, or null/absent for none. */
   bHh?: Tensor | null;
 }
 
+/** Options of the functional `recurrent()` (one layer, one direction). */
 export interface RecurrentCallOptions {
   /** Initial hidden state `[batch, hidden]` (zeros when absent). */
   h0?: Tensor | null;
@@ -55,6 +58,7 @@ export interface RecurrentCallOptions {
   reverse?: boolean;
 }
 
+/** What `recurrent()` returns. */
 export interface RecurrentOutput {
   /** `[batch, time, hidden]`, 0 at masked steps. */
   output: Tensor;
@@ -191,6 +195,7 @@ export function lengthsToMask(lengths: ArrayLike<number>, time: number): Tensor 
   return tensor(m, [b, time]);
 }
 
+/** Per-call options of the recurrent layers' `forward` and `run`: initial states and masking. */
 export interface RecurrentRunOptions {
   /**
    * Initial states, PyTorch's layout: `h` (and `c` for the LSTM) `[numLayers * numDirections,
@@ -204,6 +209,7 @@ export interface RecurrentRunOptions {
   lengths?: ArrayLike<number>;
 }
 
+/** What the recurrent layers' `run` returns (PyTorch's `output, (h_n, c_n)`). */
 export interface RecurrentResult {
   /** Outputs of the last layer `[batch, time, numDirections * hidden]` (0 at masked steps). */
   output: Tensor;
@@ -213,11 +219,13 @@ export interface RecurrentResult {
   c: Tensor | null;
 }
 
+/** Construction options of SimpleRNN, LSTM and GRU. */
 export interface RecurrentOptions {
   /** Stacked layers (each feeds its output sequence to the next). Default 1. */
   numLayers?: number;
   /** Run a second, reversed direction and concatenate the outputs (PyTorch's `bidirectional`). */
   bidirectional?: boolean;
+  /** Learn the biases `bias_ih` and `bias_hh` (default true). */
   bias?: boolean;
   /** Dropout on the outputs of every layer but the last (training only). */
   dropout?: number;
@@ -227,16 +235,23 @@ export interface RecurrentOptions {
   reverse?: boolean;
   /** Initial weights; default PyTorch's uniform(-1/sqrt(hidden), 1/sqrt(hidden)) for every weight and bias. */
   weightInit?: Initializer;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
 /** Shared machinery of SimpleRNN, LSTM and GRU. */
 export abstract class Recurrent extends Module {
+  /** Features per input step (the last input dimension). */
   readonly inputSize: number;
+  /** Size of the hidden state. */
   readonly hiddenSize: number;
+  /** Stacked layers. */
   readonly numLayers: number;
+  /** 2 when bidirectional, else 1. */
   readonly numDirections: 1 | 2;
+  /** The cell the engine runs. */
   readonly cell: RecurrentCell;
+  /** The construction options. */
   protected readonly opts: RecurrentOptions;
   /** The seed the weights were initialized from (undefined: unseeded). */
   get initSeed(): number | undefined {
@@ -290,6 +305,7 @@ export abstract class Recurrent extends Module {
     }
   }
 
+  /** Whether `forward` returns the whole output sequence (true, the default) or the final state. */
   get returnSequences(): boolean {
     return this.opts.returnSequences ?? true;
   }
@@ -443,6 +459,7 @@ export class GRU extends Recurrent {
   }
 }
 
+/** How `Bidirectional` combines the two directions: concatenate features, sum, multiply or average. */
 export type MergeMode = 'concat' | 'sum' | 'mul' | 'ave';
 
 /**
@@ -451,6 +468,7 @@ export type MergeMode = 'concat' | 'sum' | 'mul' | 'ave';
  * sequences). Submodules are `forward_layer` and `backward_layer`.
  */
 export class Bidirectional extends Module {
+  /** How the two directions' outputs are combined (default `'concat'`). */
   readonly mergeMode: MergeMode;
   constructor(layer: Recurrent, opts: { mergeMode?: MergeMode; backwardLayer?: Recurrent } = {}) {
     checkOptions(opts, 'Bidirectional options');
@@ -471,9 +489,11 @@ export class Bidirectional extends Module {
     }
     this.registerModule('backward_layer', back);
   }
+  /** The wrapped layer, run forward in time (submodule `forward_layer`). */
   get forwardLayer(): Recurrent {
     return this.getModule('forward_layer') as Recurrent;
   }
+  /** The layer run in reverse (submodule `backward_layer`). */
   get backwardLayer(): Recurrent {
     return this.getModule('backward_layer') as Recurrent;
   }
