@@ -23,6 +23,7 @@ import { initialize, type Initializer } from './init.js';
 import { Linear } from './layers.js';
 import { Module, registerModule } from './module.js';
 
+/** Options of `scaledDotProductAttention`. */
 export interface AttentionOptions {
   /** Keep-mask broadcastable to `[..., queries, keys]` (1 attend, 0 blocked); float32 or int32. */
   mask?: Tensor | null;
@@ -32,10 +33,13 @@ export interface AttentionOptions {
   scale?: number;
   /** Dropout on the attention weights (applied only when `training`). */
   dropout?: number;
+  /** Apply the dropout (default false: no dropout, as in evaluation). */
   training?: boolean;
+  /** Seed of the dropout mask (default: the global stream). */
   seed?: number;
 }
 
+/** What `scaledDotProductAttention` returns. */
 export interface AttentionResult {
   /** `[..., queries, valueDim]` */
   output: Tensor;
@@ -197,25 +201,31 @@ function combineMasks(keyMask: Tensor | null | undefined, attnMask: Tensor | nul
   return { mask: km ?? am, owned };
 }
 
+/** Construction options of `MultiHeadAttention`. */
 export interface MultiHeadAttentionOptions {
   /** Key feature size (default embedDim). */
   kdim?: number;
   /** Value feature size (default embedDim). */
   vdim?: number;
+  /** Learn the input projections' bias `in_proj_bias` and `out_proj.bias` (default true). */
   bias?: boolean;
   /** Dropout on the attention weights (training only). */
   dropout?: number;
   /** Keep the last forward's attention weights in `attentionWeights`. */
   keepAttentionWeights?: boolean;
+  /** Initializer of the projection weights (default `'glorotUniform'`, as PyTorch's xavier_uniform). */
   weightInit?: Initializer;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
+/** Per-call options of `MultiHeadAttention.forward` and `attend`: keep-masks (1 attend, 0 blocked). */
 export interface MultiHeadForwardOptions {
   /** `[batch, keys]`: 1 = real token, 0 = padding. */
   keyMask?: Tensor | null;
   /** Keep-mask `[queries, keys]`, `[batch, queries, keys]` or `[batch, heads, queries, keys]`. */
   attnMask?: Tensor | null;
+  /** Block each query from later keys (autoregressive attention). */
   causal?: boolean;
 }
 
@@ -226,10 +236,15 @@ export interface MultiHeadForwardOptions {
  * `k_proj_weight`, `v_proj_weight`), and `out_proj` (a Linear).
  */
 export class MultiHeadAttention extends Module {
+  /** Model width E: query features and output features. */
   readonly embedDim: number;
+  /** Attention heads; divides `embedDim`. */
   readonly numHeads: number;
+  /** Features per head, `embedDim / numHeads`. */
   readonly headDim: number;
+  /** Key features (default `embedDim`). */
   readonly kdim: number;
+  /** Value features (default `embedDim`). */
   readonly vdim: number;
   /** Store each forward's weights in `attentionWeights`. */
   keepAttentionWeights: boolean;
@@ -470,6 +485,10 @@ export function sinusoidalTable(maxLen: number, dim: number): Float32Array {
 /** Adds the fixed sinusoidal table to `[batch, time, dim]` inputs (positions `offset..`). No parameters. */
 export class SinusoidalPositionalEncoding extends Module {
   #table: Tensor;
+  /**
+   * @param dim - Feature size (the last input dimension).
+   * @param maxLen - Most positions supported (default 2048); longer inputs throw ShapeError.
+   */
   constructor(readonly dim: number, readonly maxLen = 2048) {
     super();
     checkSize(dim, 'SinusoidalPositionalEncoding dim', 1);
@@ -498,6 +517,11 @@ export class SinusoidalPositionalEncoding extends Module {
 
 /** A trained position table `weight [maxLen, dim]` added to `[batch, time, dim]` inputs (GPT-style). */
 export class LearnedPositionalEmbedding extends Module {
+  /**
+   * @param maxLen - Most positions supported; longer inputs throw ShapeError.
+   * @param dim - Feature size (the last input dimension).
+   * @param opts - `init` of the table (default `{ normal: [0, 0.02] }`, GPT-2's) and its `seed`.
+   */
   constructor(readonly maxLen: number, readonly dim: number, readonly opts: { init?: Initializer; seed?: number } = {}) {
     checkOptions(opts, 'LearnedPositionalEmbedding options');
     super();
