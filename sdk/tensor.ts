@@ -93,18 +93,23 @@ export class Tensor {
     }
     return h;
   }
+  /** Dimensions of the tensor (a copy; a scalar has `[]`). */
   get shape(): number[] {
     return this.#shape.slice();
   }
+  /** Element type: `'float32'`, `'int32'` or `'int8'` ({@link DType}). */
   get dtype(): DType {
     return this.#dtype;
   }
+  /** Number of dimensions (`shape.length`). */
   get rank(): number {
     return this.#shape.length;
   }
+  /** Number of elements (product of `shape`; 1 for a scalar). */
   get size(): number {
     return this.#shape.reduce((a, b) => a * b, 1);
   }
+  /** True once {@link Tensor.dispose} has freed the engine storage; any further use throws. */
   get isDisposed(): boolean {
     return this.#cell.handle === 0;
   }
@@ -153,6 +158,7 @@ export class Tensor {
     };
     return build(0, 0);
   }
+  /** Async form of {@link Tensor.arraySync}: the values as nested arrays (a number for a scalar). */
   async array(): Promise<number | NestedArray> {
     return this.arraySync();
   }
@@ -161,6 +167,7 @@ export class Tensor {
     if (this.size !== 1) throw new ShapeError(`item() needs a tensor with one element, got shape [${this.#shape.join(', ')}]`);
     return this.dataSync()[0];
   }
+  /** Short human-readable form: shape, dtype and up to the first 8 values. */
   toString(): string {
     if (this.#cell.handle === 0) return `Tensor(disposed)`;
     const n = this.size;
@@ -170,6 +177,7 @@ export class Tensor {
 
   // ---------------------------------------------------------------- autograd
 
+  /** Whether autograd records ops on this tensor and accumulates its `.grad` (PyTorch `requires_grad`). Setting it takes a boolean. */
   get requiresGrad(): boolean {
     return call((e) => e.grad_requires(this.handle));
   }
@@ -182,6 +190,7 @@ export class Tensor {
     this.requiresGrad = on;
     return this;
   }
+  /** True if the tensor was not produced by a recorded op (a user-created tensor or parameter), like PyTorch `is_leaf`. */
   get isLeaf(): boolean {
     return call((e) => e.grad_is_leaf(this.handle));
   }
@@ -207,11 +216,13 @@ export class Tensor {
     this.#gradEpoch = gradEpoch;
     return this.#grad;
   }
+  /** Replaces (or with `null` clears) the stored gradient. */
   set grad(g: Tensor | null) {
     if (g !== null) assertTensor(g);
     call((e) => e.grad_set(this.handle, g === null ? 0 : g.handle));
     gradEpoch++;
   }
+  /** Zeroes the accumulated gradient in place (like PyTorch `grad.zero_()`). */
   zeroGrad(): void {
     call((e) => e.grad_zero(this.handle));
     gradEpoch++;
@@ -272,15 +283,19 @@ export class Tensor {
 
   // ---------------------------------------------------------------- arithmetic (broadcasting)
 
+  /** Elementwise `this + other` with NumPy broadcasting; a number adds a scalar. */
   add(other: Tensor | number): Tensor {
     return typeof other === 'number' ? this.#wrap((e) => e.op_add_scalar(this.handle, other)) : this.#binary(Bin.Add, other);
   }
+  /** Elementwise `this - other` with broadcasting; throws ShapeError on incompatible shapes. */
   sub(other: Tensor | number): Tensor {
     return typeof other === 'number' ? this.#wrap((e) => e.op_add_scalar(this.handle, -other)) : this.#binary(Bin.Sub, other);
   }
+  /** Elementwise `this * other` with broadcasting; a number scales. */
   mul(other: Tensor | number): Tensor {
     return typeof other === 'number' ? this.#wrap((e) => e.op_mul_scalar(this.handle, other)) : this.#binary(Bin.Mul, other);
   }
+  /** Elementwise `this / other` with broadcasting (IEEE semantics: x/0 is ±Infinity or NaN). */
   div(other: Tensor | number): Tensor {
     return this.#binary(Bin.Div, other);
   }
@@ -288,36 +303,46 @@ export class Tensor {
   pow(exponent: Tensor | number): Tensor {
     return typeof exponent === 'number' ? this.#wrap((e) => e.op_pow_scalar(this.handle, exponent)) : this.#binary(Bin.Pow, exponent);
   }
+  /** Elementwise maximum of `this` and `other` (broadcasting). */
   maximum(other: Tensor | number): Tensor {
     return this.#binary(Bin.Maximum, other);
   }
+  /** Elementwise minimum of `this` and `other` (broadcasting). */
   minimum(other: Tensor | number): Tensor {
     return this.#binary(Bin.Minimum, other);
   }
 
   // ---------------------------------------------------------------- unary math and activations
 
+  /** Elementwise negation `-x`. */
   neg(): Tensor {
     return this.#unary(Un.Neg);
   }
+  /** Elementwise natural exponential `e^x`. */
   exp(): Tensor {
     return this.#unary(Un.Exp);
   }
+  /** Elementwise natural logarithm (`-Infinity` at 0, NaN below). */
   log(): Tensor {
     return this.#unary(Un.Log);
   }
+  /** Elementwise square root (NaN for negative inputs). */
   sqrt(): Tensor {
     return this.#unary(Un.Sqrt);
   }
+  /** Elementwise absolute value. */
   abs(): Tensor {
     return this.#unary(Un.Abs);
   }
+  /** Elementwise `max(x, 0)`. */
   relu(): Tensor {
     return this.#unary(Un.Relu);
   }
+  /** Elementwise logistic sigmoid `1 / (1 + e^-x)`. */
   sigmoid(): Tensor {
     return this.#unary(Un.Sigmoid);
   }
+  /** Elementwise hyperbolic tangent. */
   tanh(): Tensor {
     return this.#unary(Un.Tanh);
   }
@@ -349,6 +374,7 @@ export class Tensor {
     checkNumber(alpha, 'alpha', { finite: true });
     return this.#wrap((e) => e.op_activation(code, this.handle, alpha));
   }
+  /** Elementwise `x²` (same as `pow(2)`). */
   square(): Tensor {
     return this.pow(2);
   }
@@ -367,36 +393,46 @@ export class Tensor {
 
   // ---------------------------------------------------------------- comparisons (1.0 / 0.0 masks)
 
+  /** Elementwise `this == o` as a 1.0/0.0 mask (broadcasting). */
   equal(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Eq, o);
   }
+  /** Elementwise `this != o` as a 1.0/0.0 mask (broadcasting). */
   notEqual(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Ne, o);
   }
+  /** Elementwise `this < o` as a 1.0/0.0 mask (broadcasting). */
   less(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Lt, o);
   }
+  /** Elementwise `this <= o` as a 1.0/0.0 mask (broadcasting). */
   lessEqual(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Le, o);
   }
+  /** Elementwise `this > o` as a 1.0/0.0 mask (broadcasting). */
   greater(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Gt, o);
   }
+  /** Elementwise `this >= o` as a 1.0/0.0 mask (broadcasting). */
   greaterEqual(o: Tensor | number): Tensor {
     return this.#compare(Cmp.Ge, o);
   }
 
   // ---------------------------------------------------------------- reductions
 
+  /** Sum over `axis` (one axis, a list, or all when omitted); `keepDims` keeps reduced axes as size 1. */
   sum(axis?: number | number[], keepDims = false): Tensor {
     return this.#reduce(Red.Sum, axis, keepDims);
   }
+  /** Mean over `axis` (one axis, a list, or all when omitted); `keepDims` keeps reduced axes as size 1. */
   mean(axis?: number | number[], keepDims = false): Tensor {
     return this.#reduce(Red.Mean, axis, keepDims);
   }
+  /** Maximum over `axis` (one axis, a list, or all when omitted); `keepDims` keeps reduced axes as size 1. */
   max(axis?: number | number[], keepDims = false): Tensor {
     return this.#reduce(Red.Max, axis, keepDims);
   }
+  /** Minimum over `axis` (one axis, a list, or all when omitted); `keepDims` keeps reduced axes as size 1. */
   min(axis?: number | number[], keepDims = false): Tensor {
     return this.#reduce(Red.Min, axis, keepDims);
   }
@@ -439,6 +475,7 @@ export class Tensor {
     const spec = checkReshape(shape);
     return this.#wrap((e) => e.op_reshape(this.handle, spec));
   }
+  /** Reshapes to 1-D (`reshape([-1])`). */
   flatten(): Tensor {
     return this.reshape([-1]);
   }
@@ -507,6 +544,7 @@ export class Tensor {
   contiguous(): Tensor {
     return this.#wrap((e) => e.op_contiguous(this.handle));
   }
+  /** True if the elements are laid out densely in row-major order (views from transpose/slice may not be). */
   get isContiguous(): boolean {
     return call((e) => e.tensor_is_contiguous(this.handle));
   }

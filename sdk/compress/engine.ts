@@ -10,7 +10,9 @@ import { fromHandle, Tensor, tensorArg } from '../tensor.js';
 
 /** Per-tensor affine quantization: `x ≈ scale · (q - zeroPoint)`, `q ∈ [-128, 127]`. */
 export interface QParams {
+  /** Step between quantization levels (> 0). */
   scale: number;
+  /** Integer that represents real 0, in [-128, 127]. */
   zeroPoint: number;
 }
 
@@ -93,12 +95,15 @@ export function packWeights(wq: Tensor, groups: number): Tensor {
 }
 
 export interface LayerConstants {
+  /** Per-output-channel int32 offsets: the bias plus the zero-point correction terms, folded at quantization time. */
   offsets: Tensor;
   /** Requantization multipliers (int8 output). */
   mult: Tensor | null;
   /** Dequantization scales (float output). */
   scales: Tensor | null;
+  /** Left bit shift of the fixed-point requantization (applied with `mult`). */
   left: number;
+  /** Right (rounding) bit shift of the fixed-point requantization. */
   right: number;
 }
 
@@ -118,11 +123,15 @@ export function layerConstants(wq: Tensor, wScales: Tensor, bias: Tensor | null,
 
 /** How a quantized layer writes its output. */
 export interface LayerOutput {
+  /** The layer's integer constants from {@link layerConstants}. */
   c: LayerConstants;
+  /** Output quantization for an int8 output; null for a float32 output. */
   out: QParams | null;
+  /** Apply ReLU in the integer domain before writing the output. */
   relu: boolean;
 }
 
+/** Int8 fully connected layer: `x` int8 `[N, inFeatures]`, `packed` from {@link packWeights} (groups 0); returns int8 or float32 per `lo.out`. */
 export function qlinear(x: Tensor, packed: Tensor, inFeatures: number, lo: LayerOutput): Tensor {
   tensorArg(x, 'qlinear');
   tensorArg(packed, 'qlinear: packed');
@@ -136,10 +145,13 @@ export function qlinear(x: Tensor, packed: Tensor, inFeatures: number, lo: Layer
 export interface ConvGeometry {
   /** `[kh, kw, cin / groups]`. */
   kernel: [number, number, number];
+  /** Stride `[sh, sw]`. */
   stride: [number, number];
   /** `[top, bottom, left, right]`. */
   padding: [number, number, number, number];
+  /** Dilation `[dh, dw]`. */
   dilation: [number, number];
+  /** Number of channel groups (1 = ordinary conv; `cin` = depthwise). */
   groups: number;
 }
 
@@ -157,12 +169,14 @@ export function qconv2d(x: Tensor, xZeroPoint: number, packed: Tensor, geom: Con
     c.scales ? c.scales.handle : 0, maxPool2)));
 }
 
+/** Int8 max pooling over NHWC `x`; `kernel`/`stride` are `[h, w]`, `padding` `[top, bottom, left, right]`. Scale and zero point are unchanged. */
 export function qmaxPool2d(x: Tensor, kernel: number[], stride: number[], padding: number[]): Tensor {
   tensorArg(x, 'qmaxPool2d');
   const k = u32(kernel, 'qmaxPool2d: kernel', 2), s = u32(stride, 'qmaxPool2d: stride', 2), p = u32(padding, 'qmaxPool2d: padding [top, bottom, left, right]', 4);
   return wrap(call((e) => e.quant_max_pool2d(x.handle, k, s, p)));
 }
 
+/** Int8 average pooling over NHWC `x` (same geometry as {@link qmaxPool2d}); padded cells count as `zeroPoint` when `countIncludePad`. */
 export function qavgPool2d(x: Tensor, kernel: number[], stride: number[], padding: number[], countIncludePad: boolean, zeroPoint: number): Tensor {
   tensorArg(x, 'qavgPool2d');
   const k = u32(kernel, 'qavgPool2d: kernel', 2), s = u32(stride, 'qavgPool2d: stride', 2), p = u32(padding, 'qavgPool2d: padding [top, bottom, left, right]', 4);
@@ -171,6 +185,7 @@ export function qavgPool2d(x: Tensor, kernel: number[], stride: number[], paddin
   return wrap(call((e) => e.quant_avg_pool2d(x.handle, k, s, p, countIncludePad, zeroPoint)));
 }
 
+/** Elementwise sum of two int8 tensors with their own quantizations, requantized to `out` (optionally ReLU'd). */
 export function qadd(a: Tensor, qa: QParams, b: Tensor, qb: QParams, out: QParams, relu: boolean): Tensor {
   tensorArg(a, 'qadd: a');
   tensorArg(b, 'qadd: b');
@@ -179,6 +194,7 @@ export function qadd(a: Tensor, qa: QParams, b: Tensor, qb: QParams, out: QParam
   return wrap(call((e) => e.quant_add(a.handle, pa.scale, pa.zeroPoint, b.handle, pb.scale, pb.zeroPoint, po.scale, po.zeroPoint, relu)));
 }
 
+/** Re-expresses int8 `x` from quantization `qin` to `out` (optionally ReLU'd). */
 export function qrequantize(x: Tensor, qin: QParams, out: QParams, relu: boolean): Tensor {
   tensorArg(x, 'qrequantize');
   const [pi, po] = [qp(qin, 'qrequantize: qin'), qp(out, 'qrequantize: out')];
@@ -186,6 +202,7 @@ export function qrequantize(x: Tensor, qin: QParams, out: QParams, relu: boolean
   return wrap(call((e) => e.quant_requantize(x.handle, pi.scale, pi.zeroPoint, po.scale, po.zeroPoint, relu)));
 }
 
+/** Concatenates int8 tensors along `axis`, requantizing each from `qs[i]` to the common `out`. */
 export function qconcat(xs: Tensor[], qs: QParams[], axis: number, out: QParams): Tensor {
   tensors(xs, 'qconcat');
   if (!Array.isArray(qs)) throw new ArgumentError(`qconcat: qs must be an array of { scale, zeroPoint }, got ${describe(qs)}`);
@@ -254,6 +271,7 @@ export function packBinary(w: Tensor, groups: number): [Tensor, Tensor] {
   return [wrap(b), wrap(a)];
 }
 
+/** Binary fully connected layer: `x` float32 `[N, in]` times the bit-packed signs scaled by per-output α, plus `bias`. */
 export function binaryLinear(x: Tensor, bits: Tensor, alpha: Tensor, bias: Tensor | null): Tensor {
   tensorArg(x, 'binaryLinear');
   tensorArg(bits, 'binaryLinear: bits');
@@ -262,6 +280,7 @@ export function binaryLinear(x: Tensor, bits: Tensor, alpha: Tensor, bias: Tenso
   return wrap(call((e) => e.quant_binary_linear(x.handle, bits.handle, alpha.handle, b ? b.handle : 0)));
 }
 
+/** Binary conv on NHWC `x` with bit-packed HWIO signs, per-output-channel α and `bias`; geometry as in {@link ConvGeometry}. */
 export function binaryConv2d(x: Tensor, bits: Tensor, alpha: Tensor, bias: Tensor | null, geom: ConvGeometry): Tensor {
   tensorArg(x, 'binaryConv2d');
   tensorArg(bits, 'binaryConv2d: bits');
@@ -286,6 +305,7 @@ export function applyMask(w: Tensor, mask: Tensor): void {
   call((e) => e.quant_apply_mask_(w.handle, mask.handle));
 }
 
+/** Number of elements of `x` that are exactly zero. */
 export function countZeros(x: Tensor): number {
   tensorArg(x, 'countZeros');
   return call((e) => e.quant_count_zeros(x.handle));

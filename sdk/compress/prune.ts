@@ -29,6 +29,7 @@ import { Callback, type CallbackState, type Logs } from '../train/callbacks.js';
 import { v, validate } from '../io/validate.js';
 import * as E from './engine.js';
 
+/** Options of {@link Pruner} and {@link magnitudePrune}. */
 export interface PrunerOptions {
   /** `'layer'`: every tensor reaches the sparsity; `'global'` (default): the smallest weights of all tensors together. */
   scope?: 'layer' | 'global';
@@ -40,12 +41,19 @@ const defaultInclude = (name: string, p: Tensor) => /(^|\.)weight$/.test(name) &
 
 /** Magnitude-pruning masks over a model's weights (see the module docs). */
 export class Pruner {
+  /** How sparsity is spread: per tensor (`'layer'`) or over all targets together (`'global'`). */
   readonly scope: 'layer' | 'global';
+  /** The `[name, parameter]` pairs being pruned (by default every `weight` of rank ≥ 2). */
   readonly targets: [string, Tensor][];
+  /** Current 1.0/0.0 keep-mask of each target, by parameter name. */
   readonly masks = new Map<string, Tensor>();
   #sparsity = 0;
   #detach: (() => void) | null = null;
 
+  /**
+   * @param model - The model whose weights are pruned in place (must be a Module).
+   * @param o - Scope and which parameters to prune.
+   */
   constructor(readonly model: Module, o: PrunerOptions = {}) {
     assertModule(model, 'Pruner');
     o = checkOptions(o, 'Pruner options');
@@ -124,6 +132,7 @@ export class Pruner {
     return this.#detach;
   }
 
+  /** Restores the optimizer patched by `attach`; a no-op when not attached. */
   detach(): void {
     this.#detach?.();
   }
@@ -141,8 +150,11 @@ export function magnitudePrune(model: Module, sparsity: number, o: PrunerOptions
   return new Pruner(model, o).prune(sparsity);
 }
 
+/** Options of {@link PolynomialDecay}; sparsities are fractions in [0, 1]. */
 export interface PolynomialDecayOptions {
+  /** Sparsity at `beginStep` (default 0). */
   initialSparsity?: number;
+  /** Sparsity reached at `endStep` and kept afterwards. */
   finalSparsity: number;
   /** First step that prunes (t0). */
   beginStep?: number;
@@ -156,11 +168,17 @@ export interface PolynomialDecayOptions {
 
 /** Zhu & Gupta's gradual sparsity schedule. */
 export class PolynomialDecay {
+  /** Sparsity at `beginStep`. */
   readonly initialSparsity: number;
+  /** Sparsity from `endStep` on. */
   readonly finalSparsity: number;
+  /** First step that prunes (default 0). */
   readonly beginStep: number;
+  /** Step at which `finalSparsity` is reached. */
   readonly endStep: number;
+  /** Steps between mask updates (default 1). */
   readonly frequency: number;
+  /** Exponent of the decay (default 3). */
   readonly power: number;
   constructor(o: PolynomialDecayOptions) {
     if (o === null || typeof o !== 'object') throw new ArgumentError(`PolynomialDecay needs options { finalSparsity, endStep, ... }, got ${describe(o)}`);
@@ -198,11 +216,16 @@ export class PolynomialDecay {
  */
 export class PruningCallback extends Callback {
   #step = 0;
+  /**
+   * @param pruner - The Pruner whose masks are updated.
+   * @param schedule - When and to what sparsity to prune.
+   */
   constructor(readonly pruner: Pruner, readonly schedule: PolynomialDecay) {
     super();
     if (!(pruner instanceof Pruner)) throw new ArgumentError(`PruningCallback needs a Pruner, got ${describe(pruner)}`);
     if (!(schedule instanceof PolynomialDecay)) throw new ArgumentError(`PruningCallback needs a PolynomialDecay schedule, got ${describe(schedule)}`);
   }
+  /** Number of training batches seen so far (the schedule's step). */
   get step(): number {
     return this.#step;
   }
@@ -233,11 +256,17 @@ export class PruningCallback extends Callback {
   }
 }
 
+/** One row of {@link sparsityReport}. */
 export interface SparsityRow {
+  /** Parameter name, e.g. `0.weight`. */
   name: string;
+  /** Parameter shape. */
   shape: number[];
+  /** Number of elements. */
   params: number;
+  /** Number of elements that are exactly zero. */
   zeros: number;
+  /** `zeros / params`, in [0, 1]. */
   sparsity: number;
 }
 
@@ -257,6 +286,7 @@ export function sparsityReport(model: Module, o: { include?: (name: string, p: T
 
 // ------------------------------------------------------------------------------------ structured
 
+/** Options of {@link structuredPrune}. */
 export interface StructuredPruneOptions {
   /** Fraction of the channels/neurons of each pruned layer to remove (default 0.5). */
   ratio?: number;

@@ -12,15 +12,19 @@ import { bumpGradEpoch, Tensor } from '../tensor.js';
 import { describe } from '../args.js';
 import { fail, v, validate as checkSchema, type Schema } from '../io/validate.js';
 
+/** A parameter group: tensors optimized together with one set of hyper-parameters (PyTorch `param_groups` entry). */
 export interface ParamGroup<H> {
+  /** Parameters of this group, updated in place by `step()`. */
   params: Tensor[];
   /** Hyper-parameters of this group (defaults filled in). */
   options: H;
 }
+/** Parameters for an optimizer constructor: a flat tensor list, or groups `{ params, ...overrides }` whose options override the constructor's (PyTorch per-group options). */
 export type ParamsArg<H> = Tensor[] | ({ params: Tensor[] } & Partial<H>)[];
 
 /** The serialisable state of an optimizer. */
 export interface OptimizerState {
+  /** Hyper-parameters of each group, in group order. */
   groups: Record<string, number | boolean>[];
   /** Per parameter (in group order): step count and named state tensors. */
   params: { step: number; tensors: Record<string, Tensor> }[];
@@ -44,6 +48,7 @@ interface ParamState {
   tensors: Record<string, Tensor>;
 }
 
+/** Base class of the optimizers: holds parameter groups and per-parameter state; subclasses implement the update. `step()` applies it to every parameter with a gradient. */
 export abstract class Optimizer<H extends { lr: number }> {
   /** Parameter groups, each with its own hyper-parameters (PyTorch's `param_groups`). */
   readonly groups: ParamGroup<H>[];
@@ -197,11 +202,17 @@ export abstract class Optimizer<H extends { lr: number }> {
   }
 }
 
+/** Options of {@link SGD}; defaults match PyTorch `torch.optim.SGD`. */
 export interface SGDOptions {
+  /** Learning rate (default 0.01). */
   lr: number;
+  /** Momentum factor (default 0: plain SGD). */
   momentum: number;
+  /** Dampening for momentum (default 0). */
   dampening: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay: number;
+  /** Use Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
   nesterov: boolean;
 }
 /** Stochastic gradient descent with optional momentum (Nesterov) and weight decay. */
@@ -225,11 +236,17 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 }
 
+/** Options of {@link Adam} / {@link AdamW}; defaults match PyTorch. */
 export interface AdamOptions {
+  /** Learning rate (default 1e-3). */
   lr: number;
+  /** Decay rate of the first-moment estimate (default 0.9), in [0, 1). */
   beta1: number;
+  /** Decay rate of the second-moment estimate (default 0.999), in [0, 1). */
   beta2: number;
+  /** Term added to the denominator for numerical stability (default 1e-8). */
   eps: number;
+  /** Weight decay: L2 on the gradient for Adam (default 0), decoupled for AdamW (default 0.01). */
   weightDecay: number;
 }
 function checkBetas(h: AdamOptions): void {
@@ -240,6 +257,7 @@ function checkBetas(h: AdamOptions): void {
 }
 /** Adam (weight decay added to the gradient, i.e. L2). */
 export class Adam extends Optimizer<AdamOptions> {
+  /** False: weight decay is added to the gradient (L2), as in PyTorch `Adam`. */
   protected decoupled = false;
   constructor(params: ParamsArg<AdamOptions>, o: Partial<AdamOptions> = {}) {
     super(params, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...o });
@@ -259,18 +277,26 @@ export class Adam extends Optimizer<AdamOptions> {
 }
 /** AdamW: Adam with decoupled weight decay (p ← p·(1 − lr·wd) before the update). */
 export class AdamW extends Adam {
+  /** True: weight decay is applied directly to the weights, as in PyTorch `AdamW`. */
   protected override decoupled = true;
   constructor(params: ParamsArg<AdamOptions>, o: Partial<AdamOptions> = {}) {
     super(params, { weightDecay: 0.01, ...o });
   }
 }
 
+/** Options of {@link RMSProp}; defaults match PyTorch `torch.optim.RMSprop`. */
 export interface RMSPropOptions {
+  /** Learning rate (default 0.01). */
   lr: number;
+  /** Smoothing constant of the squared-gradient average (default 0.99). */
   alpha: number;
+  /** Term added to the denominator for numerical stability (default 1e-8). */
   eps: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay: number;
+  /** Momentum factor (default 0). */
   momentum: number;
+  /** Centered RMSProp: normalize by the estimated gradient variance (default false). */
   centered: boolean;
 }
 /** RMSProp, optionally with momentum and centering. */
@@ -295,11 +321,17 @@ export class RMSProp extends Optimizer<RMSPropOptions> {
   }
 }
 
+/** Options of {@link Adagrad}; defaults match PyTorch `torch.optim.Adagrad`. */
 export interface AdagradOptions {
+  /** Learning rate (default 0.01). */
   lr: number;
+  /** Learning-rate decay: the rate at step t is `lr / (1 + (t − 1)·lrDecay)` (default 0). */
   lrDecay: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay: number;
+  /** Term added to the denominator for numerical stability (default 1e-10). */
   eps: number;
+  /** Starting value of the squared-gradient accumulators (default 0). */
   initialAccumulatorValue: number;
 }
 /** Adagrad. */

@@ -10,15 +10,20 @@ import type { Tensor } from '../tensor.js';
 import { anyNumber, encodeJson } from './checkpoint.js';
 import { v, validate } from '../io/validate.js';
 
+/** Metric values of an epoch or batch by name (`loss`, `val_loss`, `acc`, ...). */
 export type Logs = Record<string, number>;
 
 /** What a callback can see and steer. */
 export interface TrainingContext {
+  /** The model being trained. */
   model: Module;
+  /** The optimizer `fit` steps. */
   optimizer: Optimizer<{ lr: number }>;
   /** Set to true to end training after the current epoch. */
   stopTraining: boolean;
+  /** Total number of epochs of this `fit` call. */
   epochs: number;
+  /** Batches per epoch, or null when unknown (streamed data). */
   batchesPerEpoch: number | null;
   /** The epoch running now. */
   epoch: number;
@@ -33,7 +38,9 @@ export interface TrainingContext {
 
 /** A callback's part of a training checkpoint: JSON-safe values (NaN allowed) and tensors. */
 export interface CallbackState {
+  /** Plain JSON-serialisable values of the callback's state. */
   values: Record<string, unknown>;
+  /** Tensors of the callback's state (e.g. best weights), stored alongside the values. */
   tensors?: Record<string, Tensor>;
 }
 
@@ -100,11 +107,23 @@ function checkMonitor(monitor: unknown, mode: unknown, who: string): void {
 
 /** Stops when `monitor` has not improved by `minDelta` for `patience` epochs; can restore the best weights. */
 export class EarlyStopping extends Callback {
+  /** Best monitored value seen so far (NaN before the first epoch). */
   best = NaN;
+  /** Epoch of `best` (-1 before the first epoch). */
   bestEpoch = -1;
+  /** Epoch at which training was stopped (-1 if it was not). */
   stoppedEpoch = -1;
   #wait = 0;
   #bestWeights: Record<string, Tensor> | null = null;
+  /**
+   * @param opts - What to monitor and when to stop.
+   * @param opts.monitor - Metric name in the epoch logs (default `'val_loss'`).
+   * @param opts.minDelta - Smallest change that counts as an improvement (default 0).
+   * @param opts.patience - Epochs without improvement before stopping (default 0).
+   * @param opts.mode - `'min'`, `'max'`, or `'auto'` (default: max for acc/auc/precision/recall/f1, else min).
+   * @param opts.restoreBestWeights - Restore the weights of the best epoch at the end (default false).
+   * @throws ArgumentError on invalid options.
+   */
   constructor(readonly opts: { monitor?: string; minDelta?: number; patience?: number; mode?: Mode; restoreBestWeights?: boolean } = {}) {
     super();
     checkOptions(opts, 'EarlyStopping options');
@@ -113,6 +132,7 @@ export class EarlyStopping extends Callback {
     if (opts.patience !== undefined) checkInt(opts.patience, 'EarlyStopping patience', 0);
     if (opts.restoreBestWeights !== undefined) checkBool(opts.restoreBestWeights, 'EarlyStopping restoreBestWeights');
   }
+  /** Name of the monitored metric (`opts.monitor`, default `'val_loss'`). */
   get monitor(): string {
     return this.opts.monitor ?? 'val_loss';
   }
@@ -166,9 +186,21 @@ export class EarlyStopping extends Callback {
  * directory in Node (`dir`), or hands the artifacts to `onSave` anywhere.
  */
 export class ModelCheckpoint extends Callback {
+  /** Best monitored value seen so far (NaN before the first save decision). */
   best = NaN;
+  /** Number of checkpoints written so far. */
   saves = 0;
   #pending: Logs | null = null;
+  /**
+   * @param opts - Where and when to save; needs `dir` (Node) or `onSave`.
+   * @param opts.dir - Directory to write (Node only); replaced atomically at each save.
+   * @param opts.onSave - Receives the artifacts and the epoch instead of (or besides) writing `dir`.
+   * @param opts.monitor - Metric name to watch when `saveBestOnly` (default `'val_loss'`).
+   * @param opts.saveBestOnly - Save only when `monitor` improves (default false).
+   * @param opts.mode - `'min'`, `'max'` or `'auto'` (default).
+   * @param opts.includeOptimizer - Also save the optimizer state (default true).
+   * @throws ArgumentError on invalid options.
+   */
   constructor(readonly opts: {
     dir?: string; onSave?: (a: ModelArtifacts, epoch: number) => void | Promise<void>; monitor?: string; saveBestOnly?: boolean; mode?: Mode; includeOptimizer?: boolean;
     /**
@@ -256,6 +288,10 @@ async function saveReplacing(model: Module, dir: string, o: SaveOptions): Promis
 
 /** Steps an LR scheduler after every epoch (default) or every batch. */
 export class LearningRateScheduler extends Callback {
+  /**
+   * @param scheduler - The LR scheduler to step.
+   * @param per - Step it after every `'epoch'` (default) or every `'batch'`.
+   */
   constructor(readonly scheduler: LRScheduler, readonly per: 'epoch' | 'batch' = 'epoch') {
     super();
     if (typeof (scheduler as { step?: unknown } | null)?.step !== 'function') throw new ArgumentError(`LearningRateScheduler needs an LR scheduler, got ${describe(scheduler)}`);
