@@ -19,16 +19,23 @@ import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
 
+/** Options of `TransformerEncoderLayer` and `TransformerEncoder.create` (PyTorch's keyword arguments). */
 export interface TransformerEncoderLayerOptions {
   /** Hidden size of the MLP (default 4 · dModel; PyTorch's default is 2048). */
   dimFeedforward?: number;
+  /** Dropout after attention, in the MLP and on the attention weights, training only (default 0.1, as PyTorch). */
   dropout?: number;
+  /** MLP activation (default `'relu'`, as PyTorch). */
   activation?: 'relu' | 'gelu';
   /** Pre-LN (LayerNorm before attention and MLP) instead of PyTorch's default post-LN. */
   normFirst?: boolean;
+  /** LayerNorm eps (default 1e-5). */
   layerNormEps?: number;
+  /** Biases in the attention projections and the MLP (default true). */
   bias?: boolean;
+  /** Keep the last forward's attention weights in `selfAttn.attentionWeights`. */
   keepAttentionWeights?: boolean;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
@@ -39,6 +46,11 @@ function seeded(seed: number | undefined, k: number): number | undefined {
 /** One Transformer encoder layer: self-attention and an MLP, each with a residual connection. */
 export class TransformerEncoderLayer extends Module {
   readonly #opts: TransformerEncoderLayerOptions;
+  /**
+   * @param dModel - Model width (features of the `[batch, time, dModel]` input).
+   * @param nHead - Attention heads; must divide `dModel`.
+   * @param opts - MLP size, dropout, activation, pre-/post-LN, eps, bias, seed.
+   */
   constructor(readonly dModel: number, readonly nHead: number, opts: TransformerEncoderLayerOptions = {}) {
     checkOptions(opts, 'TransformerEncoderLayer options');
     checkSize(dModel, 'TransformerEncoderLayer dModel', 1);
@@ -59,6 +71,7 @@ export class TransformerEncoderLayer extends Module {
     this.registerModule('dropout2', new Dropout(p, seeded(opts.seed, 6)));
     this.registerModule('activation', (opts.activation ?? 'relu') === 'gelu' ? new GELU() : new ReLU());
   }
+  /** The self-attention submodule `self_attn`. */
   get selfAttn(): MultiHeadAttention {
     return this.getModule('self_attn') as MultiHeadAttention;
   }
@@ -128,6 +141,7 @@ export class TransformerEncoder extends Module {
     const layers = Array.from({ length: numLayers }, (_, i) => new TransformerEncoderLayer(dModel, nHead, { ...o, seed: seeded(o.seed, 100 + i) }));
     return new TransformerEncoder(layers, finalNorm ? new LayerNorm(dModel, { eps: o.layerNormEps }) : null);
   }
+  /** The encoder layers, in order. */
   get layers(): TransformerEncoderLayer[] {
     return (this.getModule('layers') as ModuleList).children() as TransformerEncoderLayer[];
   }
@@ -159,9 +173,11 @@ export class ModuleList extends Module {
     if (!Array.isArray(modules)) throw new ArgumentError(`ModuleList needs an array of modules, got ${describe(modules)}`);
     modules.forEach((m, i) => this.registerModule(String(i), m));
   }
+  /** Number of modules. */
   get length(): number {
     return this.children().length;
   }
+  /** The module at index `i` (throws if there is none). */
   at(i: number): Module {
     return this.getModule(String(i));
   }
@@ -175,18 +191,25 @@ export class ModuleList extends Module {
 
 // ------------------------------------------------------------------------------------- GPT
 
+/** Options of `GPTBlock`, `CausalSelfAttention` and `GPTMLP`. */
 export interface GPTBlockOptions {
   /** MLP hidden size = mlpRatio · nEmbd (default 4). */
   mlpRatio?: number;
+  /** Dropout on the attention weights and the residual branches, training only (default 0). */
   dropout?: number;
+  /** Biases in the linear layers (default true). */
   bias?: boolean;
+  /** Keep the last forward's attention weights in `attentionWeights`. */
   keepAttentionWeights?: boolean;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
 /** Causal multi-head self-attention with nanoGPT's names: `c_attn` (E → 3E) and `c_proj` (E → E). */
 export class CausalSelfAttention extends Module {
+  /** Features per head, `nEmbd / nHead`. */
   readonly headDim: number;
+  /** Store each forward's weights in `attentionWeights`. */
   keepAttentionWeights: boolean;
   #weights: Tensor | null = null;
   #calls = 0;
@@ -197,6 +220,11 @@ export class CausalSelfAttention extends Module {
   override setExtraState(s: unknown): void {
     this.#calls = this.readCallCount(s);
   }
+  /**
+   * @param nEmbd - Model width (features of the `[batch, time, nEmbd]` input); a multiple of `nHead`.
+   * @param nHead - Attention heads.
+   * @param opts - Dropout, bias, keepAttentionWeights, seed.
+   */
   constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
     checkOptions(opts, 'CausalSelfAttention options');
     super();
@@ -253,6 +281,10 @@ export class CausalSelfAttention extends Module {
 
 /** nanoGPT's MLP: `c_fc` (E → ratio·E), GELU, `c_proj`, dropout. */
 export class GPTMLP extends Module {
+  /**
+   * @param nEmbd - Model width (input and output features).
+   * @param opts - `mlpRatio` (hidden = ratio · nEmbd, default 4), dropout, bias, seed.
+   */
   constructor(readonly nEmbd: number, readonly opts: GPTBlockOptions = {}) {
     checkOptions(opts, 'GPTMLP options');
     checkSize(nEmbd, 'GPTMLP nEmbd', 1);
@@ -284,6 +316,11 @@ export class GPTMLP extends Module {
 
 /** A decoder-only (GPT-2 style) block, pre-LN: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`. */
 export class GPTBlock extends Module {
+  /**
+   * @param nEmbd - Model width (features of the `[batch, time, nEmbd]` input); a multiple of `nHead`.
+   * @param nHead - Attention heads.
+   * @param opts - MLP ratio, dropout, bias, keepAttentionWeights, seed.
+   */
   constructor(readonly nEmbd: number, readonly nHead: number, readonly opts: GPTBlockOptions = {}) {
     checkOptions(opts, 'GPTBlock options');
     super();
@@ -297,6 +334,7 @@ export class GPTBlock extends Module {
       throw e;
     }
   }
+  /** The attention submodule `attn`. */
   get attn(): CausalSelfAttention {
     return this.getModule('attn') as CausalSelfAttention;
   }
@@ -317,15 +355,23 @@ export class GPTBlock extends Module {
   }
 }
 
+/** Configuration of `GPT` (nanoGPT's `GPTConfig`; defaults here are smaller). */
 export interface GPTConfig {
+  /** Token ids are in [0, vocabSize); the logits have vocabSize entries. */
   vocabSize: number;
   /** Longest context (positions). */
   blockSize: number;
+  /** Transformer blocks (default 4). */
   nLayer?: number;
+  /** Attention heads per block (default 4); must divide `nEmbd`. */
   nHead?: number;
+  /** Model width (default 128). */
   nEmbd?: number;
+  /** Dropout on the embeddings, attention and residual branches, training only (default 0). */
   dropout?: number;
+  /** Biases in the blocks' linear layers (default true; the head never has one). */
   bias?: boolean;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
@@ -336,6 +382,7 @@ export interface GPTConfig {
  * `transformer.ln_f`, `lm_head`).
  */
 export class GPT extends Module {
+  /** The configuration with every default filled in. */
   readonly config: Required<Omit<GPTConfig, 'seed'>> & { seed?: number };
   /**
    * Called with `tok + pos` (`[batch, time, nEmbd]`) right after it is formed, so DP's per-example
@@ -373,6 +420,7 @@ export class GPT extends Module {
       throw e;
     }
   }
+  /** The transformer blocks `transformer.h.<i>`, in order. */
   get blocks(): GPTBlock[] {
     return (this.getModule('transformer').getModule('h') as ModuleList).children() as GPTBlock[];
   }
@@ -425,6 +473,7 @@ export class GPT extends Module {
 
 /** The `transformer` container of `GPT` (named submodules, no forward of its own). */
 export class GPTBody extends Module {
+  /** Registers `m` as the submodule `name`. */
   add(name: string, m: Module): void {
     this.registerModule(name, m);
   }
