@@ -33,17 +33,28 @@ function checkNHWC(x: Tensor, c: number, who: string): void {
   if (x.rank !== 4 || x.shape[3] !== c) throw new ShapeError(`${who} expects NHWC input with ${c} channels, got [${x.shape.join(', ')}]`);
 }
 
+/** Options of `ConvBNReLU`. */
 export interface ConvBNOptions {
+  /** Convolution stride (default 1). */
   stride?: number;
+  /** Convolution padding (default `'same'`). */
   padding?: F.Padding;
   /** Apply ReLU after the BatchNorm (default true). */
   relu?: boolean;
+  /** Options of the BatchNorm2d (momentum, eps, ...). */
   bn?: BatchNormLayerOptions;
+  /** Seed for the conv's initial weights (default: the global stream). */
   seed?: number;
 }
 
 /** Conv (no bias, He init) → BatchNorm → ReLU; submodules `conv`, `bn`. */
 export class ConvBNReLU extends Module {
+  /**
+   * @param inChannels - Input channels (NHWC's C).
+   * @param outChannels - Output channels.
+   * @param kernelSize - Square kernel size.
+   * @param opts - Stride, padding, ReLU on/off, BatchNorm options, seed.
+   */
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, readonly opts: ConvBNOptions = {}) {
     checkOptions(opts, 'ConvBNReLU options');
     super();
@@ -70,11 +81,13 @@ export class ConvBNReLU extends Module {
 
 // ------------------------------------------------------------------------------------- VGG
 
+/** Options of `VGGBlock`. */
 export interface VGGBlockOptions {
   /** BatchNorm after each conv (default true; false gives conv with bias → ReLU). */
   batchNorm?: boolean;
   /** 2x2 max-pool at the end (default true). */
   pool?: boolean;
+  /** Seed for the initial weights (default: the global stream). */
   seed?: number;
 }
 
@@ -141,21 +154,27 @@ abstract class HeadedNetwork extends Module {
   }
 }
 
+/** Options of `VGG` / `vgg()`. */
 export interface VGGOptions {
   /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
   head?: ModuleConfig | null;
+  /** Channels of the NHWC input (default 3). */
   inChannels?: number;
+  /** Outputs of the Linear head (default 10). */
   numClasses?: number;
   /** `[numConvs, channels]` per stage (each stage halves the resolution). Default `[[1, 32], [2, 64]]`. */
   stages?: [number, number][];
+  /** BatchNorm after each conv (default true). */
   batchNorm?: boolean;
   /** Dropout before the classifier. */
   dropout?: number;
+  /** Seed for the initial weights and the dropout masks (default: the global stream). */
   seed?: number;
 }
 
 /** A VGG-style network: `features` (VGG blocks), global average pooling, `classifier` (Linear). */
 export class VGG extends HeadedNetwork {
+  /** The options with every default filled in. */
   readonly opts: Required<Omit<VGGOptions, 'seed'>> & { seed?: number };
   constructor(o: VGGOptions = {}) {
     checkOptions(o, 'VGG options');
@@ -175,9 +194,11 @@ export class VGG extends HeadedNetwork {
       this.registerModule('classifier', this.opts.head ? moduleFromConfig(this.opts.head) : new Linear(c, numClasses, { seed: sub(seed, 100) }));
     });
   }
+  /** Size of `features(x)`: the channels of the last stage. */
   get numFeatures(): number {
     return this.opts.stages[this.opts.stages.length - 1][1];
   }
+  /** Name of the head submodule. */
   readonly headName = 'classifier';
   /** Pooled backbone features `[N, numFeatures]`. */
   features(x: Tensor): Tensor {
@@ -192,18 +213,22 @@ export class VGG extends HeadedNetwork {
   }
 }
 
+/** Builds a `VGG` (same as `new VGG(o)`). */
 export function vgg(o: VGGOptions = {}): VGG {
   return new VGG(o);
 }
 
 // ------------------------------------------------------------------------------------- ResNet
 
+/** Options of `BasicBlock` and `Bottleneck`. */
 export interface ResidualBlockOptions {
+  /** Stride of the spatial conv (and of the projection shortcut); default 1. */
   stride?: number;
   /** Projection shortcut (1x1 conv + BN). Default: when the stride or the channel count changes. */
   projection?: boolean;
   /** Start the last BatchNorm's scale at 0, so the block begins as the identity (Goyal et al.). */
   zeroInitResidual?: boolean;
+  /** Seed for the initial weights (default: the global stream). */
   seed?: number;
 }
 
@@ -247,7 +272,13 @@ abstract class Residual extends Module {
 
 /** ResNet's basic block: 3x3 conv (stride) → BN → ReLU → 3x3 conv → BN, plus the shortcut, ReLU. */
 export class BasicBlock extends Residual {
+  /** Output channels per plane (torchvision's `expansion`). */
   static readonly expansion = 1;
+  /**
+   * @param inChannels - Input channels (NHWC's C).
+   * @param planes - Channels of the convs; the output has `planes` channels.
+   * @param opts - Stride, shortcut, zero-init, seed.
+   */
   constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
     checkOptions(opts, 'BasicBlock options');
     super();
@@ -261,9 +292,11 @@ export class BasicBlock extends Residual {
     if (d) this.registerModule('downsample', d);
     if (opts.zeroInitResidual) zeroScale(this.getModule('bn2'));
   }
+  /** Output channels (`planes`). */
   get outChannels(): number {
     return this.planes;
   }
+  /** The residual branch, without the shortcut and the final ReLU. */
   protected body(x: Tensor): Tensor {
     const a = this.getModule('conv1').forward(x);
     const b = this.getModule('bn1').forward(a);
@@ -281,7 +314,13 @@ export class BasicBlock extends Residual {
 
 /** ResNet's bottleneck: 1x1 (planes) → 3x3 (stride) → 1x1 (4·planes), each with BN, plus the shortcut. */
 export class Bottleneck extends Residual {
+  /** Output channels per plane (torchvision's `expansion`). */
   static readonly expansion = 4;
+  /**
+   * @param inChannels - Input channels (NHWC's C).
+   * @param planes - Channels of the inner convs; the output has `4 · planes` channels.
+   * @param opts - Stride, shortcut, zero-init, seed.
+   */
   constructor(readonly inChannels: number, readonly planes: number, readonly opts: ResidualBlockOptions = {}) {
     checkOptions(opts, 'Bottleneck options');
     checkSize(planes, 'Bottleneck planes', 1);
@@ -299,9 +338,11 @@ export class Bottleneck extends Residual {
     if (d) this.registerModule('downsample', d);
     if (opts.zeroInitResidual) zeroScale(this.getModule('bn3'));
   }
+  /** Output channels (`4 · planes`). */
   get outChannels(): number {
     return this.planes * Bottleneck.expansion;
   }
+  /** The residual branch, without the shortcut and the final ReLU. */
   protected body(x: Tensor): Tensor {
     let h = x;
     for (const [conv, bn, relu] of [['conv1', 'bn1', true], ['conv2', 'bn2', true], ['conv3', 'bn3', false]] as const) {
@@ -331,31 +372,40 @@ const DEPTHS: Record<number, { block: 'basic' | 'bottleneck'; layers: number[] }
   152: { block: 'bottleneck', layers: [3, 8, 36, 3] },
 };
 
+/** Options of `ResNet` / `resnet()`. */
 export interface ResNetOptions {
   /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
   head?: ModuleConfig | null;
   /** 10, 18, 34 (basic blocks), 50, 101, 152 (bottlenecks). Default 18. Ignored when `layers` is given. */
   depth?: number;
+  /** Block type when `layers` is given (default: the depth's, else `'basic'`). */
   block?: 'basic' | 'bottleneck';
   /** Blocks per stage; stage i has `width · 2^i` planes and (after the first) stride 2. */
   layers?: number[];
   /** Planes of the first stage (torchvision: 64). Default 64. */
   width?: number;
+  /** Channels of the NHWC input (default 3). */
   inChannels?: number;
+  /** Outputs of the Linear head (default 1000, as torchvision). */
   numClasses?: number;
   /**
    * `'imagenet'`: 7x7 stride-2 conv + 3x3 stride-2 max-pool (torchvision); `'small'`: one 3x3
    * stride-1 conv (for 8x8 to 32x32 images). Default `'small'`.
    */
   stem?: 'imagenet' | 'small';
+  /** Start each block's last BatchNorm scale at 0 (torchvision's `zero_init_residual`; default false). */
   zeroInitResidual?: boolean;
+  /** Seed for the initial weights (default: the global stream). */
   seed?: number;
 }
 
 /** A ResNet (torchvision's layout and names): stem, `layer1..layerN`, global average pooling, `fc`. */
 export class ResNet extends HeadedNetwork {
+  /** The options with every default filled in (`depth` resolved to `block` and `layers`). */
   readonly opts: Required<Omit<ResNetOptions, 'seed' | 'depth'>> & { seed?: number };
+  /** Size of `features(x)`: the channels of the last stage. */
   readonly numFeatures: number;
+  /** Name of the head submodule. */
   readonly headName = 'fc';
   constructor(o: ResNetOptions = {}) {
     checkOptions(o, 'ResNet options');
@@ -417,20 +467,24 @@ export class ResNet extends HeadedNetwork {
   }
 }
 
+/** Builds a `ResNet` (same as `new ResNet(o)`). */
 export function resnet(o: ResNetOptions = {}): ResNet {
   return new ResNet(o);
 }
 
 // ------------------------------------------------------------------------------------- Inception
 
+/** Output channels of each branch of an `InceptionModule`. */
 export interface InceptionBranches {
   /** 1x1 branch channels. */
   c1: number;
   /** 3x3 branch: 1x1 reduction, then 3x3 channels. */
   c3reduce: number;
+  /** 3x3 branch output channels. */
   c3: number;
   /** 5x5 branch: 1x1 reduction, then 5x5 channels. */
   c5reduce: number;
+  /** 5x5 branch output channels. */
   c5: number;
   /** Pool branch: 3x3 max-pool (stride 1), then 1x1 channels. */
   pool: number;
@@ -442,7 +496,13 @@ export interface InceptionBranches {
  * to `branch4` (torchvision's names).
  */
 export class InceptionModule extends Module {
+  /** Output channels: `c1 + c3 + c5 + pool`. */
   readonly outChannels: number;
+  /**
+   * @param inChannels - Input channels (NHWC's C).
+   * @param branches - Channels of each branch.
+   * @param seed - Seed for the initial weights (default: the global stream).
+   */
   constructor(readonly inChannels: number, readonly branches: InceptionBranches, readonly seed?: number) {
     super();
     const b = checkOptions(branches, 'InceptionModule branches');
@@ -466,22 +526,29 @@ export class InceptionModule extends Module {
   }
 }
 
+/** Options of `Inception` / `inception()`. */
 export interface InceptionOptions {
   /** A custom head (its config), instead of a Linear to `numClasses` (set by `replaceHead(module)` and saved with the model). */
   head?: ModuleConfig | null;
+  /** Channels of the NHWC input (default 3). */
   inChannels?: number;
+  /** Outputs of the Linear head (default 10). */
   numClasses?: number;
   /** Channel multiplier of the default architecture (default 16). */
   width?: number;
   /** Explicit modules; a `'pool'` entry inserts a 2x2 max-pool. Default: two modules, a pool, one module. */
   modules?: (InceptionBranches | 'pool')[];
+  /** Seed for the initial weights (default: the global stream). */
   seed?: number;
 }
 
 /** A small GoogLeNet-style network: `stem` (3x3 ConvBNReLU), `blocks` (Inception modules and pools), global pooling, `fc`. */
 export class Inception extends HeadedNetwork {
+  /** The options with every default filled in. */
   readonly opts: Required<Omit<InceptionOptions, 'seed'>> & { seed?: number };
+  /** Size of `features(x)`: the channels of the last Inception module. */
   readonly numFeatures: number;
+  /** Name of the head submodule. */
   readonly headName = 'fc';
   constructor(o: InceptionOptions = {}) {
     checkOptions(o, 'Inception options');
@@ -505,6 +572,7 @@ export class Inception extends HeadedNetwork {
     });
     this.numFeatures = c;
   }
+  /** Pooled backbone features `[N, numFeatures]`. */
   features(x: Tensor): Tensor {
     checkNHWC(x, this.opts.inChannels, 'Inception');
     const s = this.getModule('stem').forward(x);
@@ -516,6 +584,7 @@ export class Inception extends HeadedNetwork {
   }
 }
 
+/** Builds an `Inception` network (same as `new Inception(o)`). */
 export function inception(o: InceptionOptions = {}): Inception {
   return new Inception(o);
 }
