@@ -26,9 +26,13 @@ export interface GroupNormOptions {
  * with the channel axis moved last. Works the same in training and evaluation (no running statistics).
  */
 export class GroupNorm extends Module {
+  /** Groups the channels are split into; divides `numChannels`. */
   readonly numGroups: number;
+  /** Channels C (the last input dimension). */
   readonly numChannels: number;
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Whether the layer has a learnable `weight` and `bias`. */
   readonly affine: boolean;
   constructor(numGroups: number, numChannels: number, opts: GroupNormOptions = {}) {
     checkOptions(opts, 'GroupNorm options');

@@ -47,6 +47,7 @@ export interface PolyActivationOptions {
  * multiplicative level, like `Square`.
  */
 export class PolyActivation extends Module {
+  /** Whether `a`, `b`, `c` were registered trainable (`requiresGrad`), as saved in the config. */
   readonly trainable: boolean;
   constructor(opts: PolyActivationOptions = {}) {
     checkOptions(opts, 'PolyActivation options');
