@@ -19,6 +19,7 @@ import { tensor } from './creation.js';
 import { tidy } from './memory.js';
 import { Tensor } from './tensor.js';
 
+/** How a loss reduces its elementwise values: `'mean'` (default), `'sum'`, `'none'` (PyTorch's shape) or `'perSample'` (one value per row of the first axis); see the module docs. */
 export type Reduction = 'mean' | 'sum' | 'none' | 'perSample';
 /** KL divergence also has PyTorch's `'batchmean'`: the sum over every element divided by the batch size. */
 export type KLReduction = Reduction | 'batchmean';
@@ -77,7 +78,9 @@ function clampedLog(p: Tensor): Tensor {
   return p.clamp(TINY, Infinity).log().clamp(-100, Infinity);
 }
 
+/** Options every loss takes. */
 export interface LossOptions {
+  /** How the elementwise losses are reduced (default `'mean'`). */
   reduction?: Reduction;
 }
 
@@ -111,7 +114,9 @@ function huberImpl(pred: Tensor, target: Tensor, opts?: LossOptions & { delta?: 
   return reduce(loss, r);
 }
 
+/** Options of {@link binaryCrossEntropy}. */
 export interface BinaryCrossEntropyOptions extends LossOptions {
+  /** `pred` holds raw scores, computed stably through log-sigmoid (`torch.nn.BCEWithLogitsLoss`); default false: probabilities (`BCELoss`). */
   fromLogits?: boolean;
   /**
    * Weight of the positive term, `torch.nn.BCEWithLogitsLoss`'s `pos_weight`: one number, or one per
@@ -155,7 +160,9 @@ function binaryCrossEntropyImpl(pred: Tensor, target: Tensor, opts?: BinaryCross
   return reduce(loss, r);
 }
 
+/** Options of {@link categoricalCrossEntropy}. */
 export interface CategoricalOptions extends LossOptions {
+  /** `pred` holds raw scores, computed through log-softmax over the last axis (`torch.nn.CrossEntropyLoss`); default false: probabilities. */
   fromLogits?: boolean;
   /** Mixes the targets with the uniform distribution: y·(1 - s) + s / classes (PyTorch's `label_smoothing`). */
   labelSmoothing?: number;
@@ -163,6 +170,7 @@ export interface CategoricalOptions extends LossOptions {
   classWeights?: number[] | Tensor;
 }
 
+/** Options of {@link sparseCategoricalCrossEntropy}. */
 export interface SparseCategoricalOptions extends CategoricalOptions {
   /**
    * Positions whose label is this value contribute nothing and do not count in `'mean'` (PyTorch's
@@ -253,6 +261,7 @@ function sparseCategoricalCrossEntropyImpl(pred: Tensor, labels: Tensor, opts?: 
   return reduce(loss, r, wy ? wy.sum() : undefined);
 }
 
+/** Options of {@link klDivergence}. */
 export interface KLDivergenceOptions {
   /**
    * `'mean'` is PyTorch's: the mean over every element, which is not the KL divergence (PyTorch warns
@@ -284,7 +293,9 @@ function klDivergenceImpl(pred: Tensor, target: Tensor, opts?: KLDivergenceOptio
   return reduce(loss, r);
 }
 
+/** A loss as `fit` and `compile` call it: predictions and targets in, a scalar (or reduced) loss tensor out. */
 export type LossFn = (pred: Tensor, target: Tensor) => Tensor;
+/** Names of the built-in losses, accepted wherever a loss function is. */
 export type LossName = 'mse' | 'mae' | 'huber' | 'binaryCrossEntropy' | 'categoricalCrossEntropy' | 'sparseCategoricalCrossEntropy' | 'klDivergence';
 
 /** Resolves a loss by name (for `compile` and saved configs). */
@@ -303,12 +314,19 @@ export function getLoss(l: LossName | LossFn): LossFn {
 }
 
 // Public entry points free their intermediates (only the loss tensor survives).
+/** Mean squared error `(pred − target)²` (`torch.nn.MSELoss`); shapes must match (ShapeError otherwise). */
 export const mse = (pred: Tensor, target: Tensor, o?: LossOptions): Tensor => tidy(() => mseImpl(pred, target, o));
+/** Mean absolute error `|pred − target|` (`torch.nn.L1Loss`); shapes must match. */
 export const mae = (pred: Tensor, target: Tensor, o?: LossOptions): Tensor => tidy(() => maeImpl(pred, target, o));
+/** Huber loss (`torch.nn.HuberLoss`): `0.5·e²` for `|e| ≤ delta`, `delta·(|e| − 0.5·delta)` beyond; `delta` defaults to 1. */
 export const huber = (pred: Tensor, target: Tensor, o?: LossOptions & { delta?: number }): Tensor => tidy(() => huberImpl(pred, target, o));
+/** Binary cross-entropy of probabilities (or logits with `fromLogits`) against 0/1 (or soft) targets of the same shape (`torch.nn.BCELoss` / `BCEWithLogitsLoss`); log clamped at -100. */
 export const binaryCrossEntropy = (pred: Tensor, target: Tensor, o?: BinaryCrossEntropyOptions): Tensor =>
   tidy(() => binaryCrossEntropyImpl(pred, target, o));
+/** Cross-entropy against one-hot or soft targets over the last (class) axis (`torch.nn.CrossEntropyLoss` with probability targets). */
 export const categoricalCrossEntropy = (pred: Tensor, target: Tensor, o?: CategoricalOptions): Tensor => tidy(() => categoricalCrossEntropyImpl(pred, target, o));
+/** Cross-entropy against int32 class indices `labels` shaped like `pred` without its last axis (`torch.nn.CrossEntropyLoss`); supports `ignoreIndex` and class weights. */
 export const sparseCategoricalCrossEntropy = (pred: Tensor, labels: Tensor, o?: SparseCategoricalOptions): Tensor =>
   tidy(() => sparseCategoricalCrossEntropyImpl(pred, labels, o));
+/** Kullback-Leibler divergence KL(target ‖ pred) (`torch.nn.KLDivLoss`); see {@link KLDivergenceOptions} for inputs in log space and `'batchmean'`. */
 export const klDivergence = (pred: Tensor, target: Tensor, o?: KLDivergenceOptions): Tensor => tidy(() => klDivergenceImpl(pred, target, o));

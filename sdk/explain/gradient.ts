@@ -77,6 +77,7 @@ export interface SaliencyOptions extends BaseOptions {
 
 /** Saliency (Simonyan et al.): the gradient of the target output with respect to the inputs (absolute by default). */
 export class Saliency extends Attribution {
+  /** Attributions of the `target` output to each input, shaped like the inputs (a Tensor, or an array for an array of inputs). */
   attribute<I extends Inputs>(inputs: I, opts?: SaliencyOptions): AttributionOf<I> {
     const o = checkKeys(opts, [...BASE_KEYS, 'abs'], 'Saliency.attribute()');
     const abs = checkBool(o.abs ?? true, 'Saliency: abs');
@@ -89,6 +90,7 @@ export class Saliency extends Attribution {
 
 /** Input × Gradient: the inputs multiplied elementwise by the target output's gradient. */
 export class InputXGradient extends Attribution {
+  /** Attributions `inputs ⊙ ∂F_target/∂inputs`, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: BaseOptions): AttributionOf<I> {
     const o = checkKeys(opts, BASE_KEYS, 'InputXGradient.attribute()');
     const p = prepare(inputs, o, 'InputXGradient.attribute()');
@@ -113,7 +115,9 @@ export interface IntegratedGradientsOptions extends BaseOptions {
 
 /** Attributions with their convergence delta `[batch]`. */
 export interface WithDelta<A> {
+  /** The attributions, shaped like the inputs. */
   attributions: A;
+  /** Per-example convergence gap `Σ attributions − (F(x) − F(baseline))`, shape `[batch]`. */
   delta: Tensor;
 }
 
@@ -125,7 +129,9 @@ const IG_KEYS = [...BASE_KEYS, 'baselines', 'nSteps', 'method', 'internalBatchSi
  * F(x) − F(baseline) (`returnConvergenceDelta` reports the gap).
  */
 export class IntegratedGradients extends Attribution {
+  /** Attributions shaped like the inputs, with the per-example convergence delta (`returnConvergenceDelta: true`). */
   attribute<I extends Inputs>(inputs: I, opts: IntegratedGradientsOptions & { returnConvergenceDelta: true }): WithDelta<AttributionOf<I>>;
+  /** Attributions shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: IntegratedGradientsOptions & { returnConvergenceDelta?: false }): AttributionOf<I>;
   attribute<I extends Inputs>(inputs: I, opts?: IntegratedGradientsOptions): AttributionOf<I> | WithDelta<AttributionOf<I>> {
     const what = 'IntegratedGradients.attribute()';
@@ -197,6 +203,7 @@ export class GradientShap extends Attribution {
     return false;
   }
 
+  /** GradientSHAP attributions, shaped like the inputs; `baselines` is a distribution (rows drawn per sample), not per example. */
   attribute<I extends Inputs>(inputs: I, opts: GradientShapOptions): AttributionOf<I> {
     const what = 'GradientShap.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'nSamples', 'stdevs', 'seed', 'internalBatchSize'], what);
@@ -263,6 +270,7 @@ export class GradientShap extends Attribution {
 
 // --------------------------------------------------------------------------------- NoiseTunnel
 
+/** How NoiseTunnel combines the noisy attributions: `'smoothgrad'` (mean), `'smoothgrad_sq'` (mean of squares) or `'vargrad'` (variance), Captum's names. */
 export type NoiseTunnelType = 'smoothgrad' | 'smoothgrad_sq' | 'vargrad';
 
 export interface NoiseTunnelOptions extends BaseOptions {
@@ -282,7 +290,9 @@ export interface NoiseTunnelOptions extends BaseOptions {
 
 /** An attribution method NoiseTunnel can wrap (any of this module's, or a user's with the same shape). */
 export interface AttributionMethod {
+  /** Computes attributions for `inputs` (shaped like them, optionally with a convergence delta). */
   attribute(inputs: Inputs, opts?: object): Tensor | Tensor[] | WithDelta<Tensor | Tensor[]>;
+  /** Whether `baselines` rows pair with the examples (true when absent) or form a distribution (GradientShap: false). */
   readonly baselinesPerExample?: boolean;
 }
 
@@ -295,6 +305,7 @@ const NT_TYPES: readonly NoiseTunnelType[] = ['smoothgrad', 'smoothgrad_sq', 'va
  * batch each; per-example options (target, per-example baselines, batch-first extra arguments) follow.
  */
 export class NoiseTunnel {
+  /** The wrapped attribution method. */
   readonly attributionMethod: AttributionMethod;
 
   constructor(method: AttributionMethod) {
@@ -304,6 +315,7 @@ export class NoiseTunnel {
     this.attributionMethod = method;
   }
 
+  /** Noise-tunnelled attributions of the wrapped method, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: NoiseTunnelOptions): AttributionOf<I> {
     const what = 'NoiseTunnel.attribute()';
     const { ntType = 'smoothgrad', ntSamples, ntSamplesBatchSize, stdevs: sd, seed: sdd, target, additionalForwardArgs, ...inner } =
@@ -371,6 +383,7 @@ export class NoiseTunnel {
  * the engine runs (modules, `x.relu()`, fused `activation: 'relu'`), not only to ReLU modules.
  */
 export class GuidedBackprop extends Attribution {
+  /** Guided-backprop attributions, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: BaseOptions): AttributionOf<I> {
     const o = checkKeys(opts, BASE_KEYS, 'GuidedBackprop.attribute()');
     const p = prepare(inputs, o, 'GuidedBackprop.attribute()');
@@ -398,7 +411,9 @@ export interface DeepLiftOptions extends BaseOptions {
  * attributions sum to F(x) − F(baseline) (`returnConvergenceDelta` reports the gap).
  */
 export class DeepLift extends Attribution {
+  /** DeepLift attributions shaped like the inputs, with the per-example convergence delta (`returnConvergenceDelta: true`). */
   attribute<I extends Inputs>(inputs: I, opts: DeepLiftOptions & { returnConvergenceDelta: true }): WithDelta<AttributionOf<I>>;
+  /** DeepLift attributions, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: DeepLiftOptions & { returnConvergenceDelta?: false }): AttributionOf<I>;
   attribute<I extends Inputs>(inputs: I, opts?: DeepLiftOptions): AttributionOf<I> | WithDelta<AttributionOf<I>> {
     const what = 'DeepLift.attribute()';

@@ -23,10 +23,15 @@ const isNode = typeof process !== 'undefined' && process.versions?.node != null 
 
 /** The contents of `model.json`: format, architecture (module config), tensor names and `userData`. */
 export interface ModelJson {
+  /** Always `'edgegrad-model'`; other values are rejected with FormatError on load. */
   format: typeof FORMAT;
+  /** Format version (1). */
   version: 1;
+  /** The architecture: the module's `toConfig()`, rebuilt on load. */
   model: ModuleConfig;
+  /** File name of the safetensors weights, relative to model.json (`model.safetensors` by default). */
   weightsFile: string;
+  /** The optimizer state saved with `SaveOptions.optimizer`: class name, group hyper-parameters, per-parameter step counts and state tensor names. */
   optimizer?: { className: string; groups: Record<string, number | boolean>[]; steps: number[]; tensorNames: string[][] };
   /** Anything the caller wants stored with the model (training summary, label names...). */
   userData?: Record<string, unknown>;
@@ -40,7 +45,9 @@ export interface ModelJson {
 
 /** A saved model in memory: `model.json`'s object and `model.safetensors`' bytes. */
 export interface ModelArtifacts {
+  /** The parsed `model.json`. */
   json: ModelJson;
+  /** The safetensors bytes of the weights (and optimizer/training tensors). */
   weights: Uint8Array;
 }
 
@@ -48,6 +55,7 @@ export interface ModelArtifacts {
 export interface SaveOptions {
   /** Also store this optimizer's state, so training resumes exactly. */
   optimizer?: Optimizer<{ lr: number }>;
+  /** Anything the caller wants stored in model.json (`ModelJson.userData`). */
   userData?: Record<string, unknown>;
   /** A checkpoint's training state (JSON) and its tensors, stored as `training.<name>`. */
   training?: { state: Record<string, unknown>; tensors?: Record<string, Tensor> };

@@ -29,6 +29,7 @@ function makeAccountant(name: AccountantName): Accountant {
   return createAccountant(name);
 }
 
+/** Options of {@link PrivacyEngine}. */
 export interface PrivacyEngineOptions {
   /** How ε is computed: 'prv' (default, Opacus's too), 'rdp' or 'gdp'. */
   accountant?: AccountantName;
@@ -40,8 +41,11 @@ export interface PrivacyEngineOptions {
   secureMode?: boolean;
 }
 
+/** Options of `PrivacyEngine.makePrivate` (Opacus's `make_private`). */
 export interface MakePrivateOptions {
+  /** The model to train privately (per-sample gradients are computed for its layers). */
   model: Module;
+  /** The optimizer whose steps become DP-SGD steps. */
   optimizer: Optimizer<{ lr: number }>;
   /** The training examples and targets (all of them: the sample rate is batchSize / N). */
   data: [Tensor, Tensor];
@@ -71,8 +75,11 @@ export interface MakePrivateOptions {
   epsilonBudget?: number;
 }
 
+/** Options of `PrivacyEngine.makePrivateWithEpsilon`: like {@link MakePrivateOptions} but σ is solved from a target (ε, δ) budget. */
 export interface MakePrivateWithEpsilonOptions extends Omit<MakePrivateOptions, 'noiseMultiplier' | 'delta'> {
+  /** Privacy budget ε to reach after `epochs` epochs (> 0). */
   targetEpsilon: number;
+  /** δ of the budget, in (0, 1); usually below 1/N. */
   targetDelta: number;
   /** Epochs the run will train (σ is solved so that ε(targetDelta) ≤ targetEpsilon after them). */
   epochs: number;
@@ -80,7 +87,9 @@ export interface MakePrivateWithEpsilonOptions extends Omit<MakePrivateOptions, 
 
 /** What `makePrivate` returns: pass these to `compile` and `fit(data, { trainStep, callbacks: [callback] })`. */
 export interface PrivateTraining {
+  /** The model, unchanged (pass it to `compile`/`fit`). */
   model: Module;
+  /** The optimizer, unchanged (the DP step clips and noises before calling its `step()`). */
   optimizer: Optimizer<{ lr: number }>;
   /** Poisson-sampled batches of the training data. */
   data: Dataset;
@@ -88,7 +97,9 @@ export interface PrivateTraining {
   trainStep: TrainStep;
   /** Logs `epsilon` each epoch and ends the run when the budget is spent. */
   callback: PrivacyCallback;
+  /** σ: noise standard deviation relative to the clipping norm. */
   noiseMultiplier: number;
+  /** Poisson sampling probability q = batchSize / N. */
   sampleRate: number;
   /** Optimizer steps per epoch. */
   batchesPerEpoch: number;
@@ -116,7 +127,9 @@ const CLIPPINGS: Clipping[] = ['flat', 'perLayer', 'ghost'];
 
 /** Opacus's `PrivacyEngine`: one accountant, shared by every model made private with it. */
 export class PrivacyEngine {
+  /** The accountant that computes ε: `'prv'`, `'rdp'` or `'gdp'`. */
   readonly accountantName: AccountantName;
+  /** True when noise and sampling come from the platform CSPRNG (not reproducible). */
   readonly secureMode: boolean;
   /** The privacy accountant: one step per optimizer step. */
   readonly accountant: Accountant;
@@ -330,7 +343,13 @@ function dpStep(o: { sigma: number; c: Checked; secure: boolean; afterStep: () =
  * so `fit({ resumeFrom })` continues the privacy accounting too.
  */
 export class PrivacyCallback extends Callback {
+  /** δ at which ε is reported. */
   readonly delta: number;
+  /**
+   * @param engine - The engine whose accountant is read.
+   * @param o - `{ delta }`: δ in (0, 1) at which ε is logged.
+   * @throws ArgumentError if `engine` is not a PrivacyEngine or δ is out of range.
+   */
   constructor(readonly engine: PrivacyEngine, o: { delta: number }) {
     super();
     if (!(engine instanceof PrivacyEngine)) throw new ArgumentError(`PrivacyCallback needs a PrivacyEngine, got ${describe(engine)}`);
