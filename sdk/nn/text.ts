@@ -17,6 +17,7 @@ import { checkFunction, checkLengths, checkSize, describe } from '../args.js';
 
 /** A character-level vocabulary: every distinct character of a text, sorted by code unit. */
 export class CharTokenizer {
+  /** The vocabulary: token id i is `chars[i]`. */
   readonly chars: string[];
   readonly #index = new Map<string, number>();
   constructor(chars: string | string[]) {
@@ -34,9 +35,11 @@ export class CharTokenizer {
     if (typeof text !== 'string') throw new ArgumentError(`CharTokenizer.fromText needs a string, got ${describe(text)}`);
     return new CharTokenizer([...new Set(text)].sort());
   }
+  /** Number of tokens in the vocabulary. */
   get vocabSize(): number {
     return this.chars.length;
   }
+  /** Token ids of each character of `text`; throws ArgumentError on a character outside the vocabulary. */
   encode(text: string): Int32Array {
     if (typeof text !== 'string') throw new ArgumentError(`CharTokenizer.encode needs a string, got ${describe(text)}`);
     const out = new Int32Array(text.length);
@@ -48,6 +51,7 @@ export class CharTokenizer {
     }
     return out.subarray(0, i);
   }
+  /** The text of token ids; throws ArgumentError on an id outside the vocabulary. */
   decode(ids: ArrayLike<number>): string {
     checkLengths(ids, 'CharTokenizer.decode');
     let s = '';
@@ -58,6 +62,7 @@ export class CharTokenizer {
     }
     return s;
   }
+  /** The vocabulary as one string: `new CharTokenizer(json.chars)` rebuilds the tokenizer. */
   toJSON(): { chars: string } {
     return { chars: this.chars.join('') };
   }
@@ -96,6 +101,7 @@ export function randomWindows(data: Int32Array, batchSize: number, blockSize: nu
   return { x: tensor(xs, [batchSize, blockSize], 'int32'), y: tensor(ys, [batchSize, blockSize], 'int32') };
 }
 
+/** Options of `sampleLogits` and `generate`. */
 export interface SampleOptions {
   /** Divides the logits; lower is more conservative. 0 picks the most likely token. Default 1. */
   temperature?: number;
@@ -103,6 +109,7 @@ export interface SampleOptions {
   topK?: number;
   /** Source of uniform draws (default: `seededRandom(seed ?? 0)`). */
   random?: () => number;
+  /** Seed of the default `random` (default 0): the same seed samples the same tokens in every runtime. */
   seed?: number;
 }
 
