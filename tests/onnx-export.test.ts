@@ -188,6 +188,19 @@ describe('eg.onnx.exportModel graph details', () => {
     for (const m of [model, lin, bi]) m.dispose();
   });
 
+  it('refuses a model whose forward hooks (e.g. unmerged LoRA adapters) the graph would drop; merged it exports', () => {
+    const model = new nn.Sequential(new nn.Linear(4, 3, { seed: 1 }), new nn.ReLU(), new nn.Linear(3, 2, { seed: 2 }));
+    const h = model.children()[2].registerForwardHook((_m, _i, out) => (out as eg.Tensor).mul(2));
+    expect(() => eg.onnx.exportModel(model, { inputShapes: [1, 4] })).toThrow(/forward hooks on 2 would be left out/);
+    h.remove();
+    const lora = eg.nn.lora.apply(model, { targets: ['0'], rank: 2 });
+    expect(() => eg.onnx.exportModel(model, { inputShapes: [1, 4] })).toThrow(/handle\.merge\(\)/);
+    lora.merge();
+    expect(eg.onnx.exportModel(model, { inputShapes: [1, 4] }).length).toBeGreaterThan(0);
+    lora.dispose();
+    model.dispose();
+  });
+
   it('leaves no tensor behind over 100 exports and 100 imported forwards', () => {
     const model = new nn.Sequential(new nn.Conv2d(1, 2, 3, { seed: 1 }), new nn.BatchNorm2d(2), new nn.ReLU(), new nn.Flatten(), new nn.Linear(8, 2, { seed: 2 }));
     model.eval();

@@ -481,6 +481,11 @@ export function exportModel(model: Module | QuantizedModel, opts: ExportOptions)
   }
   const missing = unsupported(model);
   if (missing.length) throw new ArgumentError(`exportModel: no ONNX export for ${missing.join(', ')} (exportable: ${exportableLayers().join(', ')})`);
+  // A forward hook (LoRA adapters, user hooks) changes outputs in ways the graph would silently drop.
+  const hooked = [...model.namedModules()].filter(([, m]) => m.numForwardHooks > 0).map(([p]) => p || '(root)');
+  if (hooked.length) {
+    throw new ArgumentError(`exportModel: forward hooks on ${hooked.join(', ')} would be left out of the ONNX graph; remove them first (LoRA: handle.merge() folds the adapters into the weights)`);
+  }
 
   const modes = [...model.namedModules()].map(([, m]) => [m, m.training] as const);
   model.eval();
