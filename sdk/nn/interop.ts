@@ -32,8 +32,10 @@ import { Conv2d, Linear } from './layers.js';
 import { assertModule, type Module } from './module.js';
 import { checkObject, checkOptions, describe } from '../args.js';
 
+/** Layout conversion of one tensor: none, PyTorch conv OIHW → HWIO, or a Linear's columns from NCHW-flatten to NHWC-flatten order. */
 export type Transform = 'none' | 'conv-oihw-to-hwio' | 'linear-nchw-flatten';
 
+/** How one edgegrad tensor maps to a PyTorch state-dict entry (from `pytorchNameMap`). */
 export interface WeightMapping {
   /** The tensor's name in the edgegrad model. */
   ours: string;
@@ -49,6 +51,7 @@ export interface WeightMapping {
   chw?: [number, number, number];
 }
 
+/** How edgegrad names map to PyTorch's: prefix, renames, and Linear layers after an NCHW flatten. */
 export interface PyTorchNameOptions {
   /** Prefix of every PyTorch name (`'module.'` from DataParallel, `'model.'`...). */
   prefix?: string;
@@ -123,11 +126,13 @@ function toTheirs(t: Tensor, m: WeightMapping): Tensor {
   }
 }
 
+/** Options of `loadPyTorchWeights`: the name options plus strictness. */
 export interface PyTorchLoadOptions extends PyTorchNameOptions {
   /** Every tensor of the model must be in the file (default true). */
   strict?: boolean;
 }
 
+/** What `loadPyTorchWeights` loaded, and what it did not. */
 export interface PyTorchLoadResult {
   /** Our names that were loaded. */
   loaded: string[];
