@@ -97,7 +97,12 @@ export class BertSelfAttention extends Module {
   keepAttentionWeights = false;
   #weights: Tensor | null = null;
   #calls = 0;
-  /** An attention block of `hiddenSize` split into `numHeads` heads. */
+  /**
+   * An attention block of `hiddenSize` split into `numHeads` heads.
+   * @param hiddenSize - Model width (features of the `[batch, length, hiddenSize]` input); a multiple of `numHeads`.
+   * @param numHeads - Attention heads.
+   * @param opts - Dropout on the attention weights (training only, default 0) and the seed of the initial weights and masks.
+   */
   constructor(readonly hiddenSize: number, readonly numHeads: number, readonly opts: { dropout?: number; seed?: number } = {}) {
     checkOptions(opts, 'BertSelfAttention options');
     checkSize(hiddenSize, 'BertSelfAttention hiddenSize', 1);
@@ -157,7 +162,12 @@ export class BertSelfAttention extends Module {
 
 /** The block's MLP: `fc1` → GELU → `fc2`. */
 export class BertMLP extends Module {
-  /** `hiddenSize` → `intermediateSize` → `hiddenSize`. */
+  /**
+   * `hiddenSize` → `intermediateSize` → `hiddenSize`.
+   * @param hiddenSize - Input and output features.
+   * @param intermediateSize - Hidden features of the MLP.
+   * @param opts - Seed of the initial weights (default: the global stream).
+   */
   constructor(readonly hiddenSize: number, readonly intermediateSize: number, readonly opts: { seed?: number } = {}) {
     checkOptions(opts, 'BertMLP options');
     checkSize(hiddenSize, 'BertMLP hiddenSize', 1);
