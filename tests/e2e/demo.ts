@@ -130,7 +130,9 @@ async function firefox(): Promise<Driver> {
 /** WebKitGTK's MiniBrowser: WebKitWebDriver (classic WebDriver, no BiDi) under a virtual X display. */
 async function webkit(): Promise<Driver> {
   const port = 4500 + Math.floor(Math.random() * 400);
-  const wd: ChildProcess = spawn('xvfb-run', ['-a', '-s', `-screen 0 ${VIEW.width}x${VIEW.height}x24`, 'WebKitWebDriver', `--port=${port}`], { stdio: 'ignore' });
+  // Its own process group, so closing ends xvfb-run, Xvfb and the driver together.
+  const wd: ChildProcess = spawn('xvfb-run', ['-a', '-s', `-screen 0 ${VIEW.width}x${VIEW.height}x24`, 'WebKitWebDriver', `--port=${port}`], { stdio: 'ignore', detached: true });
+  const stop = () => { try { process.kill(-wd.pid!, 'SIGTERM'); } catch { /* already gone */ } };
   await new Promise((r) => setTimeout(r, 1500));
   const { remote } = await import('webdriverio');
   let browser: WebdriverIO.Browser;
@@ -144,7 +146,7 @@ async function webkit(): Promise<Driver> {
       } as WebdriverIO.Capabilities,
     });
   } catch (e) {
-    wd.kill();
+    stop();
     throw e;
   }
   await browser.setWindowSize(VIEW.width, VIEW.height).catch(() => undefined);
@@ -170,7 +172,7 @@ async function webkit(): Promise<Driver> {
     consoleErrors: () => [],
     close: async () => {
       await browser.deleteSession().catch(() => undefined);
-      wd.kill();
+      stop();
     },
   };
 }
