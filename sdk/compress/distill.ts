@@ -24,6 +24,7 @@ import { Progress } from '../train/progress.js';
 import type { Logs } from '../train/callbacks.js';
 import { rows } from './graph.js';
 
+/** Options of the distillation loss: temperature T and the soft/hard mixing α. */
 export interface DistillationLossOptions {
   /** Softening temperature T (default 4). */
   temperature?: number;
@@ -52,6 +53,7 @@ export function distillationLoss(student: Tensor, teacher: Tensor, labels: Tenso
   });
 }
 
+/** One FitNets hint: match a student layer's output to a teacher layer's through a learned 1x1 conv or linear regressor (MSE). */
 export interface HintOptions {
   /** Index of the teacher's (Sequential) layer whose output is the hint. */
   teacherLayer: number;
@@ -61,18 +63,25 @@ export interface HintOptions {
   weight?: number;
 }
 
+/** Options of `distill`: the models, training schedule and loss settings. */
 export interface DistillOptions extends DistillationLossOptions {
+  /** The trained teacher; run once in evaluation mode without gradients. */
   teacher: Module;
+  /** The model being trained; updated in place. */
   student: Module;
+  /** Training epochs (default 10). */
   epochs?: number;
+  /** Samples per batch (default 32). */
   batchSize?: number;
   /** Seed of the per-epoch shuffles (default 0). */
   seed?: number;
   /** Default: Adam over the student's (and hint regressors') trainable parameters with `lr`. */
   optimizer?: Optimizer<{ lr: number }>;
+  /** Learning rate of the default Adam optimizer (default 1e-3); ignored when `optimizer` is given. */
   lr?: number;
   /** Called after every epoch (an LR scheduler's `step`, ...). */
   onEpochEnd?: (epoch: number, logs: Logs) => void;
+  /** FitNets hint pairs, each adding a weighted MSE term ({@link HintOptions}). */
   hints?: HintOptions[];
   /**
    * Transforms each training batch (data augmentation). The teacher then labels the augmented
@@ -86,8 +95,11 @@ export interface DistillOptions extends DistillationLossOptions {
   verbose?: 0 | 1 | 2;
 }
 
+/** What `distill` returns: per-epoch logs, like `fit`'s `History`. */
 export interface DistillHistory {
+  /** The epoch indices that ran. */
   epoch: number[];
+  /** Each logged value (loss terms, validation metrics) with one value per epoch. */
   history: Record<string, number[]>;
 }
 

@@ -225,6 +225,7 @@ export abstract class PerturbationAttribution extends Attribution {
     });
   }
 
+  /** Validates and prepares `inputs` and the options for an attribution run (subclasses may add checks). */
   protected start(inputs: Inputs, o: BaseOptions, what: string): Prepared {
     return prepare(inputs, o, what);
   }
@@ -244,6 +245,7 @@ export interface FeatureAblationOptions extends PerturbationOptions {
  * its attribution is F(x) − F(x with the feature ablated), given to every element of the feature.
  */
 export class FeatureAblation extends PerturbationAttribution {
+  /** Feature-ablation attributions, shaped like the inputs: the target's change when each feature (or `featureMask` group) is replaced by its baseline. */
   attribute<I extends Inputs>(inputs: I, opts?: FeatureAblationOptions): AttributionOf<I> {
     const what = 'FeatureAblation.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'featureMask'], what);
@@ -295,6 +297,7 @@ export interface OcclusionOptions extends PerturbationOptions {
  * last clipped at the edge, as Captum.
  */
 export class Occlusion extends PerturbationAttribution {
+  /** Occlusion attributions, shaped like the inputs: the mean target change over the sliding windows covering each element. */
   attribute<I extends Inputs>(inputs: I, opts: OcclusionOptions): AttributionOf<I> {
     const what = 'Occlusion.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'slidingWindowShapes', 'strides'], what);
@@ -410,6 +413,7 @@ export interface FeaturePermutationOptions extends PerturbationOptions {
  * Needs a batch of at least 2 examples.
  */
 export class FeaturePermutation extends PerturbationAttribution {
+  /** Permutation-importance attributions, shaped like the inputs: the target's change when a feature is shuffled across the batch. */
   attribute<I extends Inputs>(inputs: I, opts?: FeaturePermutationOptions): AttributionOf<I> {
     const what = 'FeaturePermutation.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'featureMask', 'seed'], what);
@@ -446,9 +450,11 @@ function samplesOption(v: unknown, dflt: number, what: string): number {
 export interface ShapleyValueSamplingOptions extends PerturbationOptions {
   /** The reference that absent features take (default 0). */
   baselines?: Baselines;
+  /** Groups of input elements treated as one feature ({@link FeatureMask}); default: every element is its own feature. */
   featureMask?: FeatureMask;
   /** Feature permutations sampled (default 25). */
   nSamples?: number;
+  /** Seed of the sampled permutations (default: the global stream). */
   seed?: number;
 }
 
@@ -458,6 +464,7 @@ export interface ShapleyValueSamplingOptions extends PerturbationOptions {
  * marginal contribution F(with it) − F(without it). Exact for additive models.
  */
 export class ShapleyValueSampling extends PerturbationAttribution {
+  /** Shapley-value estimates, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: ShapleyValueSamplingOptions): AttributionOf<I> {
     const what = 'ShapleyValueSampling.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'featureMask', 'nSamples', 'seed'], what);
@@ -573,6 +580,7 @@ export function weightedRidge(z: Uint8Array[], y: Float64Array, w: Float64Array,
 export interface KernelShapOptions extends PerturbationOptions {
   /** The reference that absent features take (default 0). For SHAP's background set, pass its mean. */
   baselines?: Baselines;
+  /** Groups of input elements treated as one feature ({@link FeatureMask}); default: every element is its own feature. */
   featureMask?: FeatureMask;
   /**
    * Coalitions evaluated per example (default 25), the full and the empty one included. When it
@@ -580,6 +588,7 @@ export interface KernelShapOptions extends PerturbationOptions {
    * weights: the result is then the exact Shapley values.
    */
   nSamples?: number;
+  /** Seed of the sampled coalitions (default: the global stream). */
   seed?: number;
 }
 
@@ -592,6 +601,7 @@ export interface KernelShapOptions extends PerturbationOptions {
  * model when `nSamples` >= 2^M (all coalitions enumerated).
  */
 export class KernelShap extends PerturbationAttribution {
+  /** Kernel SHAP attributions, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: KernelShapOptions): AttributionOf<I> {
     const what = 'KernelShap.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'featureMask', 'nSamples', 'seed'], what);
@@ -673,6 +683,7 @@ export interface LimeOptions extends PerturbationOptions {
   featureMask?: FeatureMask;
   /** Perturbed samples per example (default 50): each feature present with probability 1/2. */
   nSamples?: number;
+  /** Seed of the sampled perturbations (default: the global stream). */
   seed?: number;
   /** Width of the exponential kernel exp(−d² / (2 width²)) (default 1, Captum's). */
   kernelWidth?: number;
@@ -689,6 +700,7 @@ export interface LimeOptions extends PerturbationOptions {
  * weighted ridge regression of the outputs on the binary samples (with intercept).
  */
 export class Lime extends PerturbationAttribution {
+  /** LIME attributions (the weights of the fitted interpretable linear model per feature), shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: LimeOptions): AttributionOf<I> {
     const what = 'Lime.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'baselines', 'featureMask', 'nSamples', 'seed', 'kernelWidth', 'distanceMode', 'alpha'], what);

@@ -22,9 +22,13 @@ import type { ModelSource } from '../io/model-io.js';
 import { resolveMetric, type MetricFn, type MetricName, type NamedMetric } from './metrics.js';
 import { Progress } from './progress.js';
 
+/** What `compile` attaches to a model: optimizer, loss and metrics used by `fit` and `evaluate`. */
 export interface CompileOptions {
+  /** The optimizer `fit` steps. */
   optimizer: Optimizer<{ lr: number }>;
+  /** A built-in loss name or a loss function `(pred, target) => Tensor`. */
   loss: LossName | LossFn;
+  /** Metrics logged per epoch: built-in names (e.g. `'accuracy'`), named metrics or metric functions. */
   metrics?: (MetricName | NamedMetric | MetricFn)[];
   /** Clip gradients to this global L2 norm before each step. */
   clipGradNorm?: number;
@@ -32,18 +36,25 @@ export interface CompileOptions {
   clipGradValue?: number;
 }
 
+/** Options of `fit`. */
 export interface FitOptions {
+  /** Number of epochs to train (default 1). */
   epochs?: number;
+  /** Samples per batch when `x` is a tensor (default 32). */
   batchSize?: number;
+  /** Reshuffle the samples every epoch (default true; tensor inputs only). */
   shuffle?: boolean;
   /** Seed of the per-epoch shuffles. */
   seed?: number;
   /** Fraction of the samples (taken from the end, before shuffling) held out for validation. */
   validationSplit?: number;
+  /** Held-out data evaluated after each epoch (logs `val_loss` and `val_<metric>`). */
   validationData?: [Tensor, Tensor] | Dataset;
+  /** Callbacks run at the training events, in order. */
   callbacks?: Callback[];
   /** 0 silent, 1 progress bar in a terminal (log lines otherwise), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
+  /** Epoch to start counting from, e.g. to continue a run by hand (default 0; not with `resumeFrom`). */
   initialEpoch?: number;
   /**
    * Continue the run saved by `ModelCheckpoint({ saveTrainingState: true })` (a Node directory or
@@ -61,8 +72,11 @@ export interface FitOptions {
   trainStep?: TrainStep;
 }
 
+/** What `fit` returns: the logs of every epoch (Keras' `History`). */
 export interface History {
+  /** The epoch indices that ran. */
   epoch: number[];
+  /** Each logged metric (`loss`, `val_loss`, ...) with one value per epoch, aligned with `epoch`. */
   history: Record<string, number[]>;
 }
 
