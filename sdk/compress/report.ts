@@ -14,11 +14,15 @@ import { QuantizedModel } from './quantize.js';
 import { BinaryModel } from './binary.js';
 import { evalAccuracy } from './distill.js';
 
+/** What `compressionReport` measures for one model. */
 export interface CompressionStats {
+  /** Label of the model in the report (`ReportOptions.name`). */
   name: string;
+  /** Representation of the weights: float32, int8 (QuantizedModel) or binary (BinaryModel). */
   kind: 'float32' | 'int8' | 'binary';
   /** Weight and bias elements. */
   parameters: number;
+  /** Parameters that are not exactly zero. */
   nonzeroParameters: number;
   /** Fraction of the parameters that are exactly zero. */
   sparsity: number;
@@ -29,18 +33,23 @@ export interface CompressionStats {
    * the non-zero values) — an estimate of what a sparse format would take, not a file edgegrad writes.
    */
   sparseBytes?: number;
+  /** Top-1 accuracy on `ReportOptions.data`, in [0, 1] (only with `data`). */
   accuracy?: number;
   /** Median wall time of one forward pass over the latency batch (ms). */
   latencyMs?: number;
+  /** Rows of the batch `latencyMs` was measured on. */
   latencyBatch?: number;
   /** Against `baseline`: its size / this size, this accuracy - its accuracy, its latency / this latency. */
   vsBaseline?: { sizeRatio: number; accuracyDelta?: number; speedup?: number };
 }
 
+/** Options of `compressionReport`. */
 export interface ReportOptions {
+  /** Label of the model in the report (default: `int8`, `binary`, or the float model's class name). */
   name?: string;
   /** `[x, int32 labels]` for the accuracy. */
   data?: [Tensor, Tensor];
+  /** Batch size of the accuracy evaluation (default 256). */
   batchSize?: number;
   /**
    * A batch to time forward passes on (median of `reps`, after `warmup`). With `against` (the
@@ -48,6 +57,7 @@ export interface ReportOptions {
    * medians: machine speed drift then hits both alike.
    */
   latency?: { x: Tensor; reps?: number; warmup?: number; against?: Model };
+  /** Another model's stats to compare against (fills `vsBaseline`). */
   baseline?: CompressionStats;
 }
 

@@ -24,7 +24,9 @@ import { Tensor } from '../tensor.js';
 
 /** Examples and their labels: `x` `[n, ...]`, `y` `[n]` (class indices, or 0/1 floats for one-logit models). */
 export interface LabeledData {
+  /** Examples `[n, ...]`. */
   x: Tensor;
+  /** Labels `[n]`: class indices, or 0/1 floats for one-logit models. */
   y: Tensor;
 }
 
@@ -87,6 +89,7 @@ export interface RocCurve {
 
 /** What `membershipInference` returns. */
 export interface MembershipInferenceResult {
+  /** Which attack produced the scores: `'loss'` (Yeom et al. loss threshold) or `'shadow'` (shadow models). */
   attack: 'loss' | 'shadow';
   /** ROC AUC: 0.5 is guessing, 1 is perfect membership inference. */
   auc: number;
@@ -94,6 +97,7 @@ export interface MembershipInferenceResult {
   tprAtFpr: { fpr: number; tpr: number }[];
   /** max(TPR − FPR) over thresholds: Yeom et al.'s membership advantage. */
   advantage: number;
+  /** The full ROC curve of the membership scores. */
   roc: RocCurve;
   /** The membership score of every example (higher = more likely a member). */
   scores: { members: Float32Array; nonMembers: Float32Array };
@@ -476,6 +480,7 @@ export function oneRunEpsilonBound(m: number, guesses: number, correct: number, 
 export interface CanaryInclusion {
   /** The included canaries (borrowed: freed once your `train` has resolved). */
   x: Tensor;
+  /** Labels of the included canaries (borrowed like `x`). */
   y: Tensor;
   /** Per canary: whether it is included (drawn with probability ½). */
   mask: boolean[];
@@ -507,14 +512,19 @@ export interface OneRunAuditOptions extends ScoringOptions, EpsilonBoundOptions 
 export interface OneRunAuditResult {
   /** The empirical ε lower bound at confidence 1 − β (0: no evidence of leakage). */
   epsilon: number;
+  /** Number of canaries. */
   m: number;
   /** r = kPositive + kNegative. */
   guesses: number;
   /** v: guesses that were right. */
   correct: number;
+  /** Number of "included" guesses made (the top-scored canaries). */
   kPositive: number;
+  /** Number of "excluded" guesses made (the lowest-scored canaries). */
   kNegative: number;
+  /** δ of the reported ε lower bound (default 1e-5). */
   delta: number;
+  /** Confidence parameter: the bound holds with probability 1 − β (default 0.05). */
   beta: number;
   /** Which canaries were included. */
   mask: boolean[];

@@ -20,6 +20,7 @@ import type { Tensor } from '../tensor.js';
 
 /** The training state of a checkpoint (non-finite numbers restored from their tags). */
 export interface TrainingState {
+  /** Format version of the training state (1). */
   version: 1;
   /** The epoch to continue in: epochs completed when `batch` is 0. */
   epoch: number;
@@ -31,7 +32,9 @@ export interface TrainingState {
   meter: { sums: Record<string, number>; count: number } | null;
   /** A callback had stopped training. */
   stopped: boolean;
+  /** State of the engine's seeded RNG at the save point, restored so a resumed run draws the same numbers. */
   rng: RngState;
+  /** The `fit` history up to the save point. */
   history: { epoch: number[]; history: Record<string, number[]> };
   /** How `fit` batched the data (a mid-epoch resume needs the same). */
   data: { batchSize: number; shuffle: boolean; seed: number } | null;
@@ -158,13 +161,17 @@ export function captureTrainingState(model: Module, o: { schedulers?: LRSchedule
   return encodeJson(state) as Record<string, unknown>;
 }
 
+/** Options of `saveCheckpoint`. */
 export interface CheckpointOptions {
+  /** Also save this optimizer's state (restored by `loadCheckpoint`). */
   optimizer?: Optimizer<{ lr: number }>;
   /** LR schedules to restore with `loadCheckpoint` (same order). */
   schedulers?: LRScheduler[];
   /** Your loop's position (stored as the state's epoch and step). */
   epoch?: number;
+  /** Optimizer steps completed at the save point (default 0). */
   step?: number;
+  /** Anything the caller wants stored in model.json. */
   userData?: Record<string, unknown>;
 }
 
