@@ -65,8 +65,11 @@ export function trainTestSplit(xs: Tensor[], o: { testSize?: number; seed?: numb
 
 /** Per-feature standardisation: learns mean and std over the first axis, then (x − mean) / std. */
 export class Standardizer {
+  /** Per-feature mean over the first axis, set by `fit` (null before). */
   mean: Tensor | null = null;
+  /** Per-feature population standard deviation (floored at 1e-8), set by `fit` (null before). */
   std: Tensor | null = null;
+  /** Learns `mean` and `std` of `x` over its first axis (replacing earlier ones); returns this. */
   fit(x: Tensor): this {
     assertTensor(x, 'Standardizer.fit needs a Tensor');
     this.dispose();
@@ -78,14 +81,17 @@ export class Standardizer {
     });
     return this;
   }
+  /** `(x − mean) / std`, a new tensor; throws ArgumentError before `fit`. */
   transform(x: Tensor): Tensor {
     if (!this.mean || !this.std) throw new ArgumentError('Standardizer.transform() before fit()');
     assertTensor(x, 'Standardizer.transform needs a Tensor');
     return tidy(() => x.sub(this.mean!).div(this.std!));
   }
+  /** `fit(x)` then `transform(x)`. */
   fitTransform(x: Tensor): Tensor {
     return this.fit(x).transform(x);
   }
+  /** Frees `mean` and `std`. */
   dispose(): void {
     this.mean?.dispose();
     this.std?.dispose();
@@ -106,8 +112,11 @@ export function minMaxScale(x: Tensor): Tensor {
 /** Largest shuffle seed: epoch seeds `seed * 100003 + epoch` stay exact doubles for 10^9 epochs. */
 const MAX_DATA_SEED = Math.floor((Number.MAX_SAFE_INTEGER - 1e9) / 100_003);
 
+/** One mini-batch: inputs and optional targets (rows aligned). */
 export interface Batch {
+  /** Inputs of the batch, `[batch, ...]`. */
   x: Tensor;
+  /** Targets of the batch, `[batch, ...]` (absent for unlabeled data). */
   y?: Tensor;
 }
 
@@ -119,9 +128,11 @@ export interface Batch {
 export class Dataset {
   private constructor(
     private readonly source: (epoch: number, skip: number) => AsyncIterable<Batch>,
+    /** Samples per epoch, or null when unknown (generators). */
     readonly size: number | null,
   ) {}
 
+  /** Mini-batches of `x` (and `y`) rows: `batchSize` (default 32), reshuffled per epoch when `shuffle` (default false; `seed` default 0), dropping a last partial batch when `dropLast`. Throws if `x` and `y` differ in rows. */
   static fromTensors(x: Tensor, y?: Tensor, o: { batchSize?: number; shuffle?: boolean; seed?: number; dropLast?: boolean } = {}): Dataset {
     const n = checkSameLength(y === undefined || y === null ? [x] : [x, y], 'Dataset.fromTensors');
     o = checkOptions(o, 'Dataset.fromTensors options');

@@ -26,8 +26,10 @@ import * as singleGlue from './wasm/st/edgegrad.js';
 import { ArgumentError, BackendError, fromEngineError, MemoryError, setTrapRecovery, type TrapReport } from './errors.js';
 
 export type Engine = typeof singleGlue;
+/** Which engine build runs: `'simd-threads'` (SharedArrayBuffer + wasm threads) or `'simd'` (single-threaded). */
 export type Build = 'simd-threads' | 'simd';
 
+/** Options of `init` (engine build, threads, where the wasm comes from, memory limit). */
 export interface InitOptions {
   /** Threads for kernels, the calling thread included. Default: the machine's cores, at most 8. */
   threads?: number;
@@ -37,8 +39,11 @@ export interface InitOptions {
   wasmUrls?: { threaded?: string | URL; single?: string | URL; relaxed?: string | URL };
   /** The builds' bytes or compiled modules, for hosts that load them themselves. */
   wasm?: {
+    /** The threaded (simd-threads) build. */
     threaded?: BufferSource | WebAssembly.Module;
+    /** The single-threaded (simd) build. */
     single?: BufferSource | WebAssembly.Module;
+    /** The relaxed-SIMD build (used with `relaxed`). */
     relaxed?: BufferSource | WebAssembly.Module;
   };
   /**
@@ -58,13 +63,17 @@ export interface InitOptions {
   memoryLimit?: number;
 }
 
+/** What `backendInfo()` reports about the running engine. */
 export interface BackendInfo {
+  /** The engine build in use. */
   build: Build;
   /** Threads kernels use now (see `setNumThreads`). */
   threads: number;
   /** Threads in the pool (the most `setNumThreads` accepts). */
   maxThreads: number;
+  /** Where the engine runs: Node.js, a browser main thread, or a Web Worker. */
   runtime: 'node' | 'browser' | 'worker';
+  /** Whether the page is cross-origin isolated (needed for SharedArrayBuffer and so threads in browsers); true in Node. */
   crossOriginIsolated: boolean;
   /** Why the threaded build was not used, when it was not. */
   fallbackReason?: string;
