@@ -32,7 +32,9 @@ export interface FGSMOptions extends AttackOptions {
  * x − eps·sign(∇ₓ loss(f(x), target))). Returns L∞ norms.
  */
 export class FGSM extends Attack {
+  /** L∞ budget (default 8/255). */
   readonly eps: number;
+  /** The loss ascended (default: cross-entropy of the logits). */
   readonly loss: AttackLoss;
 
   constructor(forward: Forward, opts?: FGSMOptions) {
@@ -85,13 +87,21 @@ const PGD_KEYS = [...BASE_KEYS, 'norm', 'eps', 'stepSize', 'steps', 'randomStart
  * and `PGDL2`). Targeted attacks descend the loss towards the targets. Returns norms in `norm`.
  */
 export class PGD extends Attack {
+  /** Norm of the ball: `'linf'` (default) or `'l2'`. */
   readonly norm: NormKind;
+  /** Radius of the ball (default 8/255 for linf, 1 for l2). */
   readonly eps: number;
+  /** Step size α (default 2/255 for linf, 0.2 for l2). */
   readonly stepSize: number;
+  /** Number of steps (default 10). */
   readonly steps: number;
+  /** Start at a uniformly random point of the ball (default true). */
   readonly randomStart: boolean;
+  /** Seed of the random start (undefined: the engine's global stream). */
   readonly seed: number | undefined;
+  /** The loss ascended (default: cross-entropy of the logits). */
   readonly loss: AttackLoss;
+  /** Random restarts (default 1). */
   readonly restarts: number;
 
   constructor(forward: Forward, opts?: PGDOptions) {

@@ -67,6 +67,7 @@ export interface EvaluateRobustnessOptions {
 
 /** One attack's part of the evaluation. */
 export interface AttackEvaluation {
+  /** The attack's name (its AttackName or the label given). */
   name: string;
   /** Examples it ran on. */
   attacked: number;
@@ -86,14 +87,19 @@ export interface AttackEvaluation {
 
 /** What `evaluateRobustness` returns. */
 export interface RobustnessReport {
+  /** Number of examples evaluated. */
   n: number;
+  /** Perturbation budget ε of every attack. */
   eps: number;
+  /** Norm of the budget: `'linf'` or `'l2'`. */
   norm: NormKind;
+  /** Whether attacks ran in sequence, each on the examples no earlier one fooled (AutoAttack's standard protocol). */
   sequential: boolean;
   /** Fraction of examples classified correctly. */
   cleanAccuracy: number;
   /** Fraction classified correctly and fooled by no attack: the ensemble's (worst-case) robust accuracy. */
   robustAccuracy: number;
+  /** Per-attack results, in the order run. */
   attacks: AttackEvaluation[];
   /** Per example: correct on the clean input. */
   correct: boolean[];
@@ -403,8 +409,11 @@ export interface GradientMaskingOptions {
 
 /** One PGD setting of the masking check. */
 export interface MaskingSetting {
+  /** PGD steps of this setting. */
   steps: number;
+  /** PGD random restarts of this setting. */
   restarts: number;
+  /** Robust accuracy PGD reached with this setting. */
   robustAccuracy: number;
 }
 

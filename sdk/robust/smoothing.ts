@@ -125,8 +125,11 @@ export interface CertifyResult {
   count: Int32Array;
   /** The sampling used: σ, n0, n and alpha. */
   sigma: number;
+  /** Selection samples (picking the top class). */
   n0: number;
+  /** Estimation samples (bounding its probability). */
   n: number;
+  /** Failure probability of the certificate. */
   alpha: number;
 }
 
@@ -139,8 +142,11 @@ const enum Phase { Select = 0, Estimate = 1, Predict = 2, Counts = 3 }
  * predictions; a Module is run in eval mode (its mode is restored after) without gradients.
  */
 export class SmoothedClassifier {
+  /** The base classifier evaluated on noisy inputs. */
   readonly base: Classifier;
+  /** Standard deviation σ of the Gaussian input noise. */
   readonly sigma: number;
+  /** Number of classes the base classifier outputs. */
   readonly numClasses: number;
 
   constructor(base: Classifier, opts: SmoothedClassifierOptions) {
@@ -361,8 +367,11 @@ export function certifiedAccuracy(results: Pick<CertifyResult, 'prediction' | 'r
 
 /** One line of `certifiedAccuracyChart`: a name (e.g. 'σ = 0.25'), certify's results and the labels. */
 export interface CertifiedAccuracySeries {
+  /** Legend label of the line, e.g. 'σ = 0.25'. */
   name: string;
+  /** `certify`'s predictions and radii. */
   results: Pick<CertifyResult, 'prediction' | 'radius'>;
+  /** True labels, one per example. */
   labels: ArrayLike<number> | Tensor;
 }
 
@@ -370,6 +379,7 @@ export interface CertifiedAccuracySeries {
 export interface CertifiedAccuracyChartOptions {
   /** The radii on the x axis (default 0 to 2 in steps of 0.05). */
   radii?: ArrayLike<number>;
+  /** Chart title (none by default). */
   title?: string;
 }
 

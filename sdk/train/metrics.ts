@@ -10,10 +10,15 @@ function checkPair(pred: unknown, target: unknown, who: string): void {
   assertTensor(target, `${who} needs the targets as a Tensor`);
 }
 
+/** A metric: `(pred, target)` to a scalar tensor, averaged over batches by `fit`/`evaluate`. */
 export type MetricFn = (pred: Tensor, target: Tensor) => Tensor;
+/** Names of the built-in metrics (`'mae'`/`'mse'` are {@link meanAbsoluteError}/{@link meanSquaredError}). */
 export type MetricName = 'accuracy' | 'binaryAccuracy' | 'mae' | 'mse';
+/** A metric with the name it is logged under. */
 export interface NamedMetric {
+  /** Log key (validation values get a `val_` prefix). */
   name: string;
+  /** Computes the metric for one batch. */
   fn: MetricFn;
 }
 
@@ -37,21 +42,25 @@ export function accuracy(pred: Tensor, target: Tensor): Tensor {
   });
 }
 
+/** Fraction of predictions on the right side of `threshold` (default 0.5, probabilities) compared with 0/1 targets, reshaped like `pred`. */
 export function binaryAccuracy(pred: Tensor, target: Tensor, threshold = 0.5): Tensor {
   checkPair(pred, target, 'binaryAccuracy');
   checkNumber(threshold, 'binaryAccuracy threshold');
   return tidy(() => pred.greater(threshold).equal(target.cast('float32').reshape(pred.shape)).mean());
 }
 
+/** Mean of `|pred − target|` over every element, a scalar. */
 export function meanAbsoluteError(pred: Tensor, target: Tensor): Tensor {
   checkPair(pred, target, 'meanAbsoluteError');
   return tidy(() => pred.sub(target).abs().mean());
 }
+/** Mean of `(pred − target)²` over every element, a scalar. */
 export function meanSquaredError(pred: Tensor, target: Tensor): Tensor {
   checkPair(pred, target, 'meanSquaredError');
   return tidy(() => pred.sub(target).square().mean());
 }
 
+/** Turns a metric name, NamedMetric or function into a NamedMetric (functions are named by `fn.name`); throws ArgumentError for unknown names. */
 export function resolveMetric(m: MetricName | NamedMetric | MetricFn): NamedMetric {
   if (typeof m === 'function') return { name: m.name || 'metric', fn: m };
   if (typeof m === 'object' && m && typeof m.fn === 'function') return m;

@@ -121,6 +121,7 @@ export function checkValues(v: unknown, what: string, n?: number): number[] {
   return a as number[];
 }
 
+/** Options of `barChart` (horizontal bars, e.g. feature attributions). */
 export interface BarChartOptions {
   /** One name per bar (feature names). */
   names: string[];
@@ -128,6 +129,7 @@ export interface BarChartOptions {
   values: ArrayLike<number>;
   /** Half-lengths of the error bars (e.g. the std of permutation importances), drawn as value ± error. */
   errors?: ArrayLike<number>;
+  /** Chart title (none by default). */
   title?: string;
   /** Title of the value axis; default 'attribution'. */
   valueTitle?: string;
@@ -190,16 +192,23 @@ export function barChart(options: BarChartOptions): Chart {
 
 /** One line of a `lineChart`: its name (the legend) and its points. */
 export interface LineSeries {
+  /** Legend label of the line. */
   name: string;
+  /** x coordinates of the points. */
   x: ArrayLike<number>;
+  /** y coordinates of the points (same length as `x`). */
   y: ArrayLike<number>;
 }
 
+/** Options of `lineChart`. */
 export interface LineChartOptions {
+  /** The lines to draw, each with its legend name. */
   series: LineSeries[];
+  /** Chart title (none by default). */
   title?: string;
   /** Axis titles; default 'x' and 'y'. */
   xTitle?: string;
+  /** Title of the y axis (default 'y'). */
   yTitle?: string;
   /** Ticks on whole numbers only (epochs, steps); default false. */
   integerX?: boolean;
@@ -207,6 +216,7 @@ export interface LineChartOptions {
   zeroY?: boolean;
   /** Plot size in pixels; default 520 × 300. */
   width?: number;
+  /** Plot height in pixels (default 300). */
   height?: number;
 }
 
