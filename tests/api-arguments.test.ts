@@ -124,6 +124,8 @@ const NAMESPACES: Record<string, Record<string, unknown>> = {
   robust: eg.robust as unknown as Record<string, unknown>,
   privacy: eg.privacy as unknown as Record<string, unknown>,
   he: eg.he as unknown as Record<string, unknown>,
+  onnx: eg.onnx as unknown as Record<string, unknown>,
+  'nn.lora': eg.nn.lora as unknown as Record<string, unknown>,
 };
 
 /** The exported functions and classes of a namespace (error classes and exemptions left out). */
@@ -241,6 +243,19 @@ const INSTANCES: [string, () => Instance][] = [
   ['RDPAccountant', () => ({ obj: new eg.privacy.RDPAccountant(), free: () => {} })],
   ['PRVAccountant', () => ({ obj: new eg.privacy.PRVAccountant(), free: () => {} })],
   ['GaussianAccountant', () => ({ obj: new eg.privacy.GaussianAccountant(), free: () => {} })],
+  ['BertForMaskedLM', () => { const m = new eg.nn.BertForMaskedLM({ vocabSize: 12, maxPositions: 8, hiddenSize: 8, numLayers: 1, numHeads: 2 }); return { obj: m, free: () => m.dispose() }; }],
+  ['WordPieceTokenizer', () => ({ obj: eg.nn.WordPieceTokenizer.train(['the cat sat', 'the dog ran'], { vocabSize: 40 }), free: () => {} })],
+  ['LoraHandle', () => {
+    const m = model();
+    const h = eg.nn.lora.apply(m, { targets: ['0'], rank: 1 });
+    return { obj: h, free: () => { h.dispose(); m.dispose(); } };
+  }],
+  ['OnnxModule', () => {
+    const m = model();
+    const o = eg.onnx.importModel(eg.onnx.exportModel(m, { inputShapes: [1, 3] }));
+    m.dispose();
+    return { obj: o, free: () => o.dispose() };
+  }],
 ];
 
 /** Callback hooks (onEpochEnd, afterBatchEnd...) are called by fit with its context, not by users. */

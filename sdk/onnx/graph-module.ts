@@ -6,7 +6,7 @@
  * nodes in file order (ONNX requires topological order) with the operators of `ops.ts`.
  */
 import { ArgumentError, FormatError } from '../errors.js';
-import { describe } from '../args.js';
+import { checkOptions, describe } from '../args.js';
 import { tidy } from '../memory.js';
 import { tensor } from '../creation.js';
 import { Tensor, assertTensor } from '../tensor.js';
@@ -152,6 +152,8 @@ export class OnnxModule extends Module {
    * `importModel` read (for files written with raw data, as edgegrad and PyTorch write them).
    */
   toBytes(o: { opset?: number; docString?: string } = {}): Uint8Array {
+    o = checkOptions(o, 'OnnxModule.toBytes options');
+    if (o.docString !== undefined && typeof o.docString !== 'string') throw new ArgumentError(`OnnxModule.toBytes docString must be a string, got ${describe(o.docString)}`);
     if (o.opset !== undefined && o.opset !== this.opset) {
       throw new ArgumentError(`an imported ONNX graph exports at its own opset (${this.opset}), not ${describe(o.opset)}`);
     }
