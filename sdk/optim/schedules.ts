@@ -17,11 +17,13 @@ interface HasGroups {
   groups: { options: { lr: number } }[];
 }
 
+/** Base class of the learning-rate schedules: subclasses define `lrAt(t, base)`; `step()` applies it to every parameter group. */
 export abstract class LRScheduler {
   /** Each group's initial learning rate (PyTorch's `base_lrs`). */
   protected readonly baseLrs: number[];
   /** Steps taken so far. */
   stepCount = 0;
+  /** @param optimizer - The optimizer whose groups' `lr` this schedule sets; their current rates become the base rates. */
   constructor(readonly optimizer: HasGroups) {
     if (!Array.isArray(optimizer?.groups)) throw new ArgumentError(`a learning-rate schedule needs an optimizer, got ${describe(optimizer)}`);
     this.baseLrs = optimizer.groups.map((g) => g.options.lr);
@@ -66,6 +68,11 @@ const STATE = v.object({ stepCount: v.int({ min: 0 }) }, { optional: { baseLrs: 
 
 /** × gamma every `stepSize` steps. */
 export class StepLR extends LRScheduler {
+  /**
+   * @param opt - The optimizer to schedule.
+   * @param stepSize - Steps between decays (a positive integer).
+   * @param gamma - Multiplicative factor per decay (default 0.1).
+   */
   constructor(opt: HasGroups, readonly stepSize: number, readonly gamma = 0.1) {
     super(opt);
     if (!Number.isInteger(stepSize) || stepSize < 1) throw new ArgumentError(`stepSize must be a positive integer, got ${stepSize}`);
@@ -78,6 +85,10 @@ export class StepLR extends LRScheduler {
 
 /** × gamma every step. */
 export class ExponentialLR extends LRScheduler {
+  /**
+   * @param opt - The optimizer to schedule.
+   * @param gamma - Multiplicative factor per step (> 0).
+   */
   constructor(opt: HasGroups, readonly gamma: number) {
     super(opt);
     if (!(gamma > 0)) throw new ArgumentError(`gamma must be > 0, got ${gamma}`);
@@ -95,6 +106,11 @@ export class ExponentialLR extends LRScheduler {
  * `tMax` = the total number of steps).
  */
 export class CosineAnnealingLR extends LRScheduler {
+  /**
+   * @param opt - The optimizer to schedule.
+   * @param tMax - Half period of the cosine, in steps (> 0).
+   * @param etaMin - Learning rate at the bottom of the cosine (default 0).
+   */
   constructor(opt: HasGroups, readonly tMax: number, readonly etaMin = 0) {
     super(opt);
     if (!(tMax > 0 && Number.isFinite(tMax))) throw new ArgumentError(`tMax must be finite and > 0, got ${tMax}`);
@@ -111,6 +127,12 @@ export class CosineAnnealingLR extends LRScheduler {
  * scheduler takes over (counting its own steps from the end of the warm-up).
  */
 export class LinearWarmup extends LRScheduler {
+  /**
+   * @param opt - The optimizer to schedule.
+   * @param warmupSteps - Length of the warm-up, in steps (a positive integer).
+   * @param after - Schedule that takes over after the warm-up (optional).
+   * @param startFactor - Fraction of the base rate at step 0 (default 0.1).
+   */
   constructor(opt: HasGroups, readonly warmupSteps: number, readonly after?: LRScheduler, readonly startFactor = 0.1) {
     super(opt);
     if (!Number.isInteger(warmupSteps) || warmupSteps < 1) throw new ArgumentError(`warmupSteps must be a positive integer, got ${warmupSteps}`);
@@ -130,7 +152,13 @@ export class LinearWarmup extends LRScheduler {
  * rates alone until its first `step()` (so building it as another schedule's `after` changes nothing).
  */
 export class LinearLR extends LRScheduler {
-  /** Factor `startFactor` at step 0 (default 1/3), `endFactor` (default 1) from step `totalIters` (default 5) on, as PyTorch. */
+  /**
+   * Factor `startFactor` at step 0 (default 1/3), `endFactor` (default 1) from step `totalIters` (default 5) on, as PyTorch.
+   * @param opt - The optimizer to schedule.
+   * @param startFactor - Factor of the base rate at step 0 (default 1/3).
+   * @param endFactor - Factor from step `totalIters` on (default 1).
+   * @param totalIters - Steps of the linear ramp (default 5).
+   */
   constructor(opt: HasGroups, readonly startFactor = 1 / 3, readonly endFactor = 1, readonly totalIters = 5) {
     super(opt);
     checkNumber(startFactor, 'LinearLR startFactor', { finite: true });
@@ -148,6 +176,10 @@ export class LinearLR extends LRScheduler {
 
 /** Base rate times any function of the step count. */
 export class LambdaLR extends LRScheduler {
+  /**
+   * @param opt - The optimizer to schedule.
+   * @param fn - Factor applied to the base rate as a function of the step count.
+   */
   constructor(opt: HasGroups, readonly fn: (t: number) => number) {
     super(opt);
     if (typeof fn !== 'function') throw new ArgumentError(`LambdaLR needs a function of the step count, got ${describe(fn)}`);

@@ -81,9 +81,13 @@ const fmtShape = (s: readonly (number | null)[]) => `[${s.map((d) => (d === null
  * function. `check` returns `x` when it passes and throws the typed error naming the first problem.
  */
 export class InputGuard {
+  /** Inclusive `[min, max]` of accepted values, or null for any value. */
   readonly inputRange: readonly [number, number] | null;
+  /** Accepted batch shape (`null` entries match any size), or null for any shape. */
   readonly shape: readonly (number | null)[] | null;
+  /** Whether NaN and ±Infinity are rejected (NonFiniteInputError). */
   readonly finite: boolean;
+  /** Required dtype of the input (default float32). */
   readonly dtype: DType;
 
   constructor(opts?: GuardOptions) {
@@ -162,7 +166,9 @@ export class InputGuard {
  * `model.`); `saveModel`/`loadModel` keep the guard with the model.
  */
 export class GuardedModel extends Module {
+  /** The wrapped model (a submodule; state-dict names are prefixed `model.`). */
   readonly model: Module;
+  /** The checks applied to each input. */
   readonly guard: InputGuard;
 
   constructor(model: Module, opts?: GuardOptions) {

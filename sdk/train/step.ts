@@ -12,20 +12,27 @@ import { assertTensor, type Tensor } from '../tensor.js';
 
 /** What `fit` hands a step. Everything is borrowed: the step must not dispose `x`, `y` or the model's tensors. */
 export interface StepInput {
+  /** The model being trained. */
   model: Module;
+  /** The optimizer to step. */
   optimizer: Optimizer<{ lr: number }>;
   /** The compiled loss (`compile({ loss })`). */
   loss: LossFn;
+  /** Input batch. */
   x: Tensor;
+  /** Target batch. */
   y: Tensor;
   /** The model's trainable parameters. */
   params: Tensor[];
   /** `compile({ clipGradNorm, clipGradValue })`, for steps that honour them. */
   clipGradNorm?: number;
+  /** Clamp every gradient element into `[-clipGradValue, clipGradValue]` before the step (`compile({ clipGradValue })`). */
   clipGradValue?: number;
   /** Where the run stands: 0-based epoch, global step (batches done before this one), run length. */
   epoch: number;
+  /** Optimizer steps done before this one, over the whole run. */
   step: number;
+  /** Total epochs of the run. */
   epochs: number;
   /** Batches per epoch; null when the data set cannot tell (a stream). */
   batchesPerEpoch: number | null;
@@ -37,7 +44,9 @@ export interface StepInput {
  * freed after the metrics are read.
  */
 export interface StepOutput {
+  /** The batch loss (a scalar tensor), already backpropagated by the step. */
   loss: Tensor;
+  /** The model's predictions for the batch, used for the metrics. */
   pred: Tensor;
 }
 
