@@ -132,6 +132,7 @@ const FORMAT = 'edgegrad-binary';
 
 /** Inference with bit-packed binary layers (float32 activations). */
 export class BinaryModel {
+  /** The binary layer graph, as stored in the model file. */
   readonly graph: BinaryGraphJson;
   readonly #t: Record<string, Tensor>;
   #disposed = false;
@@ -182,6 +183,7 @@ export class BinaryModel {
     }
   }
 
+  /** Runs the model on float32 `x` (NHWC images or `[N, features]`); throws ArgumentError after dispose. */
   forward(x: Tensor): Tensor {
     if (this.#disposed) throw new ArgumentError('this BinaryModel was disposed');
     assertTensor(x, 'BinaryModel.forward needs a Tensor');
@@ -233,6 +235,7 @@ export class BinaryModel {
     }
   }
 
+  /** `forward` over `x` in batches of `batchSize` rows, concatenated. */
   predict(x: Tensor, o: { batchSize?: number } = {}): Tensor {
     return predictInBatches((b) => this.forward(b), x, checkOptions(o, 'predict options').batchSize);
   }
@@ -268,6 +271,7 @@ export class BinaryModel {
     return (w.binaryAsFloat32 + w.float) / 4 + biases;
   }
 
+  /** The model as one safetensors file (graph in the metadata); {@link BinaryModel.deserialize} reads it back. */
   serialize(): Uint8Array {
     return encodeSafetensors(this.#t, { format: FORMAT, graph: JSON.stringify(this.graph) });
   }
@@ -291,10 +295,12 @@ export class BinaryModel {
     }
   }
 
+  /** Size in bytes of {@link BinaryModel.serialize}'s output. */
   byteSize(): number {
     return this.serialize().length;
   }
 
+  /** Frees the packed weights; idempotent. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;

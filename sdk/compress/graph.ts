@@ -72,6 +72,7 @@ export interface MergeNode {
   out: number;
   relu: boolean;
 }
+/** One node of a traced float graph: a layer, pooling, a simple op or a merge (add/concat). */
 export type GNode = LinearNode | ConvNode | PoolNode | SimpleNode | MergeNode;
 export type LayerNode = LinearNode | ConvNode;
 /** Nodes as stored in model files: layers name their tensors instead of holding them. */
@@ -86,10 +87,13 @@ export function serialLayer(n: LayerNode): SerialLayer {
   return { ...rest, hasBias: !!n.bias } as SerialLayer;
 }
 
+/** A traced float model: its nodes in execution order over numbered values (value 0 is the input). */
 export interface FloatGraph {
+  /** Nodes in execution order. */
   nodes: GNode[];
   /** Shape of each value without the batch dimension. */
   shapes: number[][];
+  /** Index of the value that is the model's output. */
   output: number;
 }
 
@@ -336,6 +340,7 @@ export function traceModel(model: Module, inputShape: number[]): FloatGraph {
   }
 }
 
+/** Frees the tensors a traced graph holds. */
 export function disposeGraph(g: FloatGraph): void {
   checkGraphArg(g, 'disposeGraph');
   for (const n of g.nodes) {
@@ -463,10 +468,13 @@ export function runFloat(g: FloatGraph, x: Tensor, hooks: FloatHooks = {}): Tens
 
 /** The graph part of a compressed model file (quantized or binary). */
 export interface SerialGraph {
+  /** Graph format version (1). */
   version: 1;
   /** Shape of each value without the batch dimension. */
   shapes: number[][];
+  /** Index of the value that is the model's output. */
   output: number;
+  /** Nodes in execution order, layers naming their tensors in the file. */
   nodes: SerialNode[];
 }
 

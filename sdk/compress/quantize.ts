@@ -34,8 +34,10 @@ import {
   runFloat, sampleShape, serialLayer, traceModel, type FloatGraph, type GNode, type SerialGraph, type SerialLayer, type SerialNode,
 } from './graph.js';
 
+/** How calibration picks each activation's range: `'minmax'` (observed min/max), `'percentile'` (drops outliers) or `'mse'` (minimizes the quantization error over a histogram). */
 export type CalibrationMethod = 'minmax' | 'percentile' | 'mse';
 
+/** Options of activation-range calibration (post-training quantization). */
 export interface CalibrationOptions {
   /** How activation ranges are chosen (default `'percentile'`). */
   method?: CalibrationMethod;
@@ -49,6 +51,7 @@ export interface CalibrationOptions {
   maxSamples?: number;
 }
 
+/** Options of `quantize`: calibration plus the input shape. */
 export interface QuantizeOptions extends CalibrationOptions {
   /** Per-sample input shape (default: the calibration data's shape without its first axis). */
   inputShape?: number[];
@@ -187,6 +190,7 @@ function layerGroups(n: SerialLayer): number {
 
 /** A model running on int8 kernels (see the module docs). */
 export class QuantizedModel {
+  /** The quantized layer graph, as stored in the model file. */
   readonly graph: QuantizedGraphJson;
   readonly #layers = new Map<number, Layer>();
   readonly #q = new Map<number, QParams>();
@@ -294,6 +298,7 @@ export class QuantizedModel {
   get inputShape(): number[] {
     return this.graph.shapes[0].slice();
   }
+  /** Quantization (scale, zero point) of the model's input: the float input is quantized with it. */
   get inputQuantization(): QParams {
     return this.qOf(0);
   }
@@ -424,6 +429,7 @@ export class QuantizedModel {
     return this.serialize().length;
   }
 
+  /** Frees the int8 weights and constants; idempotent. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
@@ -432,6 +438,7 @@ export class QuantizedModel {
     }
     this.#layers.clear();
   }
+  /** True once {@link QuantizedModel.dispose} ran. */
   get isDisposed(): boolean {
     return this.#disposed;
   }

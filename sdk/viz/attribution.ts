@@ -9,11 +9,14 @@ import { colormapTable, lutIndex, type ColormapName } from './colormap.js';
 import { checkChoice, hwc, readInput, type VizInput } from './common.js';
 import { VizImage } from './image.js';
 
+/** Which part of an attribution to show (Captum's `sign`): all, only positive, only negative, or absolute values. */
 export type AttrSign = 'all' | 'positive' | 'negative' | 'absolute_value';
+/** How an image attribution is drawn (Captum's `method`): heat map, heat map blended over the image, masked image, the image alone, or alpha scaling. */
 export type AttrMethod = 'heat_map' | 'blended_heat_map' | 'masked_image' | 'original_image' | 'alpha_scaling';
 const SIGNS: readonly AttrSign[] = ['all', 'positive', 'negative', 'absolute_value'];
 const METHODS: readonly AttrMethod[] = ['heat_map', 'blended_heat_map', 'masked_image', 'original_image', 'alpha_scaling'];
 
+/** Options of the attribution normalization (Captum's `_normalize_attr`). */
 export interface NormalizeOptions {
   /** Which part of the attribution to keep (Captum's `sign`); default 'absolute_value'. */
   sign?: AttrSign;
@@ -23,8 +26,11 @@ export interface NormalizeOptions {
 
 /** A normalized attribution: one value per pixel in [-1, 1] (in [0, 1] unless sign is 'all'). */
 export interface NormalizedAttribution {
+  /** Height in pixels. */
   height: number;
+  /** Width in pixels. */
   width: number;
+  /** Normalized values, row-major `height × width`. */
   values: Float64Array;
   /** What the channel sums were divided by (0 when nothing of the asked sign was there: all values are then 0). */
   threshold: number;
@@ -77,6 +83,7 @@ export function normalizeAttribution(attr: VizInput, options?: NormalizeOptions)
   return { height: h, width: w, values, threshold };
 }
 
+/** Options of the image-attribution renderer: normalization plus Captum's method and colors. */
 export interface ImageAttrOptions extends NormalizeOptions {
   /** Captum's methods; default 'heat_map'. */
   method?: AttrMethod;
