@@ -246,11 +246,17 @@ type Planner = (b: Batch, clean: Float32Array, classes: number) => Plan;
  * at the highest-loss point of all runs.
  */
 abstract class APGDAttack extends Attack {
+  /** Norm of the ball: `'linf'` (default) or `'l2'`. */
   readonly norm: NormKind;
+  /** Radius of the ball (default 8/255 for linf, 0.5 for l2, as AutoAttack). */
   readonly eps: number;
+  /** Iterations per run (AutoAttack's `n_iter`, default 100). */
   readonly nIter: number;
+  /** Random restarts, each on the examples no earlier restart fooled (default 1). */
   readonly restarts: number;
+  /** Fraction of improving steps below which the step size is halved at a checkpoint (default 0.75). */
   readonly rho: number;
+  /** Seed of the random starts (undefined: the engine's global stream). */
   readonly seed: number | undefined;
   readonly #plan: Planner;
 
@@ -368,6 +374,7 @@ export class APGDCE extends APGDAttack {
  * −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2) on the examples still robust. Needs at least 4 classes.
  */
 export class APGDT extends APGDAttack {
+  /** Number of target classes tried, the highest-scoring non-true classes first (default 9). */
   readonly nTargetClasses: number;
 
   constructor(forward: Forward, opts?: APGDTOptions) {

@@ -186,6 +186,7 @@ export abstract class LayerAttribution extends Attribution {
  * the layer's output). Inputs may be of any dtype (token ids through an `Embedding`, for instance).
  */
 export class LayerActivation extends LayerAttribution {
+  /** The layer's output for `inputs`, shaped like that output. */
   attribute(inputs: Inputs, opts?: Pick<BaseOptions, 'additionalForwardArgs'>): Tensor {
     const what = 'LayerActivation.attribute()';
     const o = checkKeys(opts, ['additionalForwardArgs'], what);
@@ -212,6 +213,7 @@ export interface LayerGradCamOptions extends BaseOptions {
  * `upsample` the maps are interpolated to the input's spatial size (see `interpolate`).
  */
 export class LayerGradCam extends LayerAttribution {
+  /** Grad-CAM maps `[batch, ...spatial, 1]` (input-sized with `upsample`). */
   attribute(inputs: Inputs, opts?: LayerGradCamOptions): Tensor {
     const what = 'LayerGradCam.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'reluAttributions', 'attrDimSummation', 'upsample'], what);
@@ -248,6 +250,7 @@ export interface GuidedGradCamOptions extends BaseOptions {
  * channels. Inputs are float32 `[batch, ...spatial, channels]` with as many spatial dims as the layer.
  */
 export class GuidedGradCam extends LayerAttribution {
+  /** Guided Grad-CAM attributions, shaped like the inputs. */
   attribute<I extends Inputs>(inputs: I, opts?: GuidedGradCamOptions): AttributionOf<I> {
     const what = 'GuidedGradCam.attribute()';
     const o = checkKeys(opts, [...BASE_KEYS, 'interpolateMode'], what);
@@ -294,7 +297,9 @@ const LIG_KEYS = [...BASE_KEYS, 'baselines', 'layerBaselines', 'nSteps', 'method
  * Steps run in batches of `internalBatchSize` rows through `IntegratedGradients` itself.
  */
 export class LayerIntegratedGradients extends LayerAttribution {
+  /** Layer attributions shaped like the layer's output, with the per-example convergence delta (`returnConvergenceDelta: true`). */
   attribute(inputs: Inputs, opts: LayerIntegratedGradientsOptions & { returnConvergenceDelta: true }): WithDelta<Tensor>;
+  /** Layer attributions, shaped like the layer's output. */
   attribute(inputs: Inputs, opts?: LayerIntegratedGradientsOptions & { returnConvergenceDelta?: false }): Tensor;
   attribute(inputs: Inputs, opts?: LayerIntegratedGradientsOptions): Tensor | WithDelta<Tensor> {
     const what = 'LayerIntegratedGradients.attribute()';

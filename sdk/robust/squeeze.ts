@@ -156,7 +156,9 @@ function checkSqueezer(s: unknown, what: string): Squeezer {
  * and modes are the model's; saved and loaded with its squeezer (for built-in squeezers).
  */
 export class SqueezedModel extends Module {
+  /** The wrapped model (a submodule). */
   readonly model: Module;
+  /** The input transformation applied before the model. */
   readonly squeezer: Squeezer;
 
   constructor(model: Module, squeezer: Squeezer) {
@@ -216,8 +218,11 @@ export interface Detection {
  * without gradients; pass a Module or a function of a batch.
  */
 export class FeatureSqueezingDetector {
+  /** The squeezers whose outputs are compared with the unsqueezed prediction. */
   readonly squeezers: readonly Squeezer[];
+  /** What the model outputs: `'logits'` (softmax is applied first) or `'probabilities'` (default `'logits'`). */
   readonly outputs: 'logits' | 'probabilities';
+  /** Examples per forward pass (default 256). */
   readonly batchSize: number;
   /** Scores above this are flagged (null until `fit` or the `threshold` option sets it). */
   threshold: number | null;
