@@ -34,10 +34,15 @@ const CW_KEYS = [...BASE_KEYS, 'c', 'kappa', 'steps', 'lr', 'binarySearchSteps']
 
 /** Carlini–Wagner L2: the smallest L2 perturbation the optimiser finds that changes the prediction. Returns L2 norms. */
 export class CarliniWagnerL2 extends Attack {
+  /** Initial trade-off constant c between distance and adversarial loss (default 1). */
   readonly c: number;
+  /** Confidence margin κ of the logit loss (default 0). */
   readonly kappa: number;
+  /** Adam steps per binary-search step (default 100). */
   readonly steps: number;
+  /** Adam learning rate on the tanh-space variables (default 0.01). */
   readonly lr: number;
+  /** Binary-search steps over c (default 5). */
   readonly binarySearchSteps: number;
 
   constructor(forward: Forward, opts?: CarliniWagnerL2Options) {

@@ -66,10 +66,15 @@ const MAX_RESAMPLES = 16;
  * `noGrad` like every attack, but it builds no autograd tape.
  */
 export class SquareAttack extends Attack {
+  /** Norm of the ball: `'linf'` (default) or `'l2'`. */
   readonly norm: NormKind;
+  /** Radius of the ball (default 8/255 for linf, 0.5 for l2). */
   readonly eps: number;
+  /** Forward passes per example at most (default 5000). */
   readonly nQueries: number;
+  /** Initial fraction of pixels a square covers (default 0.8 for linf, 0.3 for l2). */
   readonly pInit: number;
+  /** Seed of the random squares (undefined: the engine's global stream). */
   readonly seed: number | undefined;
 
   constructor(forward: Forward, opts?: SquareAttackOptions) {

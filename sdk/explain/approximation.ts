@@ -6,11 +6,16 @@
 import { ArgumentError } from '../errors.js';
 import { checkSize } from '../args.js';
 
+/** Captum's integration rules for path methods: left/right/middle Riemann sums, the trapezoid rule, or Gauss–Legendre. */
 export type IntegrationMethod = 'riemann_left' | 'riemann_right' | 'riemann_middle' | 'riemann_trapezoid' | 'gausslegendre';
+/** Every {@link IntegrationMethod}, in Captum's order. */
 export const INTEGRATION_METHODS: readonly IntegrationMethod[] = ['riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid', 'gausslegendre'];
 
+/** Integration points and weights of a rule. */
 export interface Quadrature {
+  /** Points in [0, 1] along the path where the gradient is evaluated. */
   alphas: Float64Array;
+  /** Weight (step size) of each point; they sum to 1. */
   weights: Float64Array;
 }
 

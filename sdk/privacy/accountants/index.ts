@@ -40,10 +40,15 @@ const MAX_SIGMA = 1e6;
 
 /** Options of `getNoiseMultiplier`; give `steps` or `epochs` (then steps = ⌊epochs/sampleRate⌋, as Opacus). */
 export interface NoiseMultiplierOptions {
+  /** Privacy budget ε to reach (> 0). */
   targetEpsilon: number;
+  /** δ of the budget, in (0, 1). */
   targetDelta: number;
+  /** Poisson sampling probability q = batchSize / N, in (0, 1]. */
   sampleRate: number;
+  /** Number of noisy steps (give this or `epochs`). */
   steps?: number;
+  /** Number of epochs; steps = ⌊epochs / sampleRate⌋ (give this or `steps`). */
   epochs?: number;
   /** 'rdp' (default, as Opacus), 'prv' or 'gdp'. */
   accountant?: Mechanism;

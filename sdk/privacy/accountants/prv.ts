@@ -33,9 +33,13 @@ export interface PrvEpsilon {
   epsilon: number;
   /** ε read off the discretised distribution at δ itself. */
   estimate: number;
+  /** Lower end of the interval holding the true ε. */
   lower: number;
+  /** Upper end of the interval holding the true ε (reported as `epsilon`). */
   upper: number;
+  /** Allowed error in ε used for the grid. */
   epsError: number;
+  /** Allowed error in δ used for the grid. */
   deltaError: number;
   /** Grid points used. */
   gridSize: number;
