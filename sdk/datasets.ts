@@ -38,6 +38,7 @@ export interface Digits {
   images: Float32Array;
   /** `n` labels 0..9. */
   labels: Int32Array;
+  /** Number of examples. */
   n: number;
 }
 

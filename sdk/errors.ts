@@ -38,7 +38,9 @@ const byName: Record<string, new (m: string) => EdgegradError> = {
 
 /** What the engine recorded about a trap, read (and the engine reset) by `recover`. */
 export interface TrapReport {
+  /** Error class the engine recorded for the trap (`MemoryError` becomes a MemoryError; anything else an InternalError). */
   name: string;
+  /** The engine's message. */
   message: string;
 }
 let recoverEngine: (() => TrapReport | null) | null = null;

@@ -23,7 +23,9 @@ export type AttackLoss = (output: Tensor, labels: Tensor) => Tensor;
 
 /** The valid input range every adversarial example is clipped to (ART's `clip_values`). */
 export interface ClipValues {
+  /** Smallest valid input value. */
   min: number;
+  /** Largest valid input value. */
   max: number;
 }
 
@@ -48,6 +50,7 @@ export interface AttackResult {
   norm: Float32Array;
 }
 
+/** Norm a perturbation budget is measured in: L∞ (`'linf'`, largest change of any element) or L2 (`'l2'`, Euclidean length per example). */
 export type NormKind = 'linf' | 'l2';
 
 export const BASE_KEYS = ['targeted', 'clipValues'] as const;

@@ -25,8 +25,11 @@ export interface DeepFoolOptions extends Omit<AttackOptions, 'targeted'> {
 
 /** DeepFool: the smallest L2 step to the nearest linearised decision boundary, repeated until the label changes. Returns L2 norms. */
 export class DeepFool extends Attack {
+  /** Maximum number of steps (default 50). */
   readonly steps: number;
+  /** Overshoot: the final perturbation is (1 + overshoot) times the accumulated one (default 0.02). */
   readonly overshoot: number;
+  /** Classes considered per example (default 10). */
   readonly nCandidates: number;
 
   constructor(forward: Forward, opts?: DeepFoolOptions) {

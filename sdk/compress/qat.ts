@@ -21,6 +21,7 @@ import * as E from './engine.js';
 import { checkGraphArg, disposeGraph, isQuantPoint, runFloat, sampleShape, traceModel, type FloatGraph } from './graph.js';
 import { calibrateRanges, QuantizedModel, type CalibrationOptions } from './quantize.js';
 
+/** Options of `prepareQAT`: calibration of the fake-quantization ranges plus the input shape. */
 export interface QATOptions extends CalibrationOptions {
   /** Per-sample input shape (default: `calibrationData`'s). */
   inputShape?: number[];

@@ -34,10 +34,12 @@ export type Target = number | readonly number[] | Int32Array | Tensor;
  * (one baseline per example), or like one example (`[...]` or `[1, ...]`, shared by all).
  */
 export type Baseline = number | Tensor;
+/** Baselines for all inputs: one {@link Baseline} shared by every input, or one per input tensor. */
 export type Baselines = Baseline | readonly Baseline[];
 
 /** Options every method takes. */
 export interface BaseOptions {
+  /** Which output to explain ({@link Target}); leave out for forwards with one output per example. */
   target?: Target;
   /**
    * Extra arguments passed to the forward after the inputs (an array). Tensors whose first

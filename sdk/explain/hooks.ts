@@ -12,6 +12,7 @@ export type { ForwardHook, HookHandle } from '../nn/module.js';
 
 /** What `captureActivations` returns: `fn`'s result and each named module's output. */
 export interface Captured<T> {
+  /** What `fn` returned. */
   result: T;
   /** Module path → its output during `fn` (the last one, if it ran more than once). Caller-owned. */
   activations: Map<string, Tensor>;
