@@ -22,7 +22,7 @@ function positiveInt(v: unknown, what: string): number {
 export interface WeightOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;
-  /** Initializer of the weight (default `'glorotUniform'`, fans from the kernel and channels). */
+  /** Initializer of the weight (default `'glorotUniform'`, from the layer's fan-in and fan-out). */
   weightInit?: Initializer;
   /** Initializer of the bias (default `'zeros'`). */
   biasInit?: Initializer;

@@ -378,7 +378,7 @@ export interface ResNetOptions {
   head?: ModuleConfig | null;
   /** 10, 18, 34 (basic blocks), 50, 101, 152 (bottlenecks). Default 18. Ignored when `layers` is given. */
   depth?: number;
-  /** Block type when `layers` is given (default: the depth's, else `'basic'`). */
+  /** Block type (default: the one of `depth`; `'basic'` when `layers` is given). */
   block?: 'basic' | 'bottleneck';
   /** Blocks per stage; stage i has `width · 2^i` planes and (after the first) stride 2. */
   layers?: number[];
