@@ -21,8 +21,10 @@ export type ScoreFunction = (predictions: Tensor, y: Tensor) => number;
  * 'neg_mean_absolute_error' (alias 'mae'), 'r2'.
  */
 export type ScoreName = 'accuracy' | 'neg_mean_squared_error' | 'mse' | 'neg_mean_absolute_error' | 'mae' | 'r2';
+/** Every built-in {@link ScoreName}. */
 export const SCORES: readonly ScoreName[] = ['accuracy', 'neg_mean_squared_error', 'mse', 'neg_mean_absolute_error', 'mae', 'r2'];
 
+/** Options of {@link permutationImportance}. */
 export interface PermutationImportanceOptions {
   /** Times each feature is permuted (default 5). */
   nRepeats?: number;
@@ -36,6 +38,7 @@ export interface PermutationImportanceOptions {
 export interface PermutationImportanceResult {
   /** Baseline score minus permuted score, averaged over the repeats, per feature. */
   importancesMean: number[];
+  /** Population standard deviation of the importance over the repeats, per feature. */
   importancesStd: number[];
   /** `[feature][repeat]`. */
   importances: number[][];

@@ -57,6 +57,7 @@ export interface InfidelityOptions extends BaseOptions {
   maxExamplesPerBatch?: number;
   /** Scale the attributions by the β minimising the infidelity (Captum's `normalize`). */
   normalize?: boolean;
+  /** Seed of the perturbation draws (default: the engine's global stream). */
   seed?: number;
 }
 
@@ -120,11 +121,13 @@ export function infidelity(forward: Forward, inputs: Inputs, attributions: Tenso
 /** An explanation of the inputs (e.g. `(x) => new Saliency(model).attribute(x, { target })`). */
 export type ExplanationFunction = (inputs: Inputs) => Tensor | Tensor[];
 
+/** Options of `sensitivityMax`. */
 export interface SensitivityMaxOptions {
   /** Half-width of the uniform perturbations (default 0.02). */
   perturbRadius?: number;
   /** Perturbed inputs per example (default 10). */
   nPerturbSamples?: number;
+  /** Seed of the perturbation draws (default: the engine's global stream). */
   seed?: number;
 }
 

@@ -18,6 +18,7 @@ import { accuracy } from '../train/metrics.js';
 import { captureActivations, resolveModules } from './hooks.js';
 import { rows } from './common.js';
 
+/** Options of `linearProbe`: probe training and the train/test split. */
 export interface LinearProbeOptions {
   /** Training epochs of each probe (default 30). */
   epochs?: number;
@@ -45,12 +46,15 @@ export interface ProbeResult {
   testAccuracy: number;
 }
 
+/** What `linearProbe` returns: per-layer accuracies, chance level and split sizes. */
 export interface LinearProbeReport {
   /** One result per layer, in the order asked. */
   layers: ProbeResult[];
   /** Accuracy of always guessing the training rows' most frequent class, on the held-out rows. */
   chance: number;
+  /** Rows the probes were trained on. */
   nTrain: number;
+  /** Held-out rows the accuracies are measured on. */
   nTest: number;
 }
 

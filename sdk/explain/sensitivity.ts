@@ -19,6 +19,7 @@ const BASE_KEYS = ['target', 'additionalForwardArgs', 'perturbationsPerEval'] as
 
 /** How `sensitivityAnalysis` turns outputs into a sensitivity. */
 export type SensitivityKind = 'difference' | 'central' | 'elasticity';
+/** Every {@link SensitivityKind}. */
 export const SENSITIVITY_KINDS: readonly SensitivityKind[] = ['difference', 'central', 'elasticity'];
 
 export interface SensitivityOptions extends PerturbationOptions {
@@ -50,6 +51,7 @@ export interface PartialDependenceOptions extends PerturbationOptions {
   kind?: PartialDependenceKind;
 }
 
+/** What {@link partialDependence} returns: per feature, the grid and the averaged (and/or individual) model output along it. */
 export interface PartialDependenceResult {
   /** Per feature, the grid values (as float32, the values the model was given). */
   grid: number[][];

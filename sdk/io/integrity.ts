@@ -21,6 +21,7 @@ export class IntegrityError extends FormatError {}
 
 /** An Ed25519 signature of a model's manifest, as stored in model.json. */
 export interface ModelSignature {
+  /** Signature scheme; always `'Ed25519'`. */
   algorithm: 'Ed25519';
   /** The 64-byte signature, base64. */
   value: string;

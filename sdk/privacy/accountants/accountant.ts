@@ -15,12 +15,15 @@ export interface HistoryEntry {
   readonly noiseMultiplier: number;
   /** q: the probability that an example joins a batch (Poisson sampling). */
   readonly sampleRate: number;
+  /** Number of consecutive steps with these parameters. */
   readonly steps: number;
 }
 
 /** `stateDict()`: the mechanism name and the history, plain JSON. */
 export interface AccountantState {
+  /** Which accountant the state belongs to (`'rdp'`, `'prv'` or `'gdp'`). */
   mechanism: Mechanism;
+  /** The recorded steps, in order. */
   history: { noiseMultiplier: number; sampleRate: number; steps: number }[];
 }
 
