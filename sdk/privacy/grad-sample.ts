@@ -47,6 +47,11 @@ export type LossReduction = 'mean' | 'sum';
  * model (`''` for the model itself), `layer` its class name.
  */
 export class UnsupportedLayerError extends ArgumentError {
+  /**
+   * @param path - Dotted path of the layer in the model (`''` for the model itself).
+   * @param layer - The layer's class name.
+   * @param reason - Why DP-SGD cannot train it.
+   */
   constructor(readonly path: string, readonly layer: string, reason: string) {
     super(`${path === '' ? '(the model itself)' : path} (${layer}): ${reason}; see eg.privacy.validate(model)`);
   }
@@ -56,6 +61,7 @@ export class UnsupportedLayerError extends ArgumentError {
 export interface ClipOptions {
   /** The clipping bound C > 0; with `'perLayer'`, one per trainable parameter in `model.namedParameters()` order. */
   maxGradNorm: number | number[];
+  /** How the per-example gradients are clipped: one norm over all parameters (`'flat'`), one bound per parameter (`'perLayer'`), or flat clipping without materializing per-example gradients (`'ghost'`). */
   clipping: Clipping;
   /** How `lossFn` reduces over the batch (default `'mean'`). */
   lossReduction?: LossReduction;

@@ -15,6 +15,7 @@ import { secureUniform } from './noise.js';
 /** Sampling seeds stay below this, so `seed · 2^32 + step` is an exact double. */
 export const MAX_SAMPLING_SEED = 2 ** 20;
 
+/** Options of Poisson (Opacus-style) batch sampling. */
 export interface PoissonOptions {
   /** q: the probability that an example joins a batch (Opacus's `sample_rate`; batchSize / N). */
   sampleRate: number;

@@ -15,6 +15,7 @@ export interface ValidationProblem {
   path: string;
   /** The layer's class name, e.g. `BatchNorm2d`. */
   layer: string;
+  /** Why it cannot be trained (and what to use instead, where there is a replacement). */
   reason: string;
 }
 

@@ -45,11 +45,13 @@ export function attentionRollout(maps: Tensor[]): Tensor {
   });
 }
 
+/** Options of {@link attentionMap}. */
 export interface AttentionMapOptions {
   /** Key tokens (the columns), and the query tokens (rows) unless `queryTokens` is given. */
   tokens: string[];
   /** Query tokens when they differ from the keys (cross-attention). */
   queryTokens?: string[];
+  /** Chart title (none by default). */
   title?: string;
   /** Pixels per cell; default 16. */
   cellSize?: number;

@@ -5,7 +5,9 @@ import { isTensor, type Tensor } from '../tensor.js';
 
 /** Values with their shape, e.g. `{ data: Float32Array, shape: [28, 28, 1] }`, for data not in a tensor. */
 export interface ArrayData {
+  /** The values, row-major; length must equal the product of `shape`. */
   data: ArrayLike<number>;
+  /** Dimensions of the values. */
   shape: number[];
 }
 /** What the viz functions read: a tensor (copied out, not disposed) or an `ArrayData`. */

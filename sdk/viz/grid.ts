@@ -5,6 +5,7 @@ import { colormapTable, lutIndex, type ColormapName } from './colormap.js';
 import { hwc, readInput, type VizInput } from './common.js';
 import { upscale, VizImage } from './image.js';
 
+/** Options of {@link grid}: layout of the tiles. */
 export interface GridOptions {
   /** Columns; default ceil(sqrt(count)). */
   cols?: number;
@@ -47,6 +48,7 @@ export function grid(images: VizImage[], options?: GridOptions): VizImage {
   return out;
 }
 
+/** Options of {@link featureMaps} and {@link filters}: layout and scaling of the tiles. */
 export interface TileOptions extends GridOptions {
   /** Integer enlargement of every tile (nearest neighbour); default 1. */
   scale?: number;

@@ -14,8 +14,11 @@ export type DrawTarget = HTMLCanvasElement | OffscreenCanvas | Context2D;
 
 /** An RGBA image: `data` holds `width * height * 4` bytes, row-major, straight (not premultiplied) alpha. */
 export class VizImage {
+  /** Width in pixels. */
   readonly width: number;
+  /** Height in pixels. */
   readonly height: number;
+  /** RGBA bytes, `width * height * 4`, row-major, straight alpha. */
   readonly data: Uint8ClampedArray;
 
   /** A `width x height` image over `data` (taken as is), or transparent black when `data` is absent. */

@@ -12,6 +12,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
+/** Options of {@link textHighlight}. */
 export interface TextHighlightOptions {
   /** Between tokens; default ' ' (use '' for subword tokens that carry their own spaces). */
   separator?: string;
