@@ -101,7 +101,9 @@ if (process.argv.includes('--chromium')) {
 let merged = records;
 if (existsSync(`${here}results.json`) && (wanted.length || option('--node') || process.argv.includes('--chromium'))) {
   const ran = new Set(records.map((r) => `${runtimeOf(r)}|${r.workload}`));
-  const kept = (JSON.parse(readFileSync(`${here}results.json`, 'utf8')) as BenchRecord[]).filter((r) => !ran.has(`${runtimeOf(r)}|${r.workload}`));
+  // `--quick` skips tfjs-cpu: its older records stay.
+  const kept = (JSON.parse(readFileSync(`${here}results.json`, 'utf8')) as BenchRecord[])
+    .filter((r) => !ran.has(`${runtimeOf(r)}|${r.workload}`) || (quick && r.engine === 'tfjs-cpu'));
   merged = [...kept, ...records];
 }
 for (const r of records) r.measuredAt = new Date().toISOString().slice(0, 16).replace('T', ' ');
