@@ -181,6 +181,7 @@ export class Tensor {
   get requiresGrad(): boolean {
     return call((e) => e.grad_requires(this.handle));
   }
+  /** Turns gradient recording on or off for this tensor (PyTorch `requires_grad_`); ArgumentError for a non-boolean. */
   set requiresGrad(on: boolean) {
     checkBool(on, 'requiresGrad');
     call((e) => e.grad_set_requires(this.handle, on));

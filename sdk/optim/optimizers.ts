@@ -85,6 +85,7 @@ export abstract class Optimizer<H extends { lr: number }> {
   get lr(): number {
     return this.groups[0].options.lr;
   }
+  /** Sets the learning rate of every group; ArgumentError unless finite and >= 0. */
   set lr(v: number) {
     // A NaN or negative rate would silently wreck training at the next step().
     if (!(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new ArgumentError(`learning rate must be finite and >= 0, got ${describe(v)}`);

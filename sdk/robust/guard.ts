@@ -209,7 +209,10 @@ registerModule('GuardedModel', (c) => {
   return new GuardedModel(moduleFromConfig(cfg.model as ModuleConfig), guardOpts);
 });
 
-/** A function behind an input guard (its first argument is checked). */
+/**
+ * A function behind an input guard (its first argument is checked).
+ * @typeParam F - The guarded function's type.
+ */
 export type GuardedFunction<F extends (x: Tensor, ...rest: never[]) => Tensor> = F & { readonly guard: InputGuard };
 
 /**
@@ -225,6 +228,10 @@ export type GuardedFunction<F extends (x: Tensor, ...rest: never[]) => Tensor> =
  * ```
  */
 export function guard(model: Module, opts?: GuardOptions): GuardedModel;
+/**
+ * A function of tensors behind the guard: it checks the first argument, then calls `model`; the guard is its `guard` property.
+ * @typeParam F - The function's type, kept by the result.
+ */
 export function guard<F extends (x: Tensor, ...rest: never[]) => Tensor>(model: F, opts?: GuardOptions): GuardedFunction<F>;
 export function guard(model: Module | ((x: Tensor, ...rest: never[]) => Tensor), opts?: GuardOptions): GuardedModel | GuardedFunction<(x: Tensor) => Tensor> {
   if (model instanceof Module) return new GuardedModel(model, opts);
