@@ -18,6 +18,7 @@ const assets = [
   'wasm/mt/edgegrad_bg.wasm',
   'wasm/st/edgegrad.js',
   'wasm/st/edgegrad_bg.wasm',
+  'wasm/rx/edgegrad_bg.wasm', // the opt-in relaxed-SIMD engine: mt's glue, its own module
   'wasm/resvg_bg.wasm',
   'assets/digits.csv.gz',
   'assets/DejaVuSans.ttf',

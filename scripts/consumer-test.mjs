@@ -50,7 +50,7 @@ const tgz = join(tmp, packed.filename);
 const files = packed.files.map((f) => f.path);
 const unwanted = files.filter((f) => /\.map$|^(tests|examples|bench|sdk|crates|scripts)\//.test(f));
 const required = ['dist/edgegrad.js', 'dist/edgegrad.browser.js', 'dist/edgegrad.cjs', 'dist/edgegrad.d.ts', 'dist/worker.js',
-  'dist/wasm/mt/edgegrad.js', 'dist/wasm/mt/edgegrad_bg.wasm', 'dist/wasm/st/edgegrad.js', 'dist/wasm/st/edgegrad_bg.wasm',
+  'dist/wasm/mt/edgegrad.js', 'dist/wasm/mt/edgegrad_bg.wasm', 'dist/wasm/st/edgegrad.js', 'dist/wasm/st/edgegrad_bg.wasm', 'dist/wasm/rx/edgegrad_bg.wasm',
   'LICENSE-MIT', 'LICENSE-APACHE', 'README.md', 'CHANGELOG.md'];
 const missing = required.filter((f) => !files.includes(f));
 const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
