@@ -32,7 +32,16 @@ export interface ModelJson {
   /** File name of the safetensors weights, relative to model.json (`model.safetensors` by default). */
   weightsFile: string;
   /** The optimizer state saved with `SaveOptions.optimizer`: class name, group hyper-parameters, per-parameter step counts and state tensor names. */
-  optimizer?: { className: string; groups: Record<string, number | boolean>[]; steps: number[]; tensorNames: string[][] };
+  optimizer?: {
+    /** The optimizer's class, e.g. `Adam`; loading into another class fails. */
+    className: string;
+    /** Hyper-parameters of each parameter group. */
+    groups: Record<string, number | boolean>[];
+    /** Step count of each parameter. */
+    steps: number[];
+    /** Names of each parameter's state tensors in the weights file. */
+    tensorNames: string[][];
+  };
   /** Anything the caller wants stored with the model (training summary, label names...). */
   userData?: Record<string, unknown>;
   /** Training state of a checkpoint (epoch, RNG, history, callbacks: see train/checkpoint.ts); its tensors are `training.<name>`. */
@@ -58,7 +67,12 @@ export interface SaveOptions {
   /** Anything the caller wants stored in model.json (`ModelJson.userData`). */
   userData?: Record<string, unknown>;
   /** A checkpoint's training state (JSON) and its tensors, stored as `training.<name>`. */
-  training?: { state: Record<string, unknown>; tensors?: Record<string, Tensor> };
+  training?: {
+    /** The JSON part of the training state. */
+    state: Record<string, unknown>;
+    /** The tensor part, stored as `training.<name>`. */
+    tensors?: Record<string, Tensor>;
+  };
   /**
    * `saveModel` only: an Ed25519 private CryptoKey (`generateSigningKeys()`) that signs model.json
    * and, through its `weightsDigest`, the weights; `loadModel(src, { verifyWith })` checks it.
@@ -189,7 +203,12 @@ export interface LoadModelOptions {
 }
 
 /** Where a model comes from: a Node directory or model.json path, a URL, or the artifacts. */
-export type ModelSource = string | URL | { json: ModelJson | string; weights: Uint8Array | ArrayBuffer };
+export type ModelSource = string | URL | {
+  /** model.json, parsed or as text. */
+  json: ModelJson | string;
+  /** The safetensors bytes. */
+  weights: Uint8Array | ArrayBuffer;
+};
 
 async function readArtifacts(src: ModelSource, o: LoadModelOptions): Promise<{ json: ModelJson; weights: Uint8Array }> {
   if (src !== null && typeof src === 'object' && !(src instanceof URL)) {
@@ -283,7 +302,12 @@ const LOAD_OPTIONS = v.object({}, {
  * model's tensors with the right shapes and dtypes before decoding any. With `optimizer`,
  * restores its state too. The defaults are safe for untrusted files: see `LoadModelOptions`.
  */
-export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): Promise<{ model: Module; json: ModelJson }> {
+export async function loadModel(src: ModelSource, opts: LoadModelOptions = {}): Promise<{
+  /** The rebuilt model with its weights. */
+  model: Module;
+  /** The parsed model.json (`userData` included). */
+  json: ModelJson;
+}> {
   const o = validate(LOAD_OPTIONS, checkOptions(opts, 'loadModel options'), 'loadModel options', ArgumentError);
   if (o.verifyWith) checkSigningKey(o.verifyWith, 'public', 'loadModel options: verifyWith');
   const { json, weights } = await readArtifacts(src, o);
@@ -358,7 +382,12 @@ export function saveWeights(tensors: Record<string, Tensor>, metadata: Record<st
  * Loads safetensors bytes into a module's parameters and buffers (strict by default). Names,
  * dtypes and shapes are checked on the header; only the model's tensors are decoded.
  */
-export function loadWeights(model: Module, data: Uint8Array | ArrayBuffer, o: { strict?: boolean; maxTensors?: number } = {}): { missing: string[]; unexpected: string[] } {
+export function loadWeights(model: Module, data: Uint8Array | ArrayBuffer, o: { strict?: boolean; maxTensors?: number } = {}): {
+  /** The model's tensors the file does not have (non-strict loads only; strict throws). */
+  missing: string[];
+  /** The file's tensors the model does not have (non-strict loads only; strict throws). */
+  unexpected: string[];
+} {
   assertModule(model, 'loadWeights');
   if (!(data instanceof Uint8Array || data instanceof ArrayBuffer)) throw new ArgumentError(`loadWeights needs safetensors bytes (Uint8Array or ArrayBuffer), got ${describe(data)}`);
   o = checkOptions(o, 'loadWeights options');

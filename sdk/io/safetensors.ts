@@ -220,7 +220,12 @@ export function decodeTensor(buf: Uint8Array, parsed: ParsedSafetensors, name: s
  * Decodes every tensor (new tensors the caller owns; the result has no prototype, so any name is
  * an ordinary key) and the metadata. `maxTensors` bounds the entry count (default 100,000).
  */
-export function decodeSafetensors(data: Uint8Array | ArrayBuffer, o: { maxTensors?: number } = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+export function decodeSafetensors(data: Uint8Array | ArrayBuffer, o: { maxTensors?: number } = {}): {
+  /** Every tensor by name. */
+  tensors: Record<string, Tensor>;
+  /** The header's `__metadata__` strings. */
+  metadata: Record<string, string>;
+} {
   const buf = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
   const parsed = parseSafetensorsHeader(buf, o);
   const tensors: Record<string, Tensor> = Object.create(null);

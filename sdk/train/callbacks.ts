@@ -33,7 +33,12 @@ export interface TrainingContext {
    * The whole training state now (epoch and batch position, RNG, history, every callback's state),
    * for `saveModel`'s `training` option. Consistent inside `afterEpochEnd`/`afterBatchEnd`.
    */
-  trainingState(): { state: Record<string, unknown>; tensors: Record<string, Tensor> };
+  trainingState(): {
+    /** The JSON part: epoch and batch position, RNG, history, callbacks' values. */
+    state: Record<string, unknown>;
+    /** The tensor part (e.g. best weights), stored as `training.<name>`. */
+    tensors: Record<string, Tensor>;
+  };
 }
 
 /** A callback's part of a training checkpoint: JSON-safe values (NaN allowed) and tensors. */
@@ -117,14 +122,20 @@ export class EarlyStopping extends Callback {
   #bestWeights: Record<string, Tensor> | null = null;
   /**
    * @param opts - What to monitor and when to stop.
-   * @param opts.monitor - Metric name in the epoch logs (default `'val_loss'`).
-   * @param opts.minDelta - Smallest change that counts as an improvement (default 0).
-   * @param opts.patience - Epochs without improvement before stopping (default 0).
-   * @param opts.mode - `'min'`, `'max'`, or `'auto'` (default: max for acc/auc/precision/recall/f1, else min).
-   * @param opts.restoreBestWeights - Restore the weights of the best epoch at the end (default false).
    * @throws ArgumentError on invalid options.
    */
-  constructor(readonly opts: { monitor?: string; minDelta?: number; patience?: number; mode?: Mode; restoreBestWeights?: boolean } = {}) {
+  constructor(readonly opts: {
+    /** Metric name in the epoch logs (default `'val_loss'`). */
+    monitor?: string;
+    /** Smallest change that counts as an improvement (default 0). */
+    minDelta?: number;
+    /** Epochs without improvement before stopping (default 0). */
+    patience?: number;
+    /** `'min'`, `'max'`, or `'auto'` (default: max for acc/auc/precision/recall/f1, else min). */
+    mode?: Mode;
+    /** Restore the weights of the best epoch when training ends (default false). */
+    restoreBestWeights?: boolean;
+  } = {}) {
     super();
     checkOptions(opts, 'EarlyStopping options');
     checkMonitor(opts.monitor, opts.mode, 'EarlyStopping');
@@ -193,16 +204,21 @@ export class ModelCheckpoint extends Callback {
   #pending: Logs | null = null;
   /**
    * @param opts - Where and when to save; needs `dir` (Node) or `onSave`.
-   * @param opts.dir - Directory to write (Node only); replaced atomically at each save.
-   * @param opts.onSave - Receives the artifacts and the epoch instead of (or besides) writing `dir`.
-   * @param opts.monitor - Metric name to watch when `saveBestOnly` (default `'val_loss'`).
-   * @param opts.saveBestOnly - Save only when `monitor` improves (default false).
-   * @param opts.mode - `'min'`, `'max'` or `'auto'` (default).
-   * @param opts.includeOptimizer - Also save the optimizer state (default true).
    * @throws ArgumentError on invalid options.
    */
   constructor(readonly opts: {
-    dir?: string; onSave?: (a: ModelArtifacts, epoch: number) => void | Promise<void>; monitor?: string; saveBestOnly?: boolean; mode?: Mode; includeOptimizer?: boolean;
+    /** Directory to write (Node only); replaced atomically at each save. */
+    dir?: string;
+    /** Receives the artifacts and the epoch at each save (works in every runtime). */
+    onSave?: (a: ModelArtifacts, epoch: number) => void | Promise<void>;
+    /** Metric name to watch with `saveBestOnly` (default `'val_loss'`). */
+    monitor?: string;
+    /** Save only when `monitor` improves (default false). */
+    saveBestOnly?: boolean;
+    /** `'min'`, `'max'` or `'auto'` (default). */
+    mode?: Mode;
+    /** Also save the optimizer state (default true). */
+    includeOptimizer?: boolean;
     /**
      * Also store the training state (epoch, RNG, history, schedules, callbacks' state), so that
      * `fit(..., { resumeFrom })` continues bitwise as if the run had never stopped.

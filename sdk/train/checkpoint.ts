@@ -29,19 +29,46 @@ export interface TrainingState {
   /** Optimizer steps taken by `fit` (or given to `saveCheckpoint`). */
   step: number;
   /** Weighted sums of the partial epoch's logs (when `batch` > 0). */
-  meter: { sums: Record<string, number>; count: number } | null;
+  meter: {
+    /** Each log value summed over the finished batches, weighted by batch size. */
+    sums: Record<string, number>;
+    /** Samples the sums cover. */
+    count: number;
+  } | null;
   /** A callback had stopped training. */
   stopped: boolean;
   /** State of the engine's seeded RNG at the save point, restored so a resumed run draws the same numbers. */
   rng: RngState;
   /** The `fit` history up to the save point. */
-  history: { epoch: number[]; history: Record<string, number[]> };
+  history: {
+    /** The finished epochs' indices. */
+    epoch: number[];
+    /** Each logged value, one entry per finished epoch. */
+    history: Record<string, number[]>;
+  };
   /** How `fit` batched the data (a mid-epoch resume needs the same). */
-  data: { batchSize: number; shuffle: boolean; seed: number } | null;
+  data: {
+    /** Samples per batch. */
+    batchSize: number;
+    /** Whether each epoch was shuffled. */
+    shuffle: boolean;
+    /** Seed of the per-epoch shuffles. */
+    seed: number;
+  } | null;
   /** Per callback of `fit` (by position): its class and `stateDict()` values. */
-  callbacks: ({ className: string; values: Record<string, unknown> } | null)[];
+  callbacks: ({
+    /** The callback's class name, checked on resume. */
+    className: string;
+    /** Its `stateDict().values`. */
+    values: Record<string, unknown>;
+  } | null)[];
   /** Schedulers given to `saveCheckpoint` (by position). */
-  schedulers: { stepCount: number; baseLrs?: number[] }[];
+  schedulers: {
+    /** Steps the schedule had taken. */
+    stepCount: number;
+    /** Its groups' initial learning rates. */
+    baseLrs?: number[];
+  }[];
   /** `getExtraState()` of the model's layers, by module path. */
   modules: Record<string, unknown>;
 }
@@ -259,7 +286,16 @@ export function restoreSchedulers(schedulers: LRScheduler[], states: TrainingSta
  * from the file when none is given), the optimizer's and schedulers' states, the layers' extra state
  * and the global RNG position. Returns the model and the saved epoch, step and userData.
  */
-export async function loadCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer<{ lr: number }>; schedulers?: LRScheduler[] } = {}): Promise<{ model: Module; epoch: number; step: number; json: ModelJson }> {
+export async function loadCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer<{ lr: number }>; schedulers?: LRScheduler[] } = {}): Promise<{
+  /** The model with the checkpoint's weights (`o.model`, or one built from the file). */
+  model: Module;
+  /** The saved epoch. */
+  epoch: number;
+  /** The saved optimizer step count. */
+  step: number;
+  /** The parsed model.json (its `userData` included). */
+  json: ModelJson;
+}> {
   const r = await readCheckpoint(src, o);
   try {
     restoreSchedulers(o.schedulers ?? [], r.state.schedulers);
