@@ -57,7 +57,7 @@ describe('docs/guides examples', () => {
 
   it('finds the guides and their examples', () => {
     const names = Object.keys(pages).map((p) => p.split('/').pop());
-    expect(names).toEqual(expect.arrayContaining(['tensors.md', 'training.md', 'models.md', 'compression.md', 'explain.md', 'robustness.md', 'privacy.md']));
+    expect(names).toEqual(expect.arrayContaining(['tensors.md', 'training.md', 'models.md', 'compression.md', 'explain.md', 'robustness.md', 'privacy.md', 'viz.md', 'onnx.md', 'he.md', 'text.md']));
     for (const [path, text] of Object.entries(pages)) expect(tsBlocks(text).length, `${path} has a runnable example`).toBeGreaterThan(0);
   });
 
