@@ -244,7 +244,16 @@ export class BinaryModel {
    * Weight storage: `binary` (packed bits of the binary layers), `binaryAsFloat32` (the same
    * weights as float32), `float` (full-precision layers' weights), `other` (α, biases).
    */
-  weightBytes(): { binary: number; binaryAsFloat32: number; float: number; other: number } {
+  weightBytes(): {
+    /** Packed sign bits of the binary layers. */
+    binary: number;
+    /** The same binary weights stored as float32. */
+    binaryAsFloat32: number;
+    /** Weights of the full-precision layers. */
+    float: number;
+    /** α scales and biases. */
+    other: number;
+  } {
     let binary = 0;
     let asF32 = 0;
     let float = 0;

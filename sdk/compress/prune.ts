@@ -271,7 +271,12 @@ export interface SparsityRow {
 }
 
 /** Zeros per parameter tensor (all of them, or `include`d ones) and in total. */
-export function sparsityReport(model: Module, o: { include?: (name: string, p: Tensor) => boolean } = {}): { layers: SparsityRow[]; total: Omit<SparsityRow, 'name' | 'shape'> } {
+export function sparsityReport(model: Module, o: { include?: (name: string, p: Tensor) => boolean } = {}): {
+  /** One row per parameter tensor. */
+  layers: SparsityRow[];
+  /** The sums over those tensors. */
+  total: Omit<SparsityRow, 'name' | 'shape'>;
+} {
   assertModule(model, 'sparsityReport');
   o = checkOptions(o, 'sparsityReport options');
   if (o.include !== undefined) checkFunction(o.include, 'sparsityReport options.include');
@@ -343,7 +348,12 @@ function cloneLayer(m: Module): Module {
  * Following BatchNorms, the next conv's input channels and the next Linear's inputs (through
  * Flatten: NHWC positions × kept channels) shrink accordingly.
  */
-export function structuredPrune(model: Module, o: StructuredPruneOptions): { model: nn.Sequential; kept: Record<string, number[]> } {
+export function structuredPrune(model: Module, o: StructuredPruneOptions): {
+  /** The new, smaller Sequential (the original is untouched). */
+  model: nn.Sequential;
+  /** Kept output channel/neuron indices (ascending) per pruned layer, by its index in the Sequential. */
+  kept: Record<string, number[]>;
+} {
   if (!(model instanceof nn.Sequential)) throw new ArgumentError(`structuredPrune works on a Sequential model, got ${describe(model)}`);
   o = checkOptions(o, 'structuredPrune options');
   if (!Array.isArray(o.inputShape)) throw new ArgumentError(`structuredPrune needs options.inputShape (one sample's shape), got ${describe(o.inputShape)}`);

@@ -311,7 +311,20 @@ export class QuantizedModel {
   }
 
   /** The layers: name, kind, weight shape, input/output quantization. */
-  summary(): { name: string; op: string; weightShape: number[]; input: QParams; output: QParams | 'float32'; relu: boolean }[] {
+  summary(): {
+    /** The layer's name in the graph. */
+    name: string;
+    /** `'linear'` or `'conv'`. */
+    op: string;
+    /** Shape of the int8 weight. */
+    weightShape: number[];
+    /** Quantization of the layer's input. */
+    input: QParams;
+    /** Quantization of its output, or `'float32'` for a float output. */
+    output: QParams | 'float32';
+    /** Whether a ReLU is fused into the layer. */
+    relu: boolean;
+  }[] {
     return this.graph.nodes.filter((n): n is SerialLayer => n.op === 'linear' || n.op === 'conv').map((n) => ({
       name: n.name, op: n.op, weightShape: this.#layers.get(n.out)!.wq.shape, input: this.qOf(n.in),
       output: this.#layers.get(n.out)!.out ?? 'float32', relu: n.relu,

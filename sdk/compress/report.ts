@@ -40,7 +40,14 @@ export interface CompressionStats {
   /** Rows of the batch `latencyMs` was measured on. */
   latencyBatch?: number;
   /** Against `baseline`: its size / this size, this accuracy - its accuracy, its latency / this latency. */
-  vsBaseline?: { sizeRatio: number; accuracyDelta?: number; speedup?: number };
+  vsBaseline?: {
+    /** Baseline bytes on disk / these bytes. */
+    sizeRatio: number;
+    /** This accuracy minus the baseline's. */
+    accuracyDelta?: number;
+    /** Baseline latency / this latency. */
+    speedup?: number;
+  };
 }
 
 /** Options of `compressionReport`. */
@@ -56,7 +63,16 @@ export interface ReportOptions {
    * baseline model), the two are timed alternately and `vsBaseline.speedup` is the ratio of those
    * medians: machine speed drift then hits both alike.
    */
-  latency?: { x: Tensor; reps?: number; warmup?: number; against?: Model };
+  latency?: {
+    /** The batch to run. */
+    x: Tensor;
+    /** Timed passes; the median is reported (default 20). */
+    reps?: number;
+    /** Untimed passes first (default 3). */
+    warmup?: number;
+    /** The baseline model, timed alternately with this one. */
+    against?: Model;
+  };
   /** Another model's stats to compare against (fills `vsBaseline`). */
   baseline?: CompressionStats;
 }

@@ -27,7 +27,12 @@ export interface OptimizerState {
   /** Hyper-parameters of each group, in group order. */
   groups: Record<string, number | boolean>[];
   /** Per parameter (in group order): step count and named state tensors. */
-  params: { step: number; tensors: Record<string, Tensor> }[];
+  params: {
+    /** Updates applied to this parameter. */
+    step: number;
+    /** Named state tensors, e.g. Adam's `exp_avg` and `exp_avg_sq` (PyTorch's names). */
+    tensors: Record<string, Tensor>;
+  }[];
 }
 
 const TENSOR: Schema<Tensor> = {

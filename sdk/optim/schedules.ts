@@ -44,7 +44,12 @@ export abstract class LRScheduler {
     return this.optimizer.groups[0].options.lr;
   }
   /** Step count and the groups' initial rates (PyTorch's `base_lrs`), so a scheduler built after the optimizer's state was loaded still resumes exactly. */
-  stateDict(): { stepCount: number; baseLrs: number[] } {
+  stateDict(): {
+    /** Steps taken. */
+    stepCount: number;
+    /** Each group's initial learning rate. */
+    baseLrs: number[];
+  } {
     return { stepCount: this.stepCount, baseLrs: [...this.baseLrs] };
   }
   /**

@@ -94,13 +94,23 @@ export interface MembershipInferenceResult {
   /** ROC AUC: 0.5 is guessing, 1 is perfect membership inference. */
   auc: number;
   /** The highest TPR at an FPR no larger than each requested rate. */
-  tprAtFpr: { fpr: number; tpr: number }[];
+  tprAtFpr: {
+    /** The requested false-positive rate. */
+    fpr: number;
+    /** The true-positive rate reached at it. */
+    tpr: number;
+  }[];
   /** max(TPR − FPR) over thresholds: Yeom et al.'s membership advantage. */
   advantage: number;
   /** The full ROC curve of the membership scores. */
   roc: RocCurve;
   /** The membership score of every example (higher = more likely a member). */
-  scores: { members: Float32Array; nonMembers: Float32Array };
+  scores: {
+    /** Scores of the training (member) examples. */
+    members: Float32Array;
+    /** Scores of the held-out (non-member) examples. */
+    nonMembers: Float32Array;
+  };
 }
 
 function checkData(v: unknown, what: string): LabeledData {

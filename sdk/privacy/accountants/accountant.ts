@@ -24,7 +24,14 @@ export interface AccountantState {
   /** Which accountant the state belongs to (`'rdp'`, `'prv'` or `'gdp'`). */
   mechanism: Mechanism;
   /** The recorded steps, in order. */
-  history: { noiseMultiplier: number; sampleRate: number; steps: number }[];
+  history: {
+    /** σ of these steps. */
+    noiseMultiplier: number;
+    /** q of these steps. */
+    sampleRate: number;
+    /** Number of steps. */
+    steps: number;
+  }[];
 }
 
 /** Class names for messages (not `constructor.name`, which bundlers may rename). */

@@ -126,7 +126,12 @@ export function computeRdp(o: { sampleRate: number; noiseMultiplier: number; ste
  * (Theorem 21): ε = rdp − (log δ + log α)/(α − 1) + log((α − 1)/α); `'classic'` is Mironov 2017
  * (Proposition 3): ε = rdp − log δ/(α − 1), what TF-Privacy's MNIST tutorial reports. ε >= 0.
  */
-export function getPrivacySpent(o: { orders: readonly number[]; rdp: ArrayLike<number>; delta: number; conversion?: RdpConversion }): { epsilon: number; bestAlpha: number } {
+export function getPrivacySpent(o: { orders: readonly number[]; rdp: ArrayLike<number>; delta: number; conversion?: RdpConversion }): {
+  /** The smallest ε over the orders. */
+  epsilon: number;
+  /** The order α that gives it. */
+  bestAlpha: number;
+} {
   checkObject(o, 'getPrivacySpent', '{ orders, rdp, delta }');
   const orders = checkOrders(o.orders, 'getPrivacySpent');
   const delta = checkDelta(o.delta, 'getPrivacySpent');
@@ -195,7 +200,12 @@ export class RDPAccountant extends Accountant {
    * ε at `delta` and the order that gave it; `{ epsilon: 0, bestAlpha: 0 }` before any step (as
    * Opacus) or when every step had q = 0 (nothing was released; the conversion alone would say ~0.1).
    */
-  getPrivacySpent(delta: number, o?: RdpEpsilonOptions): { epsilon: number; bestAlpha: number } {
+  getPrivacySpent(delta: number, o?: RdpEpsilonOptions): {
+    /** ε spent at `delta`. */
+    epsilon: number;
+    /** The Rényi order α that gives it. */
+    bestAlpha: number;
+  } {
     const d = checkDelta(delta, 'RDPAccountant.getPrivacySpent');
     o = checkOptions(o, 'RDPAccountant.getPrivacySpent options');
     const orders = o.alphas === undefined ? DEFAULT_ALPHAS : checkOrders(o.alphas, 'RDPAccountant.getPrivacySpent: alphas');
