@@ -36,7 +36,14 @@ export interface InitOptions {
   /** Force a build; `auto` (default) takes threads where the runtime allows them. */
   backend?: 'auto' | Build;
   /** Where to load each build's `.wasm` from, when not beside this file (CDNs, custom servers). */
-  wasmUrls?: { threaded?: string | URL; single?: string | URL; relaxed?: string | URL };
+  wasmUrls?: {
+    /** URL of the threaded (simd-threads) build. */
+    threaded?: string | URL;
+    /** URL of the single-threaded (simd) build. */
+    single?: string | URL;
+    /** URL of the relaxed-SIMD build. */
+    relaxed?: string | URL;
+  };
   /** The builds' bytes or compiled modules, for hosts that load them themselves. */
   wasm?: {
     /** The threaded (simd-threads) build. */

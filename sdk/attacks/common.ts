@@ -160,7 +160,12 @@ export abstract class Attack extends Attribution {
    * and the forward's detached outputs: one batched forward and backward through the explain
    * base's gradient pass (model parameters frozen). New tensors in the caller's scope.
    */
-  protected lossGradient(x: Tensor, objective: (out: Tensor) => Tensor): { grad: Tensor; out: Tensor } {
+  protected lossGradient(x: Tensor, objective: (out: Tensor) => Tensor): {
+    /** ∂objective/∂x, shaped like `x`. */
+    grad: Tensor;
+    /** The forward's outputs, detached. */
+    out: Tensor;
+  } {
     const [grad, out] = this.gradientPass(Rule.Gradient, () => {
       const leaf = x.detach().requiresGrad_();
       const logits = this.logits(leaf);

@@ -155,7 +155,12 @@ export abstract class LayerAttribution extends Attribution {
    * Gradients of every row's target output with respect to the layer's output, and that output
    * (Captum's `compute_layer_gradients_and_eval`), in one forward and one backward pass.
    */
-  protected layerGradients(xs: Tensor[], targets: Int32Array | null, extra: unknown[], what: string): { grads: Tensor; activations: Tensor } {
+  protected layerGradients(xs: Tensor[], targets: Int32Array | null, extra: unknown[], what: string): {
+    /** Gradients of the target outputs with respect to the layer's output. */
+    grads: Tensor;
+    /** The layer's output. */
+    activations: Tensor;
+  } {
     const r = xs[0].shape[0];
     const [grads, activations] = this.gradientPass(Rule.Gradient, () => {
       let leaf: Tensor | null = null;

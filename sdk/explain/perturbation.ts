@@ -154,7 +154,12 @@ export abstract class PerturbationAttribution extends Attribution {
    * The target outputs of `count` perturbations (`at(r)` describes row r), `perEval` rows per
    * forward; with `hook`, also its per-row value. Outputs are float32 values held as numbers.
    */
-  protected evaluate(p: Prepared, pool: Tensor[], count: number, at: (r: number) => Perturbation, perEval: number, hook?: RowHook): { out: Float64Array; extra: Float64Array } {
+  protected evaluate(p: Prepared, pool: Tensor[], count: number, at: (r: number) => Perturbation, perEval: number, hook?: RowHook): {
+    /** Target output of each perturbation row. */
+    out: Float64Array;
+    /** The hook's value per row (empty without `hook`). */
+    extra: Float64Array;
+  } {
     const out = new Float64Array(count);
     const extra = new Float64Array(hook ? count : 0);
     const sizes = p.xs.map(elementsOf);

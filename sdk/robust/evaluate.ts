@@ -26,7 +26,12 @@ import { SquareAttack } from '../attacks/square.js';
 /** The attacks `evaluateRobustness` builds by name at the evaluation's ε and norm. */
 export type AttackName = 'apgd-ce' | 'apgd-t' | 'square' | 'pgd' | 'fgsm';
 /** An attack of the ensemble: a name, an attack instance (its own settings), or a labelled instance. */
-export type EnsembleAttack = AttackName | Attack | { name: string; attack: Attack };
+export type EnsembleAttack = AttackName | Attack | {
+  /** Label of the attack in the report. */
+  name: string;
+  /** The configured attack. */
+  attack: Attack;
+};
 
 /** Options of `evaluateRobustness`. */
 export interface EvaluateRobustnessOptions {

@@ -22,7 +22,12 @@ export class NonFiniteInputError extends ArgumentError {}
 /** What a guard accepts. */
 export interface GuardOptions {
   /** The valid value range, inclusive: `[min, max]` or `{ min, max }` (default: any value). */
-  inputRange?: readonly [number, number] | { min: number; max: number };
+  inputRange?: readonly [number, number] | {
+    /** Smallest valid value. */
+    min: number;
+    /** Largest valid value. */
+    max: number;
+  };
   /**
    * The shape of an input batch, `null` for a size that may vary: `[null, 28, 28, 1]` accepts any
    * number of 28×28×1 images (and fixes the rank). Default: any shape.
@@ -213,7 +218,10 @@ registerModule('GuardedModel', (c) => {
  * A function behind an input guard (its first argument is checked).
  * @typeParam F - The guarded function's type.
  */
-export type GuardedFunction<F extends (x: Tensor, ...rest: never[]) => Tensor> = F & { readonly guard: InputGuard };
+export type GuardedFunction<F extends (x: Tensor, ...rest: never[]) => Tensor> = F & {
+  /** The checks applied to the first argument. */
+  readonly guard: InputGuard;
+};
 
 /**
  * Puts `model` behind an input guard: a Module becomes a `GuardedModel` (forward, predict, evaluate

@@ -20,7 +20,19 @@ import { Tensor } from '../tensor.js';
 import { checkKeys, rows, type Forward } from '../explain/common.js';
 
 /** A squeezer as data (what a saved `SqueezedModel` stores). */
-export type SqueezerConfig = { kind: 'bitDepth'; bits: number; range: [number, number] } | { kind: 'medianSmoothing'; size: number };
+export type SqueezerConfig = {
+  /** Color-depth reduction. */
+  kind: 'bitDepth';
+  /** Bits kept per value. */
+  bits: number;
+  /** `[min, max]` of the values being quantized. */
+  range: [number, number];
+} | {
+  /** Median filter over each spatial window. */
+  kind: 'medianSmoothing';
+  /** Side of the square window, in pixels. */
+  size: number;
+};
 
 /** An input transformation `[batch, ...] → [batch, ...]` (same shape and dtype). */
 export interface Squeezer {
