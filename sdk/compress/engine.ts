@@ -95,7 +95,7 @@ export function packWeights(wq: Tensor, groups: number): Tensor {
 }
 
 export interface LayerConstants {
-  /** Per-output-channel int32 offsets: the bias plus the zero-point correction terms, folded at quantization time. */
+  /** Per output channel, int32: the quantized bias minus the input zero point times the channel's weight sum (`bias_q − zp_x · Σ_k q_w`). */
   offsets: Tensor;
   /** Requantization multipliers (int8 output). */
   mult: Tensor | null;
