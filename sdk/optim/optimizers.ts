@@ -20,7 +20,10 @@ export interface ParamGroup<H> {
   options: H;
 }
 /** Parameters for an optimizer constructor: a flat tensor list, or groups `{ params, ...overrides }` whose options override the constructor's (PyTorch per-group options). */
-export type ParamsArg<H> = Tensor[] | ({ params: Tensor[] } & Partial<H>)[];
+export type ParamsArg<H> = Tensor[] | ({
+  /** The group's parameters. */
+  params: Tensor[];
+} & Partial<H>)[];
 
 /** The serialisable state of an optimizer. */
 export interface OptimizerState {
@@ -54,7 +57,10 @@ interface ParamState {
 }
 
 /** Base class of the optimizers: holds parameter groups and per-parameter state; subclasses implement the update. `step()` applies it to every parameter with a gradient. */
-export abstract class Optimizer<H extends { lr: number }> {
+export abstract class Optimizer<H extends {
+  /** Learning rate of the group. */
+  lr: number;
+}> {
   /** Parameter groups, each with its own hyper-parameters (PyTorch's `param_groups`). */
   readonly groups: ParamGroup<H>[];
   /** Per-parameter state (step count and tensors such as momentum buffers), made on first use. */
