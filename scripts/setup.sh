@@ -7,7 +7,7 @@
 #   - wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock
 #   - geckodriver (Firefox's WebDriver; Debian has none) built by `cargo install --locked` into
 #     ~/.cargo/bin: cache that directory in CI (a cold build took 18 min on a busy 2-core machine)
-#   - npm packages (npm ci), the two wasm engines, the bundle in dist/
+#   - npm packages (npm ci), the three wasm engines, the bundle in dist/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,9 @@ fi
 # --- npm packages -----------------------------------------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node's install script would fetch optional CUDA binaries from nuget.org (unreachable
+  # here, never needed: we run it on the CPU); .npmrc says the same for a plain `npm install`.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # --- build: wasm engines (incremental) and the bundle --------------------------------------------

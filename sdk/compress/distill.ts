@@ -76,7 +76,7 @@ export interface DistillOptions extends DistillationLossOptions {
   /** Seed of the per-epoch shuffles (default 0). */
   seed?: number;
   /** Default: Adam over the student's (and hint regressors') trainable parameters with `lr`. */
-  optimizer?: Optimizer<{ lr: number }>;
+  optimizer?: Optimizer;
   /** Learning rate of the default Adam optimizer (default 1e-3); ignored when `optimizer` is given. */
   lr?: number;
   /** Called after every epoch (an LR scheduler's `step`, ...). */
@@ -138,7 +138,7 @@ export async function distill(x: Tensor, y: Tensor, o: DistillOptions): Promise<
   const n = x.shape[0];
   const owned: Tensor[] = [];
   const regressors: Module[] = [];
-  const ownedOptimizers: Optimizer<{ lr: number }>[] = [];
+  const ownedOptimizers: Optimizer[] = [];
   const progress = await Progress.create(o.verbose ?? 0);
   const teacherWasTraining = teacher.training;
   teacher.eval();

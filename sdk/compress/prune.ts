@@ -116,12 +116,12 @@ export class Pruner {
    * Re-applies the masks after every `optimizer.step()` (pruned weights stay exactly zero).
    * Returns a function that undoes it.
    */
-  attach(optimizer: Optimizer<{ lr: number }>): () => void {
+  attach(optimizer: Optimizer): () => void {
     if (typeof (optimizer as { step?: unknown } | null)?.step !== 'function') throw new ArgumentError(`Pruner.attach needs an Optimizer, got ${describe(optimizer)}`);
     this.#detach?.();
     const orig = optimizer.step;
     const self = this;
-    optimizer.step = function (this: Optimizer<{ lr: number }>) {
+    optimizer.step = function (this: Optimizer) {
       orig.call(this);
       self.apply();
     };

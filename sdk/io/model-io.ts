@@ -63,7 +63,7 @@ export interface ModelArtifacts {
 /** Options of `saveModel`. */
 export interface SaveOptions {
   /** Also store this optimizer's state, so training resumes exactly. */
-  optimizer?: Optimizer<{ lr: number }>;
+  optimizer?: Optimizer;
   /** Anything the caller wants stored in model.json (`ModelJson.userData`). */
   userData?: Record<string, unknown>;
   /** A checkpoint's training state (JSON) and its tensors, stored as `training.<name>`. */
@@ -177,7 +177,7 @@ function checkJson(j: unknown): ModelJson {
 /** Options of `loadModel`. The defaults are safe for files from anyone (see README, Security). */
 export interface LoadModelOptions {
   /** Also restore this optimizer's state (its class must match the file's). */
-  optimizer?: Optimizer<{ lr: number }>;
+  optimizer?: Optimizer;
   /**
    * Follow a `weightsFile` outside the model's folder: other folders, absolute paths, symlinks
    * leaving the folder, URLs of any scheme. Only for files you trust. Default false.

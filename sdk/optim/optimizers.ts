@@ -56,11 +56,14 @@ interface ParamState {
   tensors: Record<string, Tensor>;
 }
 
-/** Base class of the optimizers: holds parameter groups and per-parameter state; subclasses implement the update. `step()` applies it to every parameter with a gradient. */
-export abstract class Optimizer<H extends {
+/** The one hyper-parameter every optimizer's groups have; what code that takes "any optimizer" may read and set. */
+export interface LearningRate {
   /** Learning rate of the group. */
   lr: number;
-}> {
+}
+
+/** Base class of the optimizers: holds parameter groups and per-parameter state; subclasses implement the update. `step()` applies it to every parameter with a gradient. */
+export abstract class Optimizer<H extends LearningRate = LearningRate> {
   /** Parameter groups, each with its own hyper-parameters (PyTorch's `param_groups`). */
   readonly groups: ParamGroup<H>[];
   /** Per-parameter state (step count and tensors such as momentum buffers), made on first use. */

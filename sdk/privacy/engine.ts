@@ -46,7 +46,7 @@ export interface MakePrivateOptions {
   /** The model to train privately (per-sample gradients are computed for its layers). */
   model: Module;
   /** The optimizer whose steps become DP-SGD steps. */
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   /** The training examples and targets (all of them: the sample rate is batchSize / N). */
   data: [Tensor, Tensor];
   /** Expected (Poisson) or fixed batch size; q = batchSize / N. */
@@ -90,7 +90,7 @@ export interface PrivateTraining {
   /** The model, unchanged (pass it to `compile`/`fit`). */
   model: Module;
   /** The optimizer, unchanged (the DP step clips and noises before calling its `step()`). */
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   /** Poisson-sampled batches of the training data. */
   data: Dataset;
   /** The DP-SGD step for `fit`. */
@@ -107,7 +107,7 @@ export interface PrivateTraining {
 
 interface Checked {
   model: Module;
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   x: Tensor;
   y: Tensor;
   n: number;

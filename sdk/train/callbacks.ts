@@ -18,7 +18,7 @@ export interface TrainingContext {
   /** The model being trained. */
   model: Module;
   /** The optimizer `fit` steps. */
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   /** Set to true to end training after the current epoch. */
   stopTraining: boolean;
   /** Total number of epochs of this `fit` call. */

@@ -191,7 +191,7 @@ export function captureTrainingState(model: Module, o: { schedulers?: LRSchedule
 /** Options of `saveCheckpoint`. */
 export interface CheckpointOptions {
   /** Also save this optimizer's state (restored by `loadCheckpoint`). */
-  optimizer?: Optimizer<{ lr: number }>;
+  optimizer?: Optimizer;
   /** LR schedules to restore with `loadCheckpoint` (same order). */
   schedulers?: LRScheduler[];
   /** Your loop's position (stored as the state's epoch and step). */
@@ -230,7 +230,7 @@ export interface ReadCheckpoint {
  * training state and restores the layers' extra state. Applies nothing global (RNG, schedulers):
  * callers do that when their run is about to continue.
  */
-export async function readCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer<{ lr: number }> }): Promise<ReadCheckpoint> {
+export async function readCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer }): Promise<ReadCheckpoint> {
   let raw: unknown;
   const tensors: Record<string, Tensor> = {};
   const freeTensors = () => { for (const t of Object.values(tensors)) t.dispose(); };
@@ -286,7 +286,7 @@ export function restoreSchedulers(schedulers: LRScheduler[], states: TrainingSta
  * from the file when none is given), the optimizer's and schedulers' states, the layers' extra state
  * and the global RNG position. Returns the model and the saved epoch, step and userData.
  */
-export async function loadCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer<{ lr: number }>; schedulers?: LRScheduler[] } = {}): Promise<{
+export async function loadCheckpoint(src: ModelSource, o: { model?: Module; optimizer?: Optimizer; schedulers?: LRScheduler[] } = {}): Promise<{
   /** The model with the checkpoint's weights (`o.model`, or one built from the file). */
   model: Module;
   /** The saved epoch. */

@@ -15,7 +15,7 @@ export interface StepInput {
   /** The model being trained. */
   model: Module;
   /** The optimizer to step. */
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   /** The compiled loss (`compile({ loss })`). */
   loss: LossFn;
   /** Input batch. */

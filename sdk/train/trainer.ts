@@ -25,7 +25,7 @@ import { Progress } from './progress.js';
 /** What `compile` attaches to a model: optimizer, loss and metrics used by `fit` and `evaluate`. */
 export interface CompileOptions {
   /** The optimizer `fit` steps. */
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   /** A built-in loss name or a loss function `(pred, target) => Tensor`. */
   loss: LossName | LossFn;
   /** Metrics logged per epoch: built-in names (e.g. `'accuracy'`), named metrics or metric functions. */
@@ -81,7 +81,7 @@ export interface History {
 }
 
 interface Compiled {
-  optimizer: Optimizer<{ lr: number }>;
+  optimizer: Optimizer;
   loss: LossFn;
   metrics: NamedMetric[];
   clipNorm?: number;
