@@ -1,7 +1,7 @@
 /** Layer attributions and linear probes (issue 14 §2, §4, §6): formulas, completeness, interpolation, determinism, memory, errors. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as eg from '../sdk/index.js';
-import { setup } from './helpers.js';
+import { expectEachTestFreesItsTensors, setup } from './helpers.js';
 import { bits, cnn, data, expectFlatOver100Calls, fnv1a, sameBitsOnOneAndTwoThreads } from './explain-fixtures.js';
 
 const { nn, explain } = eg;
@@ -9,6 +9,7 @@ const { nn, explain } = eg;
 beforeAll(async () => {
   await setup();
 });
+expectEachTestFreesItsTensors();
 
 const T = 6;
 const D = 4;
@@ -41,7 +42,7 @@ function bilinearRef(a: number[][], H: number, W: number): number[][] {
 }
 
 describe('LayerActivation', () => {
-  it('equals captureActivations\' output, by name or by module, and reads token-id models', () => {
+  it('equals captureActivations\' output, by name or by module, and reads token-id models', () => eg.tidy(() => {
     const m = cnn();
     const x = eg.rand([3, 8, 8, 1], 0, 1, { seed: 1 });
     const { result, activations } = explain.captureActivations(m, ['3'], () => m.forward(x));
@@ -58,11 +59,11 @@ describe('LayerActivation', () => {
     eg.dispose([x, result, activations, byName, byModule, ids, emb]);
     m.dispose();
     tm.dispose();
-  });
+  }));
 });
 
 describe('LayerGradCam', () => {
-  it('matches Captum\'s formula computed by hand from captured activations and gradients', () => {
+  it('matches Captum\'s formula computed by hand from captured activations and gradients', () => eg.tidy(() => {
     const m = cnn();
     const x = eg.rand([3, 8, 8, 1], 0, 1, { seed: 2 });
     const target = [0, 3, 4];
@@ -107,7 +108,7 @@ describe('LayerGradCam', () => {
     data(last).forEach((v, n) => expect(v).toBeCloseTo(logits[n][target[n]], 5));
     eg.dispose([x, result, activations, G, per, summed, last]);
     m.dispose();
-  });
+  }));
 
   it('upsampled to the input size: the input\'s spatial shape; nearest repeats cells, bilinear is PyTorch\'s', () => {
     const m = cnn();
@@ -137,7 +138,7 @@ describe('LayerGradCam', () => {
 });
 
 describe('interpolate', () => {
-  it('PyTorch\'s values (align_corners=False) for bilinear, nearest and linear; channels kept apart', () => {
+  it('PyTorch\'s values (align_corners=False) for bilinear, nearest and linear; channels kept apart', () => eg.tidy(() => {
     const t = eg.tensor([[[[1, 10], [2, 20]], [[3, 30], [4, 40]]]]); // [1, 2, 2, 2]: channels (v, 10v)
     const b = explain.interpolate(t, [4, 4], 'bilinear');
     const want = [[1, 1.25, 1.75, 2], [1.5, 1.75, 2.25, 2.5], [2.5, 2.75, 3.25, 3.5], [3, 3.25, 3.75, 4]];
@@ -154,11 +155,11 @@ describe('interpolate', () => {
     expect(same).not.toBe(t);
     expect(data(same)).toEqual(data(t));
     eg.dispose([t, b, n, l, same]);
-  });
+  }));
 });
 
 describe('GuidedGradCam', () => {
-  it('is GuidedBackprop ⊙ the nearest-upsampled, ReLU\'d Grad-CAM (Captum\'s), broadcast over input channels', () => {
+  it('is GuidedBackprop ⊙ the nearest-upsampled, ReLU\'d Grad-CAM (Captum\'s), broadcast over input channels', () => eg.tidy(() => {
     const m = new nn.Sequential(
       new nn.Conv2d(2, 4, 3, { padding: 'same', seed: 51 }), new nn.ReLU(), new nn.MaxPool2d(2),
       new nn.Conv2d(4, 5, 3, { padding: 'same', seed: 52 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 4 * 5, 3, { seed: 53 }),
@@ -176,11 +177,11 @@ describe('GuidedGradCam', () => {
     expect(bits(bil)).toEqual(bits(gb.mul(camB)));
     eg.dispose([x, got, gb, cam, bil, camB]);
     m.dispose();
-  });
+  }));
 });
 
 describe('LayerIntegratedGradients through an Embedding', () => {
-  it('completeness within 1% (gausslegendre, 64 steps); pad tokens get exactly 0; delta is the recomputed one', () => {
+  it('completeness within 1% (gausslegendre, 64 steps); pad tokens get exactly 0; delta is the recomputed one', () => eg.tidy(() => {
     const m = textModel();
     const ids = eg.tensor(TOKENS, [3, T], 'int32');
     const target = [0, 1, 2];
@@ -205,9 +206,9 @@ describe('LayerIntegratedGradients through an Embedding', () => {
     }
     eg.dispose([ids, attributions, delta, pads]);
     m.dispose();
-  });
+  }));
 
-  it('is IntegratedGradients on the layer: the same bits as IG on the rest of the model from the baseline\'s embeddings; layerBaselines and internalBatchSize agree', () => {
+  it('is IntegratedGradients on the layer: the same bits as IG on the rest of the model from the baseline\'s embeddings; layerBaselines and internalBatchSize agree', () => eg.tidy(() => {
     const m = textModel();
     const ids = eg.tensor(TOKENS, [3, T], 'int32');
     const lig = new explain.LayerIntegratedGradients(m, '0');
@@ -232,7 +233,7 @@ describe('LayerIntegratedGradients through an Embedding', () => {
     expect(partial[1].slice(0, 2)).toEqual([0, 0]);
     eg.dispose([ids, ref, emb, padEmb, ig, viaLayer, base]);
     m.dispose();
-  });
+  }));
 });
 
 describe('determinism', () => {
@@ -296,7 +297,8 @@ describe('linear probes', () => {
   it('probe accuracy per layer of a trained model beats chance clearly; shuffled labels stay near chance; seeded reports repeat; the model is untouched', async () => {
     const { x, y } = blobs(400, 7);
     const model = new nn.Sequential(new nn.Linear(6, 16, { seed: 61 }), new nn.ReLU(), new nn.Linear(16, 4, { seed: 62 }));
-    model.compile({ optimizer: new eg.optim.Adam(model.parameters(), { lr: 0.02 }), loss: (p, t) => eg.losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true }) });
+    const optimizer = new eg.optim.Adam(model.parameters(), { lr: 0.02 });
+    model.compile({ optimizer, loss: (p, t) => eg.losses.sparseCategoricalCrossEntropy(p, t, { fromLogits: true }) });
     await model.fit(x, y, { epochs: 5, batchSize: 50, seed: 1, verbose: 0 });
     const weights = model.parameters().map(bits);
     model.train();
@@ -322,6 +324,7 @@ describe('linear probes', () => {
     expect(model.parameters().map(bits)).toEqual(weights);
     for (const p of model.parameters()) expect(p.grad === null || data(p.grad).every((v) => Number.isFinite(v))).toBe(true);
     eg.dispose([x, y, shuffled]);
+    optimizer.dispose();
     model.dispose();
   });
 });
