@@ -90,18 +90,8 @@ export function gradcheck(name: string, inputs: GradInput[], f: (xs: eg.Tensor[]
   });
 }
 
-/** Hex SHA-256 of the bytes of some typed arrays (WebCrypto: same in Node 20 and browsers). */
-export async function digest(arrays: ArrayBufferView[]): Promise<string> {
-  const total = arrays.reduce((n, a) => n + a.byteLength, 0);
-  const buf = new Uint8Array(total);
-  let off = 0;
-  for (const a of arrays) {
-    buf.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
-    off += a.byteLength;
-  }
-  const h = await crypto.subtle.digest('SHA-256', buf);
-  return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
-}
+/** Hex SHA-256 of the bytes of some typed arrays (WebCrypto): the determinism program's own, shared by every runner. */
+export { sha256 as digest } from './engines/program.js';
 
 /** The fixed-seed workload whose digest `fixtures/determinism.json` stores. */
 export function determinismWorkload(): ArrayBufferView[] {
