@@ -65,25 +65,31 @@ const workload: Workload = {
     const info = await eg.init({ threads: job.threads });
     eg.setNumThreads(job.threads);
     const note = info.threads < job.threads ? `only ${info.threads} thread(s) available` : undefined;
-    const Q = eg.compress.int8;
     for (const n of SIZES) {
-      const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
-      const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
-      const xq = { scale: 1 / 127, zeroPoint: 0 };
-      const oq = { scale: 0.05, zeroPoint: 0 };
-      const aq = Q.quantizeTensor(a, xq);
-      const bt = b.transpose().contiguous(); // weights as [out, in]
-      const [wq, ws] = Q.quantizePerChannel(bt, 0);
-      const packed = Q.packWeights(wq, 0);
-      const c = Q.layerConstants(wq, ws, null, 0, xq, oq);
-      const [f32, i8] = interleaved(() => a.matmul(b).dispose(), () => Q.qlinear(aq, packed, n, { c, out: oq, relu: false }).dispose());
+      const [f32, i8] = f32AndInt8Gemm(n);
       out.push({ workload: 'int8-gemm', engine: 'edgegrad', size: `${n} f32`, threads: job.threads, medianMs: f32, gflops: gops(n, f32), extra: { dtype: 'float32' }, note });
       out.push({ workload: 'int8-gemm', engine: 'edgegrad', size: n, threads: job.threads, medianMs: i8, gflops: gops(n, i8), extra: { dtype: 'int8', speedupVsF32: f32 / i8 }, note });
-      eg.dispose([a, b, aq, bt, wq, ws, packed, c.offsets, c.mult]);
     }
     return out;
   },
 };
+
+/** The int8 problem above and the f32 matmul of the same floats, timed interleaved: [f32 ms, int8 ms]. */
+export function f32AndInt8Gemm(n: number): [number, number] {
+  const Q = eg.compress.int8;
+  const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
+  const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
+  const xq = { scale: 1 / 127, zeroPoint: 0 };
+  const oq = { scale: 0.05, zeroPoint: 0 };
+  const aq = Q.quantizeTensor(a, xq);
+  const bt = b.transpose().contiguous(); // weights as [out, in]
+  const [wq, ws] = Q.quantizePerChannel(bt, 0);
+  const packed = Q.packWeights(wq, 0);
+  const c = Q.layerConstants(wq, ws, null, 0, xq, oq);
+  const times = interleaved(() => a.matmul(b).dispose(), () => Q.qlinear(aq, packed, n, { c, out: oq, relu: false }).dispose());
+  eg.dispose([a, b, aq, bt, wq, ws, packed, c.offsets, c.mult]);
+  return times;
+}
 /** The same int8 problem as one QLinearMatMul in ONNX Runtime Web (its int8 GEMM, MLAS). */
 async function ortInt8(threads: number): Promise<BenchRecord[]> {
   const ort = await loadOrt(threads);

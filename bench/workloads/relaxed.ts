@@ -10,7 +10,7 @@
  */
 import * as eg from 'edgegrad';
 import { main, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
-import { interleaved } from './int8-gemm.js';
+import { f32AndInt8Gemm, interleaved } from './int8-gemm.js';
 
 const gflops = (flops: number, ms: number) => flops / (ms * 1e6);
 
@@ -35,21 +35,10 @@ const workload: Workload = {
     }
     eg.setNumThreads(job.threads);
     const note = info.threads < job.threads ? `only ${info.threads} thread(s) available` : undefined;
-    const Q = eg.compress.int8;
     for (const n of [512, 1024]) {
-      const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
-      const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
-      const xq = { scale: 1 / 127, zeroPoint: 0 };
-      const oq = { scale: 0.05, zeroPoint: 0 };
-      const aq = Q.quantizeTensor(a, xq);
-      const bt = b.transpose().contiguous(); // weights as [out, in]
-      const [wq, ws] = Q.quantizePerChannel(bt, 0);
-      const packed = Q.packWeights(wq, 0);
-      const c = Q.layerConstants(wq, ws, null, 0, xq, oq);
-      const [f32, i8] = interleaved(() => a.matmul(b).dispose(), () => Q.qlinear(aq, packed, n, { c, out: oq, relu: false }).dispose());
+      const [f32, i8] = f32AndInt8Gemm(n);
       rec(`gemm ${n}`, f32, 2 * n ** 3, { dtype: 'float32', relaxed: String(info.relaxed) }, note);
       rec(`int8-gemm ${n}`, i8, 2 * n ** 3, { dtype: 'int8', relaxed: String(info.relaxed), speedupVsF32SameEngine: f32 / i8 }, note);
-      eg.dispose([a, b, aq, bt, wq, ws, packed, c.offsets, c.mult]);
     }
     // A 3x3 convolution, 'same' padding: x [8, 32, 32, 32], w [3, 3, 32, 64].
     const x = eg.tensor(randomFloats(8 * 32 * 32 * 32, 3), [8, 32, 32, 32]);
