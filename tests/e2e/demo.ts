@@ -103,6 +103,11 @@ async function firefox(): Promise<Driver> {
   await browser.sessionSubscribe({ events: ['log.entryAdded'] });
   browser.on('log.entryAdded', (e: { level?: string; text?: string | null }) => { if (e.level === 'error') errors.push(String(e.text)); });
   await browser.setWindowSize(VIEW.width, VIEW.height);
+  return webdriverDriver(browser, { consoleErrors: () => errors, close: () => browser.deleteSession() });
+}
+
+/** The Driver over a WebdriverIO session (Firefox through BiDi, WebKit through classic WebDriver). */
+function webdriverDriver(browser: WebdriverIO.Browser, o: Pick<Driver, 'consoleErrors' | 'close'>): Driver {
   return {
     open: async (url) => { await browser.url(url); },
     read: <T>(expr: string) => browser.execute(`return ${expr}`) as Promise<T>,
@@ -122,8 +127,7 @@ async function firefox(): Promise<Driver> {
       }
     },
     screenshot: async (path) => { await browser.saveScreenshot(path); },
-    consoleErrors: () => errors,
-    close: () => browser.deleteSession(),
+    ...o,
   };
 }
 
@@ -150,31 +154,14 @@ async function webkit(): Promise<Driver> {
     throw e;
   }
   await browser.setWindowSize(VIEW.width, VIEW.height).catch(() => undefined);
-  return {
-    open: async (url) => { await browser.url(url); },
-    read: <T>(expr: string) => browser.execute(`return ${expr}`) as Promise<T>,
-    click: async (sel) => { await (await browser.$(sel)).click(); },
-    async draw(sel, strokes) {
-      const el = await browser.$(sel);
-      const size = await el.getSize();
-      for (const s of strokes) {
-        const at = ([fx, fy]: [number, number]) => ({ origin: el, x: Math.round((fx - 0.5) * size.width), y: Math.round((fy - 0.5) * size.height) });
-        let chain = browser.action('pointer', { parameters: { pointerType: 'mouse' } }).move(at(s[0])).down();
-        for (let i = 1; i < s.length; i++) {
-          const [a, b] = [s[i - 1], s[i]];
-          for (let k = 1; k <= 6; k++) chain = chain.move({ ...at([a[0] + ((b[0] - a[0]) * k) / 6, a[1] + ((b[1] - a[1]) * k) / 6]), duration: 10 });
-        }
-        await chain.up().perform();
-      }
-    },
-    screenshot: async (path) => { await browser.saveScreenshot(path); },
+  return webdriverDriver(browser, {
     // Classic WebDriver has no console access: the page's own error log (window.edgegradDemo.errors) is checked instead.
     consoleErrors: () => [],
     close: async () => {
       await browser.deleteSession().catch(() => undefined);
       stop();
     },
-  };
+  });
 }
 
 const DRIVERS: Record<string, () => Promise<Driver>> = { chromium, firefox, webkit };
