@@ -370,7 +370,7 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
     relaxedReason = relaxedBlocker(want, sabOk);
     if (relaxedReason === undefined) {
       try {
-        await loadRelaxed(opts, threads, runtime, coi);
+        await loadThreaded('relaxed', opts, threads, runtime, coi);
       } catch (e) {
         engine = null;
         relaxedReason = `the relaxed build failed to load (${(e as Error).message})`;
@@ -387,9 +387,12 @@ async function doInit(opts: InitOptions): Promise<BackendInfo> {
   return info!;
 }
 
-/** Loads the relaxed build under the threaded build's glue (same exports; build-wasm.sh checks). */
-async function loadRelaxed(opts: InitOptions, threads: number, runtime: BackendInfo['runtime'], coi: boolean): Promise<BackendInfo> {
-  const module = await loadModule('relaxed', opts);
+/**
+ * Instantiates a threaded engine, the default (`mt`) or the relaxed one (`rx`, which runs under mt's
+ * glue: same exports, build-wasm.sh checks), and starts its worker pool.
+ */
+async function loadThreaded(which: 'threaded' | 'relaxed', opts: InitOptions, threads: number, runtime: BackendInfo['runtime'], coi: boolean): Promise<BackendInfo> {
+  const module = await loadModule(which, opts);
   const exports = (await threadedGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
   memory = exports.memory;
   captureStackPointer(exports as unknown as Record<string, unknown>);
@@ -397,7 +400,7 @@ async function loadRelaxed(opts: InitOptions, threads: number, runtime: BackendI
   threadedModule = module;
   const fallbackReason = await startPool(threads);
   return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
-    crossOriginIsolated: coi, fallbackReason, relaxed: true });
+    crossOriginIsolated: coi, fallbackReason, relaxed: which === 'relaxed' });
 }
 
 async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: number, runtime: BackendInfo['runtime'],
@@ -409,15 +412,7 @@ async function loadEngine(opts: InitOptions, want: 'auto' | Build, threads: numb
   }
   if (want !== 'simd' && sabOk) {
     try {
-      const module = await loadModule('threaded', opts);
-      const exports = (await threadedGlue.default({ module_or_path: module })) as unknown as { memory: WebAssembly.Memory };
-      memory = exports.memory;
-      captureStackPointer(exports as unknown as Record<string, unknown>);
-      engine = threadedGlue as unknown as Engine;
-      threadedModule = module;
-      fallbackReason = await startPool(threads);
-      return (info = { build: 'simd-threads', threads: workers.length + 1, maxThreads: workers.length + 1, runtime,
-        crossOriginIsolated: coi, fallbackReason, relaxed: false });
+      return await loadThreaded('threaded', opts, threads, runtime, coi);
     } catch (e) {
       if (want === 'simd-threads') throw e;
       engine = null;
