@@ -10,7 +10,7 @@
  *   stopping), from the same pretrained weights and head initialization; spam F1 on the test split;
  * - the trainable-parameter share, and the max |merged − adapted| logit difference after `merge()`.
  *
- *   node --import tsx examples/lora-text.ts [--seeds 3] [--epochs 3] [--out reports/lora-text]
+ *   node --import tsx examples/lora-text.ts [--seeds 3] [--epochs 6] [--out reports/lora-text]
  *
  * Writes <out>/summary.json and <out>/adapter/ (the first seed's adapters, PEFT's file layout:
  * adapter_model.safetensors + adapter_config.json).
@@ -26,10 +26,10 @@ import { encodeSms, loadSmsSpam, splitSms } from './lib/sms-spam.js';
 const { values: a } = parseArgs({
   options: {
     seeds: { type: 'string', default: '3' },
-    epochs: { type: 'string', default: '3' },
+    epochs: { type: 'string', default: '6' },
     batch: { type: 'string', default: '32' },
     'full-lr': { type: 'string', default: '1e-3' },
-    'lora-lr': { type: 'string', default: '5e-3' },
+    'lora-lr': { type: 'string', default: '2e-3' },
     rank: { type: 'string', default: '4' },
     alpha: { type: 'string', default: '8' },
     dropout: { type: 'string', default: '0.05' },
