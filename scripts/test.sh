@@ -3,7 +3,8 @@
 # summary: the Rust core natively (cargo test); the Vitest suite in Node 20 and headless Chromium;
 # the conformance subset (vitest.config.ts `conformance`) in Firefox ESR and under Node 22 and 24;
 # the determinism program on Bun; the browser demo end to end in Chromium and Firefox; and the
-# determinism digest table (engine × build × threads) gathered from all of them.
+# determinism digest table (engine × build × threads) gathered from all of them; and the TypeDoc build,
+# which fails on a public symbol without TSDoc (scripts/docs.mjs).
 # Each step is one `step NAME COMMAND...` line below: add a step there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,7 @@ step "Vitest: Node 24 (conformance)"      vitest "$NODE24" conformance
 step "Bun: determinism program"           "$BUN" tests/engines/run.ts
 step "Demo E2E: Chromium + Firefox"       "$NODE20" --import tsx tests/e2e/demo.ts
 step "Package: consumer test, API report"  package_checks
+step "Docs: TypeDoc, TSDoc on every export" "$NODE20" scripts/docs.mjs
 step "Digest table"                       "$NODE20" --import tsx tests/engines/table.ts --expect "node v20,node v22,node v24,bun,chromium,firefox"
 
 echo
