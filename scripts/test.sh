@@ -11,10 +11,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# The system Node (20). Not plain `node`: under `npm test`, npm puts node_modules/.bin first on PATH,
-# where the node22/node24 packages link their own `node`.
-NODE20=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/node_modules/' | paste -sd: -) command -v node)
-mkdir -p target/bin && ln -sf "$NODE20" target/bin/node && export PATH="$PWD/target/bin:$PATH" # plain `node` in every step = 20
+source scripts/system-node.sh              # NODE20, and plain `node` in every step is it
 NODE22=node_modules/node22/bin/node
 NODE24=node_modules/node24/bin/node
 BUN=node_modules/.bin/bun
