@@ -15,6 +15,7 @@
 import { checkBool, checkLengths, checkOptions, checkShape, checkSize, describe } from '../args.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { tensor } from '../creation.js';
+import { isGradEnabled } from '../autograd.js';
 import { keep } from '../memory.js';
 import { call } from '../runtime.js';
 import { assertTensor, fromHandle, Tensor } from '../tensor.js';
@@ -329,6 +330,11 @@ export class MultiHeadAttention extends Module {
 
   /** Output `[batch, queries, embedDim]` and the weights of every head `[batch, heads, queries, keys]`. */
   attend(query: Tensor, key?: Tensor | null, value?: Tensor | null, o: MultiHeadForwardOptions = {}): AttentionResult {
+    return this.#attend(query, key, value, o, true) as AttentionResult;
+  }
+
+  /** `attend`; without `wantWeights` the weights may be skipped (null) by the fused inference path. */
+  #attend(query: Tensor, key: Tensor | null | undefined, value: Tensor | null | undefined, o: MultiHeadForwardOptions, wantWeights: boolean): { output: Tensor; weights: Tensor | null } {
     assertTensor(query, 'MultiHeadAttention needs a Tensor query');
     for (const t of [key, value]) if (t !== undefined && t !== null) assertTensor(t, 'MultiHeadAttention: key and value must be Tensors');
     const k = key ?? query;
@@ -353,6 +359,20 @@ export class MultiHeadAttention extends Module {
       // Self-attention: one projection to [B, T, 3E], split into heads with views.
       const y = track(linearLastAxis(query, this.param('in_proj_weight'), this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null));
       this.projectionTap?.(-1, query, y);
+      if (!wantWeights && !this.keepAttentionWeights && !(this.training && (this.#opts.dropout ?? 0) > 0) && !(isGradEnabled() && y.requiresGrad)) {
+        // Inference: heads read in place from y, merged output written directly (one engine
+        // call, bitwise the unfused path below, which counts a seeded draw per call: so does this).
+        try {
+          const { mask, owned } = combineMasks(o.keyMask, o.attnMask);
+          temps.push(...owned);
+          if (this.#opts.seed !== undefined) this.#calls++;
+          const scale = 1 / Math.sqrt(this.headDim);
+          const merged = track(fromHandle(call((en) => en.op_packed_self_attention(y.handle, this.numHeads, mask ? mask.handle : 0, o.causal ?? false, scale))));
+          return { output: applyToLastAxis(this.getModule('out_proj'), merged), weights: null };
+        } finally {
+          for (const t of temps) t.dispose();
+        }
+      }
       const r = track(y.reshape([b, tq, 3, this.numHeads, this.headDim]));
       const p = track(r.permute([2, 0, 3, 1, 4]));
       const part = (i: number) => track(p.slice([i, 0, 0, 0, 0], [i + 1, b, this.numHeads, tq, this.headDim]));
@@ -396,8 +416,8 @@ export class MultiHeadAttention extends Module {
 
   /** Attention output `[batch, queries, embedDim]`; `key`/`value` default to `query` (self-attention). */
   forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, o: MultiHeadForwardOptions = {}): Tensor {
-    const r = this.attend(query, key, value, o);
-    r.weights.dispose();
+    const r = this.#attend(query, key, value, o, false);
+    r.weights?.dispose();
     return r.output;
   }
 

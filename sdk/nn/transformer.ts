@@ -13,8 +13,10 @@
  */
 import { checkSize, describe, MAX_LAYERS, checkOptions } from '../args.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { isGradEnabled } from '../autograd.js';
 import { keep } from '../memory.js';
-import { assertTensor, Tensor } from '../tensor.js';
+import { call } from '../runtime.js';
+import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
@@ -249,6 +251,16 @@ export class CausalSelfAttention extends Module {
     if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new ShapeError(`CausalSelfAttention expects [batch, time, ${this.nEmbd}], got [${x.shape.join(', ')}]`);
     const [b, t] = x.shape;
     const qkv = applyToLastAxis(this.getModule('c_attn'), x);
+    if (!this.keepAttentionWeights && !(this.training && (this.opts.dropout ?? 0) > 0) && !(isGradEnabled() && qkv.requiresGrad)) {
+      // Inference: one engine call reads the heads in place and writes them merged, bitwise the
+      // unfused path below (which counts a seeded draw per call: so does this one).
+      if (this.opts.seed !== undefined) this.#calls++;
+      const merged = fromHandle(call((e) => e.op_packed_self_attention(qkv.handle, this.nHead, 0, true, 1 / Math.sqrt(this.headDim))));
+      qkv.dispose();
+      const proj = applyToLastAxis(this.getModule('c_proj'), merged);
+      merged.dispose();
+      return proj; // resid_dropout is the identity here (eval, or dropout 0)
+    }
     const r = qkv.reshape([b, t, 3, this.nHead, this.headDim]);
     const p = r.permute([2, 0, 3, 1, 4]);
     const parts = [0, 1, 2].map((i) => p.slice([i, 0, 0, 0, 0], [i + 1, b, this.nHead, t, this.headDim]));

@@ -34,6 +34,14 @@ pub fn op_masked_softmax(x: u32, mask: u32, causal: bool, scale: f32) -> R<u32> 
     out(ops::masked_softmax(&*t(x)?, m.as_ref(), causal, scale))
 }
 
+/// Inference self-attention from the packed projection `[B, T, 3E]`: returns the merged heads'
+/// output `[B, T, E]` (mask 0 = none; bitwise equal to the unfused ops).
+#[wasm_bindgen]
+pub fn op_packed_self_attention(qkv: u32, heads: u32, mask: u32, causal: bool, scale: f32) -> R<u32> {
+    let m = opt(mask)?;
+    out(ops::packed_self_attention(&*t(qkv)?, heads as usize, m.as_ref(), causal, scale))
+}
+
 /// Scaled dot-product attention in one call: returns `[output, weights]` handles. `scale` NaN
 /// means the default 1 / sqrt(head dim).
 #[wasm_bindgen]

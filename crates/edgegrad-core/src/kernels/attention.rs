@@ -4,6 +4,7 @@
 //! only, so results are bitwise identical for any thread count.
 
 use crate::kernels::elementwise::GRAIN;
+use crate::kernels::gemm::{gemm, Mat};
 use crate::kernels::math;
 use crate::kernels::reduce::{row_max, row_sum};
 use crate::parallel::{for_each, tasks_for, SharedMut};
@@ -118,4 +119,40 @@ pub fn masked_softmax_backward(p: &[f32], g: &[f32], tk: usize, scale: f32, out:
             math::map2(gr, pr, dst, |g, p| sv.mul(p).mul(g.sub(dot)));
         }
     });
+}
+
+/// Self-attention for inference straight from a packed projection: `qkv` is `[b, t, 3e]`
+/// (queries, keys and values side by side, `e = heads * d`), `out` is `[b, t, e]` with the heads
+/// already merged. Each head's `Q Kᵀ` and `P V` run through `gemm` on strided views of `qkv`
+/// (heads are never copied out) and its scores through `masked_softmax_forward`, so every output
+/// element is bitwise what `bmm` + `masked_softmax` + `bmm` give on the materialised heads: gemm's
+/// sum order does not depend on strides, and a contiguous head reads as the same path (A rows
+/// with unit column stride, Kᵀ with unit row stride, V rows with unit column stride).
+/// `mask` strides address `[b, heads, t, t]`; `scores` and `probs` hold `t * t` floats each.
+#[allow(clippy::too_many_arguments)]
+pub fn packed_self_attention_forward(
+    qkv: &[f32], b: usize, t: usize, heads: usize, scale: f32, mask: Option<MaskRef>, causal: bool,
+    scores: &mut [f32], probs: &mut [f32], out: &mut [f32],
+) {
+    let e = out.len() / (b * t).max(1);
+    let d = e / heads.max(1);
+    let row = 3 * e;
+    assert!(qkv.len() == b * t * row && out.len() == b * t * e && d * heads == e, "packed_self_attention_forward: sizes do not fit");
+    assert!(scores.len() >= t * t && probs.len() >= t * t, "packed_self_attention_forward: score buffers too small");
+    let (s, p) = (&mut scores[..t * t], &mut probs[..t * t]);
+    for bi in 0..b {
+        let base = bi * t * row;
+        for h in 0..heads {
+            let q = Mat { data: qkv, offset: base + h * d, rs: row, cs: 1 };
+            let kt = Mat { data: qkv, offset: base + e + h * d, rs: 1, cs: row };
+            let v = Mat { data: qkv, offset: base + 2 * e + h * d, rs: row, cs: 1 };
+            gemm(t, t, d, q, kt, s, 0, t, false);
+            let head_mask = mask.map(|m| {
+                let r = m.strides.len();
+                MaskRef { data: &m.data[bi * m.strides[r - 4] + h * m.strides[r - 3]..], strides: &m.strides[r - 2..] }
+            });
+            masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
+            gemm(t, d, t, Mat::row_major(p, t), v, out, bi * t * e + h * d, e, false);
+        }
+    }
 }

@@ -13,7 +13,7 @@ use super::{expect_f32, new_f32};
 use crate::autograd::{record, will_record, Saved};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::kernels::attention::{masked_softmax_backward, masked_softmax_forward, MaskRef, ScoreDims};
+use crate::kernels::attention::{masked_softmax_backward, masked_softmax_forward, packed_self_attention_forward, MaskRef, ScoreDims};
 use crate::shape::{broadcast_shapes, broadcast_strides, fmt_shape};
 use crate::storage::alloc_f32;
 use crate::tensor::Tensor;
@@ -88,4 +88,50 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, caus
     let weights = masked_softmax(&scores, mask, causal, scale)?;
     let out = super::bmm(&weights, v, false, false)?;
     Ok((out, weights))
+}
+
+/// Multi-head self-attention for inference from the packed input projection `qkv [B, T, 3E]`
+/// (queries, keys, values side by side, `E = heads * D`): returns `[B, T, E]`, the heads' outputs
+/// merged, in one call without materialising the heads or the merged copy. Bitwise equal to
+/// splitting `qkv` into `[B, heads, T, D]` heads, `attention` and merging them back (the kernel
+/// runs the same gemm and softmax arithmetic). `mask` broadcasts to `[B, heads, T, T]`. Inference
+/// only: it records no gradient, so it refuses an input that autograd would track.
+pub fn packed_self_attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>, causal: bool, scale: f32) -> Result<Tensor> {
+    const OP: &str = "packed_self_attention";
+    expect_f32(qkv, OP)?;
+    ensure!(!will_record(&[qkv]), Autograd, "{} records no gradient: call it without autograd recording (noGrad, or inputs that need no gradient)", OP);
+    ensure!(heads >= 1, Argument, "{}: heads must be at least 1, got {}", OP, heads);
+    ensure!(scale.is_finite(), Argument, "{}: scale must be finite, got {}", OP, scale);
+    ensure!(qkv.rank() == 3 && qkv.shape()[2] % (3 * heads) == 0, Shape,
+        "{} needs [batch, length, 3 * embed] with embed a multiple of {} heads, got shape {}", OP, heads, fmt_shape(qkv.shape()));
+    let (b, t, e) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let scores_shape = [b, heads, t, t];
+    let mask_c = match mask {
+        Some(m) => {
+            ensure!(m.dtype() == DType::F32, DType, "{}: the mask must be float32 (1 = attend, 0 = blocked), got {}", OP, m.dtype());
+            let bs = broadcast_shapes(m.shape(), &scores_shape);
+            ensure!(bs.as_deref().ok() == Some(scores_shape.as_slice()), Shape,
+                "attention mask of shape {} does not broadcast to the scores' shape {} ([batch, heads, queries, keys])",
+                fmt_shape(m.shape()), fmt_shape(&scores_shape));
+            Some((m.contiguous_nograd()?, broadcast_strides(m.shape(), &scores_shape)))
+        }
+        None => None,
+    };
+    let xc = qkv.contiguous_nograd()?;
+    let mut out = alloc_f32(b * t * e);
+    if b * t * e > 0 {
+        let mut scores = alloc_f32(t * t);
+        let mut probs = alloc_f32(t * t);
+        let xv = xc.f32s()?;
+        let mv = match &mask_c {
+            Some((m, _)) => Some(m.f32s()?),
+            None => None,
+        };
+        let mref = match (&mask_c, &mv) {
+            (Some((_, strides)), Some(data)) => Some(MaskRef { data, strides }),
+            _ => None,
+        };
+        packed_self_attention_forward(&xv, b, t, heads, scale, mref, causal, &mut scores, &mut probs, &mut out);
+    }
+    new_f32(out, &[b, t, e])
 }
