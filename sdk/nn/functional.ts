@@ -176,10 +176,16 @@ export function dropout(x: Tensor, p: number, training = true, seed?: number): T
   if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout probability must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x.clone();
   const mask = bernoulli(x.shape, 1 - p, seed === undefined ? undefined : { seed });
+  let kept: Tensor;
   try {
-    return x.mul(mask).mul(1 / (1 - p));
+    kept = x.mul(mask);
   } finally {
     mask.dispose();
+  }
+  try {
+    return kept.mul(1 / (1 - p));
+  } finally {
+    kept.dispose();
   }
 }
 
