@@ -5,15 +5,16 @@
 //! register-tiled MR×NR micro-kernel (f32x4 accumulators) runs over them. Work is split over the
 //! pool by tiles of C.
 //!
-//! The micro-kernel is bound by instruction issue, not arithmetic: on x64 V8 emits one
-//! `vbroadcastss` per A value plus an address add (LLVM does not fold constant offsets into
-//! `v128.load32_splat`), and the loop's index arithmetic on top of the 16 multiply/adds made it
-//! run at about 70% of the core's mul+add peak. So each packed A panel is expanded once per block
-//! to four lanes per value (`expand_a`): the kernel then issues plain `v128.load`s at folded
-//! offsets from two walking pointers. Each A panel (16 KiB expanded) stays in L1 while the B
-//! slivers of the task stream past it. The sum over k always runs in the same order (KC blocks in sequence, each
-//! summed in registers from 0 and then added to C), whatever the tiling or thread count, so every
-//! element of C is bitwise identical for 1 or N threads.
+//! The micro-kernel is bound by instruction issue and V8's register budget, not arithmetic: at
+//! MR×NR = 4×8 it keeps 8 f32x4 accumulators, 2 B vectors and one A splat live (V8 leaves 15
+//! xmm registers on x64; 5×8 or 4×12 tiles spill). A values are read with `v128.load32_splat`
+//! (one `vbroadcastss` from memory): in an isolated probe of this loop that beat both a
+//! pre-expanded A panel (four lanes per value, plain `v128.load`s: 4x the A traffic and an extra
+//! pass) and 2x k-unrolling, and folding the loads' constant offsets (Binaryen's
+//! optimize-added-constants) gained nothing. Each A panel (4 KiB) stays in L1 while the B
+//! slivers of the task stream past it. The sum over k always runs in the same order (KC blocks in
+//! sequence, each summed in registers from 0 and then added to C), whatever the tiling or thread
+//! count, so every element of C is bitwise identical for 1 or N threads.
 
 use crate::parallel::{for_each, num_threads, SharedMut};
 use crate::scratch::{self, Slot};
@@ -25,8 +26,6 @@ pub const NR: usize = 8;
 pub const KC: usize = 256;
 pub const MC: usize = 64;
 pub const NC: usize = 2048;
-/// Floats per k step of an expanded A panel: its MR values, each repeated in 4 lanes.
-const AX: usize = MR * 4;
 /// Below this many multiply-adds, one thread does the whole product.
 const PAR_MIN_WORK: usize = 48 * 48 * 48;
 
@@ -156,30 +155,11 @@ fn pack_a(a: Mat, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
     }
 }
 
-/// Expands `len` floats of packed A panels at the start of `buf` in place: value `e` moves to
-/// `buf[4e..4e+4]`, repeated in every lane (`buf` holds `4 * len` floats, `len % 4 == 0`).
-/// Runs backwards over groups of four, reading each group before writing it: group `q` lands on
-/// groups `4q..4q+4`, which are either `q` itself (q = 0) or groups already moved.
-fn expand_a(buf: &mut [f32], len: usize) {
-    assert!(len % 4 == 0 && buf.len() >= 4 * len, "expand_a: buffer too small");
-    let p = buf.as_mut_ptr();
-    for q in (0..len / 4).rev() {
-        // SAFETY: 4q + 4 <= len and 16q + 16 <= 4 * len <= buf.len(); the four values are read
-        // before any store of this group.
-        unsafe {
-            let v = [0, 1, 2, 3].map(|i| F32x4::load_splat(p.add(4 * q + i)));
-            for (i, x) in v.iter().enumerate() {
-                x.store(p.add(16 * q + 4 * i));
-            }
-        }
-    }
-}
-
-/// C[0..mr, 0..nr] (+)= Ap·Bp for one MR×NR tile, A expanded (`expand_a`).
+/// C[0..mr, 0..nr] (+)= Ap·Bp for one MR×NR tile.
 ///
 /// # Safety
-/// `ax` holds `kc*AX` floats, `bp` holds `kc*NR`, and `c` addresses `mr` rows of `nr` writable
-/// floats at row stride `ldc` that no other thread touches during the call.
+/// `ax` holds `kc*MR` floats (one packed A panel), `bp` holds `kc*NR`, and `c` addresses `mr`
+/// rows of `nr` writable floats at row stride `ldc` that no other thread touches during the call.
 #[inline(always)]
 unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, overwrite: bool) {
     let mut acc = [[F32x4::zero(); 2]; MR];
@@ -191,12 +171,12 @@ unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, l
         let b0 = F32x4::load(b);
         let b1 = F32x4::load(b.add(4));
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = F32x4::load(a.add(4 * r));
+            let av = F32x4::load_splat(a.add(r));
             // `acc + a·b`: fused in the relaxed build only (kernels/relaxed.rs).
             row[0] = mul_add(row[0], av, b0);
             row[1] = mul_add(row[1], av, b1);
         }
-        a = a.add(AX);
+        a = a.add(MR);
         b = b.add(NR);
     }
     if mr == MR && nr == NR {
@@ -445,18 +425,17 @@ fn gemm_blocked(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: SharedMut
                 let panels = mc.div_ceil(MR);
                 let packed = panels * MR * kc;
                 // SAFETY: `thread` is this task's pool thread; the slot is not borrowed elsewhere.
-                let ap = unsafe { scratch::per_thread(Slot::GemmA, thread, 4 * packed) };
+                let ap = unsafe { scratch::per_thread(Slot::GemmA, thread, packed) };
                 pack(i0, mc, pc, kc, &mut ap[..packed]);
-                expand_a(ap, packed);
                 for r in 0..panels {
                     let mr = MR.min(mc - r * MR);
                     for s in s0..s1 {
                         let j0 = s * NR;
                         let nr = NR.min(nc - j0);
                         // SAFETY: this task owns rows i0..i0+mc and columns of slivers s0..s1 of C;
-                        // expanded panels hold kc*AX floats, packed slivers kc*NR.
+                        // packed panels hold kc*MR floats, packed slivers kc*NR.
                         unsafe {
-                            micro_kernel(kc, ap.as_ptr().add(r * AX * kc), bp.ptr().add(s * NR * kc),
+                            micro_kernel(kc, ap.as_ptr().add(r * MR * kc), bp.ptr().add(s * NR * kc),
                                 c.ptr().add(c_off + (i0 + r * MR) * ldc + jc + j0), ldc, mr, nr, overwrite);
                         }
                     }
