@@ -4,7 +4,8 @@
 //! ## Vector types
 //! `I16x8` and `I8x16` (wasm `simd128` on wasm32, plain-array twins elsewhere, like
 //! `crate::simd`), plus a few `I32x4` helpers simd.rs does not have. Everything here is integer
-//! arithmetic, so results are exact and identical in every engine and for any thread count.
+//! arithmetic, so results are exact and identical in every engine and for any thread count
+//! (the relaxed engine's GEMM rounds its activations to 7 bits first: see "Relaxed engine").
 //!
 //! ## GEMM: `C = A·B` with A int8 `[m, k]` (activations) and B int8 `[k, n]` (weights)
 //! The product runs on `i32x4.dot_i16x8_s` (x86 `pmaddwd`): eight i16 products summed pairwise
@@ -30,6 +31,20 @@
 //! consecutive rows = one window), and its epilogue takes the maximum of each tile's four rows of
 //! accumulators before requantizing once. Requantization never decreases (multipliers >= 0), so
 //! this is bitwise the pooled output, with a quarter of the requantizations and stores.
+//!
+//! ## Relaxed engine: 7-bit activations on the relaxed dot product
+//! The relaxed build (`rx`, `init({ relaxed: true })`) multiplies on
+//! `i32x4.relaxed_dot_i8x16_i7x16_add_s`: 16 int8 products summed in fours onto an i32x4, one
+//! operand signed int8, the other deterministic only in [0, 127] (x64 `pmaddubsw` reads it as
+//! unsigned). Scheme: weights stay full int8 (that operand); each activation `q` becomes
+//! `u = to_u7(q) = round_half_even((q + 128) / 2)` (at most 127), so the product sees
+//! `q' = 2u - 128`, `|q' - q| <= 1`: 7-bit activations, one bit dropped. `Σ q'·w = 2·Σ u·w -
+//! 128·Σ w`; the column sums `Σ w` are packed with the weights (`dot7::pack_b`, in the sliver's last
+//! NR words, inside the same `[groups, ceil(n/8), ceil(k/2), 8]` tensor), the row data 4 k per word.
+//! Every operand is in the instruction's deterministic range, so the result is exact integer
+//! arithmetic on `q'`: bitwise the same on every CPU, engine and thread count, and within
+//! `Σ_k |w[k][j]|` of the int8 product (before requantization). Reductions shorter than
+//! `dot7::MIN_K` keep the exact kernel. The default builds do not compile this path.
 //!
 //! ## Requantization
 //! `q = clamp(zp + round(acc · M))` with `M = mult · 2^(left - 32 - right)`, mult an i32 with
@@ -111,6 +126,41 @@ mod imp {
             unsafe { v128_store(out.as_mut_ptr() as *mut v128, self.0) };
             out
         }
+    }
+
+    /// The 7-bit path's byte helpers (see "Relaxed engine" in the module docs).
+    #[cfg(target_feature = "relaxed-simd")]
+    impl I8x16 {
+        /// Eight bytes into the low half, the high half zero.
+        /// # Safety
+        /// `p` must point to 8 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load_low8(p: *const i8) -> Self { I8x16(v128_load64_zero(p as *const u64)) }
+        /// # Safety
+        /// `p` must point to 16 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load(p: *const i8) -> Self { I8x16(v128_load(p as *const v128)) }
+        /// The four bytes of the word at `p`, repeated four times.
+        /// # Safety
+        /// `p` must point to one readable i32.
+        #[inline(always)]
+        pub unsafe fn load_quad_splat(p: *const i32) -> Self { I8x16(v128_load32_splat(p as *const u32)) }
+        /// Lane-wise `to_u7` (see the scalar one).
+        #[inline(always)]
+        pub fn to_u7(self) -> Self {
+            let x = v128_xor(self.0, i8x16_splat(-128));
+            let odd = v128_and(u8x16_shr(x, 1), i8x16_splat(1));
+            I8x16(u8x16_shr(u8x16_add_sat(x, odd), 1))
+        }
+        /// Lane i: `acc[i] + Σ_{t<4} self[4i+t]·u[4i+t]`, `self` signed, `u` in [0, 127]: one
+        /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`, exact and the same on every CPU and engine
+        /// because `u`'s top bits are clear (the spec's deterministic case; pairs of products fit
+        /// i16: |2·128·127| < 2^15, so no intermediate saturates).
+        #[inline(always)]
+        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 { I32x4(i32x4_relaxed_dot_i8x16_i7x16_add(self.0, u.0, acc.0)) }
+        /// The same 128 bits as four i32 words.
+        #[inline(always)]
+        pub fn words(self) -> I32x4 { I32x4(self.0) }
     }
 
     /// # Safety
@@ -204,6 +254,42 @@ mod imp {
         pub unsafe fn store_low8(self, p: *mut i8) { std::ptr::copy_nonoverlapping(self.0.as_ptr(), p, 8) }
         #[inline(always)]
         pub fn lanes(self) -> [i8; 16] { self.0 }
+    }
+
+    impl I8x16 {
+        /// # Safety
+        /// `p` must point to 8 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load_low8(p: *const i8) -> Self {
+            let mut b = [0i8; 16];
+            std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 8);
+            I8x16(b)
+        }
+        /// # Safety
+        /// `p` must point to 16 readable bytes.
+        #[inline(always)]
+        pub unsafe fn load(p: *const i8) -> Self { I8x16(std::ptr::read_unaligned(p as *const [i8; 16])) }
+        /// # Safety
+        /// `p` must point to one readable i32.
+        #[inline(always)]
+        pub unsafe fn load_quad_splat(p: *const i32) -> Self {
+            let w = std::ptr::read_unaligned(p as *const [i8; 4]);
+            I8x16(std::array::from_fn(|i| w[i % 4]))
+        }
+        #[inline(always)]
+        pub fn to_u7(self) -> Self { I8x16(self.0.map(|q| super::to_u7(q) as i8)) }
+        /// The spec's deterministic case of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (`u` in [0, 127]).
+        #[inline(always)]
+        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 {
+            debug_assert!(u.0.iter().all(|&v| v >= 0), "dot_u7_add: the i7 operand must be in [0, 127]");
+            I32x4(std::array::from_fn(|i| {
+                (0..4).fold(acc.0[i], |s, t| s.wrapping_add(self.0[4 * i + t] as i32 * u.0[4 * i + t] as i32))
+            }))
+        }
+        #[inline(always)]
+        pub fn words(self) -> I32x4 {
+            I32x4(std::array::from_fn(|j| i32::from_le_bytes(std::array::from_fn(|t| self.0[4 * j + t] as u8))))
+        }
     }
 
     /// # Safety
@@ -352,6 +438,10 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 /// Packs weights `w(kk, j) = w[off + kk*rs + j*cs]` (`kk < k`, `j < n`) into slivers of `NR`
 /// columns, pairs of rows widened to i16 and interleaved (see the module docs). Zero-padded.
 pub fn pack_b(w: &[i8], off: usize, rs: usize, cs: usize, k: usize, n: usize, out: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    if dot7::applies(k) {
+        return dot7::pack_b(w, off, rs, cs, k, n, out);
+    }
     let kp = k.div_ceil(2);
     assert!(out.len() >= packed_len(k, n), "pack_b: output too small");
     let at = |kk: usize, j: usize| if kk < k && j < n { w[off + kk * rs + j * cs] } else { 0 };
@@ -493,6 +583,7 @@ unsafe fn scratch_as<T>(slot: Slot, thread: usize, len: usize) -> &'static mut [
 /// Packs rows `i0..i0+rows` of A into MR-row panels of i16 pairs: panel r holds
 /// `out[(r*kp + p)*MR + i] = pack16(a[i][2p], a[i][2p+1])`, zero-padded in k (rows past the end of a
 /// partial panel are never read).
+#[inline(always)]
 fn pack_a_i8(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
     let kp = k.div_ceil(2);
     let mut rg = RowGather::new(src, i0);
@@ -579,6 +670,175 @@ unsafe fn micro_kernel_i8<const R: usize>(kp: usize, ap: *const i32, bp: *const 
         }
     }
     acc
+}
+
+/// A GEMM tile kernel: how a task packs its rows of A, and the micro-kernel that reads them
+/// against one packed sliver of B.
+trait TileKernel {
+    /// Words per row of a packed A panel for reduction length `k`.
+    fn a_words(k: usize) -> usize;
+    /// Packs rows `i0..i0+rows` of A into MR-row panels of `a_words(k)` words per row.
+    fn pack_a(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]);
+    /// The accumulators' start for the sliver at `bp` from the per-column offsets `init`.
+    /// # Safety
+    /// `bp` holds `kp*NR` words (`kp = ceil(k/2)`: every layout's sliver stride).
+    unsafe fn sliver_init(bp: *const i32, kp: usize, init: [I32x4; 2]) -> [I32x4; 2];
+    /// The tile `init + Ap·Bp` for the panel's first `R` rows (rows `R..MR` are `init`).
+    /// # Safety
+    /// `ap` holds `a_words(k)*MR` words, `bp` one packed sliver.
+    unsafe fn tile<const R: usize>(k: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR];
+}
+
+/// The exact kernel of every engine: i16 pairs on `i32x4.dot_i16x8_s` (see the module docs).
+struct Pairs;
+
+impl TileKernel for Pairs {
+    #[inline(always)]
+    fn a_words(k: usize) -> usize { k.div_ceil(2) }
+    #[inline(always)]
+    fn pack_a(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) { pack_a_i8(src, i0, rows, k, out) }
+    #[inline(always)]
+    unsafe fn sliver_init(_bp: *const i32, _kp: usize, init: [I32x4; 2]) -> [I32x4; 2] { init }
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(k: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
+        micro_kernel_i8::<R>(k.div_ceil(2), ap, bp, init)
+    }
+}
+
+/// An int8 activation `q` as the relaxed dot's 7-bit operand: `round((q + 128) / 2)`, halves to
+/// even, at most 127. The product then sees `q' = 2·to_u7(q) - 128`, with `|q' - q| <= 1`
+/// (0 for even q, ±1 for odd q, alternating, so the rounding has no bias over a uniform q).
+#[inline(always)]
+pub fn to_u7(q: i8) -> u8 {
+    let x = q as i32 + 128;
+    ((x + ((x >> 1) & 1)) >> 1).min(127) as u8
+}
+
+/// The relaxed engine's int8 GEMM (module docs, "Relaxed engine"): 7-bit activations against full
+/// int8 weights on `i32x4.relaxed_dot_i8x16_i7x16_add_s`. Compiled into the relaxed build, and
+/// natively for the tests (with a scalar twin of the instruction's deterministic case).
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+mod dot7 {
+    use super::*;
+
+    /// The shortest reduction the 7-bit layout fits in the packed tensor's shape (shorter ones
+    /// take the exact kernel: `ceil(k/4)` data rows + 1 row of column sums <= `ceil(k/2)`).
+    pub const MIN_K: usize = 3;
+
+    /// Whether products of reduction length `k` run here (in the relaxed build).
+    #[inline(always)]
+    #[cfg_attr(test, allow(dead_code))]
+    pub fn applies(k: usize) -> bool { k >= MIN_K }
+
+    /// Packs weights as `pack_b` (same tensor, same sliver stride `ceil(k/2)*NR` words): per sliver,
+    /// for each quad `q` of k, 8 words (word j = bytes `w[4q..4q+4][j]`, one v128 per 4 columns),
+    /// then zeros, and in the sliver's last NR words the column sums `Σ_k w[k][j]`.
+    pub fn pack_b(w: &[i8], off: usize, rs: usize, cs: usize, k: usize, n: usize, out: &mut [i32]) {
+        let (kp, kq) = (k.div_ceil(2), k.div_ceil(4));
+        assert!(k >= MIN_K && out.len() >= packed_len(k, n), "pack_b: output too small");
+        let at = |kk: usize, j: usize| if kk < k && j < n { w[off + kk * rs + j * cs] } else { 0 };
+        for s in 0..n.div_ceil(NR) {
+            let sliver = &mut out[s * kp * NR..(s + 1) * kp * NR];
+            sliver.fill(0);
+            for q in 0..kq {
+                for jj in 0..NR {
+                    let b: [u8; 4] = std::array::from_fn(|t| at(4 * q + t, s * NR + jj) as u8);
+                    sliver[q * NR + jj] = i32::from_le_bytes(b);
+                }
+            }
+            for jj in 0..NR {
+                sliver[(kp - 1) * NR + jj] = (0..k).map(|kk| at(kk, s * NR + jj) as i32).sum();
+            }
+        }
+    }
+
+    /// Packs rows of A as 7-bit quads: panel r holds `out[(r*kq + q)*MR + i]` = the bytes
+    /// `to_u7(a[i][4q..4q+4])`, zero past k and for rows past the end of a partial panel.
+    pub fn pack_a(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) {
+        let kq = k.div_ceil(4);
+        let mut rg = RowGather::new(src, i0);
+        let data = rg.data;
+        for r in 0..rows.div_ceil(MR) {
+            let panel = &mut out[r * kq * MR..(r + 1) * kq * MR];
+            let live = (rows - r * MR).min(MR);
+            let mut starts = [0usize; MR];
+            for st in starts.iter_mut().take(live) {
+                *st = rg.next_start();
+            }
+            // Runs of 8 contiguous elements: 8 bytes per row (two quads), converted 16 lanes at a
+            // time, the 4x4 words transposed into (quad, row) order (a partial panel repeats its
+            // last row; only live rows are read).
+            let mut q0 = 0;
+            if MR == 4 && rg.contig8 {
+                while q0 * 4 + 8 <= k {
+                    let t = rg.tap(4 * q0);
+                    let row = |i: usize| {
+                        let b = &data[starts[i.min(live - 1)] + t..][..8];
+                        // SAFETY: `b` holds 8 readable bytes.
+                        unsafe { I8x16::load_low8(b.as_ptr()) }.to_u7().words()
+                    };
+                    let words = transpose4(row(0), row(1), row(2), row(3));
+                    // SAFETY: the panel holds words q0*MR..(q0+2)*MR (q0 + 2 <= kq).
+                    unsafe {
+                        store_i32(words[0], panel.as_mut_ptr().add(q0 * MR));
+                        store_i32(words[1], panel.as_mut_ptr().add((q0 + 1) * MR));
+                    }
+                    q0 += 2;
+                }
+            }
+            for (i, &st) in starts.iter().enumerate() {
+                for q in q0..kq {
+                    panel[q * MR + i] = if i >= live {
+                        0
+                    } else {
+                        let b: [u8; 4] = std::array::from_fn(|t| {
+                            let kk = 4 * q + t;
+                            if kk < k { to_u7(data[st + rg.tap(kk)]) } else { 0 }
+                        });
+                        i32::from_le_bytes(b)
+                    };
+                }
+            }
+        }
+    }
+
+    /// The 7-bit tile kernel.
+    pub struct Dot7;
+
+    impl TileKernel for Dot7 {
+        #[inline(always)]
+        fn a_words(k: usize) -> usize { k.div_ceil(4) }
+        #[inline(always)]
+        fn pack_a(src: ASrc<i8>, i0: usize, rows: usize, k: usize, out: &mut [i32]) { pack_a(src, i0, rows, k, out) }
+        /// `init - 128·Σ_k w[k][j]`: with `q' = 2u - 128`, `Σ q'·w = 2·Σ u·w - 128·Σ w`.
+        #[inline(always)]
+        unsafe fn sliver_init(bp: *const i32, kp: usize, init: [I32x4; 2]) -> [I32x4; 2] {
+            let sums = bp.add((kp - 1) * NR);
+            [init[0].sub(load_i32(sums).shl(7)), init[1].sub(load_i32(sums.add(4)).shl(7))]
+        }
+        /// Per quad of k: two weight vectors (4 columns x 4 k each) and one 4-byte splat per row,
+        /// two relaxed dots per row; the sums `Σ u·w` (< 2^30 for k <= 2^16) are doubled onto
+        /// `init` at the end.
+        #[inline(always)]
+        unsafe fn tile<const R: usize>(k: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
+            let mut acc = [[I32x4::splat(0); 2]; MR];
+            for q in 0..k.div_ceil(4) {
+                let b = bp.add(q * NR) as *const i8;
+                let (b0, b1) = (I8x16::load(b), I8x16::load(b.add(16)));
+                let a = ap.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate().take(R) {
+                    let u = I8x16::load_quad_splat(a.add(r));
+                    row[0] = b0.dot_u7_add(u, row[0]);
+                    row[1] = b1.dot_u7_add(u, row[1]);
+                }
+            }
+            let mut out = [init; MR];
+            for (o, a) in out.iter_mut().zip(&acc).take(R) {
+                *o = [init[0].add(a[0].shl(1)), init[1].add(a[1].shl(1))];
+            }
+            out
+        }
+    }
 }
 
 /// What the GEMM does with each finished i32 tile (column `j` of C is output column
@@ -685,6 +945,16 @@ fn run_tasks(n: usize, parallel: bool, f: &(dyn Fn(usize, usize) + Sync)) {
 /// `pack_b` (`k x n`), `offsets[j]` added to column j before the epilogue. The caller guarantees
 /// sizes (C covers `o.off + (m-1)*o.ldc + n`; per-column arrays hold n values).
 pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offsets: &[i32], epi: &QEpilogue, o: OutLayout) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    if dot7::applies(k) {
+        return qgemm_with::<dot7::Dot7>(m, n, k, src, packed, offsets, epi, o);
+    }
+    qgemm_with::<Pairs>(m, n, k, src, packed, offsets, epi, o)
+}
+
+/// `qgemm` with the tile kernel `K` (its packing of A, its micro-kernel).
+#[allow(clippy::too_many_arguments)]
+fn qgemm_with<K: TileKernel>(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offsets: &[i32], epi: &QEpilogue, o: OutLayout) {
     assert!(packed.len() >= packed_len(k, n) && offsets.len() >= n, "qgemm: operand sizes do not match");
     match epi {
         QEpilogue::Int8 { mult, max4, .. } => {
@@ -699,6 +969,7 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
         return;
     }
     let kp = k.div_ceil(2);
+    let kw = K::a_words(k);
     let slivers = n.div_ceil(NR);
     let m_tiles = m.div_ceil(MC);
     let parallel = m * n * k >= PAR_MIN_WORK && num_threads() > 1;
@@ -719,8 +990,8 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
         }
         let panels = mc.div_ceil(MR);
         // SAFETY: `thread` is this task's pool thread and each slot is borrowed once here.
-        let ap: &mut [i32] = unsafe { scratch_as(Slot::GemmA, thread, panels * MR * kp) };
-        pack_a_i8(src, i0, mc, k, ap);
+        let ap: &mut [i32] = unsafe { scratch_as(Slot::GemmA, thread, panels * MR * kw) };
+        K::pack_a(src, i0, mc, k, ap);
         for s in s0..s1 {
             let j0 = s * NR;
             let nr = NR.min(n - j0);
@@ -733,20 +1004,20 @@ pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offset
                 QEpilogue::F32 { scale, .. } => scales[..nr].copy_from_slice(&scale[j0..j0 + nr]),
                 QEpilogue::I32 { .. } => {}
             }
-            // SAFETY: `off` holds 8 i32.
-            let init = unsafe { [load_i32(off.as_ptr()), load_i32(off.as_ptr().add(4))] };
             let bp = packed[s * kp * NR..].as_ptr();
+            // SAFETY: `off` holds 8 i32; the sliver at `bp` holds kp*NR words.
+            let init = unsafe { K::sliver_init(bp, kp, [load_i32(off.as_ptr()), load_i32(off.as_ptr().add(4))]) };
             for r in 0..panels {
                 let mr = MR.min(mc - r * MR);
-                // SAFETY: panel r holds kp*MR words, the sliver kp*NR; this task owns rows
+                // SAFETY: panel r holds kw*MR words, the sliver kp*NR; this task owns rows
                 // i0..i0+mc and the columns of slivers s0..s1 of C.
                 unsafe {
-                    let a = ap.as_ptr().add(r * kp * MR);
+                    let a = ap.as_ptr().add(r * kw * MR);
                     let acc = match mr {
-                        1 => micro_kernel_i8::<1>(kp, a, bp, init),
-                        2 => micro_kernel_i8::<2>(kp, a, bp, init),
-                        3 => micro_kernel_i8::<3>(kp, a, bp, init),
-                        _ => micro_kernel_i8::<MR>(kp, a, bp, init),
+                        1 => K::tile::<1>(k, a, bp, init),
+                        2 => K::tile::<2>(k, a, bp, init),
+                        3 => K::tile::<3>(k, a, bp, init),
+                        _ => K::tile::<MR>(k, a, bp, init),
                     };
                     store_tile(&acc, mr, nr, i0 + r * MR, j0, o, epi, &cols, &scales, &rqv);
                 }
@@ -932,6 +1203,86 @@ mod tests {
         // SAFETY: w is one readable i32.
         let s = unsafe { I16x8::load_pair_splat(&w) };
         assert_eq!(s.0, [-3, 100, -3, 100, -3, 100, -3, 100]);
+    }
+
+    /// Seeded int8 values.
+    fn bytes(n: usize, seed: u64) -> Vec<i8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (x >> 24) as u8 as i8 }).collect()
+    }
+
+    /// What the 7-bit kernel multiplies in place of `q`.
+    fn q7(q: i8) -> i8 { (2 * to_u7(q) as i32 - 128) as i8 }
+
+    #[test]
+    fn to_u7_is_a_7_bit_round_half_even_of_the_activation() {
+        let all: Vec<i8> = (-128..=127).collect();
+        for (chunk, lanes) in all.chunks(16).zip(all.chunks(16).map(|c| I8x16(c.try_into().unwrap()).to_u7().lanes())) {
+            for (&q, &u) in chunk.iter().zip(&lanes) {
+                assert_eq!(u as u8, to_u7(q), "vector and scalar differ at {q}");
+                assert!(to_u7(q) <= 127 && (q7(q) as i32 - q as i32).abs() <= 1, "q = {q}");
+            }
+        }
+        // Odd values round up and down in turn: no bias over all 256 values but the clamp of
+        // 127 (which would round to 128) to 126.
+        let bias: i32 = all.iter().map(|&q| q7(q) as i32 - q as i32).sum();
+        assert_eq!(bias, -2);
+    }
+
+    /// The 7-bit kernel is bitwise the exact kernel run on the 7-bit activations, for dense rows
+    /// (partial panels, k not a multiple of 4 or 8) and gathered convolution rows (padding,
+    /// strides, the fused max pool), and within Σ|w| of the int8 product.
+    #[test]
+    fn dot7_is_the_exact_gemm_of_7_bit_activations() {
+        for (case, &(m, k, n)) in [(13, 3, 5), (8, 4, 8), (9, 17, 11), (4, 64, 16), (37, 100, 9), (1, 301, 20)].iter().enumerate() {
+            let a = bytes(m * k, case as u64 + 1);
+            let w = bytes(k * n, case as u64 + 100);
+            let offsets: Vec<i32> = bytes(n, case as u64 + 200).iter().map(|&v| v as i32 * 1000).collect();
+            let a7: Vec<i8> = a.iter().map(|&q| q7(q)).collect();
+            let (mut p7, mut p16) = (vec![0; packed_len(k, n)], vec![0; packed_len(k, n)]);
+            dot7::pack_b(&w, 0, n, 1, k, n, &mut p7);
+            pack_b(&w, 0, n, 1, k, n, &mut p16);
+            let run = |pairs: bool, x: &[i8]| {
+                let mut c = vec![0i32; m * n];
+                let epi = QEpilogue::I32 { out: SharedMut(c.as_mut_ptr()) };
+                let src = ASrc::Dense { data: x, off: 0, lda: k };
+                let o = OutLayout { off: 0, ldc: n };
+                if pairs { qgemm_with::<Pairs>(m, n, k, src, &p16, &offsets, &epi, o) } else { qgemm_with::<dot7::Dot7>(m, n, k, src, &p7, &offsets, &epi, o) }
+                c
+            };
+            let (got, want, exact) = (run(false, &a), run(true, &a7), run(true, &a));
+            assert_eq!(got, want, "m={m} k={k} n={n}");
+            for (idx, (&g, &e)) in got.iter().zip(&exact).enumerate() {
+                let bound: i32 = (0..k).map(|kk| (w[kk * n + idx % n] as i32).abs()).sum();
+                assert!((g - e).abs() <= bound, "m={m} k={k} n={n}: {g} vs {e} (bound {bound})");
+            }
+        }
+        // A padded, strided 3x3 convolution with 8 channels (contiguous runs of 8), with and
+        // without the fused 2x2 max pool, requantized to int8.
+        let g = ConvGeom { n: 2, h: 9, w: 9, cin: 8, kh: 3, kw: 3, cout: 12, groups: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, oh: 9 - 1, ow: 9 - 1 };
+        let x = bytes(g.n * g.h * g.w * g.cin, 7);
+        let w = bytes(g.k() * g.cout, 8);
+        let (k, n) = (g.k(), g.cout);
+        let (mut p7, mut p16) = (vec![0; packed_len(k, n)], vec![0; packed_len(k, n)]);
+        dot7::pack_b(&w, 0, n, 1, k, n, &mut p7);
+        pack_b(&w, 0, n, 1, k, n, &mut p16);
+        let offsets = vec![-3000; n];
+        let (mult, left, right) = quantize_multipliers(&vec![0.004; n]).unwrap();
+        let rq = Requant { left, right, zero_point: -7, qmin: -128, qmax: 127 };
+        let x7: Vec<i8> = x.iter().map(|&q| q7(q)).collect();
+        for max4 in [false, true] {
+            let rows = if max4 { g.n * (g.oh / 2) * (g.ow / 2) * 4 } else { g.pixels() };
+            let run = |pairs: bool, x: &[i8], pad: i8| {
+                let mut y = vec![0i8; if max4 { rows / 4 } else { rows } * n];
+                let epi = QEpilogue::Int8 { out: SharedMut(y.as_mut_ptr()), mult: &mult, rq, max4 };
+                let cr = ConvRows::new(x, &g, pad);
+                let src = ASrc::Im2col { rows: &cr, grp: 0, windows: max4 };
+                let o = OutLayout { off: 0, ldc: n };
+                if pairs { qgemm_with::<Pairs>(rows, n, k, src, &p16, &offsets, &epi, o) } else { qgemm_with::<dot7::Dot7>(rows, n, k, src, &p7, &offsets, &epi, o) }
+                y
+            };
+            assert_eq!(run(false, &x, 5), run(true, &x7, q7(5)), "conv, max4 = {max4}");
+        }
     }
 
     #[test]
