@@ -18,7 +18,8 @@
 //! over the pool), never inside our tasks, because its parallel mode uses a shared scratch slot.
 
 use crate::kernels::elementwise::GRAIN;
-use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, MR as GEMM_MR};
+use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, KC as GEMM_KC, MR as GEMM_MR};
+use crate::kernels::relaxed::mul_add;
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
 use crate::simd::F32x4;
@@ -476,10 +477,227 @@ pub fn conv2d_forward_act(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGe
         direct_forward(x, w, bias, g, relu, out);
         return;
     }
+    if g.takes_implicit() && g.cout > 0 {
+        implicit_forward(x, w, bias, g, relu, out);
+        return;
+    }
     conv2d_forward(x, w, bias, g, out);
     if relu {
         crate::kernels::elementwise::unary_inplace(out, |v| v.pmax(F32x4::zero()));
     }
+}
+
+// ------------------------------------------------------------------ implicit GEMM
+
+/// Output pixels up to which the general path runs the implicit-GEMM kernel instead of the
+/// packed GEMM: batch-1 inference, where packing the patch panels and the weights every call
+/// cost as much as the product itself.
+pub const IMPLICIT_MAX_PIXELS: usize = 4096;
+/// Output pixels × output channels of the implicit kernel's register tile (8 accumulators).
+const IG_MR: usize = 4;
+const IG_NR: usize = 8;
+
+impl ConvGeom {
+    /// True where the general path (not pointwise, not depthwise, more than MR pixels) runs the
+    /// implicit-GEMM kernel.
+    pub fn takes_implicit(&self) -> bool {
+        let p = self.pixels();
+        !self.is_pointwise() && !self.is_depthwise() && p > GEMM_MR && p <= IMPLICIT_MAX_PIXELS
+    }
+}
+
+/// `v`'s lane `L` in all four lanes (one shuffle on wasm).
+#[inline(always)]
+fn splat_lane<const L: usize>(v: F32x4) -> F32x4 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        F32x4(core::arch::wasm32::i32x4_shuffle::<L, L, L, L>(v.0, v.0))
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        F32x4::splat(v.lane(L))
+    }
+}
+
+/// `acc += A·B` over `kc` steps for one tile: `a` walks an expanded panel (per step the tile's
+/// four pixel values, each in four lanes), `b` an 8-wide weight sliver. The GEMM's micro-kernel
+/// loop: plain vector loads at folded offsets from two walking pointers, one step per iteration
+/// (an unrolled body lets LLVM hoist every load to the top, and V8's 16 registers then spill).
+///
+/// # Safety
+/// `a` addresses `kc * 16` readable floats and `b` `kc * IG_NR`.
+#[inline(always)]
+unsafe fn ig_kernel(acc: &mut [[F32x4; 2]; IG_MR], a: *const f32, b: *const f32, kc: usize) {
+    let (mut a, mut b) = (a, b);
+    let end = b.add(kc * IG_NR);
+    while b < end {
+        let b0 = F32x4::load(b);
+        let b1 = F32x4::load(b.add(4));
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = F32x4::load(a.add(4 * r));
+            row[0] = mul_add(row[0], av, b0);
+            row[1] = mul_add(row[1], av, b1);
+        }
+        a = a.add(4 * IG_MR);
+        b = b.add(IG_NR);
+    }
+}
+
+/// The general convolution as an implicit GEMM for few pixels: per tile of 4 output pixels the
+/// receptive fields are gathered once from x into an expanded panel (each value in four lanes,
+/// padding taps zero), which every 8-wide sliver of the weights (copied once per call) then
+/// meets in a 4×8 register tile. No B packing per block, no bias pre-fill pass, no ReLU pass. Bitwise what `gemm_forward` gives: each
+/// element sums its k terms (ky, kx, c) in order, in blocks of the GEMM's KC started from zero,
+/// each multiply then add (`mul_add`, fused only in the relaxed build like the GEMM's), the
+/// blocks added in turn to the bias; ReLU (`pmax`) last. A task owns whole tiles of pixels, so
+/// the result does not depend on the thread count.
+fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
+    let (k, cg, cgo, cout) = (g.k(), g.cin_g(), g.cout_g(), g.cout);
+    let slivers = cgo.div_ceil(IG_NR);
+    // The weight slivers, then the bias in 8-wide slivers (zero where absent or past the group).
+    let wlen = g.groups * slivers * (k + 1) * IG_NR;
+    // SAFETY: we are the calling thread, outside any parallel region; nothing else holds the
+    // shared Misc and ConvPatch slots during this call, and the slices are not used after it.
+    let wpk: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(scratch::shared(Slot::Misc, wlen), wlen) };
+    // Sliver (grp, s) holds rows p of W's columns grp*cgo + 8s .. +8, zero past the group's end.
+    for grp in 0..g.groups {
+        for s in 0..slivers {
+            let j0 = s * IG_NR;
+            let nr = IG_NR.min(cgo - j0);
+            let sl = &mut wpk[(grp * slivers + s) * k * IG_NR..][..k * IG_NR];
+            for p in 0..k {
+                let src = &w[p * cout + grp * cgo + j0..][..nr];
+                let dst = &mut sl[p * IG_NR..(p + 1) * IG_NR];
+                dst[..nr].copy_from_slice(src);
+                dst[nr..].fill(0.0);
+            }
+        }
+    }
+    let bias_at = g.groups * slivers * k * IG_NR;
+    for grp in 0..g.groups {
+        for s in 0..slivers {
+            let j0 = s * IG_NR;
+            let nr = IG_NR.min(cgo - j0);
+            let dst = &mut wpk[bias_at + (grp * slivers + s) * IG_NR..][..IG_NR];
+            dst.fill(0.0);
+            if let Some(b) = bias {
+                dst[..nr].copy_from_slice(&b[grp * cgo + j0..][..nr]);
+            }
+        }
+    }
+    let wpk: &[f32] = wpk;
+    let pixels = g.pixels();
+    let tiles = pixels.div_ceil(IG_MR);
+    let per = (GRAIN / (IG_MR * k * cout).max(1)).max(1);
+    let op = SharedMut(out.as_mut_ptr());
+    for_each(tasks_for(tiles, per), &|t, thread| {
+        // SAFETY: `thread` is this task's pool thread and nothing else borrows its slot.
+        let panel = unsafe { scratch::per_thread(Slot::ConvPatch, thread, k * 4 * IG_MR) };
+        for tile in t * per..((t + 1) * per).min(tiles) {
+            let p0 = tile * IG_MR;
+            let np = IG_MR.min(pixels - p0);
+            // Each pixel's window origin (n, top row, left column); pixels past `np` read zeros.
+            let mut walk = PixelWalk::new(g, false, p0);
+            let org = std::array::from_fn::<_, IG_MR, _>(|i| {
+                if i >= np {
+                    return None;
+                }
+                let (n, oy, ox) = walk.next_pixel();
+                Some((n, (oy * g.sh) as isize - g.pt as isize, (ox * g.sw) as isize - g.pl as isize))
+            });
+            for grp in 0..g.groups {
+                // The tile's expanded panel: step p holds its four pixels' patch values, each in
+                // four lanes (zero for padding taps and absent pixels).
+                for tap in 0..g.kh * g.kw {
+                    let (dy, dx) = (((tap / g.kw) * g.dh) as isize, ((tap % g.kw) * g.dw) as isize);
+                    for (i, o) in org.iter().enumerate() {
+                        let dst = &mut panel[tap * cg * 4 * IG_MR + 4 * i..];
+                        match *o {
+                            Some((n, y0, x0)) if y0 + dy >= 0 && y0 + dy < g.h as isize && x0 + dx >= 0 && x0 + dx < g.w as isize => {
+                                let at = ((n * g.h + (y0 + dy) as usize) * g.w + (x0 + dx) as usize) * g.cin + grp * cg;
+                                let run = &x[at..at + cg];
+                                let body = cg & !3;
+                                let (d, r) = (dst.as_mut_ptr(), run.as_ptr());
+                                for c in (0..body).step_by(4) {
+                                    // SAFETY: c + 4 <= cg floats of the run; the panel holds k*16
+                                    // floats and (tap*cg + c + 3)*16 + 4i + 4 <= k*16.
+                                    unsafe {
+                                        let v = F32x4::load(r.add(c));
+                                        splat_lane::<0>(v).store(d.add(c * 16));
+                                        splat_lane::<1>(v).store(d.add(c * 16 + 16));
+                                        splat_lane::<2>(v).store(d.add(c * 16 + 32));
+                                        splat_lane::<3>(v).store(d.add(c * 16 + 48));
+                                    }
+                                }
+                                for (c, &v) in run.iter().enumerate().skip(body) {
+                                    // SAFETY: as above.
+                                    unsafe { F32x4::splat(v).store(d.add(c * 16)) };
+                                }
+                            }
+                            _ => {
+                                for c in 0..cg {
+                                    // SAFETY: as above.
+                                    unsafe { F32x4::zero().store(dst.as_mut_ptr().add(c * 4 * IG_MR)) };
+                                }
+                            }
+                        }
+                    }
+                }
+                for s in 0..slivers {
+                    let j0 = s * IG_NR;
+                    let nr = IG_NR.min(cgo - j0);
+                    let wsl = &wpk[(grp * slivers + s) * k * IG_NR..][..k * IG_NR];
+                    let mut sum = [[F32x4::zero(); 2]; IG_MR];
+                    let mut pc = 0;
+                    while pc < k {
+                        let kc = GEMM_KC.min(k - pc);
+                        let mut acc = [[F32x4::zero(); 2]; IG_MR];
+                        // SAFETY: the panel holds k*16 floats and the sliver k*8; pc + kc <= k.
+                        unsafe { ig_kernel(&mut acc, panel.as_ptr().add(pc * 4 * IG_MR), wsl.as_ptr().add(pc * IG_NR), kc) };
+                        for (sr, ar) in sum.iter_mut().zip(&acc) {
+                            for (sv, av) in sr.iter_mut().zip(ar) {
+                                *sv = if pc > 0 { sv.add(*av) } else { *av };
+                            }
+                        }
+                        if pc == 0 {
+                            if bias.is_some() {
+                                // The GEMM adds its first block to C pre-filled with the bias.
+                                let bp = &wpk[bias_at + (grp * slivers + s) * IG_NR..][..IG_NR];
+                                // SAFETY: bp holds 8 floats.
+                                let bv = unsafe { [F32x4::load(bp.as_ptr()), F32x4::load(bp.as_ptr().add(4))] };
+                                for sr in sum.iter_mut() {
+                                    sr[0] = bv[0].add(sr[0]);
+                                    sr[1] = bv[1].add(sr[1]);
+                                }
+                            }
+                        }
+                        pc += kc;
+                    }
+                    for (i, sr) in sum.iter().enumerate().take(np) {
+                        let sr = if relu { sr.map(|v| v.pmax(F32x4::zero())) } else { *sr };
+                        if nr == IG_NR {
+                            // SAFETY: output pixel p0 + i (cout floats) belongs to this task's
+                            // tile, and its channels grp*cgo + j0 .. + 8 exist.
+                            unsafe {
+                                let o = op.ptr().add((p0 + i) * cout + grp * cgo + j0);
+                                sr[0].store(o);
+                                sr[1].store(o.add(4));
+                            }
+                            continue;
+                        }
+                        let mut v = [0.0f32; IG_NR];
+                        for (h, sv) in sr.iter().enumerate() {
+                            // SAFETY: v holds 8 floats.
+                            unsafe { sv.store(v.as_mut_ptr().add(4 * h)) };
+                        }
+                        // SAFETY: output pixel p0 + i (cout floats) belongs to this task's tile.
+                        let orow = unsafe { op.slice((p0 + i) * cout + grp * cgo + j0, nr) };
+                        orow.copy_from_slice(&v[..nr]);
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Direct convolution for small receptive fields (one group): each task computes whole output
@@ -653,6 +871,17 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, 
         depthwise_forward(x, w, bias, g, out);
         return;
     }
+    if g.takes_implicit() {
+        implicit_forward(x, w, bias, g, false, out);
+        return;
+    }
+    gemm_forward(x, w, bias, g, out);
+}
+
+/// The general path of `conv2d_forward` through the GEMM (the reference the implicit kernel
+/// reproduces bit for bit).
+pub(crate) fn gemm_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
+    let p = g.pixels();
     let (k, cgo) = (g.k(), g.cout_g());
     if p > GEMM_MR {
         // The GEMM packs its A panels straight from x (no patch matrix): one pass over the
@@ -860,4 +1089,116 @@ fn depthwise_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), values in [-1, 1).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn floats(&mut self, n: usize) -> Vec<f32> {
+            (0..n).map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect()
+        }
+    }
+
+    fn geom(n: usize, h: usize, w: usize, cin: usize, cout: usize, k: [usize; 2], s: [usize; 2], d: [usize; 2], pad: [usize; 4], groups: usize) -> Option<ConvGeom> {
+        let span = |k: usize, d: usize| d * (k - 1) + 1;
+        let (ph, pw) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
+        if span(k[0], d[0]) > ph || span(k[1], d[1]) > pw {
+            return None;
+        }
+        let (oh, ow) = ((ph - span(k[0], d[0])) / s[0] + 1, (pw - span(k[1], d[1])) / s[1] + 1);
+        Some(ConvGeom { n, h, w, cin, kh: k[0], kw: k[1], cout, groups, sh: s[0], sw: s[1], dh: d[0], dw: d[1], pt: pad[0], pl: pad[2], oh, ow })
+    }
+
+    /// The implicit kernel against the packed-GEMM path it replaced, bit for bit, with and
+    /// without bias and ReLU.
+    fn check(g: &ConvGeom, rng: &mut Rng, x: Option<Vec<f32>>, w: Option<Vec<f32>>) {
+        let x = x.unwrap_or_else(|| rng.floats(g.n * g.h * g.w * g.cin));
+        let w = w.unwrap_or_else(|| rng.floats(g.k() * g.cout));
+        let b = rng.floats(g.cout);
+        for bias in [None, Some(&b[..])] {
+            for relu in [false, true] {
+                let mut want = vec![f32::NAN; g.pixels() * g.cout];
+                gemm_forward(&x, &w, bias, g, &mut want);
+                if relu {
+                    crate::kernels::elementwise::unary_inplace(&mut want, |v| v.pmax(F32x4::zero()));
+                }
+                let mut got = vec![f32::NAN; g.pixels() * g.cout];
+                implicit_forward(&x, &w, bias, g, relu, &mut got);
+                for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(a.to_bits(), e.to_bits(), "{g:?} bias {} relu {relu}: element {i}: {a} vs {e}", bias.is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn implicit_forward_is_bitwise_the_gemm_path() {
+        let mut rng = Rng(0x9e3779b97f4a7c15);
+        // The benchmark's second layer, 'same' 3x3, and K past one KC block (3*3*40 = 360).
+        for g in [
+            geom(1, 14, 14, 16, 32, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1),
+            geom(2, 9, 7, 40, 12, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1),
+            geom(1, 11, 13, 64, 9, [3, 3], [2, 2], [1, 1], [0, 1, 1, 0], 1),
+            geom(3, 8, 8, 6, 6, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 3),
+        ].into_iter().flatten() {
+            check(&g, &mut rng, None, None);
+        }
+        let mut tried = 0;
+        while tried < 300 {
+            let groups = 1 + rng.below(3);
+            let cin = groups * (1 + rng.below(12));
+            let cout = groups * (1 + rng.below(20));
+            let k = [1 + rng.below(4), 1 + rng.below(4)];
+            let s = [1 + rng.below(2), 1 + rng.below(2)];
+            let d = [1 + rng.below(2), 1 + rng.below(2)];
+            let pad = [rng.below(3), rng.below(3), rng.below(3), rng.below(3)];
+            let Some(g) = geom(1 + rng.below(3), 1 + rng.below(12), 1 + rng.below(12), cin, cout, k, s, d, pad, groups) else { continue };
+            if !g.takes_implicit() {
+                continue;
+            }
+            check(&g, &mut rng, None, None);
+            tried += 1;
+        }
+    }
+
+    #[test]
+    fn implicit_forward_keeps_signed_zeros_and_nan_of_padding_products() {
+        // -0 inputs (0 + -0 and -0 + -0 differ) and infinite weights (0·inf = NaN in padding).
+        let mut rng = Rng(7);
+        let g = geom(1, 6, 5, 4, 8, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1).unwrap();
+        check(&g, &mut rng, Some(vec![-0.0; 6 * 5 * 4]), None);
+        let mut w = rng.floats(g.k() * g.cout);
+        w[5] = f32::INFINITY;
+        check(&g, &mut rng, Some(vec![-0.0; 6 * 5 * 4]), Some(w.clone()));
+        check(&g, &mut rng, None, Some(w));
+    }
+
+    #[test]
+    fn implicit_forward_is_the_same_for_any_thread_count() {
+        let mut rng = Rng(11);
+        let g = geom(2, 20, 20, 16, 24, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1).unwrap();
+        let (x, w, b) = (rng.floats(g.n * g.h * g.w * g.cin), rng.floats(g.k() * g.cout), rng.floats(g.cout));
+        let run = |threads| {
+            crate::parallel::set_num_threads(threads);
+            let mut out = vec![0.0; g.pixels() * g.cout];
+            implicit_forward(&x, &w, Some(&b), &g, true, &mut out);
+            out
+        };
+        let (one, four) = (run(1), run(4));
+        crate::parallel::set_num_threads(1);
+        assert!(one.iter().zip(&four).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
 }
