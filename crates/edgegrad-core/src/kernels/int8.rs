@@ -33,10 +33,10 @@
 //! this is bitwise the pooled output, with a quarter of the requantizations and stores.
 //!
 //! ## Relaxed engine: 7-bit activations on the relaxed dot product
-//! The relaxed build (`rx`, `init({ relaxed: true })`) multiplies on
-//! `i32x4.relaxed_dot_i8x16_i7x16_add_s`: 16 int8 products summed in fours onto an i32x4, one
-//! operand signed int8, the other deterministic only in [0, 127] (x64 `pmaddubsw` reads it as
-//! unsigned). Scheme: weights stay full int8 (that operand); each activation `q` becomes
+//! The relaxed build (`rx`, `init({ relaxed: true })`) multiplies on the relaxed dot product
+//! (`i16x8.relaxed_dot_i8x16_i7x16_s`, then pairs summed into i32: `i32x4.relaxed_dot_i8x16_i7x16_add_s`
+//! spelled out): 16 int8 products per instruction, one operand signed int8, the other
+//! deterministic only in [0, 127] (x64 `pmaddubsw` reads it as unsigned). Scheme: weights stay full int8 (that operand); each activation `q` becomes
 //! `u = to_u7(q) = round_half_even((q + 128) / 2)` (at most 127), so the product sees
 //! `q' = 2u - 128`, `|q' - q| <= 1`: 7-bit activations, one bit dropped. `Σ q'·w = 2·Σ u·w -
 //! 128·Σ w`; the column sums `Σ w` are packed with the weights (`dot7::pack_b`, in the sliver's last
@@ -152,12 +152,12 @@ mod imp {
             let odd = v128_and(u8x16_shr(x, 1), i8x16_splat(1));
             I8x16(u8x16_shr(u8x16_add_sat(x, odd), 1))
         }
-        /// Lane i: `acc[i] + Σ_{t<4} self[4i+t]·u[4i+t]`, `self` signed, `u` in [0, 127]: one
-        /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`, exact and the same on every CPU and engine
-        /// because `u`'s top bits are clear (the spec's deterministic case; pairs of products fit
-        /// i16: |2·128·127| < 2^15, so no intermediate saturates).
+        /// Lane i: `self[2i]·u[2i] + self[2i+1]·u[2i+1]` as i16, `self` signed, `u` in [0, 127]:
+        /// one `i16x8.relaxed_dot_i8x16_i7x16_s` (x64 `pmaddubsw`), exact and the same on every CPU
+        /// and engine because `u`'s top bits are clear (the spec's deterministic case) and a pair
+        /// fits i16 (|2·128·127| < 2^15: nothing saturates or wraps).
         #[inline(always)]
-        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 { I32x4(i32x4_relaxed_dot_i8x16_i7x16_add(self.0, u.0, acc.0)) }
+        pub fn dot_u7_pairs(self, u: Self) -> I16x8 { I16x8(i16x8_relaxed_dot_i8x16_i7x16(self.0, u.0)) }
         /// The same 128 bits as four i32 words.
         #[inline(always)]
         pub fn words(self) -> I32x4 { I32x4(self.0) }
@@ -278,13 +278,11 @@ mod imp {
         }
         #[inline(always)]
         pub fn to_u7(self) -> Self { I8x16(self.0.map(|q| super::to_u7(q) as i8)) }
-        /// The spec's deterministic case of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (`u` in [0, 127]).
+        /// The spec's deterministic case of `i16x8.relaxed_dot_i8x16_i7x16_s` (`u` in [0, 127]).
         #[inline(always)]
-        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 {
-            debug_assert!(u.0.iter().all(|&v| v >= 0), "dot_u7_add: the i7 operand must be in [0, 127]");
-            I32x4(std::array::from_fn(|i| {
-                (0..4).fold(acc.0[i], |s, t| s.wrapping_add(self.0[4 * i + t] as i32 * u.0[4 * i + t] as i32))
-            }))
+        pub fn dot_u7_pairs(self, u: Self) -> I16x8 {
+            assert!(u.0.iter().all(|&v| v >= 0), "dot_u7_pairs: the i7 operand must be in [0, 127]");
+            I16x8(std::array::from_fn(|i| (self.0[2 * i] as i16 * u.0[2 * i] as i16) + (self.0[2 * i + 1] as i16 * u.0[2 * i + 1] as i16)))
         }
         #[inline(always)]
         pub fn words(self) -> I32x4 {
@@ -715,7 +713,7 @@ pub fn to_u7(q: i8) -> u8 {
 }
 
 /// The relaxed engine's int8 GEMM (module docs, "Relaxed engine"): 7-bit activations against full
-/// int8 weights on `i32x4.relaxed_dot_i8x16_i7x16_add_s`. Compiled into the relaxed build, and
+/// int8 weights on the relaxed dot product. Compiled into the relaxed build, and
 /// natively for the tests (with a scalar twin of the instruction's deterministic case).
 #[cfg(any(test, all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 mod dot7 {
@@ -816,11 +814,16 @@ mod dot7 {
             let sums = bp.add((kp - 1) * NR);
             [init[0].sub(load_i32(sums).shl(7)), init[1].sub(load_i32(sums.add(4)).shl(7))]
         }
-        /// Per quad of k: two weight vectors (4 columns x 4 k each) and one 4-byte splat per row,
-        /// two relaxed dots per row; the sums `Σ u·w` (< 2^30 for k <= 2^16) are doubled onto
-        /// `init` at the end.
+        /// Per quad of k: two weight vectors (4 columns x 4 k each) and one 4-byte splat per row;
+        /// per row and vector the i16 pairs of the relaxed dot, summed into i32 by a dot with ones
+        /// (this is `i32x4.relaxed_dot_i8x16_i7x16_add_s` spelled out: V8 rebuilds that
+        /// instruction's ones vector on every use, 2 extra instructions, where this keeps it in a
+        /// register). The sums `Σ u·w` (< 2^30 for k <= 2^16) are doubled onto `init` at the end.
         #[inline(always)]
         unsafe fn tile<const R: usize>(k: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
+            // Opaque, so that LLVM keeps it in a local instead of rematerializing the constant
+            // inside the loop (V8 builds a non-trivial v128 constant from several instructions).
+            let ones = std::hint::black_box(I16x8::load([1i16; 8].as_ptr()));
             let mut acc = [[I32x4::splat(0); 2]; MR];
             for q in 0..k.div_ceil(4) {
                 let b = bp.add(q * NR) as *const i8;
@@ -828,8 +831,8 @@ mod dot7 {
                 let a = ap.add(q * MR);
                 for (r, row) in acc.iter_mut().enumerate().take(R) {
                     let u = I8x16::load_quad_splat(a.add(r));
-                    row[0] = b0.dot_u7_add(u, row[0]);
-                    row[1] = b1.dot_u7_add(u, row[1]);
+                    row[0] = row[0].add(b0.dot_u7_pairs(u).dot(ones));
+                    row[1] = row[1].add(b1.dot_u7_pairs(u).dot(ones));
                 }
             }
             let mut out = [init; MR];
