@@ -119,7 +119,9 @@ function ratio(r: BenchRecord): string {
 function ofPeak(r: BenchRecord): string {
   if (r.workload === 'peak' || r.gflops === null || !Number.isFinite(r.gflops)) return '';
   const int8 = r.extra?.dtype === 'int8' || (r.workload === 'int8-gemm' && !String(r.size).endsWith('f32'));
-  const peak = merged.find((o) => o.workload === 'peak' && runtimeOf(o) === runtimeOf(r) && String(o.size).startsWith(int8 ? 'i32x4' : 'f32x4'));
+  // Relaxed-engine int8 rows against the relaxed dot's loop, other int8 rows against i32x4.dot_i16x8_s.
+  const kind = !int8 ? 'f32x4' : r.extra?.relaxed === 'true' ? 'i32x4.relaxed' : 'i32x4.dot_';
+  const peak = merged.find((o) => o.workload === 'peak' && runtimeOf(o) === runtimeOf(r) && String(o.size).startsWith(kind));
   return peak?.gflops ? `${((100 * r.gflops) / (peak.gflops * r.threads)).toFixed(0)}%` : '';
 }
 const header = '| workload | size | threads | engine | median ms | GFLOP/s | % of peak | edgegrad speed-up vs this engine | notes |';

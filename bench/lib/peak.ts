@@ -8,6 +8,11 @@
  * - `dot`: 8 chains of `v = i32x4.add(i32x4.dot_i16x8_s(v, w), x)` — the int8 GEMM's inner pair
  *   of instructions; 16 ops (8 multiply-adds) per dot.
  *
+ * - `relaxedDot` (where the runtime validates relaxed SIMD, Node 22+ and Chromium): 12 chains of
+ *   `v = i32x4.relaxed_dot_i8x16_i7x16_add_s(w, u, v)` — the relaxed engine's int8 product (its
+ *   kernel spells it as `i16x8.relaxed_dot_i8x16_i7x16_s` + `i32x4.dot_i16x8_s` with ones + add,
+ *   which x64 V8 runs on the same `pmaddubsw`/`pmaddwd`/`paddd`); 32 ops (16 multiply-adds) each.
+ *
  * Multiplying by 1 and adding 0 keeps the values normal (no denormal stalls); the factors come
  * in as parameters so V8 cannot fold them. Every GEMM/conv figure is reported as a share of `f32`.
  */
@@ -30,7 +35,7 @@ const get = (i: number) => [0x20, ...leb(i)];
 const set = (i: number) => [0x21, ...leb(i)];
 const V128 = 0x7b;
 
-const OP = { i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4Lane: 0x1b, f32x4Lane: 0x1f, f32x4Add: 0xe4, f32x4Mul: 0xe6, i32x4Add: 0xae, dotI16: 0xba } as const;
+const OP = { i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4Lane: 0x1b, f32x4Lane: 0x1f, f32x4Add: 0xe4, f32x4Mul: 0xe6, i32x4Add: 0xae, dotI16: 0xba, relaxedDotAdd: 0x113 } as const;
 
 /** A counted loop over `body` (param 0 = trips, at least 1). */
 function loop(body: number[]): number[] {
@@ -76,6 +81,48 @@ function dotBody(): number[] {
   return [...leb(code.length), ...code];
 }
 
+/** (trips: i32, seed: i32) → i32. Locals 2..13 chains, 14 = w (signed bytes), 15 = u (bytes in [0, 127]). */
+function relaxedDotBody(): number[] {
+  const chains = 12;
+  const init: number[] = [];
+  for (let c = 0; c < chains; c++) init.push(...get(1), 0x41, ...leb(c + 1), 0x6a, ...simd(OP.i32x4Splat), ...set(2 + c));
+  const step: number[] = [];
+  for (let u = 0; u < 2; u++) {
+    for (let c = 0; c < chains; c++) step.push(...get(14), ...get(15), ...get(2 + c), ...simd(OP.relaxedDotAdd), ...set(2 + c));
+  }
+  const sum: number[] = [...get(2)];
+  for (let c = 1; c < chains; c++) sum.push(...get(2 + c), ...simd(OP.i32x4Add));
+  const code = [
+    ...vec([[14, V128]]), ...init,
+    // w: bytes 0xfd (-3); u: bytes 3 (top bit clear: the instruction's deterministic range).
+    0x41, ...sleb(-3), ...simd(OP.i32x4Splat), ...set(14), 0x41, 0x83, 0x86, 0x8c, 0x18, ...simd(OP.i32x4Splat), ...set(15),
+    ...loop(step), ...sum, ...simd(OP.i32x4Lane), 0x00, 0x0b,
+  ];
+  return [...leb(code.length), ...code];
+}
+
+/** A signed LEB128 number (small negative constants). */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
+
+/** The relaxed-dot probe module's bytes (valid only where the runtime has relaxed SIMD). */
+export function relaxedDotModuleBytes(): Uint8Array {
+  const types = vec([[0x60, 2, 0x7f, 0x7f, 1, 0x7f]]);
+  const exports = vec([[3, ...[...'dot'].map((ch) => ch.charCodeAt(0)), 0x00, 0x00]]);
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, types), ...section(3, vec([[0x00]])), ...section(7, exports),
+    ...section(10, [...leb(1), ...relaxedDotBody()]),
+  ]);
+}
+
 /** The probe module's bytes. */
 export function peakModuleBytes(): Uint8Array {
   const types = vec([[0x60, 3, 0x7f, 0x7d, 0x7d, 1, 0x7d], [0x60, 2, 0x7f, 0x7f, 1, 0x7f]]);
@@ -91,12 +138,15 @@ export function peakModuleBytes(): Uint8Array {
 /** Flops (f32) or int ops (dot) per loop trip. */
 const F32_PER_TRIP = 2 * 12 * 4;
 const DOT_PER_TRIP = 2 * 8 * 16;
+const RELAXED_DOT_PER_TRIP = 2 * 12 * 32;
 
 export interface Peak {
   /** f32x4 mul+add, GFLOP/s. */
   f32: number;
   /** i32x4.dot_i16x8_s (+ add), G int ops/s. */
   dot: number;
+  /** i32x4.relaxed_dot_i8x16_i7x16_add_s, G int ops/s; absent where the runtime lacks relaxed SIMD. */
+  relaxedDot?: number;
 }
 
 /**
@@ -127,5 +177,11 @@ export async function measurePeak(minMs = 1000, settle = 15): Promise<Peak> {
     }
     return top;
   };
-  return { f32: best((n) => f32(n, 1, 0), F32_PER_TRIP), dot: best((n) => dot(n, 1), DOT_PER_TRIP) };
+  const peak: Peak = { f32: best((n) => f32(n, 1, 0), F32_PER_TRIP), dot: best((n) => dot(n, 1), DOT_PER_TRIP) };
+  const rbytes = relaxedDotModuleBytes() as BufferSource;
+  if (WebAssembly.validate(rbytes)) {
+    const rdot = (await WebAssembly.instantiate(await WebAssembly.compile(rbytes))).exports.dot as (trips: number, seed: number) => number;
+    peak.relaxedDot = best((n) => rdot(n, 1), RELAXED_DOT_PER_TRIP);
+  }
+  return peak;
 }

@@ -15,6 +15,7 @@ const workload: Workload = {
     return [
       rec('f32x4 mul+add', p.f32, '12 register-resident chains; median ms = ms per 10⁹ flops'),
       rec('i32x4.dot_i16x8_s+add', p.dot, '8 register-resident chains; 16 int ops per dot'),
+      ...(p.relaxedDot ? [rec('i32x4.relaxed_dot_i8x16_i7x16_add_s', p.relaxedDot, '12 register-resident chains; 32 int ops per dot (relaxed SIMD)')] : []),
     ];
   },
 };
