@@ -82,18 +82,6 @@ export function applyToLastAxis(m: Module, x: Tensor): Tensor {
   return out;
 }
 
-/** `F.linear` over the last axis of `[..., in]` as one 2-D product. */
-function linearLastAxis(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
-  if (x.rank <= 2) return F.linear(x, w, b);
-  const lead = x.shape.slice(0, -1);
-  const flat = x.reshape([-1, x.shape[x.rank - 1]]);
-  const y = F.linear(flat, w, b);
-  const out = y.reshape([...lead, y.shape[1]]);
-  flat.dispose();
-  y.dispose();
-  return out;
-}
-
 /** Options carrying an attention mask and causality, checked (returns them, `{}` for undefined). */
 function checkMaskOptions<O extends { mask?: Tensor | null; causal?: boolean }>(o: O | undefined, who: string): O {
   const r = checkOptions(o, `${who} options`);
@@ -356,8 +344,9 @@ export class MultiHeadAttention extends Module {
     let kh: Tensor;
     let vh: Tensor;
     if (k === query && v === query && this.#packed) {
-      // Self-attention: one projection to [B, T, 3E], split into heads with views.
-      const y = track(linearLastAxis(query, this.param('in_proj_weight'), this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null));
+      // Self-attention: one projection to [B, T, 3E] (the engine's linear takes [..., in] as one
+      // 2-D product), split into heads with views.
+      const y = track(F.linear(query, this.param('in_proj_weight'), this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null));
       this.projectionTap?.(-1, query, y);
       if (!wantWeights && !this.keepAttentionWeights && !(this.training && (this.#opts.dropout ?? 0) > 0) && !(isGradEnabled() && y.requiresGrad)) {
         // Inference: heads read in place from y, merged output written directly (one engine
@@ -383,7 +372,7 @@ export class MultiHeadAttention extends Module {
         if (this.#packed) track(w); // a view of in_proj_weight (the separate matrices are parameters: keep them)
         const bias = this.#projBias(i);
         if (bias) track(bias);
-        const y = track(linearLastAxis(x, w, bias));
+        const y = track(F.linear(x, w, bias));
         this.projectionTap?.(i, x, y);
         return track(this.#heads(y));
       };

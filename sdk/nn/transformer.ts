@@ -77,20 +77,28 @@ export class TransformerEncoderLayer extends Module {
   get selfAttn(): MultiHeadAttention {
     return this.getModule('self_attn') as MultiHeadAttention;
   }
+  /**
+   * The dropout submodule `name` applied to `x`, which it consumes. An evaluation-mode Dropout
+   * without hooks would return an exact copy: `x` itself is returned instead (one op less).
+   */
+  #drop(name: string, x: Tensor): Tensor {
+    const m = this.getModule(name);
+    if (m instanceof Dropout && !m.training && m.numForwardHooks === 0) return x;
+    const y = m.forward(x);
+    x.dispose();
+    return y;
+  }
   #sa(x: Tensor, o: MultiHeadForwardOptions): Tensor {
-    const a = this.selfAttn.forward(x, x, x, o);
-    const d = this.getModule('dropout1').forward(a);
-    a.dispose();
-    return d;
+    return this.#drop('dropout1', this.selfAttn.forward(x, x, x, o));
   }
   #ff(x: Tensor): Tensor {
     const h1 = applyToLastAxis(this.getModule('linear1'), x);
     const h2 = this.getModule('activation').forward(h1);
-    const h3 = this.getModule('dropout').forward(h2);
+    h1.dispose();
+    const h3 = this.#drop('dropout', h2);
     const h4 = applyToLastAxis(this.getModule('linear2'), h3);
-    const out = this.getModule('dropout2').forward(h4);
-    for (const t of [h1, h2, h3, h4]) t.dispose();
-    return out;
+    h3.dispose();
+    return this.#drop('dropout2', h4);
   }
   /** `src` `[batch, length, dModel]`; masks as in `MultiHeadAttention`. */
   forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
