@@ -8,7 +8,7 @@
  *   matmul (plain, batched, transposed operands in backward), linear and convolution forward and
  *   backward (plain, strided, grouped); int8 GEMM/convolution run 7-bit activations on the relaxed
  *   dot product: bitwise the deterministic engine's int8 on activations rounded the same way, and
- *   within the stated bound of the deterministic int8,
+ *   within the stated bound of the deterministic int8, and a quantized CNN's logits within 5%,
  * - it is bitwise identical with 1 and 2 threads.
  * The deterministic engine's results are stored in `fixtures/relaxed-reference.json` (bitwise the
  * same on every CPU and runtime). Where the runtime lacks relaxed SIMD (Node 20: project `node`)
@@ -26,6 +26,8 @@ const F = eg.nn.functional;
 const supported = relaxedSimdSupported();
 /** |relaxed - deterministic| <= TOL * max |deterministic| over each output (README, "Relaxed SIMD"). */
 const TOL = 1e-4;
+/** |relaxed - deterministic| <= MODEL_TOL * max |deterministic| over a quantized model's float logits. */
+const MODEL_TOL = 0.05;
 
 let info: eg.BackendInfo;
 let refused: unknown;
@@ -39,6 +41,7 @@ beforeAll(async () => {
     refused = await eg.init({ relaxed: true }).catch((e: unknown) => e);
     info = await setup({ relaxed: 'auto' });
   }
+  modelBytes = updating ? quantizedCnnBytes() : new Uint8Array(fromBase64Bytes(fixture.model));
 });
 expectEachTestFreesItsTensors();
 
@@ -71,6 +74,13 @@ function workload(): Record<string, Float32Array | Int8Array> {
     convCase('conv', [2, 12, 12, 6], [3, 3, 6, 16], { padding: 'same' }, 10);
     convCase('convGrouped', [2, 11, 11, 8], [3, 3, 4, 12], { stride: 2, groups: 2 }, 20);
     Object.assign(out, int8Outputs(false), int8Outputs(true));
+    // A quantized model end to end (int8 convolutions with fused pooling, int8 linear, float logits).
+    const qm = eg.compress.QuantizedModel.deserialize(modelBytes);
+    try {
+      out.int8Model = data(qm.predict(eg.randn([8, 8, 8, 1], 0, 1, { seed: 51 })));
+    } finally {
+      qm.dispose();
+    }
     return out;
   });
 }
@@ -80,6 +90,25 @@ function workload(): Record<string, Float32Array | Int8Array> {
 function q7(q: number): number {
   const x = q + 128;
   return 2 * Math.min((x + ((x >> 1) & 1)) >> 1, 127) - 128;
+}
+
+/** A small CNN with seeded weights, quantized (post-training) on seeded calibration data. */
+function quantizedCnnBytes(): Uint8Array {
+  const { nn } = eg;
+  const model = new nn.Sequential(
+    new nn.Conv2d(1, 8, 3, { padding: 'same', seed: 52 }), new nn.ReLU(), new nn.MaxPool2d(2),
+    new nn.Conv2d(8, 16, 3, { padding: 'same', seed: 53 }), new nn.ReLU(), new nn.MaxPool2d(2),
+    new nn.Flatten(), new nn.Linear(16 * 2 * 2, 10, { seed: 54 }),
+  );
+  const calib = eg.randn([32, 8, 8, 1], 0, 1, { seed: 50 });
+  const qm = eg.compress.quantize(model, calib);
+  try {
+    return qm.serialize();
+  } finally {
+    eg.dispose([calib]);
+    qm.dispose();
+    model.dispose();
+  }
 }
 
 /** int8 layers on fixed quantization parameters (no float kernel takes part): a 3x3 'same'
@@ -162,6 +191,11 @@ function fromBase64(s: string): Float32Array {
 }
 
 const reference = fixture.outputs as Record<string, string>;
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+const updating = !isBrowser && !supported && !!env?.UPDATE_FIXTURES;
+/** The serialized int8 CNN: quantized on the deterministic engine (stored, so that both engines
+ * run the same quantization parameters: calibration runs float kernels). */
+let modelBytes: Uint8Array;
 
 describe.runIf(supported)('relaxed engine (runtime with relaxed SIMD)', () => {
   it('runs: backendInfo reports it, and its GEMM fuses multiply and add', () => {
@@ -216,6 +250,14 @@ describe.runIf(supported)('relaxed engine (runtime with relaxed SIMD)', () => {
       // Not vacuous: dropping the activations' last bit changed some outputs.
       expect(differs, name).toBeGreaterThan(0);
     }
+    // A quantized model: the per-layer bounds compound through requantization, so the logits are
+    // held to the README's stated tolerance, MODEL_TOL of the largest |logit| (3.3% here: small
+    // random weights; the same bits on every CPU and engine, the int8 path being exact).
+    const [rx, det] = [got.int8Model, fromBase64(reference.int8Model)];
+    const scale = det.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const worst = det.reduce((m, v, i) => Math.max(m, Math.abs(rx[i] - v)), 0);
+    expect(worst / scale, 'int8Model: largest |logit| difference / largest |logit|').toBeLessThanOrEqual(MODEL_TOL);
+    expect(worst).toBeGreaterThan(0);
   });
 
   it('is bitwise identical with 1 and 2 threads', async () => {
@@ -247,11 +289,11 @@ describe.runIf(!supported)('runtime without relaxed SIMD (Node 20)', () => {
   it('the deterministic engine gives the stored reference bitwise', async () => {
     const got = workload();
     const encoded = Object.fromEntries(Object.entries(got).map(([k, v]) => [k, toBase64(v)]));
-    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-    if (!isBrowser && env?.UPDATE_FIXTURES) {
+    if (updating) {
       const fs = await import('node:fs');
       const path = new URL('./fixtures/relaxed-reference.json', import.meta.url);
-      fs.writeFileSync(path, `${JSON.stringify({ note: 'deterministic engine outputs of tests/relaxed-engine.test.ts workload() (Float32 bytes, base64)', outputs: encoded }, null, 1)}\n`);
+      const note = 'deterministic engine outputs of tests/relaxed-engine.test.ts workload() (Float32 bytes, base64); model: the serialized int8 CNN it runs';
+      fs.writeFileSync(path, `${JSON.stringify({ note, model: toBase64(modelBytes), outputs: encoded }, null, 1)}\n`);
     }
     expect(encoded).toEqual(reference);
   });
