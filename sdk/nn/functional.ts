@@ -66,21 +66,38 @@ function fusedRelu(activation: 'relu' | null | undefined, op: string): boolean {
   throw new ArgumentError(`${op}: the only fused activation is 'relu', got ${describe(activation)}`);
 }
 
-/** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
-export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
-  const [h, w] = spatial(x, 'conv2d');
-  assertTensor(weight, 'conv2d needs a Tensor weight');
-  if (bias !== null) assertTensor(bias, 'conv2d: bias must be a Tensor or null');
-  opts = checkOptions(opts, 'conv2d options');
-  if (weight.rank !== 4) throw new ShapeError(`conv2d weight must be [kh, kw, in/groups, out], got [${weight.shape.join(', ')}]`);
+/** The checked arguments of a convolution op: whether ReLU is fused, then the engine call's arguments. */
+function convArgs(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, opts: Conv2dOptions) {
+  const [h, w] = spatial(x, op);
+  assertTensor(weight, `${op} needs a Tensor weight`);
+  if (bias !== null) assertTensor(bias, `${op}: bias must be a Tensor or null`);
+  opts = checkOptions(opts, `${op} options`);
+  if (weight.rank !== 4) throw new ShapeError(`${op} weight must be [kh, kw, in/groups, out], got [${weight.shape.join(', ')}]`);
   const stride = pair(opts.stride ?? 1, 'stride');
   const dilation = pair(opts.dilation ?? 1, 'dilation');
   const pad = resolvePadding(opts.padding ?? 'valid', h, w, [weight.shape[0], weight.shape[1]], stride, dilation);
   const groups = opts.groups ?? 1;
   if (!Number.isInteger(groups) || groups < 1) throw new ArgumentError(`groups must be a positive integer, got ${groups}`);
-  const relu = fusedRelu(opts.activation, 'conv2d');
-  return fromHandle(call((e) => (relu ? e.op_conv2d_relu : e.op_conv2d)(x.handle, weight.handle, bias ? bias.handle : 0,
-    Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups)));
+  const relu = fusedRelu(opts.activation, op);
+  return [relu, [x.handle, weight.handle, bias ? bias.handle : 0, Uint32Array.from(stride), Uint32Array.from(pad), Uint32Array.from(dilation), groups] as const] as const;
+}
+
+/** 2-D convolution. x `[N, H, W, Cin]`, weight `[kh, kw, Cin / groups, Cout]`, bias `[Cout]`. */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const [relu, a] = convArgs('conv2d', x, weight, bias, opts);
+  return fromHandle(call((e) => (relu ? e.op_conv2d_relu : e.op_conv2d)(...a)));
+}
+
+/**
+ * `maxPool2d(conv2d(x, weight, bias, { ...opts, activation: 'relu' }), 2)` as one op: convolution,
+ * ReLU, then 2x2 max pooling at stride 2 (an odd last row or column is dropped), bitwise what the
+ * two ops give. Without a gradient to record, the general convolution path runs it in one pass
+ * that never writes the unpooled activations (`Sequential` uses it for a `Conv2d` with ReLU
+ * followed by `MaxPool2d(2)` at inference). `opts.activation` may only be `'relu'` or absent.
+ */
+export function conv2dReluMaxPool2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const [, a] = convArgs('conv2dReluMaxPool2d', x, weight, bias, opts);
+  return fromHandle(call((e) => e.op_conv2d_relu_max_pool2(...a)));
 }
 
 /** Options of the pooling functions and layers. */

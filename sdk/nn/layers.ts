@@ -88,6 +88,9 @@ export const Dense = Linear;
 /** Options of `Conv2d`: weight options plus stride, padding, dilation, groups and a fused activation. */
 export interface Conv2dLayerOptions extends WeightOptions, F.Conv2dOptions {}
 
+/** Each Conv2d's options, for `Sequential`'s fused inference path (module-private). */
+const convOptions = new WeakMap<Module, Conv2dLayerOptions>();
+
 /** 2-D convolution over NHWC input. */
 export class Conv2d extends Module {
   /** Input channels C (the last dimension of the NHWC input). */
@@ -112,6 +115,7 @@ export class Conv2d extends Module {
       throw new ShapeError(`Conv2d: groups (${groups}) must divide inChannels (${inChannels}) and outChannels (${outChannels})`);
     }
     this.#opts = opts;
+    convOptions.set(this, opts);
     const [kh, kw] = this.kernelSize;
     const fanIn = kh * kw * (inChannels / groups);
     const fanOut = kh * kw * (outChannels / groups);
@@ -455,9 +459,12 @@ export class Sequential extends Module {
     // Without a tape nothing needs the intermediates: each is freed once the next layer has run,
     // so inference outside a `tidy` neither waits for the GC nor grows the engine's memory.
     const free = !isGradEnabled();
+    const layers = this.children();
     let h = x;
-    for (const layer of this.children()) {
-      const next = layer.forward(h);
+    for (let i = 0; i < layers.length; i++) {
+      const fused = free ? convReluPool(layers[i], layers[i + 1], h) : null;
+      if (fused) i++;
+      const next = fused ?? layers[i].forward(h);
       if (free && h !== x && next !== h && !h.requiresGrad) h.dispose();
       h = next;
     }
@@ -466,6 +473,29 @@ export class Sequential extends Module {
   override getConfig() {
     return { layers: this.children().map((l) => l.toConfig()) };
   }
+}
+
+/** True for a plain instance of `cls` with no forward hooks or forward of its own. */
+function plain(m: Module | undefined, cls: typeof Conv2d | typeof MaxPool2d): boolean {
+  if (m === undefined || Object.getPrototypeOf(m) !== cls.prototype) return false;
+  return m.numForwardHooks === 0 && !Object.prototype.hasOwnProperty.call(m, 'forward');
+}
+
+/**
+ * `pool.forward(conv.forward(x))` in one op when `conv` is a Conv2d with ReLU and no activity
+ * regularizer and `pool` a MaxPool2d(2) with stride 2 and no padding (the same bits); null where
+ * the pair does not qualify (the layers then run, and check, as usual).
+ */
+function convReluPool(conv: Module, pool: Module | undefined, x: Tensor): Tensor | null {
+  if (!plain(conv, Conv2d) || !plain(pool, MaxPool2d)) return null;
+  const c = conv as Conv2d;
+  const o = convOptions.get(c);
+  const p = pool as MaxPool2d;
+  const two = (v: unknown) => v === 2 || (Array.isArray(v) && v.length === 2 && v[0] === 2 && v[1] === 2);
+  if (!o || o.activation !== 'relu' || o.activityRegularizer || !two(p.kernelSize)
+    || !(p.opts.stride === undefined || two(p.opts.stride)) || !(p.opts.padding === undefined || p.opts.padding === 'valid')) return null;
+  if (!(x instanceof Tensor) || x.rank !== 4 || x.shape[3] !== c.inChannels) return null;
+  return F.conv2dReluMaxPool2d(x, c.weight, c.bias, o);
 }
 
 // ------------------------------------------------------------------------------------- registry

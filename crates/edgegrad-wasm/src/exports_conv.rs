@@ -58,3 +58,11 @@ pub fn op_conv2d_relu(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32]
     let b = if bias == 0 { None } else { Some(t(bias)?) };
     out(ops::conv2d_act(&*t(x)?, &*t(w)?, b.as_deref(), &o, true))
 }
+
+/// `op_conv2d_relu` then 2x2 max pooling at stride 2, in one pass where the kernel allows.
+#[wasm_bindgen]
+pub fn op_conv2d_relu_max_pool2(x: u32, w: u32, bias: u32, stride: &[u32], padding: &[u32], dilation: &[u32], groups: u32) -> R<u32> {
+    let o = conv_options(stride, padding, dilation, groups)?;
+    let b = if bias == 0 { None } else { Some(t(bias)?) };
+    out(ops::conv2d_relu_max_pool2(&*t(x)?, &*t(w)?, b.as_deref(), &o))
+}

@@ -19,6 +19,7 @@
 
 use crate::kernels::elementwise::GRAIN;
 use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, KC as GEMM_KC, MR as GEMM_MR};
+use crate::kernels::pool::takes as max_takes;
 use crate::kernels::relaxed::mul_add;
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
@@ -487,6 +488,21 @@ pub fn conv2d_forward_act(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGe
     }
 }
 
+/// True where `conv2d_relu_max_pool2` runs in one pass (the implicit-GEMM kernel, its tiles
+/// the pooling windows); elsewhere callers run `conv2d_forward_act` and `max_pool_forward`.
+pub fn fuses_max_pool2(g: &ConvGeom) -> bool {
+    !(g.groups == 1 && g.k() <= DIRECT_MAX_K && !g.is_pointwise()) && g.takes_implicit() && g.oh >= 2 && g.ow >= 2 && g.cout > 0
+}
+
+/// `max_pool(relu(conv(x, w) + bias))` over 2x2 windows at stride 2 (odd last rows and columns
+/// dropped), bitwise what the two ops give; `out` holds `N * (OH/2) * (OW/2) * Cout` floats.
+/// Needs `fuses_max_pool2(g)`.
+pub fn conv2d_relu_max_pool2(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
+    assert!(fuses_max_pool2(g) && x.len() == g.n * g.h * g.w * g.cin && w.len() == g.k() * g.cout
+        && out.len() == g.n * (g.oh / 2) * (g.ow / 2) * g.cout, "conv2d_relu_max_pool2: buffer sizes do not match the geometry");
+    implicit_impl(x, w, bias, g, true, true, out);
+}
+
 // ------------------------------------------------------------------ implicit GEMM
 
 /// Output pixels up to which the general path runs the implicit-GEMM kernel instead of the
@@ -517,6 +533,27 @@ fn splat_lane<const L: usize>(v: F32x4) -> F32x4 {
     {
         F32x4::splat(v.lane(L))
     }
+}
+
+/// One pixel's 8 channels of a register tile into `o` (its first `o.len() <= 8`).
+#[inline(always)]
+fn store_tile_row(v: &[F32x4; 2], o: &mut [f32]) {
+    if o.len() == IG_NR {
+        // SAFETY: o holds 8 floats.
+        unsafe {
+            v[0].store(o.as_mut_ptr());
+            v[1].store(o.as_mut_ptr().add(4));
+        }
+        return;
+    }
+    let mut t = [0.0f32; IG_NR];
+    // SAFETY: t holds 8 floats.
+    unsafe {
+        v[0].store(t.as_mut_ptr());
+        v[1].store(t.as_mut_ptr().add(4));
+    }
+    let n = o.len();
+    o.copy_from_slice(&t[..n]);
 }
 
 /// `acc += A·B` over `kc` steps for one tile: `a` walks an expanded panel (per step the tile's
@@ -552,6 +589,13 @@ unsafe fn ig_kernel(acc: &mut [[F32x4; 2]; IG_MR], a: *const f32, b: *const f32,
 /// blocks added in turn to the bias; ReLU (`pmax`) last. A task owns whole tiles of pixels, so
 /// the result does not depend on the thread count.
 fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
+    implicit_impl(x, w, bias, g, relu, false, out);
+}
+
+/// `implicit_forward`, with `pool` each tile being one 2x2 window (`PixelWalk` windows) whose
+/// maximum (`max_pool_forward`'s: the first, NaN counting as largest) is all that is stored:
+/// `out` is then `[N, OH/2, OW/2, Cout]`.
+fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, pool: bool, out: &mut [f32]) {
     let (k, cg, cgo, cout) = (g.k(), g.cin_g(), g.cout_g(), g.cout);
     let slivers = cgo.div_ceil(IG_NR);
     // The weight slivers, then the bias in 8-wide slivers (zero where absent or past the group).
@@ -568,6 +612,14 @@ fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, re
             for p in 0..k {
                 let src = &w[p * cout + grp * cgo + j0..][..nr];
                 let dst = &mut sl[p * IG_NR..(p + 1) * IG_NR];
+                if nr == IG_NR {
+                    // SAFETY: src and dst hold 8 floats each (a copy without a memcpy call).
+                    unsafe {
+                        F32x4::load(src.as_ptr()).store(dst.as_mut_ptr());
+                        F32x4::load(src.as_ptr().add(4)).store(dst.as_mut_ptr().add(4));
+                    }
+                    continue;
+                }
                 dst[..nr].copy_from_slice(src);
                 dst[nr..].fill(0.0);
             }
@@ -586,7 +638,7 @@ fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, re
         }
     }
     let wpk: &[f32] = wpk;
-    let pixels = g.pixels();
+    let pixels = if pool { g.n * (g.oh / 2) * (g.ow / 2) * IG_MR } else { g.pixels() };
     let tiles = pixels.div_ceil(IG_MR);
     let per = (GRAIN / (IG_MR * k * cout).max(1)).max(1);
     let op = SharedMut(out.as_mut_ptr());
@@ -597,7 +649,7 @@ fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, re
             let p0 = tile * IG_MR;
             let np = IG_MR.min(pixels - p0);
             // Each pixel's window origin (n, top row, left column); pixels past `np` read zeros.
-            let mut walk = PixelWalk::new(g, false, p0);
+            let mut walk = PixelWalk::new(g, pool, p0);
             let org = std::array::from_fn::<_, IG_MR, _>(|i| {
                 if i >= np {
                     return None;
@@ -673,26 +725,25 @@ fn implicit_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, re
                         }
                         pc += kc;
                     }
-                    for (i, sr) in sum.iter().enumerate().take(np) {
-                        let sr = if relu { sr.map(|v| v.pmax(F32x4::zero())) } else { *sr };
-                        if nr == IG_NR {
-                            // SAFETY: output pixel p0 + i (cout floats) belongs to this task's
-                            // tile, and its channels grp*cgo + j0 .. + 8 exist.
-                            unsafe {
-                                let o = op.ptr().add((p0 + i) * cout + grp * cgo + j0);
-                                sr[0].store(o);
-                                sr[1].store(o.add(4));
+                    let sum = if relu { sum.map(|r| r.map(|v| v.pmax(F32x4::zero()))) } else { sum };
+                    if pool {
+                        let mut best = sum[0];
+                        for r in &sum[1..] {
+                            for (b, v) in best.iter_mut().zip(r) {
+                                *b = F32x4::select(max_takes(*v, *b), *v, *b);
                             }
-                            continue;
                         }
-                        let mut v = [0.0f32; IG_NR];
-                        for (h, sv) in sr.iter().enumerate() {
-                            // SAFETY: v holds 8 floats.
-                            unsafe { sv.store(v.as_mut_ptr().add(4 * h)) };
-                        }
-                        // SAFETY: output pixel p0 + i (cout floats) belongs to this task's tile.
-                        let orow = unsafe { op.slice((p0 + i) * cout + grp * cgo + j0, nr) };
-                        orow.copy_from_slice(&v[..nr]);
+                        // SAFETY: pooled pixel `tile` (cout floats) belongs to this task, and
+                        // channels grp*cgo + j0 .. + nr exist.
+                        let o = unsafe { op.slice(tile * cout + grp * cgo + j0, nr) };
+                        store_tile_row(&best, o);
+                        continue;
+                    }
+                    for (i, sr) in sum.iter().enumerate().take(np) {
+                        // SAFETY: output pixel p0 + i (cout floats) belongs to this task's tile,
+                        // and channels grp*cgo + j0 .. + nr exist.
+                        let o = unsafe { op.slice((p0 + i) * cout + grp * cgo + j0, nr) };
+                        store_tile_row(sr, o);
                     }
                 }
             }
@@ -777,6 +828,15 @@ fn direct_block<const NV: usize>(x: &[f32], wp: &[f32], bias_row: &[f32], g: &Co
     };
     let mut tmp = [0.0f32; 16];
     let mut store = |acc: &[F32x4; NV], ox: usize, orow: &mut [f32]| {
+        if cn == 4 * NV {
+            let o = &mut orow[ox * cout + c0..ox * cout + c0 + cn];
+            for (q, a) in acc.iter().enumerate() {
+                let v = if relu { a.pmax(F32x4::zero()) } else { *a };
+                // SAFETY: o holds 4·NV floats and 4q + 4 <= 4·NV.
+                unsafe { v.store(o.as_mut_ptr().add(4 * q)) };
+            }
+            return;
+        }
         for (q, a) in acc.iter().enumerate() {
             let v = if relu { a.pmax(F32x4::zero()) } else { *a };
             // SAFETY: tmp holds 16 floats and 4q + 4 <= 4·NV <= 16.

@@ -70,7 +70,7 @@ impl PoolGeom {
 
 /// True where `v` replaces the current maximum `b`: strictly larger, or the first NaN.
 #[inline(always)]
-fn takes(v: F32x4, b: F32x4) -> I32x4 {
+pub(crate) fn takes(v: F32x4, b: F32x4) -> I32x4 {
     v.gt(b).or(v.is_nan().andnot(b.is_nan()))
 }
 #[inline(always)]

@@ -3,7 +3,7 @@
 use super::{expect_f32, new_f32};
 use crate::autograd::{record, will_record, Saved};
 use crate::error::Result;
-use crate::kernels::conv::{conv2d_backward, conv2d_forward_act, ConvGeom};
+use crate::kernels::conv::{conv2d_backward, conv2d_forward_act, conv2d_relu_max_pool2 as conv2d_relu_max_pool2_kernel, fuses_max_pool2, ConvGeom};
 use crate::kernels::reduce::{reduce_mid, ReduceOp};
 use crate::shape::{check_shape_valid, fmt_shape};
 use crate::storage::alloc_f32;
@@ -45,20 +45,8 @@ pub(crate) fn window_out_size(
     Ok(((padded - span) / stride as u128 + 1) as usize)
 }
 
-/// 2-D convolution: `x [N, H, W, Cin]`, `w [KH, KW, Cin/groups, Cout]`, optional `bias [Cout]`,
-/// giving `[N, OH, OW, Cout]` with `OH = (H + pad_top + pad_bottom - dil_h*(KH-1) - 1) / stride_h + 1`
-/// (same for W). Differentiable with respect to x, w and bias.
-pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
-    conv2d_act(x, w, bias, o, false)
-}
-
-/// `conv2d` followed by ReLU in the same pass when `relu` (the fused epilogue inference wants;
-/// the backward masks the incoming gradient by the output's sign first).
-pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions, relu: bool) -> Result<Tensor> {
-    // Under an attribution rule the ReLU runs as its own op, whose backward follows the rule.
-    if relu && crate::autograd::backward_rule() != crate::autograd::BackwardRule::Gradient {
-        return super::relu(&conv2d_act(x, w, bias, o, false)?);
-    }
+/// The checked geometry of `conv2d(x, w, bias, o)` (dtype, rank, channel, group and size errors).
+fn conv_geom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<ConvGeom> {
     expect_f32(x, "conv2d")?;
     expect_f32(w, "conv2d (weights)")?;
     if let Some(b) = bias {
@@ -91,11 +79,55 @@ pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptio
     // A stride past the padded extent gives the same single output position; capping it (the
     // padded extent fits an i32, checked above) keeps the kernels' index steps from overflowing.
     let (s_h, s_w) = (s_h.min(h + p_t + p_b), s_w.min(wd + p_l + p_r));
-    let out_shape = [n, oh, ow, cout];
-    check_shape_valid(&out_shape)?;
-    let geo = ConvGeom {
+    check_shape_valid(&[n, oh, ow, cout])?;
+    Ok(ConvGeom {
         n, h, w: wd, cin, kh, kw, cout, groups, sh: s_h, sw: s_w, dh: d_h, dw: d_w, pt: p_t, pl: p_l, oh, ow,
+    })
+}
+
+/// `max_pool2d(conv2d_act(x, w, bias, o, true), [2, 2], [2, 2], [0; 4])` (the first layers of an
+/// image model at inference), bit for bit. Without a gradient to record, geometries the fused
+/// kernel covers run in one pass that never writes the unpooled activations; otherwise the two
+/// ops run in turn.
+pub fn conv2d_relu_max_pool2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
+    let unfused = || super::max_pool2d(&conv2d_act(x, w, bias, o, true)?, [2, 2], [2, 2], [0; 4]);
+    let inputs: Vec<&Tensor> = match bias {
+        Some(b) => vec![x, w, b],
+        None => vec![x, w],
     };
+    if will_record(&inputs) {
+        return unfused();
+    }
+    let geo = conv_geom(x, w, bias, o)?;
+    if !fuses_max_pool2(&geo) {
+        return unfused();
+    }
+    let out_shape = [geo.n, geo.oh / 2, geo.ow / 2, geo.cout];
+    let mut out = alloc_f32(out_shape.iter().product());
+    let (xc, wc) = (x.contiguous_nograd()?, w.contiguous_nograd()?);
+    let bc = bias.map(|b| b.contiguous_nograd()).transpose()?;
+    let bv = bc.as_ref().map(|b| b.f32s()).transpose()?;
+    conv2d_relu_max_pool2_kernel(&xc.f32s()?, &wc.f32s()?, bv.as_deref(), &geo, &mut out);
+    new_f32(out, &out_shape)
+}
+
+/// 2-D convolution: `x [N, H, W, Cin]`, `w [KH, KW, Cin/groups, Cout]`, optional `bias [Cout]`,
+/// giving `[N, OH, OW, Cout]` with `OH = (H + pad_top + pad_bottom - dil_h*(KH-1) - 1) / stride_h + 1`
+/// (same for W). Differentiable with respect to x, w and bias.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> Result<Tensor> {
+    conv2d_act(x, w, bias, o, false)
+}
+
+/// `conv2d` followed by ReLU in the same pass when `relu` (the fused epilogue inference wants;
+/// the backward masks the incoming gradient by the output's sign first).
+pub fn conv2d_act(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions, relu: bool) -> Result<Tensor> {
+    // Under an attribution rule the ReLU runs as its own op, whose backward follows the rule.
+    if relu && crate::autograd::backward_rule() != crate::autograd::BackwardRule::Gradient {
+        return super::relu(&conv2d_act(x, w, bias, o, false)?);
+    }
+    let geo = conv_geom(x, w, bias, o)?;
+    let (n, oh, ow, cout) = (geo.n, geo.oh, geo.ow, geo.cout);
+    let out_shape = [n, oh, ow, cout];
 
     let mut out = alloc_f32(n * oh * ow * cout);
     {
