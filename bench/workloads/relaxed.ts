@@ -1,7 +1,7 @@
 /**
  * The opt-in relaxed-SIMD engine (`init({ relaxed: true })`) against the deterministic default, one
  * engine per process (the SDK loads one build per process): f32 GEMM 1024 and 512, a 3x3
- * convolution forward (the GEMM micro-kernel through implicit im2col), and int8 GEMM 512 and 1024
+ * convolution forward (the GEMM micro-kernel through implicit im2col) in f32 and int8, and int8 GEMM 512 and 1024
  * (the int8-gemm problem; the relaxed engine runs it on the relaxed dot with 7-bit activations).
  * Each process times f32 and int8 interleaved (wall time: `interleaved` of int8-gemm.ts); compare the `edgegrad-relaxed` rows with the `edgegrad` rows of the same
  * run (issue 19 targets at 1 thread: relaxed f32 GEMM >= 1.3x deterministic, int8 GEMM >= 3x
@@ -52,9 +52,21 @@ const workload: Workload = {
     const x = eg.tensor(randomFloats(8 * 32 * 32 * 32, 3), [8, 32, 32, 32]);
     const w = eg.tensor(randomFloats(3 * 3 * 32 * 64, 4), [3, 3, 32, 64]);
     const conv = () => eg.nn.functional.conv2d(x, w, null, { padding: 'same' }).dispose();
-    const [convMs] = interleaved(conv, () => {});
-    rec('conv3x3 8x32x32x32→64', convMs, 2 * 8 * 32 * 32 * 64 * 9 * 32, { dtype: 'float32', relaxed: String(info.relaxed) }, note);
-    eg.dispose([x, w]);
+    // The same convolution in int8 (input per tensor, weights per output channel, int8 output + ReLU).
+    const Q = eg.compress.int8;
+    const xq = { scale: 1 / 127, zeroPoint: 0 };
+    const oq = { scale: 0.05, zeroPoint: -128 };
+    const xi = Q.quantizeTensor(x, xq);
+    const [wq, ws] = Q.quantizePerChannel(w, 3);
+    const packed = Q.packWeights(wq, 1);
+    const c = Q.layerConstants(wq, ws, null, 1, xq, oq);
+    const geo: eg.compress.int8.ConvGeometry = { kernel: [3, 3, 32], stride: [1, 1], padding: [1, 1, 1, 1], dilation: [1, 1], groups: 1 };
+    const qconv = () => Q.qconv2d(xi, xq.zeroPoint, packed, geo, { c, out: oq, relu: true }).dispose();
+    const [convMs, qconvMs] = interleaved(conv, qconv);
+    const convFlops = 2 * 8 * 32 * 32 * 64 * 9 * 32;
+    rec('conv3x3 8x32x32x32→64', convMs, convFlops, { dtype: 'float32', relaxed: String(info.relaxed) }, note);
+    rec('int8-conv3x3 8x32x32x32→64', qconvMs, convFlops, { dtype: 'int8', relaxed: String(info.relaxed), speedupVsF32SameEngine: convMs / qconvMs }, note);
+    eg.dispose([x, w, xi, wq, ws, packed, c.offsets, c.mult, c.scales].filter((t): t is eg.Tensor => !!t));
     return out;
   },
 };
