@@ -34,9 +34,10 @@
 //!
 //! ## Relaxed engine: 7-bit activations on the relaxed dot product
 //! The relaxed build (`rx`, `init({ relaxed: true })`) multiplies on the relaxed dot product
-//! (`i16x8.relaxed_dot_i8x16_i7x16_s`, then pairs summed into i32: `i32x4.relaxed_dot_i8x16_i7x16_add_s`
-//! spelled out): 16 int8 products per instruction, one operand signed int8, the other
-//! deterministic only in [0, 127] (x64 `pmaddubsw` reads it as unsigned). Scheme: weights stay full int8 (that operand); each activation `q` becomes
+//! (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, or on x64 without AVX-VNNI the same spelled out as
+//! `i16x8.relaxed_dot_i8x16_i7x16_s` + a dot with ones: `dot7::split`): 16 int8 products per
+//! instruction, one operand signed int8, the other deterministic only in [0, 127] (x64
+//! `pmaddubsw` reads it as unsigned). Scheme: weights stay full int8 (that operand); each activation `q` becomes
 //! `u = to_u7(q) = round_half_even((q + 128) / 2)` (at most 127), so the product sees
 //! `q' = 2u - 128`, `|q' - q| <= 1`: 7-bit activations, one bit dropped. `Σ q'·w = 2·Σ u·w -
 //! 128·Σ w`; the column sums `Σ w` are packed with the weights (`dot7::pack_b`, in the sliver's last
@@ -158,6 +159,26 @@ mod imp {
         /// fits i16 (|2·128·127| < 2^15: nothing saturates or wraps).
         #[inline(always)]
         pub fn dot_u7_pairs(self, u: Self) -> I16x8 { I16x8(i16x8_relaxed_dot_i8x16_i7x16(self.0, u.0)) }
+        /// `acc + ` the i32 sums of `dot_u7_pairs`' pairs: one `i32x4.relaxed_dot_i8x16_i7x16_add_s`
+        /// (deterministic for `u` in [0, 127], like `dot_u7_pairs`).
+        #[inline(always)]
+        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 { I32x4(i32x4_relaxed_dot_i8x16_i7x16_add(self.0, u.0, acc.0)) }
+    }
+
+    /// Whether this CPU's `i32x4.relaxed_dot_i8x16_i7x16_add_s` is the split x64 form (`pmaddubsw`,
+    /// which saturates pairs to i16, then `pmaddwd` with ones) rather than one dot instruction (x64
+    /// AVX-VNNI `vpdpbusd`, arm64 `sdot`) or signed products. Told apart by the instruction itself
+    /// outside its deterministic range: 127·255 pairs saturate only in the split form (2·32767
+    /// per lane; 4·127·255 with VNNI, -4·127 with signed products).
+    #[cfg(target_feature = "relaxed-simd")]
+    pub fn relaxed_dot_is_split() -> bool {
+        let a = std::hint::black_box(i8x16_splat(127));
+        let u = std::hint::black_box(i8x16_splat(-1));
+        i32x4_extract_lane::<0>(i32x4_relaxed_dot_i8x16_i7x16_add(a, u, i32x4_splat(0))) == 2 * 32767
+    }
+
+    #[cfg(target_feature = "relaxed-simd")]
+    impl I8x16 {
         /// The same 128 bits as four i32 words.
         #[inline(always)]
         pub fn words(self) -> I32x4 { I32x4(self.0) }
@@ -283,6 +304,12 @@ mod imp {
         pub fn dot_u7_pairs(self, u: Self) -> I16x8 {
             assert!(u.0.iter().all(|&v| v >= 0), "dot_u7_pairs: the i7 operand must be in [0, 127]");
             I16x8(std::array::from_fn(|i| (self.0[2 * i] as i16 * u.0[2 * i] as i16) + (self.0[2 * i + 1] as i16 * u.0[2 * i + 1] as i16)))
+        }
+        /// The spec's deterministic case of `i32x4.relaxed_dot_i8x16_i7x16_add_s` (`u` in [0, 127]).
+        #[inline(always)]
+        pub fn dot_u7_add(self, u: Self, acc: I32x4) -> I32x4 {
+            let p = self.dot_u7_pairs(u).0;
+            I32x4(std::array::from_fn(|i| acc.0[i].wrapping_add(p[2 * i] as i32 + p[2 * i + 1] as i32)))
         }
         #[inline(always)]
         pub fn words(self) -> I32x4 {
@@ -800,10 +827,32 @@ mod dot7 {
         }
     }
 
-    /// The 7-bit tile kernel.
-    pub struct Dot7;
+    /// Whether to spell the relaxed dot as pairs + a dot with ones (`Dot7<false>`) rather than use
+    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s` (`Dot7<true>`): decided once per process from the
+    /// instruction's behaviour (`relaxed_dot_is_split`). Both give the same bits (exact integer
+    /// arithmetic); only the speed differs. Where V8 lowers the instruction to `pmaddubsw`
+    /// `pmaddwd` `paddd` (x64 without AVX-VNNI) it rebuilds the ones vector on every use (5 x64
+    /// instructions per 16 multiply-adds; spelled out, 3); where it is one instruction (AVX-VNNI
+    /// `vpdpbusd`, arm64 `sdot`) the spelled-out form would take 3 to 7.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    pub fn split() -> bool {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        // 0: not yet probed, 1: split, 2: one instruction. Racing probes agree.
+        static KIND: AtomicU8 = AtomicU8::new(0);
+        match KIND.load(Ordering::Relaxed) {
+            0 => {
+                let split = imp::relaxed_dot_is_split();
+                KIND.store(if split { 1 } else { 2 }, Ordering::Relaxed);
+                split
+            }
+            k => k == 1,
+        }
+    }
 
-    impl TileKernel for Dot7 {
+    /// The 7-bit tile kernel, on the fused instruction (`FUSED`) or spelled out (see `split`).
+    pub struct Dot7<const FUSED: bool>;
+
+    impl<const FUSED: bool> TileKernel for Dot7<FUSED> {
         #[inline(always)]
         fn a_words(k: usize) -> usize { k.div_ceil(4) }
         #[inline(always)]
@@ -814,16 +863,15 @@ mod dot7 {
             let sums = bp.add((kp - 1) * NR);
             [init[0].sub(load_i32(sums).shl(7)), init[1].sub(load_i32(sums.add(4)).shl(7))]
         }
-        /// Per quad of k: two weight vectors (4 columns x 4 k each) and one 4-byte splat per row;
-        /// per row and vector the i16 pairs of the relaxed dot, summed into i32 by a dot with ones
-        /// (this is `i32x4.relaxed_dot_i8x16_i7x16_add_s` spelled out: V8 rebuilds that
-        /// instruction's ones vector on every use, 2 extra instructions, where this keeps it in a
-        /// register). The sums `Σ u·w` (< 2^30 for k <= 2^16) are doubled onto `init` at the end.
+        /// Per quad of k: two weight vectors (4 columns x 4 k each) and one 4-byte splat per row,
+        /// two relaxed dots per row (fused, or the i16 pairs summed into i32 by a dot with ones
+        /// kept in a register). The sums `Σ u·w` (< 2^30 for k <= 2^16) are doubled onto `init`
+        /// at the end.
         #[inline(always)]
         unsafe fn tile<const R: usize>(k: usize, ap: *const i32, bp: *const i32, init: [I32x4; 2]) -> [[I32x4; 2]; MR] {
             // Opaque, so that LLVM keeps it in a local instead of rematerializing the constant
             // inside the loop (V8 builds a non-trivial v128 constant from several instructions).
-            let ones = std::hint::black_box(I16x8::load([1i16; 8].as_ptr()));
+            let ones = if FUSED { I16x8::load([1i16; 8].as_ptr()) } else { std::hint::black_box(I16x8::load([1i16; 8].as_ptr())) };
             let mut acc = [[I32x4::splat(0); 2]; MR];
             for q in 0..k.div_ceil(4) {
                 let b = bp.add(q * NR) as *const i8;
@@ -831,8 +879,13 @@ mod dot7 {
                 let a = ap.add(q * MR);
                 for (r, row) in acc.iter_mut().enumerate().take(R) {
                     let u = I8x16::load_quad_splat(a.add(r));
-                    row[0] = row[0].add(b0.dot_u7_pairs(u).dot(ones));
-                    row[1] = row[1].add(b1.dot_u7_pairs(u).dot(ones));
+                    if FUSED {
+                        row[0] = b0.dot_u7_add(u, row[0]);
+                        row[1] = b1.dot_u7_add(u, row[1]);
+                    } else {
+                        row[0] = row[0].add(b0.dot_u7_pairs(u).dot(ones));
+                        row[1] = row[1].add(b1.dot_u7_pairs(u).dot(ones));
+                    }
                 }
             }
             let mut out = [init; MR];
@@ -950,7 +1003,11 @@ fn run_tasks(n: usize, parallel: bool, f: &(dyn Fn(usize, usize) + Sync)) {
 pub fn qgemm(m: usize, n: usize, k: usize, src: ASrc<i8>, packed: &[i32], offsets: &[i32], epi: &QEpilogue, o: OutLayout) {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     if dot7::applies(k) {
-        return qgemm_with::<dot7::Dot7>(m, n, k, src, packed, offsets, epi, o);
+        return if dot7::split() {
+            qgemm_with::<dot7::Dot7<false>>(m, n, k, src, packed, offsets, epi, o)
+        } else {
+            qgemm_with::<dot7::Dot7<true>>(m, n, k, src, packed, offsets, epi, o)
+        };
     }
     qgemm_with::<Pairs>(m, n, k, src, packed, offsets, epi, o)
 }
@@ -1245,16 +1302,21 @@ mod tests {
             let (mut p7, mut p16) = (vec![0; packed_len(k, n)], vec![0; packed_len(k, n)]);
             dot7::pack_b(&w, 0, n, 1, k, n, &mut p7);
             pack_b(&w, 0, n, 1, k, n, &mut p16);
-            let run = |pairs: bool, x: &[i8]| {
+            let run = |kernel: u8, x: &[i8]| {
                 let mut c = vec![0i32; m * n];
                 let epi = QEpilogue::I32 { out: SharedMut(c.as_mut_ptr()) };
                 let src = ASrc::Dense { data: x, off: 0, lda: k };
                 let o = OutLayout { off: 0, ldc: n };
-                if pairs { qgemm_with::<Pairs>(m, n, k, src, &p16, &offsets, &epi, o) } else { qgemm_with::<dot7::Dot7>(m, n, k, src, &p7, &offsets, &epi, o) }
+                match kernel {
+                    0 => qgemm_with::<Pairs>(m, n, k, src, &p16, &offsets, &epi, o),
+                    1 => qgemm_with::<dot7::Dot7<false>>(m, n, k, src, &p7, &offsets, &epi, o),
+                    _ => qgemm_with::<dot7::Dot7<true>>(m, n, k, src, &p7, &offsets, &epi, o),
+                }
                 c
             };
-            let (got, want, exact) = (run(false, &a), run(true, &a7), run(true, &a));
+            let (got, want, exact) = (run(1, &a), run(0, &a7), run(0, &a));
             assert_eq!(got, want, "m={m} k={k} n={n}");
+            assert_eq!(run(2, &a), got, "m={m} k={k} n={n}: fused and split dots");
             for (idx, (&g, &e)) in got.iter().zip(&exact).enumerate() {
                 let bound: i32 = (0..k).map(|kk| (w[kk * n + idx % n] as i32).abs()).sum();
                 assert!((g - e).abs() <= bound, "m={m} k={k} n={n}: {g} vs {e} (bound {bound})");
@@ -1275,16 +1337,22 @@ mod tests {
         let x7: Vec<i8> = x.iter().map(|&q| q7(q)).collect();
         for max4 in [false, true] {
             let rows = if max4 { g.n * (g.oh / 2) * (g.ow / 2) * 4 } else { g.pixels() };
-            let run = |pairs: bool, x: &[i8], pad: i8| {
+            let run = |kernel: u8, x: &[i8], pad: i8| {
                 let mut y = vec![0i8; if max4 { rows / 4 } else { rows } * n];
                 let epi = QEpilogue::Int8 { out: SharedMut(y.as_mut_ptr()), mult: &mult, rq, max4 };
                 let cr = ConvRows::new(x, &g, pad);
                 let src = ASrc::Im2col { rows: &cr, grp: 0, windows: max4 };
                 let o = OutLayout { off: 0, ldc: n };
-                if pairs { qgemm_with::<Pairs>(rows, n, k, src, &p16, &offsets, &epi, o) } else { qgemm_with::<dot7::Dot7>(rows, n, k, src, &p7, &offsets, &epi, o) }
+                match kernel {
+                    0 => qgemm_with::<Pairs>(rows, n, k, src, &p16, &offsets, &epi, o),
+                    1 => qgemm_with::<dot7::Dot7<false>>(rows, n, k, src, &p7, &offsets, &epi, o),
+                    _ => qgemm_with::<dot7::Dot7<true>>(rows, n, k, src, &p7, &offsets, &epi, o),
+                }
                 y
             };
-            assert_eq!(run(false, &x, 5), run(true, &x7, q7(5)), "conv, max4 = {max4}");
+            let want = run(0, &x7, q7(5));
+            assert_eq!(run(1, &x, 5), want, "conv, max4 = {max4}");
+            assert_eq!(run(2, &x, 5), want, "conv, max4 = {max4}, fused");
         }
     }
 
