@@ -2,11 +2,11 @@
  * The fused inference attention path (`op_packed_self_attention`: one engine call from the packed
  * projection, heads read in place, merged output written directly), taken by
  * `MultiHeadAttention`, `TransformerEncoderLayer` and `CausalSelfAttention`/`GPT` when nothing is
- * recorded: bitwise the unfused op sequence (the path taken while autograd records, or when the
+ * recorded, and the whole encoder layer in one call (`op_encoder_layer_infer`): bitwise the unfused op sequence (the path taken while autograd records, or when the
  * weights are kept) over shapes, heads, masks and causality, in every runtime; same seeded
  * dropout stream afterwards; no leaks; typed errors.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as eg from '../sdk/index.js';
 import { bits, expectFlatOver100Calls, fnv1a } from './explain-fixtures.js';
 import { expectEachTestFreesItsTensors, setup } from './helpers.js';
@@ -152,6 +152,95 @@ describe('fused inference self-attention', () => {
     expect(() => eg.noGrad(() => mha.forward(x, x, x, { keyMask: badKey }))).toThrow(eg.ShapeError);
     for (const t of [x, bad, badKey]) t.dispose();
     mha.dispose();
+  });
+});
+
+describe('TransformerEncoderLayer in one engine call (inference)', () => {
+  /** Forward under noGrad, counting the LayerNorm module forwards it ran (0 = the one-call path). */
+  function inferCounting(layer: eg.nn.TransformerEncoderLayer, x: eg.Tensor, o: eg.nn.MultiHeadForwardOptions = {}): { y: eg.Tensor; normCalls: number } {
+    const spy = vi.spyOn(nn.LayerNorm.prototype, 'forward');
+    try {
+      const y = eg.noGrad(() => layer.forward(x, o));
+      return { y, normCalls: spy.mock.calls.length };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('equals the recorded module-by-module forward bitwise: post/pre-LN, relu/gelu, bias, eps, masks, causal, batch', () => {
+    let cases = 0;
+    for (const [b, t, e, h, ff] of [[1, 1, 8, 2, 16], [1, 3, 12, 3, 8], [2, 9, 16, 4, 40], [1, 16, 32, 4, 64]]) {
+      for (const [normFirst, activation, bias, layerNormEps] of [[false, 'gelu', true, 1e-5], [true, 'relu', false, 1e-3], [false, 'relu', true, 1e-6], [true, 'gelu', true, 1e-5]] as const) {
+        const layer = new nn.TransformerEncoderLayer(e, h, { dimFeedforward: ff, activation, normFirst, bias, layerNormEps, seed: b + t + e }).eval();
+        const x = eg.randn([b, t, e], 0, 1.5, { seed: t * e });
+        const km = keepMask([b, t], 21);
+        const am = keepMask([t, t], 22);
+        for (const o of [{}, { keyMask: km }, { attnMask: am, causal: true }, { keyMask: km, attnMask: am }] as eg.nn.MultiHeadForwardOptions[]) {
+          const { y, normCalls } = inferCounting(layer, x, o);
+          expect(normCalls, 'took the one-call path').toBe(0);
+          const recorded = layer.forward(x, o);
+          expect(bits(y), `b${b} t${t} e${e} h${h} normFirst ${normFirst} ${activation} bias ${bias}`).toEqual(bits(recorded));
+          y.dispose();
+          recorded.dispose();
+          cases++;
+        }
+        for (const z of [x, km, am]) z.dispose();
+        layer.dispose();
+      }
+    }
+    expect(cases).toBe(64);
+  });
+
+  it('falls back to the module-by-module path (same bits) for hooks, kept weights, training mode and recording', () => {
+    const layer = new nn.TransformerEncoderLayer(16, 2, { dimFeedforward: 32, activation: 'gelu', seed: 31 }).eval();
+    const x = eg.randn([1, 5, 16], 0, 1, { seed: 32 });
+    const { y: fused, normCalls } = inferCounting(layer, x);
+    expect(normCalls).toBe(0);
+    let seen = 0;
+    const hook = layer.getModule('linear1').registerForwardHook(() => {
+      seen++;
+    });
+    const hooked = inferCounting(layer, x);
+    expect([hooked.normCalls, seen]).toEqual([2, 1]);
+    expect(bits(hooked.y)).toEqual(bits(fused));
+    hook.remove();
+    layer.selfAttn.keepAttentionWeights = true;
+    const kept = inferCounting(layer, x);
+    expect(kept.normCalls).toBe(2);
+    expect(bits(kept.y)).toEqual(bits(fused));
+    layer.selfAttn.keepAttentionWeights = false;
+    layer.getModule('dropout').train(); // one active dropout module: the module path runs it
+    const mixed = inferCounting(layer, x);
+    expect(mixed.normCalls).toBe(2);
+    layer.getModule('dropout').eval();
+    for (const t of [x, fused, hooked.y, kept.y, mixed.y]) t.dispose();
+    layer.dispose();
+  });
+
+  it('keeps the attention call count of the module path (seeded dropout afterwards), leaks nothing, fails typed', () => {
+    const run = (oneCall: boolean): number[] => {
+      const layer = new nn.TransformerEncoderLayer(16, 2, { dimFeedforward: 32, dropout: 0.3, seed: 41 });
+      const x = eg.randn([1, 6, 16], 0, 1, { seed: 42 });
+      layer.eval();
+      const y0 = oneCall ? eg.noGrad(() => layer.forward(x)) : layer.forward(x);
+      layer.train();
+      const y1 = layer.forward(x);
+      const out = bits(y1);
+      for (const t of [x, y0, y1]) t.dispose();
+      layer.dispose();
+      return out;
+    };
+    expect(run(true)).toEqual(run(false));
+    const layer = new nn.TransformerEncoderLayer(16, 2, { dimFeedforward: 32, seed: 43 }).eval();
+    const x = eg.randn([2, 4, 16], 0, 1, { seed: 44 });
+    const km = eg.ones([2, 4]);
+    expectFlatOver100Calls([['one-call layer forward', () => eg.noGrad(() => layer.forward(x, { keyMask: km }))]]);
+    const bad = eg.ones([2, 5]);
+    expect(() => eg.noGrad(() => layer.forward(x, { keyMask: bad }))).toThrow(eg.ShapeError);
+    const wrong = eg.ones([1, 4, 8]);
+    expect(() => eg.noGrad(() => layer.forward(wrong))).toThrow(eg.ShapeError);
+    for (const t of [x, km, bad, wrong]) t.dispose();
+    layer.dispose();
   });
 });
 

@@ -20,6 +20,7 @@ import { keep } from '../memory.js';
 import { call } from '../runtime.js';
 import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import * as F from './functional.js';
+import { attentionInternals, plainLinear, type EncoderLayerParts } from './attention-internals.js';
 import { initialize, type Initializer } from './init.js';
 import { Linear } from './layers.js';
 import { Module, registerModule } from './module.js';
@@ -284,6 +285,26 @@ export class MultiHeadAttention extends Module {
     }
     if (opts.bias ?? true) this.registerParameter('in_proj_bias', initialize('zeros', [3 * e], e, e));
     this.registerModule('out_proj', new Linear(e, e, { bias: opts.bias ?? true, seed: s(4), weightInit: init }));
+    attentionInternals.set(this, { encoderLayer: (src, o, parts) => this.#encoderLayer(src, o, parts) });
+  }
+
+  /** See `AttentionInternals.encoderLayer`: the caller has checked that nothing records. */
+  #encoderLayer(src: Tensor, o: MultiHeadForwardOptions, p: EncoderLayerParts): Tensor | null {
+    const outProj = this.getModule('out_proj');
+    if (!this.#packed || this.training || this.keepAttentionWeights || this.projectionTap !== null || this.numForwardHooks > 0 || !plainLinear(outProj)) return null;
+    const { mask, owned } = combineMasks(o.keyMask, o.attnMask);
+    try {
+      if (this.#opts.seed !== undefined) this.#calls++; // as the module-by-module forward counts
+      const h = (t: Tensor | null) => (t ? t.handle : 0);
+      const inBias = this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null;
+      return fromHandle(call((e) => e.op_encoder_layer_infer(src.handle,
+        this.param('in_proj_weight').handle, h(inBias), outProj.weight.handle, h(outProj.bias),
+        p.linear1.weight.handle, h(p.linear1.bias), p.linear2.weight.handle, h(p.linear2.bias),
+        h(p.norm1.weight), h(p.norm1.bias), p.norm1.eps, h(p.norm2.weight), h(p.norm2.bias), p.norm2.eps,
+        this.numHeads, p.activation, p.normFirst, mask ? mask.handle : 0, o.causal ?? false, 1 / Math.sqrt(this.headDim))));
+    } finally {
+      for (const t of owned) t.dispose();
+    }
   }
 
   get #packed(): boolean {

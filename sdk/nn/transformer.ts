@@ -20,6 +20,7 @@ import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
+import { attentionInternals, plainLinear } from './attention-internals.js';
 
 /** Options of `TransformerEncoderLayer` and `TransformerEncoder.create` (PyTorch's keyword arguments). */
 export interface TransformerEncoderLayerOptions {
@@ -100,9 +101,37 @@ export class TransformerEncoderLayer extends Module {
     h3.dispose();
     return this.#drop('dropout2', h4);
   }
+  /**
+   * The whole forward in one engine call when nothing records, the layer is in evaluation mode
+   * and every part is the plain module it built (no hooks, adapters or active dropout): bitwise
+   * the module-by-module forward, without its ~30 calls from JS. Null where that does not hold.
+   */
+  #inference(src: Tensor, o: MultiHeadForwardOptions): Tensor | null {
+    if (this.training || src.rank !== 3 || src.shape[2] !== this.dModel || isGradEnabled()) return null;
+    const [linear1, linear2, act] = ['linear1', 'linear2', 'activation'].map((n) => this.getModule(n));
+    if (!plainLinear(linear1) || !plainLinear(linear2) || act.numForwardHooks > 0) return null;
+    const actProto = Object.getPrototypeOf(act);
+    const activation = actProto === ReLU.prototype ? 0 : actProto === GELU.prototype ? ((act as GELU).approximate ? 2 : 1) : -1;
+    if (activation < 0) return null;
+    for (const n of ['dropout', 'dropout1', 'dropout2']) {
+      const d = this.getModule(n);
+      if (!(d instanceof Dropout) || d.training || d.numForwardHooks > 0) return null;
+    }
+    const norms = ['norm1', 'norm2'].map((n) => {
+      const m = this.getModule(n);
+      if (Object.getPrototypeOf(m) !== LayerNorm.prototype || m.numForwardHooks > 0 || (m as LayerNorm).normalizedShape.length !== 1) return null;
+      const ps = new Map(m.namedParameters()); // weight and bias, or none without elementwiseAffine
+      return { weight: ps.get('weight') ?? null, bias: ps.get('bias') ?? null, eps: (m as LayerNorm).opts.eps ?? 1e-5 };
+    });
+    if (!norms[0] || !norms[1]) return null;
+    const parts = { linear1, linear2, norm1: norms[0], norm2: norms[1], activation, normFirst: this.#opts.normFirst ?? false };
+    return attentionInternals.get(this.selfAttn)?.encoderLayer(src, o, parts) ?? null;
+  }
   /** `src` `[batch, length, dModel]`; masks as in `MultiHeadAttention`. */
   forward(src: Tensor, o: MultiHeadForwardOptions = {}): Tensor {
     assertTensor(src, `${this.className} needs a Tensor input`);
+    const fused = this.#inference(src, o);
+    if (fused) return fused;
     const n1 = this.getModule('norm1');
     const n2 = this.getModule('norm2');
     const add = (a: Tensor, b: Tensor) => {

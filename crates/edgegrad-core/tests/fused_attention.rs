@@ -95,3 +95,32 @@ fn packed_self_attention_errors() {
     let empty = t(vec![], &[1, 0, 12]);
     assert_eq!(ops::packed_self_attention(&empty, 2, None, true, 1.0).unwrap().shape(), &[1, 0, 4]);
 }
+
+#[test]
+fn encoder_layer_infer_equals_its_ops_and_refuses_recording() {
+    let (b, tt, e, heads, ff) = (2, 5, 8, 2, 12);
+    let p = |n: usize, shape: &[usize], seed: u64| t(v(n, seed), shape);
+    let (in_w, in_b, out_w, out_b) = (p(3 * e * e, &[3 * e, e], 1), p(3 * e, &[3 * e], 2), p(e * e, &[e, e], 3), p(e, &[e], 4));
+    let (w1, b1, w2) = (p(ff * e, &[ff, e], 5), p(ff, &[ff], 6), p(e * ff, &[e, ff], 7));
+    let (g, be) = (p(e, &[e], 9), p(e, &[e], 10));
+    let x = p(b * tt * e, &[b, tt, e], 11);
+    let l = ops::EncoderLayerRef {
+        in_proj: (&in_w, Some(&in_b)), out_proj: (&out_w, Some(&out_b)), linear1: (&w1, Some(&b1)), linear2: (&w2, None),
+        norm1: (Some(&g), Some(&be), 1e-5), norm2: (None, None, 1e-3), heads, activation: ops::FfActivation::Gelu, norm_first: false,
+    };
+    let got = ops::encoder_layer_infer(&x, &l, None, true, 0.5).unwrap();
+    // Post-LN by hand from the same ops.
+    let add = |a: &Tensor, c: &Tensor| ops::binary(ops::BinaryOp::Add, a, c).unwrap();
+    let qkv = ops::linear(&x, &in_w, Some(&in_b), false).unwrap();
+    let sa = ops::linear(&ops::packed_self_attention(&qkv, heads, None, true, 0.5).unwrap(), &out_w, Some(&out_b), false).unwrap();
+    let x1 = ops::layer_norm(&add(&x, &sa), Some(&g), Some(&be), 1, 1e-5).unwrap();
+    let h = ops::activation(ops::Activation::Gelu, &ops::linear(&x1, &w1, Some(&b1), false).unwrap(), 0.0).unwrap();
+    let want = ops::layer_norm(&add(&x1, &ops::linear(&h, &w2, None, false).unwrap()), None, None, 1, 1e-3).unwrap();
+    assert_eq!(got.shape(), &[b, tt, e]);
+    assert!(bits(&got) == bits(&want), "encoder_layer_infer differs from its ops");
+    let e1 = ops::encoder_layer_infer(&t(v(e, 1), &[1, e]), &l, None, false, 0.5).unwrap_err();
+    assert!(e1.kind == ErrorKind::Shape, "{}", e1.message);
+    g.set_requires_grad(true).unwrap();
+    let e2 = ops::encoder_layer_infer(&x, &l, None, false, 0.5).unwrap_err();
+    assert!(e2.kind == ErrorKind::Autograd, "{}", e2.message);
+}

@@ -42,6 +42,33 @@ pub fn op_packed_self_attention(qkv: u32, heads: u32, mask: u32, causal: bool, s
     out(ops::packed_self_attention(&*t(qkv)?, heads as usize, m.as_ref(), causal, scale))
 }
 
+/// A Transformer encoder layer's inference forward in one call (`ops::encoder_layer_infer`):
+/// biases, LayerNorm weights and the mask may be 0 (none); `activation` 0 relu, 1 GELU, 2 tanh GELU.
+#[allow(clippy::too_many_arguments)]
+#[wasm_bindgen]
+pub fn op_encoder_layer_infer(
+    x: u32, in_w: u32, in_b: u32, out_w: u32, out_b: u32, w1: u32, b1: u32, w2: u32, b2: u32,
+    g1: u32, be1: u32, eps1: f32, g2: u32, be2: u32, eps2: f32,
+    heads: u32, activation: u8, norm_first: bool, mask: u32, causal: bool, scale: f32,
+) -> R<u32> {
+    let activation = ops::FfActivation::from_code(activation).ok_or_else(|| arg_err(format!("unknown feed-forward activation {}", activation)))?;
+    let (in_w, out_w, w1, w2) = (t(in_w)?, t(out_w)?, t(w1)?, t(w2)?);
+    let (in_b, out_b, b1, b2) = (opt(in_b)?, opt(out_b)?, opt(b1)?, opt(b2)?);
+    let (g1, be1, g2, be2, m) = (opt(g1)?, opt(be1)?, opt(g2)?, opt(be2)?, opt(mask)?);
+    let l = ops::EncoderLayerRef {
+        in_proj: (&in_w, in_b.as_ref()),
+        out_proj: (&out_w, out_b.as_ref()),
+        linear1: (&w1, b1.as_ref()),
+        linear2: (&w2, b2.as_ref()),
+        norm1: (g1.as_ref(), be1.as_ref(), eps1),
+        norm2: (g2.as_ref(), be2.as_ref(), eps2),
+        heads: heads as usize,
+        activation,
+        norm_first,
+    };
+    out(ops::encoder_layer_infer(&*t(x)?, &l, m.as_ref(), causal, scale))
+}
+
 /// Scaled dot-product attention in one call: returns `[output, weights]` handles. `scale` NaN
 /// means the default 1 / sqrt(head dim).
 #[wasm_bindgen]

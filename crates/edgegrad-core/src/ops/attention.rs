@@ -135,3 +135,79 @@ pub fn packed_self_attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>, 
     }
     new_f32(out, &[b, t, e])
 }
+
+/// A linear layer's `[out, in]` weight and optional bias (as `linear` takes them).
+pub type LinearRef<'a> = (&'a Tensor, Option<&'a Tensor>);
+/// A LayerNorm over the last axis: optional weight and bias, and eps.
+pub type NormRef<'a> = (Option<&'a Tensor>, Option<&'a Tensor>, f32);
+
+/// The activation between a Transformer MLP's two linear layers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FfActivation {
+    Relu,
+    Gelu,
+    GeluTanh,
+}
+
+impl FfActivation {
+    /// 0 relu, 1 exact GELU, 2 tanh GELU (the wasm boundary's codes).
+    pub fn from_code(code: u8) -> Option<FfActivation> {
+        Some(match code {
+            0 => FfActivation::Relu,
+            1 => FfActivation::Gelu,
+            2 => FfActivation::GeluTanh,
+            _ => return None,
+        })
+    }
+}
+
+/// The parameters of one Transformer encoder layer (PyTorch's `TransformerEncoderLayer`).
+pub struct EncoderLayerRef<'a> {
+    /// Packed `[3E, E]` query/key/value projection.
+    pub in_proj: LinearRef<'a>,
+    pub out_proj: LinearRef<'a>,
+    pub linear1: LinearRef<'a>,
+    pub linear2: LinearRef<'a>,
+    pub norm1: NormRef<'a>,
+    pub norm2: NormRef<'a>,
+    pub heads: usize,
+    pub activation: FfActivation,
+    /// Pre-LN (`x + sa(norm1(x))`, `x + ff(norm2(x))`) instead of post-LN.
+    pub norm_first: bool,
+}
+
+/// One Transformer encoder layer's inference forward in one call, `x [B, T, E]` -> `[B, T, E]`:
+/// the same ops the SDK's module forward issues one by one in evaluation mode (linear, packed
+/// self-attention, residual adds, LayerNorms, the MLP), in the same order on the same tensors,
+/// so the result is bitwise that forward's. Inference only: it refuses inputs autograd would track.
+pub fn encoder_layer_infer(x: &Tensor, l: &EncoderLayerRef, mask: Option<&Tensor>, causal: bool, scale: f32) -> Result<Tensor> {
+    const OP: &str = "encoder_layer_infer";
+    let mut all: Vec<&Tensor> = vec![x, l.in_proj.0, l.out_proj.0, l.linear1.0, l.linear2.0];
+    all.extend([l.in_proj.1, l.out_proj.1, l.linear1.1, l.linear2.1, l.norm1.0, l.norm1.1, l.norm2.0, l.norm2.1].into_iter().flatten());
+    ensure!(!will_record(&all), Autograd, "{} records no gradient: call it without autograd recording (noGrad, or inputs that need no gradient)", OP);
+    ensure!(x.rank() == 3, Shape, "{} needs [batch, length, embed], got shape {}", OP, fmt_shape(x.shape()));
+    let lin = |h: &Tensor, (w, b): LinearRef| super::linear(h, w, b, false);
+    let norm = |h: &Tensor, (g, b, eps): NormRef| super::layer_norm(h, g, b, 1, eps);
+    let add = |a: &Tensor, b: &Tensor| super::binary(super::BinaryOp::Add, a, b);
+    let sa = |h: &Tensor| -> Result<Tensor> {
+        let qkv = lin(h, l.in_proj)?;
+        lin(&packed_self_attention(&qkv, l.heads, mask, causal, scale)?, l.out_proj)
+    };
+    let ff = |h: &Tensor| -> Result<Tensor> {
+        let h1 = lin(h, l.linear1)?;
+        let h2 = match l.activation {
+            FfActivation::Relu => super::unary(super::UnaryOp::Relu, &h1)?,
+            FfActivation::Gelu => super::activation(super::Activation::Gelu, &h1, 0.0)?,
+            FfActivation::GeluTanh => super::activation(super::Activation::GeluTanh, &h1, 0.0)?,
+        };
+        drop(h1);
+        lin(&h2, l.linear2)
+    };
+    if l.norm_first {
+        let x1 = add(x, &sa(&norm(x, l.norm1)?)?)?;
+        add(&x1, &ff(&norm(&x1, l.norm2)?)?)
+    } else {
+        let x1 = norm(&add(x, &sa(x)?)?, l.norm1)?;
+        norm(&add(&x1, &ff(&x1)?)?, l.norm2)
+    }
+}
