@@ -43,7 +43,8 @@ const FILL: [string, () => unknown][] = [
 ];
 
 /** Positions where a string is a valid argument (a folder to write into): not passed a string there. */
-const STRING_OK: Record<string, number> = { 'eg.saveModel': 1, 'train.saveCheckpoint': 1, 'compress.saveQuantizedModel': 1 };
+// Paths: a string there is a valid argument and would write files into the working directory.
+const STRING_OK: Record<string, number> = { 'eg.saveModel': 1, 'train.saveCheckpoint': 1, 'compress.saveQuantizedModel': 1, 'LoraHandle.saveAdapters': 0 };
 
 const isClass = (f: unknown, name: string): boolean => typeof f === 'function' && /^[A-Z]/.test(name);
 
