@@ -31,7 +31,7 @@ const workload: Workload = {
   ],
   async run(job: Job): Promise<BenchRecord[]> {
     const out: BenchRecord[] = [];
-    const rec = (bs: number, ms: number, note?: string) => out.push({ workload: 'cnn-infer', engine: job.engine, size: `batch ${bs}`, threads: job.threads, medianMs: ms, gflops: (bs * perSampleFlops) / (ms * 1e6), extra: { samplesPerSec: bs / (ms / 1000) }, note });
+    const rec = (bs: number, ms: number, note?: string, layers: Record<string, number> = {}) => out.push({ workload: 'cnn-infer', engine: job.engine, size: `batch ${bs}`, threads: job.threads, medianMs: ms, gflops: (bs * perSampleFlops) / (ms * 1e6), extra: { samplesPerSec: bs / (ms / 1000), ...layers }, note });
     if (job.engine === 'edgegrad') {
       await eg.init({ threads: job.threads });
       eg.setNumThreads(job.threads);
@@ -45,7 +45,21 @@ const workload: Workload = {
         '5.weight': eg.tensor(w3, [10, 7 * 7 * 32]), '5.bias': eg.tensor(b3) });
       for (const bs of BATCHES) {
         const x = eg.tensor(randomFloats(bs * 784, bs), [bs, 28, 28, 1]);
-        rec(bs, await measure(() => eg.noGrad(() => model.forward(x)).dispose(), 20));
+        const ms = await measure(() => eg.noGrad(() => model.forward(x)).dispose(), 20);
+        // Per-layer µs (Sequential runs each Conv2d(relu) + MaxPool2d(2) pair as one fused op).
+        const [c1, , c2, , , fc] = model.layers as [eg.nn.Conv2d, unknown, eg.nn.Conv2d, unknown, unknown, eg.nn.Linear];
+        const F = nn.functional;
+        const h1 = eg.noGrad(() => F.conv2dReluMaxPool2d(x, c1.weight, c1.bias, { padding: 'same' }));
+        const h2 = eg.noGrad(() => F.conv2dReluMaxPool2d(h1, c2.weight, c2.bias, { padding: 'same' }));
+        const flat = h2.reshape([bs, 1568]);
+        const us = async (f: () => eg.Tensor) => +(1000 * await measure(() => eg.noGrad(f).dispose(), 20)).toFixed(1);
+        const layers = {
+          conv1PoolUs: await us(() => F.conv2dReluMaxPool2d(x, c1.weight, c1.bias, { padding: 'same' })),
+          conv2PoolUs: await us(() => F.conv2dReluMaxPool2d(h1, c2.weight, c2.bias, { padding: 'same' })),
+          linearUs: await us(() => fc.forward(flat)),
+        };
+        eg.dispose([h1, h2, flat, x]);
+        rec(bs, ms, undefined, layers);
       }
     } else if (job.engine === 'ort-web') {
       const ort = await loadOrt(job.threads);

@@ -28,7 +28,8 @@ fn check(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: &Conv2dOptions) {
 fn fused_conv_relu_pool_is_bitwise_the_two_ops() {
     // (x shape, kernel, stride, padding, dilation, groups, cout): the benchmark's layers, odd
     // sizes (last row/column dropped by the pool), batches, strides, groups, K past 256, the
-    // direct-kernel geometries (K <= 32) and one too large for the implicit kernel.
+    // direct-kernel geometries (K <= 32, pooled in the direct kernel) and one too large for the
+    // implicit kernel (more than 4096 output pixels).
     let cases: &[([usize; 4], [usize; 2], [usize; 2], [usize; 4], [usize; 2], usize, usize)] = &[
         ([1, 14, 14, 16], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1, 32),
         ([1, 28, 28, 1], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1, 16),
@@ -38,6 +39,7 @@ fn fused_conv_relu_pool_is_bitwise_the_two_ops() {
         ([1, 5, 4, 12], [3, 3], [1, 1], [0, 0, 0, 0], [1, 1], 1, 8),
         ([2, 8, 8, 6], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 3, 6),
         ([1, 70, 70, 4], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1, 8),
+        ([2, 5, 7, 3], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1, 20),
     ];
     for (seed, &(xs, k, s, p, d, groups, cout)) in cases.iter().enumerate() {
         let o = Conv2dOptions { stride: s, padding: p, dilation: d, groups };

@@ -19,7 +19,7 @@
 
 use crate::kernels::elementwise::GRAIN;
 use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, KC as GEMM_KC, MR as GEMM_MR};
-use crate::kernels::pool::takes as max_takes;
+use crate::kernels::pool::{max_step, takes as max_takes};
 use crate::kernels::relaxed::mul_add;
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
@@ -474,7 +474,7 @@ pub const DIRECT_MAX_K: usize = 32;
 /// `out = conv(x, w) (+ bias)`, then ReLU if `relu`; `out` holds `g.pixels() * g.cout` floats
 /// (any contents).
 pub fn conv2d_forward_act(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
-    if g.groups == 1 && g.k() <= DIRECT_MAX_K && !g.is_pointwise() && g.pixels() > 0 && g.cout > 0 {
+    if g.takes_direct() && g.pixels() > 0 && g.cout > 0 {
         direct_forward(x, w, bias, g, relu, out);
         return;
     }
@@ -491,7 +491,7 @@ pub fn conv2d_forward_act(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGe
 /// True where `conv2d_relu_max_pool2` runs in one pass (the implicit-GEMM kernel, its tiles
 /// the pooling windows); elsewhere callers run `conv2d_forward_act` and `max_pool_forward`.
 pub fn fuses_max_pool2(g: &ConvGeom) -> bool {
-    !(g.groups == 1 && g.k() <= DIRECT_MAX_K && !g.is_pointwise()) && g.takes_implicit() && g.oh >= 2 && g.ow >= 2 && g.cout > 0
+    (g.takes_direct() || g.takes_implicit()) && g.oh >= 2 && g.ow >= 2 && g.cout > 0
 }
 
 /// `max_pool(relu(conv(x, w) + bias))` over 2x2 windows at stride 2 (odd last rows and columns
@@ -500,20 +500,29 @@ pub fn fuses_max_pool2(g: &ConvGeom) -> bool {
 pub fn conv2d_relu_max_pool2(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, out: &mut [f32]) {
     assert!(fuses_max_pool2(g) && x.len() == g.n * g.h * g.w * g.cin && w.len() == g.k() * g.cout
         && out.len() == g.n * (g.oh / 2) * (g.ow / 2) * g.cout, "conv2d_relu_max_pool2: buffer sizes do not match the geometry");
-    implicit_impl(x, w, bias, g, true, true, out);
+    if g.takes_direct() {
+        direct_impl(x, w, bias, g, true, true, out);
+    } else {
+        implicit_impl(x, w, bias, g, true, true, out);
+    }
 }
 
 // ------------------------------------------------------------------ implicit GEMM
 
 /// Output pixels up to which the general path runs the implicit-GEMM kernel instead of the
 /// packed GEMM: batch-1 inference, where packing the patch panels and the weights every call
-/// cost as much as the product itself.
+/// cost as much as the product itself. (At batch 32 of the benchmark CNN, 6272 pixels, the
+/// packed GEMM was ~7% faster: its expanded A panel is reused across all the output channels.)
 pub const IMPLICIT_MAX_PIXELS: usize = 4096;
 /// Output pixels × output channels of the implicit kernel's register tile (8 accumulators).
 const IG_MR: usize = 4;
 const IG_NR: usize = 8;
 
 impl ConvGeom {
+    /// True where `conv2d_forward_act` runs the direct kernel (small receptive fields).
+    pub fn takes_direct(&self) -> bool {
+        self.groups == 1 && self.k() <= DIRECT_MAX_K && !self.is_pointwise()
+    }
     /// True where the general path (not pointwise, not depthwise, more than MR pixels) runs the
     /// implicit-GEMM kernel.
     pub fn takes_implicit(&self) -> bool {
@@ -756,6 +765,13 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
 /// taps (ky, kx, ci) are added in that order. Weights are first copied with their channel count
 /// padded to a multiple of 4 so every load is a full vector.
 fn direct_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, out: &mut [f32]) {
+    direct_impl(x, w, bias, g, relu, false, out);
+}
+
+/// `direct_forward`, with `pool` each task computing pairs of output rows into its scratch and
+/// storing only their 2x2 maxima (`max_pool_forward`'s steps, in window order): `out` is then
+/// `[N, OH/2, OW/2, Cout]`.
+fn direct_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: bool, pool: bool, out: &mut [f32]) {
     let (k, cout, cin) = (g.k(), g.cout, g.cin);
     let cp = cout.div_ceil(4) * 4;
     // SAFETY: we are the calling thread, outside any parallel region; nothing else holds the shared
@@ -779,26 +795,55 @@ fn direct_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu
         }
     }
     let offs = &offs[..k];
+    let conv_row = |row: usize, orow: &mut [f32]| {
+        let mut c0 = 0;
+        while c0 < cout {
+            // Channel blocks of up to 16 with a compile-time vector count, so the
+            // accumulators live in registers.
+            match (cout - c0).min(16).div_ceil(4) {
+                1 => direct_block::<1>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                2 => direct_block::<2>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                3 => direct_block::<3>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+                _ => direct_block::<4>(x, wp, bias_row, g, relu, row, c0, orow, offs),
+            }
+            c0 += 16;
+        }
+    };
+    let row_len = g.ow * cout;
+    let op = SharedMut(out.as_mut_ptr());
+    if pool {
+        let (ph, pw) = (g.oh / 2, g.ow / 2);
+        let rows = g.n * ph;
+        let per = (GRAIN / (2 * g.ow * cp * k).max(1)).max(1);
+        for_each(tasks_for(rows, per), &|t, thread| {
+            // SAFETY: `thread` is this task's pool thread and nothing else borrows its slot.
+            let pair = unsafe { scratch::per_thread(Slot::ConvPatch, thread, 2 * row_len) };
+            for pr in t * per..((t + 1) * per).min(rows) {
+                let (n, py) = (pr / ph, pr % ph);
+                let (top, bottom) = pair.split_at_mut(row_len);
+                conv_row(n * g.oh + 2 * py, top);
+                conv_row(n * g.oh + 2 * py + 1, bottom);
+                // SAFETY: pooled row pr belongs to this task only.
+                let orow = unsafe { op.slice(pr * pw * cout, pw * cout) };
+                for px in 0..pw {
+                    let dst = &mut orow[px * cout..(px + 1) * cout];
+                    let at = |q: usize| (2 * px + q) * cout..(2 * px + q + 1) * cout;
+                    dst.copy_from_slice(&top[at(0)]);
+                    max_step(dst, None, &top[at(1)], 1.0);
+                    max_step(dst, None, &bottom[at(0)], 2.0);
+                    max_step(dst, None, &bottom[at(1)], 3.0);
+                }
+            }
+        });
+        return;
+    }
     let rows = g.n * g.oh;
     let per = (GRAIN / (g.ow * cp * k).max(1)).max(1);
-    let op = SharedMut(out.as_mut_ptr());
     for_each(tasks_for(rows, per), &|t, _| {
         let (r0, r1) = (t * per, ((t + 1) * per).min(rows));
         for row in r0..r1 {
             // SAFETY: this task owns output rows r0..r1.
-            let orow = unsafe { op.slice(row * g.ow * cout, g.ow * cout) };
-            let mut c0 = 0;
-            while c0 < cout {
-                // Channel blocks of up to 16 with a compile-time vector count, so the
-                // accumulators live in registers.
-                match (cout - c0).min(16).div_ceil(4) {
-                    1 => direct_block::<1>(x, wp, bias_row, g, relu, row, c0, orow, offs),
-                    2 => direct_block::<2>(x, wp, bias_row, g, relu, row, c0, orow, offs),
-                    3 => direct_block::<3>(x, wp, bias_row, g, relu, row, c0, orow, offs),
-                    _ => direct_block::<4>(x, wp, bias_row, g, relu, row, c0, orow, offs),
-                }
-                c0 += 16;
-            }
+            conv_row(row, unsafe { op.slice(row * row_len, row_len) });
         }
     });
 }
@@ -1213,7 +1258,10 @@ mod tests {
             geom(2, 9, 7, 40, 12, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1),
             geom(1, 11, 13, 64, 9, [3, 3], [2, 2], [1, 1], [0, 1, 1, 0], 1),
             geom(3, 8, 8, 6, 6, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 3),
+            // Just inside IMPLICIT_MAX_PIXELS.
+            geom(1, 64, 64, 8, 16, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1], 1),
         ].into_iter().flatten() {
+            assert!(g.takes_implicit());
             check(&g, &mut rng, None, None);
         }
         let mut tried = 0;

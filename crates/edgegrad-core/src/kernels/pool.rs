@@ -80,7 +80,7 @@ fn takes_scalar(v: f32, b: f32) -> bool {
 
 /// One window element folded into the running maxima (and their positions).
 #[inline(always)]
-fn max_step(best: &mut [f32], idx: Option<&mut [f32]>, src: &[f32], widx: f32) {
+pub(crate) fn max_step(best: &mut [f32], idx: Option<&mut [f32]>, src: &[f32], widx: f32) {
     let n = best.len();
     let body = n & !3;
     let (bp, sp) = (best.as_mut_ptr(), src.as_ptr());
