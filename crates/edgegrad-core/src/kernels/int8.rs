@@ -783,6 +783,9 @@ mod dot7 {
         let kq = k.div_ceil(4);
         let mut rg = RowGather::new(src, i0);
         let data = rg.data;
+        // Whether each aligned run of 16 row elements is contiguous (dense rows; convolutions
+        // with 16 | cin_g): one 16-byte load per row and four quads.
+        let contig16 = rg.taps.is_none_or(|t| t.chunks_exact(16).all(|c| c.iter().enumerate().all(|(j, &o)| o == c[0] + j)));
         for r in 0..rows.div_ceil(MR) {
             let panel = &mut out[r * kq * MR..(r + 1) * kq * MR];
             let live = (rows - r * MR).min(MR);
@@ -790,10 +793,26 @@ mod dot7 {
             for st in starts.iter_mut().take(live) {
                 *st = rg.next_start();
             }
-            // Runs of 8 contiguous elements: 8 bytes per row (two quads), converted 16 lanes at a
-            // time, the 4x4 words transposed into (quad, row) order (a partial panel repeats its
-            // last row; only live rows are read).
+            // Runs of 16 (then 8) contiguous elements: 16 (8) bytes per row, four (two) quads,
+            // converted 16 lanes at a time, the 4x4 words transposed into (quad, row) order (a
+            // partial panel repeats its last row; only live rows are read).
             let mut q0 = 0;
+            if MR == 4 && contig16 {
+                while q0 * 4 + 16 <= k {
+                    let t = rg.tap(4 * q0);
+                    let row = |i: usize| {
+                        let b = &data[starts[i.min(live - 1)] + t..][..16];
+                        // SAFETY: `b` holds 16 readable bytes.
+                        unsafe { I8x16::load(b.as_ptr()) }.to_u7().words()
+                    };
+                    let words = transpose4(row(0), row(1), row(2), row(3));
+                    for (j, w) in words.iter().enumerate() {
+                        // SAFETY: the panel holds words q0*MR..(q0+4)*MR (q0 + 4 <= kq).
+                        unsafe { store_i32(*w, panel.as_mut_ptr().add((q0 + j) * MR)) };
+                    }
+                    q0 += 4;
+                }
+            }
             if MR == 4 && rg.contig8 {
                 while q0 * 4 + 8 <= k {
                     let t = rg.tap(4 * q0);
@@ -1322,37 +1341,39 @@ mod tests {
                 assert!((g - e).abs() <= bound, "m={m} k={k} n={n}: {g} vs {e} (bound {bound})");
             }
         }
-        // A padded, strided 3x3 convolution with 8 channels (contiguous runs of 8), with and
+        // Padded 3x3 convolutions with 8 and 16 channels (contiguous runs of 8, of 16), with and
         // without the fused 2x2 max pool, requantized to int8.
-        let g = ConvGeom { n: 2, h: 9, w: 9, cin: 8, kh: 3, kw: 3, cout: 12, groups: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, oh: 9 - 1, ow: 9 - 1 };
-        let x = bytes(g.n * g.h * g.w * g.cin, 7);
-        let w = bytes(g.k() * g.cout, 8);
-        let (k, n) = (g.k(), g.cout);
-        let (mut p7, mut p16) = (vec![0; packed_len(k, n)], vec![0; packed_len(k, n)]);
-        dot7::pack_b(&w, 0, n, 1, k, n, &mut p7);
-        pack_b(&w, 0, n, 1, k, n, &mut p16);
-        let offsets = vec![-3000; n];
-        let (mult, left, right) = quantize_multipliers(&vec![0.004; n]).unwrap();
-        let rq = Requant { left, right, zero_point: -7, qmin: -128, qmax: 127 };
-        let x7: Vec<i8> = x.iter().map(|&q| q7(q)).collect();
-        for max4 in [false, true] {
-            let rows = if max4 { g.n * (g.oh / 2) * (g.ow / 2) * 4 } else { g.pixels() };
-            let run = |kernel: u8, x: &[i8], pad: i8| {
-                let mut y = vec![0i8; if max4 { rows / 4 } else { rows } * n];
-                let epi = QEpilogue::Int8 { out: SharedMut(y.as_mut_ptr()), mult: &mult, rq, max4 };
-                let cr = ConvRows::new(x, &g, pad);
-                let src = ASrc::Im2col { rows: &cr, grp: 0, windows: max4 };
-                let o = OutLayout { off: 0, ldc: n };
-                match kernel {
-                    0 => qgemm_with::<Pairs>(rows, n, k, src, &p16, &offsets, &epi, o),
-                    1 => qgemm_with::<dot7::Dot7<false>>(rows, n, k, src, &p7, &offsets, &epi, o),
-                    _ => qgemm_with::<dot7::Dot7<true>>(rows, n, k, src, &p7, &offsets, &epi, o),
-                }
-                y
-            };
-            let want = run(0, &x7, q7(5));
-            assert_eq!(run(1, &x, 5), want, "conv, max4 = {max4}");
-            assert_eq!(run(2, &x, 5), want, "conv, max4 = {max4}, fused");
+        for cin in [8, 16] {
+            let g = ConvGeom { n: 2, h: 9, w: 9, cin, kh: 3, kw: 3, cout: 12, groups: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, oh: 9 - 1, ow: 9 - 1 };
+            let x = bytes(g.n * g.h * g.w * g.cin, 7);
+            let w = bytes(g.k() * g.cout, 8);
+            let (k, n) = (g.k(), g.cout);
+            let (mut p7, mut p16) = (vec![0; packed_len(k, n)], vec![0; packed_len(k, n)]);
+            dot7::pack_b(&w, 0, n, 1, k, n, &mut p7);
+            pack_b(&w, 0, n, 1, k, n, &mut p16);
+            let offsets = vec![-3000; n];
+            let (mult, left, right) = quantize_multipliers(&vec![0.004; n]).unwrap();
+            let rq = Requant { left, right, zero_point: -7, qmin: -128, qmax: 127 };
+            let x7: Vec<i8> = x.iter().map(|&q| q7(q)).collect();
+            for max4 in [false, true] {
+                let rows = if max4 { g.n * (g.oh / 2) * (g.ow / 2) * 4 } else { g.pixels() };
+                let run = |kernel: u8, x: &[i8], pad: i8| {
+                    let mut y = vec![0i8; if max4 { rows / 4 } else { rows } * n];
+                    let epi = QEpilogue::Int8 { out: SharedMut(y.as_mut_ptr()), mult: &mult, rq, max4 };
+                    let cr = ConvRows::new(x, &g, pad);
+                    let src = ASrc::Im2col { rows: &cr, grp: 0, windows: max4 };
+                    let o = OutLayout { off: 0, ldc: n };
+                    match kernel {
+                        0 => qgemm_with::<Pairs>(rows, n, k, src, &p16, &offsets, &epi, o),
+                        1 => qgemm_with::<dot7::Dot7<false>>(rows, n, k, src, &p7, &offsets, &epi, o),
+                        _ => qgemm_with::<dot7::Dot7<true>>(rows, n, k, src, &p7, &offsets, &epi, o),
+                    }
+                    y
+                };
+                let want = run(0, &x7, q7(5));
+                assert_eq!(run(1, &x, 5), want, "conv, cin = {cin}, max4 = {max4}");
+                assert_eq!(run(2, &x, 5), want, "conv, cin = {cin}, max4 = {max4}, fused");
+            }
         }
     }
 
