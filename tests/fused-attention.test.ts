@@ -107,7 +107,41 @@ describe('fused inference self-attention', () => {
     }
     // The same bits in Node and Chromium (and before this path existed: the unfused ops give them).
     expect(last).toBe(GPT_T19_DIGEST);
+    // Each GPTBlock ran as one engine call: the only LayerNorm module forward is the final ln_f.
+    const idx = eg.randint([1, 7], 0, 23, { seed: 3 });
+    const spy = vi.spyOn(nn.LayerNorm.prototype, 'forward');
+    try {
+      eg.noGrad(() => gpt.forward(idx)).dispose();
+      expect(spy.mock.calls.length).toBe(1);
+      // A hook on one block's c_attn sends that block through its modules (2 LayerNorms more), same bits.
+      const hook = gpt.blocks[1].attn.getModule('c_attn').registerForwardHook(() => {});
+      const [hooked, recorded] = fusedAndRecorded(() => gpt.forward(idx));
+      expect(hooked).toEqual(recorded);
+      spy.mockClear();
+      eg.noGrad(() => gpt.forward(idx)).dispose();
+      expect(spy.mock.calls.length).toBe(3);
+      hook.remove();
+    } finally {
+      spy.mockRestore();
+      idx.dispose();
+    }
     gpt.dispose();
+  });
+
+  it('GPTBlock in one call counts seeded attention calls like its modules (training afterwards draws the same masks)', () => {
+    const run = (oneCall: boolean): number[] => {
+      const block = new nn.GPTBlock(16, 2, { dropout: 0.2, seed: 51 });
+      const x = eg.randn([1, 5, 16], 0, 1, { seed: 52 });
+      block.eval();
+      const y0 = oneCall ? eg.noGrad(() => block.forward(x)) : block.forward(x);
+      block.train();
+      const y1 = block.forward(x);
+      const out = bits(y1);
+      for (const t of [x, y0, y1]) t.dispose();
+      block.dispose();
+      return out;
+    };
+    expect(run(true)).toEqual(run(false));
   });
 
   it('the fused path counts seeded calls like the unfused one (training afterwards draws the same dropout masks)', () => {

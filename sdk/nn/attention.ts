@@ -20,7 +20,7 @@ import { keep } from '../memory.js';
 import { call } from '../runtime.js';
 import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import * as F from './functional.js';
-import { attentionInternals, plainLinear, type EncoderLayerParts } from './attention-internals.js';
+import { attentionInternals, encoderLayerCall, plainLinear, type EncoderLayerParts } from './attention-internals.js';
 import { initialize, type Initializer } from './init.js';
 import { Linear } from './layers.js';
 import { Module, registerModule } from './module.js';
@@ -295,13 +295,8 @@ export class MultiHeadAttention extends Module {
     const { mask, owned } = combineMasks(o.keyMask, o.attnMask);
     try {
       if (this.#opts.seed !== undefined) this.#calls++; // as the module-by-module forward counts
-      const h = (t: Tensor | null) => (t ? t.handle : 0);
-      const inBias = this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null;
-      return fromHandle(call((e) => e.op_encoder_layer_infer(src.handle,
-        this.param('in_proj_weight').handle, h(inBias), outProj.weight.handle, h(outProj.bias),
-        p.linear1.weight.handle, h(p.linear1.bias), p.linear2.weight.handle, h(p.linear2.bias),
-        h(p.norm1.weight), h(p.norm1.bias), p.norm1.eps, h(p.norm2.weight), h(p.norm2.bias), p.norm2.eps,
-        this.numHeads, p.activation, p.normFirst, mask ? mask.handle : 0, o.causal ?? false, 1 / Math.sqrt(this.headDim))));
+      const inProj = { weight: this.param('in_proj_weight'), bias: this.hasParam('in_proj_bias') ? this.param('in_proj_bias') : null };
+      return encoderLayerCall(src, inProj, outProj, p, this.numHeads, mask, o.causal ?? false, 1 / Math.sqrt(this.headDim));
     } finally {
       for (const t of owned) t.dispose();
     }

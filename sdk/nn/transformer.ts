@@ -20,7 +20,7 @@ import { assertTensor, fromHandle, Tensor } from '../tensor.js';
 import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from './layers.js';
 import { Module, moduleFromConfig, registerModule, type ModuleConfig } from './module.js';
 import { applyToLastAxis, MultiHeadAttention, scaledDotProductAttention, type MultiHeadForwardOptions } from './attention.js';
-import { attentionInternals, plainLinear } from './attention-internals.js';
+import { attentionInternals, encoderLayerCall, plainLinear, plainNorm } from './attention-internals.js';
 
 /** Options of `TransformerEncoderLayer` and `TransformerEncoder.create` (PyTorch's keyword arguments). */
 export interface TransformerEncoderLayerOptions {
@@ -117,14 +117,9 @@ export class TransformerEncoderLayer extends Module {
       const d = this.getModule(n);
       if (!(d instanceof Dropout) || d.training || d.numForwardHooks > 0) return null;
     }
-    const norms = ['norm1', 'norm2'].map((n) => {
-      const m = this.getModule(n);
-      if (Object.getPrototypeOf(m) !== LayerNorm.prototype || m.numForwardHooks > 0 || (m as LayerNorm).normalizedShape.length !== 1) return null;
-      const ps = new Map(m.namedParameters()); // weight and bias, or none without elementwiseAffine
-      return { weight: ps.get('weight') ?? null, bias: ps.get('bias') ?? null, eps: (m as LayerNorm).opts.eps ?? 1e-5 };
-    });
-    if (!norms[0] || !norms[1]) return null;
-    const parts = { linear1, linear2, norm1: norms[0], norm2: norms[1], activation, normFirst: this.#opts.normFirst ?? false };
+    const [norm1, norm2] = [plainNorm(this.getModule('norm1')), plainNorm(this.getModule('norm2'))];
+    if (!norm1 || !norm2) return null;
+    const parts = { linear1, linear2, norm1, norm2, activation, normFirst: this.#opts.normFirst ?? false };
     return attentionInternals.get(this.selfAttn)?.encoderLayer(src, o, parts) ?? null;
   }
   /** `src` `[batch, length, dModel]`; masks as in `MultiHeadAttention`. */
@@ -244,6 +239,9 @@ export interface GPTBlockOptions {
   seed?: number;
 }
 
+/** Counts a `CausalSelfAttention` forward as its module forward does (the seeded dropout stream), for `GPTBlock`'s one-call path. */
+const countCausalCall = new WeakMap<object, () => void>();
+
 /** Causal multi-head self-attention with nanoGPT's names: `c_attn` (E → 3E) and `c_proj` (E → E). */
 export class CausalSelfAttention extends Module {
   /** Features per head, `nEmbd / nHead`. */
@@ -277,6 +275,9 @@ export class CausalSelfAttention extends Module {
       this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 1) }));
       this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { bias, weightInit: { normal: [0, 0.02] }, seed: seeded(opts.seed, 2) }));
       this.registerModule('resid_dropout', new Dropout(opts.dropout ?? 0, seeded(opts.seed, 3)));
+    });
+    countCausalCall.set(this, () => {
+      if (this.opts.seed !== undefined) this.#calls++;
     });
   }
   /** Weights of every head from the last forward `[batch, heads, time, time]` (with `keepAttentionWeights`). */
@@ -387,8 +388,31 @@ export class GPTBlock extends Module {
   get attn(): CausalSelfAttention {
     return this.getModule('attn') as CausalSelfAttention;
   }
+  /**
+   * The whole block in one engine call (the encoder layer's, pre-LN, causal, exact GELU) when
+   * nothing records, it is in evaluation mode and every part is the plain module it built (no
+   * hooks, adapters, kept weights or active dropout): bitwise the module-by-module forward.
+   */
+  #inference(x: Tensor): Tensor | null {
+    if (this.training || x.rank !== 3 || x.shape[2] !== this.nEmbd || isGradEnabled()) return null;
+    const [attn, mlp] = [this.attn, this.getModule('mlp')];
+    if (Object.getPrototypeOf(attn) !== CausalSelfAttention.prototype || Object.getPrototypeOf(mlp) !== GPTMLP.prototype) return null;
+    if (attn.training || mlp.training || attn.keepAttentionWeights || attn.numForwardHooks > 0 || mlp.numForwardHooks > 0) return null;
+    const [cAttn, attnProj, cFc, mlpProj] = [attn.getModule('c_attn'), attn.getModule('c_proj'), mlp.getModule('c_fc'), mlp.getModule('c_proj')];
+    if (!plainLinear(cAttn) || !plainLinear(attnProj) || !plainLinear(cFc) || !plainLinear(mlpProj)) return null;
+    for (const d of [attn.getModule('resid_dropout'), mlp.getModule('dropout')]) {
+      if (!(d instanceof Dropout) || d.training || d.numForwardHooks > 0) return null;
+    }
+    const [norm1, norm2] = [plainNorm(this.getModule('ln_1')), plainNorm(this.getModule('ln_2'))];
+    if (!norm1 || !norm2) return null;
+    countCausalCall.get(attn)?.();
+    const parts = { linear1: cFc, linear2: mlpProj, norm1, norm2, activation: 1, normFirst: true };
+    return encoderLayerCall(x, cAttn, attnProj, parts, this.nHead, null, true, 1 / Math.sqrt(attn.headDim));
+  }
   forward(x: Tensor): Tensor {
     assertTensor(x, `${this.className} needs a Tensor input`);
+    const fused = this.#inference(x);
+    if (fused) return fused;
     const a = this.getModule('ln_1').forward(x);
     const b = this.attn.forward(a);
     const x1 = x.add(b);
