@@ -512,7 +512,7 @@ pub fn conv2d_relu_max_pool2(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Con
 /// Output pixels up to which the general path runs the implicit-GEMM kernel instead of the
 /// packed GEMM: batch-1 inference, where packing the patch panels and the weights every call
 /// cost as much as the product itself. (At batch 32 of the benchmark CNN, 6272 pixels, the
-/// packed GEMM was ~7% faster: its expanded A panel is reused across all the output channels.)
+/// packed GEMM was ~7% faster: each packed A panel meets all the output channels.)
 pub const IMPLICIT_MAX_PIXELS: usize = 4096;
 /// Output pixels × output channels of the implicit kernel's register tile (8 accumulators).
 const IG_MR: usize = 4;
@@ -528,19 +528,6 @@ impl ConvGeom {
     pub fn takes_implicit(&self) -> bool {
         let p = self.pixels();
         !self.is_pointwise() && !self.is_depthwise() && p > GEMM_MR && p <= IMPLICIT_MAX_PIXELS
-    }
-}
-
-/// `v`'s lane `L` in all four lanes (one shuffle on wasm).
-#[inline(always)]
-fn splat_lane<const L: usize>(v: F32x4) -> F32x4 {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        F32x4(core::arch::wasm32::i32x4_shuffle::<L, L, L, L>(v.0, v.0))
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    {
-        F32x4::splat(v.lane(L))
     }
 }
 
@@ -565,13 +552,13 @@ fn store_tile_row(v: &[F32x4; 2], o: &mut [f32]) {
     o.copy_from_slice(&t[..n]);
 }
 
-/// `acc += A·B` over `kc` steps for one tile: `a` walks an expanded panel (per step the tile's
-/// four pixel values, each in four lanes), `b` an 8-wide weight sliver. The GEMM's micro-kernel
-/// loop: plain vector loads at folded offsets from two walking pointers, one step per iteration
-/// (an unrolled body lets LLVM hoist every load to the top, and V8's 16 registers then spill).
+/// `acc += A·B` over `kc` steps for one tile: `a` walks a packed panel (per step the tile's four
+/// pixel values), `b` an 8-wide weight sliver. The GEMM's micro-kernel loop: each A value a
+/// broadcast load, B plain vector loads, two walking pointers, one step per iteration (an
+/// unrolled body lets LLVM hoist every load to the top, and V8's 16 registers then spill).
 ///
 /// # Safety
-/// `a` addresses `kc * 16` readable floats and `b` `kc * IG_NR`.
+/// `a` addresses `kc * 4` readable floats and `b` `kc * IG_NR`.
 #[inline(always)]
 unsafe fn ig_kernel(acc: &mut [[F32x4; 2]; IG_MR], a: *const f32, b: *const f32, kc: usize) {
     let (mut a, mut b) = (a, b);
@@ -580,19 +567,18 @@ unsafe fn ig_kernel(acc: &mut [[F32x4; 2]; IG_MR], a: *const f32, b: *const f32,
         let b0 = F32x4::load(b);
         let b1 = F32x4::load(b.add(4));
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = F32x4::load(a.add(4 * r));
+            let av = F32x4::load_splat(a.add(r));
             row[0] = mul_add(row[0], av, b0);
             row[1] = mul_add(row[1], av, b1);
         }
-        a = a.add(4 * IG_MR);
+        a = a.add(IG_MR);
         b = b.add(IG_NR);
     }
 }
 
 /// The general convolution as an implicit GEMM for few pixels: per tile of 4 output pixels the
-/// receptive fields are gathered once from x into an expanded panel (each value in four lanes,
-/// padding taps zero), which every 8-wide sliver of the weights (copied once per call) then
-/// meets in a 4×8 register tile. No B packing per block, no bias pre-fill pass, no ReLU pass. Bitwise what `gemm_forward` gives: each
+/// receptive fields are gathered once from x into a packed panel (padding taps zero), which
+/// every 8-wide sliver of the weights (copied once per call) then meets in a 4×8 register tile. No B packing per block, no bias pre-fill pass, no ReLU pass. Bitwise what `gemm_forward` gives: each
 /// element sums its k terms (ky, kx, c) in order, in blocks of the GEMM's KC started from zero,
 /// each multiply then add (`mul_add`, fused only in the relaxed build like the GEMM's), the
 /// blocks added in turn to the bias; ReLU (`pmax`) last. A task owns whole tiles of pixels, so
@@ -653,7 +639,7 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
     let op = SharedMut(out.as_mut_ptr());
     for_each(tasks_for(tiles, per), &|t, thread| {
         // SAFETY: `thread` is this task's pool thread and nothing else borrows its slot.
-        let panel = unsafe { scratch::per_thread(Slot::ConvPatch, thread, k * 4 * IG_MR) };
+        let panel = unsafe { scratch::per_thread(Slot::ConvPatch, thread, k * IG_MR) };
         for tile in t * per..((t + 1) * per).min(tiles) {
             let p0 = tile * IG_MR;
             let np = IG_MR.min(pixels - p0);
@@ -667,40 +653,33 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
                 Some((n, (oy * g.sh) as isize - g.pt as isize, (ox * g.sw) as isize - g.pl as isize))
             });
             for grp in 0..g.groups {
-                // The tile's expanded panel: step p holds its four pixels' patch values, each in
-                // four lanes (zero for padding taps and absent pixels).
+                // The tile's packed panel: step p holds its four pixels' patch values (zero for
+                // padding taps and absent pixels), each tap's channel runs transposed 4x4.
                 for tap in 0..g.kh * g.kw {
                     let (dy, dx) = (((tap / g.kw) * g.dh) as isize, ((tap % g.kw) * g.dw) as isize);
-                    for (i, o) in org.iter().enumerate() {
-                        let dst = &mut panel[tap * cg * 4 * IG_MR + 4 * i..];
-                        match *o {
-                            Some((n, y0, x0)) if y0 + dy >= 0 && y0 + dy < g.h as isize && x0 + dx >= 0 && x0 + dx < g.w as isize => {
-                                let at = ((n * g.h + (y0 + dy) as usize) * g.w + (x0 + dx) as usize) * g.cin + grp * cg;
-                                let run = &x[at..at + cg];
-                                let body = cg & !3;
-                                let (d, r) = (dst.as_mut_ptr(), run.as_ptr());
-                                for c in (0..body).step_by(4) {
-                                    // SAFETY: c + 4 <= cg floats of the run; the panel holds k*16
-                                    // floats and (tap*cg + c + 3)*16 + 4i + 4 <= k*16.
-                                    unsafe {
-                                        let v = F32x4::load(r.add(c));
-                                        splat_lane::<0>(v).store(d.add(c * 16));
-                                        splat_lane::<1>(v).store(d.add(c * 16 + 16));
-                                        splat_lane::<2>(v).store(d.add(c * 16 + 32));
-                                        splat_lane::<3>(v).store(d.add(c * 16 + 48));
-                                    }
-                                }
-                                for (c, &v) in run.iter().enumerate().skip(body) {
-                                    // SAFETY: as above.
-                                    unsafe { F32x4::splat(v).store(d.add(c * 16)) };
-                                }
+                    let src = org.map(|o| match o {
+                        Some((n, y0, x0)) if y0 + dy >= 0 && y0 + dy < g.h as isize && x0 + dx >= 0 && x0 + dx < g.w as isize => {
+                            let at = ((n * g.h + (y0 + dy) as usize) * g.w + (x0 + dx) as usize) * g.cin + grp * cg;
+                            Some(&x[at..at + cg])
+                        }
+                        _ => None,
+                    });
+                    let dst = &mut panel[tap * cg * IG_MR..(tap + 1) * cg * IG_MR];
+                    let body = cg & !3;
+                    for c in (0..body).step_by(4) {
+                        // SAFETY: each run holds cg >= c + 4 floats; dst holds cg*4 floats and
+                        // (c + 4) * 4 <= cg * 4.
+                        unsafe {
+                            let ld = |r: Option<&[f32]>| r.map_or(F32x4::zero(), |r| F32x4::load(r.as_ptr().add(c)));
+                            let t = F32x4::transpose4(ld(src[0]), ld(src[1]), ld(src[2]), ld(src[3]));
+                            for (j, v) in t.iter().enumerate() {
+                                v.store(dst.as_mut_ptr().add((c + j) * IG_MR));
                             }
-                            _ => {
-                                for c in 0..cg {
-                                    // SAFETY: as above.
-                                    unsafe { F32x4::zero().store(dst.as_mut_ptr().add(c * 4 * IG_MR)) };
-                                }
-                            }
+                        }
+                    }
+                    for c in body..cg {
+                        for (i, r) in src.iter().enumerate() {
+                            dst[c * IG_MR + i] = r.map_or(0.0, |r| r[c]);
                         }
                     }
                 }
@@ -713,8 +692,8 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
                     while pc < k {
                         let kc = GEMM_KC.min(k - pc);
                         let mut acc = [[F32x4::zero(); 2]; IG_MR];
-                        // SAFETY: the panel holds k*16 floats and the sliver k*8; pc + kc <= k.
-                        unsafe { ig_kernel(&mut acc, panel.as_ptr().add(pc * 4 * IG_MR), wsl.as_ptr().add(pc * IG_NR), kc) };
+                        // SAFETY: the panel holds k*4 floats and the sliver k*8; pc + kc <= k.
+                        unsafe { ig_kernel(&mut acc, panel.as_ptr().add(pc * IG_MR), wsl.as_ptr().add(pc * IG_NR), kc) };
                         for (sr, ar) in sum.iter_mut().zip(&acc) {
                             for (sv, av) in sr.iter_mut().zip(ar) {
                                 *sv = if pc > 0 { sv.add(*av) } else { *av };
@@ -927,15 +906,20 @@ fn direct_block<const NV: usize>(x: &[f32], wp: &[f32], bias_row: &[f32], g: &Co
             let (mut a0, mut a1) = ([F32x4::zero(); NV], [F32x4::zero(); NV]);
             bias(&mut a0);
             bias(&mut a1);
-            for (t, &off) in offs.iter().enumerate() {
-                let x0 = F32x4::splat(x[base + off]);
-                let x1 = F32x4::splat(x[base + step + off]);
-                let wr = &wp[t * cp + c0..][..4 * NV];
-                for q in 0..NV {
-                    // SAFETY: `wr` holds 4·NV floats.
-                    let wv = unsafe { F32x4::load(wr.as_ptr().add(4 * q)) };
-                    a0[q] = a0[q].add(x0.mul(wv));
-                    a1[q] = a1[q].add(x1.mul(wv));
+            // SAFETY: pixels ox and ox + 1 are interior (ox + 1 < ox_hi on an inside row), so
+            // every tap offset from `base` and `base + step` indexes x; wp holds k rows of cp >=
+            // c0 + 4·NV floats, and `wr` steps one row per tap. (No bounds checks in the loop.)
+            unsafe {
+                let (xp, mut wr) = (x.as_ptr().add(base), wp.as_ptr().add(c0));
+                for &off in offs {
+                    let x0 = F32x4::splat(*xp.add(off));
+                    let x1 = F32x4::splat(*xp.add(step + off));
+                    for q in 0..NV {
+                        let wv = F32x4::load(wr.add(4 * q));
+                        a0[q] = a0[q].add(x0.mul(wv));
+                        a1[q] = a1[q].add(x1.mul(wv));
+                    }
+                    wr = wr.add(cp);
                 }
             }
             store(&a0, ox, orow);
