@@ -699,16 +699,14 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
                                 *sv = if pc > 0 { sv.add(*av) } else { *av };
                             }
                         }
-                        if pc == 0 {
-                            if bias.is_some() {
-                                // The GEMM adds its first block to C pre-filled with the bias.
-                                let bp = &wpk[bias_at + (grp * slivers + s) * IG_NR..][..IG_NR];
-                                // SAFETY: bp holds 8 floats.
-                                let bv = unsafe { [F32x4::load(bp.as_ptr()), F32x4::load(bp.as_ptr().add(4))] };
-                                for sr in sum.iter_mut() {
-                                    sr[0] = bv[0].add(sr[0]);
-                                    sr[1] = bv[1].add(sr[1]);
-                                }
+                        if pc == 0 && bias.is_some() {
+                            // The GEMM adds its first block to C pre-filled with the bias.
+                            let bp = &wpk[bias_at + (grp * slivers + s) * IG_NR..][..IG_NR];
+                            // SAFETY: bp holds 8 floats.
+                            let bv = unsafe { [F32x4::load(bp.as_ptr()), F32x4::load(bp.as_ptr().add(4))] };
+                            for sr in sum.iter_mut() {
+                                sr[0] = bv[0].add(sr[0]);
+                                sr[1] = bv[1].add(sr[1]);
                             }
                         }
                         pc += kc;
