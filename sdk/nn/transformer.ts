@@ -289,7 +289,7 @@ export class CausalSelfAttention extends Module {
     if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new ShapeError(`CausalSelfAttention expects [batch, time, ${this.nEmbd}], got [${x.shape.join(', ')}]`);
     const [b, t] = x.shape;
     const qkv = applyToLastAxis(this.getModule('c_attn'), x);
-    if (!this.keepAttentionWeights && !(this.training && (this.opts.dropout ?? 0) > 0) && !(isGradEnabled() && qkv.requiresGrad)) {
+    if (!this.keepAttentionWeights && !(this.training && (this.opts.dropout ?? 0) > 0) && this.getModule('resid_dropout').numForwardHooks === 0 && !(isGradEnabled() && qkv.requiresGrad)) {
       // Inference: one engine call reads the heads in place and writes them merged, bitwise the
       // unfused path below (which counts a seeded draw per call: so does this one).
       if (this.opts.seed !== undefined) this.#calls++;
@@ -297,7 +297,7 @@ export class CausalSelfAttention extends Module {
       qkv.dispose();
       const proj = applyToLastAxis(this.getModule('c_proj'), merged);
       merged.dispose();
-      return proj; // resid_dropout is the identity here (eval, or dropout 0)
+      return proj; // resid_dropout (no hooks) would return a copy here (eval, or dropout 0)
     }
     const r = qkv.reshape([b, t, 3, this.nHead, this.headDim]);
     const p = r.permute([2, 0, 3, 1, 4]);
