@@ -109,6 +109,9 @@ mod imp {
         pub fn shr(self, n: u32) -> Self { I32x4(i32x4_shr(self.0, n)) }
         #[inline(always)]
         pub fn lt(self, o: Self) -> Self { I32x4(i32x4_lt(self.0, o.0)) }
+        /// Every lane nonzero.
+        #[inline(always)]
+        pub fn all_true(self) -> bool { i32x4_all_true(self.0) }
         #[inline(always)]
         pub fn to_f32(self) -> F32x4 { F32x4(f32x4_convert_i32x4(self.0)) }
         #[inline(always)]
@@ -235,6 +238,9 @@ mod imp {
         pub fn shr(self, n: u32) -> Self { I32x4(self.0.map(|x| x >> n)) }
         #[inline(always)]
         pub fn lt(self, o: Self) -> Self { i2!(self, o, |x, y| if x < y { -1 } else { 0 }) }
+        /// Every lane nonzero.
+        #[inline(always)]
+        pub fn all_true(self) -> bool { self.0.iter().all(|&x| x != 0) }
         #[inline(always)]
         pub fn to_f32(self) -> F32x4 { F32x4(self.0.map(|x| x as f32)) }
         #[inline(always)]

@@ -411,7 +411,8 @@ fn gemm_blocked(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: SharedMut
             });
             let m_tiles = m.div_ceil(MC);
             // Enough tiles to keep several threads busy even when m is small.
-            let n_tiles = (8usize.div_ceil(m_tiles)).min(slivers).max(1);
+            // (One thread: one tile per row block, so each A block is packed once, not once per tile.)
+            let n_tiles = if matches!(mode, Mode::Serial(_)) { 1 } else { (8usize.div_ceil(m_tiles)).min(slivers).max(1) };
             let slivers_per_tile = slivers.div_ceil(n_tiles);
             run(m_tiles * n_tiles, &|t, thread| {
                 let (mi, ni) = (t / n_tiles, t % n_tiles);

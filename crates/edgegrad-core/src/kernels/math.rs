@@ -272,6 +272,10 @@ pub fn erf(x: F32x4) -> F32x4 {
         r = r.mul(s).add(F32x4::splat(c));
     }
     let small = x.add(x.mul(r));
+    // Every lane in [-1, 1] (so none is NaN): the large branch would be discarded.
+    if ax.le(F32x4::splat(1.0)).all_true() {
+        return small;
+    }
     // 1 < |x| < 3.92: 1 - exp(Q(|x|)), with the sign of x. The clamp keeps Q finite for huge x
     // (pmin returns ax, i.e. NaN, for NaN lanes; those are replaced at the end).
     let t = ax.pmin(F32x4::splat(ERF_SATURATE));
