@@ -880,12 +880,16 @@ fn direct_block<const NV: usize>(x: &[f32], wp: &[f32], bias_row: &[f32], g: &Co
                 }
                 let xs = &x[((n * g.h + iy as usize) * g.w + ix as usize) * cin..][..cin];
                 let wb = (ky * g.kw + kx) * cin;
-                for (ci, &xv) in xs.iter().enumerate() {
-                    let xv = F32x4::splat(xv);
-                    let wr = &wp[(wb + ci) * cp + c0..][..4 * NV];
-                    for (q, a) in acc.iter_mut().enumerate() {
-                        // SAFETY: `wr` holds 4·NV floats.
-                        *a = a.add(xv.mul(unsafe { F32x4::load(wr.as_ptr().add(4 * q)) }));
+                let wt = &wp[wb * cp..(wb + cin) * cp];
+                // SAFETY: wt holds cin rows of cp >= c0 + 4·NV floats (no bounds checks per tap).
+                unsafe {
+                    let mut wr = wt.as_ptr().add(c0);
+                    for &xv in xs {
+                        let xv = F32x4::splat(xv);
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            *a = a.add(xv.mul(F32x4::load(wr.add(4 * q))));
+                        }
+                        wr = wr.add(cp);
                     }
                 }
             }
