@@ -79,6 +79,7 @@ if (mode === '--relaxed') {
   }
   console.log(`relaxed engine: ${info.build}, relaxed ${info.relaxed}`);
 } else {
+  if (Number(process.versions.node.split('.')[0]) < 22) throw new Error(`the relaxed engine needs Node 22 or later (this is ${process.version})`);
   await eg.init({ threads: 1 });
   const out = mkdtempSync(join(tmpdir(), 'relaxed-int8-'));
   const rows: Record<string, { labels: Int32Array; f32: Float32Array; int8: Float32Array }> = {};
