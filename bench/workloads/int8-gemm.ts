@@ -12,7 +12,8 @@
  * column of int8 rows counts 2·n³ integer operations.
  */
 import * as eg from 'edgegrad';
-import { main, measure, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+import { main, measure, now, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+import { int8GemmProblem } from '../lib/int8-problem.js';
 import { loadOrt } from '../lib/peers.js';
 import { buildModel, DT } from '../lib/onnx.js';
 
@@ -26,7 +27,8 @@ function median(x: number[]): number {
 }
 
 /**
- * Medians of two functions timed alternately (same conditions for both), after warm-up. The
+ * Medians of two functions timed alternately (same conditions for both) with the harness clock
+ * (`now()`: CPU time for 1-thread jobs under `--cpu-time`), after warm-up. The
  * warm-up lasts at least 300 ms: V8 first runs wasm on its baseline compiler and swaps in the
  * optimized code from a background thread, which on a busy 2-core machine can take that long.
  */
@@ -44,12 +46,12 @@ export function interleaved(fa: () => void, fb: () => void, minReps = 10, target
   const ta: number[] = [];
   const tb: number[] = [];
   for (let i = 0; i < reps; i++) {
-    let t = performance.now();
+    let t = now();
     fa();
-    ta.push(performance.now() - t);
-    t = performance.now();
+    ta.push(now() - t);
+    t = now();
     fb();
-    tb.push(performance.now() - t);
+    tb.push(now() - t);
   }
   return [median(ta), median(tb)];
 }
@@ -76,18 +78,12 @@ const workload: Workload = {
 
 /** The int8 problem above and the f32 matmul of the same floats, timed interleaved: [f32 ms, int8 ms]. */
 export function f32AndInt8Gemm(n: number): [number, number] {
-  const Q = eg.compress.int8;
   const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
   const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
-  const xq = { scale: 1 / 127, zeroPoint: 0 };
-  const oq = { scale: 0.05, zeroPoint: 0 };
-  const aq = Q.quantizeTensor(a, xq);
-  const bt = b.transpose().contiguous(); // weights as [out, in]
-  const [wq, ws] = Q.quantizePerChannel(bt, 0);
-  const packed = Q.packWeights(wq, 0);
-  const c = Q.layerConstants(wq, ws, null, 0, xq, oq);
-  const times = interleaved(() => a.matmul(b).dispose(), () => Q.qlinear(aq, packed, n, { c, out: oq, relu: false }).dispose());
-  eg.dispose([a, b, aq, bt, wq, ws, packed, c.offsets, c.mult]);
+  const int8 = int8GemmProblem(n);
+  const times = interleaved(() => a.matmul(b).dispose(), int8.run);
+  int8.free();
+  eg.dispose([a, b]);
   return times;
 }
 /** The same int8 problem as one QLinearMatMul in ONNX Runtime Web (its int8 GEMM, MLAS). */
