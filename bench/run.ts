@@ -158,3 +158,6 @@ for (const rt of new Set(records.map(runtimeOf))) {
   const rs = records.filter((r) => runtimeOf(r) === rt);
   console.log(`\n${machine}, ${rt}\n\n${table(rs)}\n\n${targetsMarkdown(checkTargets(merged.filter((r) => runtimeOf(r) === rt), ceiling('f32x4')))}`);
 }
+// Vite's dependency optimizer and playwright can leave handles open after a Chromium run: the
+// results are written, so leave now rather than wait for them.
+process.exit(0);
