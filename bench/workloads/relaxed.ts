@@ -8,10 +8,11 @@
  * deterministic f32). Runtimes without relaxed SIMD (Node 20) record why the relaxed job could
  * not run.
  *
- * The int8 target compares two engines, so the deterministic 1-thread job (in Node) also times the
- * relaxed engine's int8 GEMM in a worker thread with its own engine (bench/lib/relaxed-int8-worker.ts),
- * alternately with its own f32 GEMM, one run each in turn while the other thread waits: rows
- * `relaxed int8-gemm n vs f32` (engine `edgegrad-relaxed`), `extra.speedupVsDeterministicF32`.
+ * Both targets compare two engines, so the deterministic 1-thread job (in Node) also times the
+ * relaxed engine's f32 and int8 GEMMs in a worker thread with its own engine
+ * (bench/lib/relaxed-int8-worker.ts), alternately with its own f32 GEMM, one run each in turn while
+ * the other thread waits: rows `gemm n vs f32` and `int8-gemm n vs f32` (engine
+ * `edgegrad-relaxed`), `extra.speedupVsDeterministicF32`.
  */
 import * as eg from 'edgegrad';
 import { main, now, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
@@ -46,7 +47,7 @@ const workload: Workload = {
       rec(`int8-gemm ${n}`, i8, 2 * n ** 3, { dtype: 'int8', relaxed: String(info.relaxed), speedupVsF32SameEngine: f32 / i8 }, note);
     }
     if (!relaxed && job.threads === 1 && typeof process !== 'undefined' && process.versions?.node) {
-      out.push(...(await relaxedInt8VsDeterministicF32([512, 1024])));
+      out.push(...(await relaxedVsDeterministicF32([512, 1024])));
     }
     // A 3x3 convolution, 'same' padding: x [8, 32, 32, 32], w [3, 3, 32, 64].
     const x = eg.tensor(randomFloats(8 * 32 * 32 * 32, 3), [8, 32, 32, 32]);
@@ -78,11 +79,11 @@ interface WorkerReply {
 }
 
 /**
- * The relaxed engine's int8 GEMM (worker thread) against this thread's deterministic f32 GEMM of the
- * same size, timed alternately after warm-up (medians; the clock is the harness's, CPU time with
+ * The relaxed engine's f32 and int8 GEMMs (worker thread) against this thread's deterministic f32
+ * GEMM of the same size, timed alternately after warm-up (medians; the clock is the harness's, CPU time with
  * `--cpu-time`, which counts only the running thread because the other one waits).
  */
-async function relaxedInt8VsDeterministicF32(sizes: number[]): Promise<BenchRecord[]> {
+async function relaxedVsDeterministicF32(sizes: number[]): Promise<BenchRecord[]> {
   // Imported here: the Chromium bench page loads this module too (and never calls this).
   const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('../lib/relaxed-int8-worker.ts', import.meta.url), { workerData: { cpu: process.env.EDGEGRAD_BENCH_CPU_TIME === '1' } });
@@ -98,11 +99,12 @@ async function relaxedInt8VsDeterministicF32(sizes: number[]): Promise<BenchReco
     return r;
   };
   const out: BenchRecord[] = [];
-  const rec = (n: number, ms: number, extra: BenchRecord['extra'], note?: string) =>
-    out.push({ workload: 'relaxed', engine: 'edgegrad-relaxed', size: `int8-gemm ${n} vs f32`, threads: 1, medianMs: ms, gflops: Number.isFinite(ms) ? gflops(2 * n ** 3, ms) : null, extra, note });
+  const rec = (dtype: 'float32' | 'int8', n: number, ms: number, extra: BenchRecord['extra'], note?: string) =>
+    out.push({ workload: 'relaxed', engine: 'edgegrad-relaxed', size: `${dtype === 'int8' ? 'int8-gemm' : 'gemm'} ${n} vs f32`, threads: 1, medianMs: ms, gflops: Number.isFinite(ms) ? gflops(2 * n ** 3, ms) : null, extra, note });
+  const problems = sizes.flatMap((n) => (['float32', 'int8'] as const).map((dtype) => ({ n, dtype })));
   try {
-    for (const n of sizes) {
-      await ask({ n });
+    for (const { n, dtype } of problems) {
+      await ask({ n, dtype });
       const a = eg.tensor(randomFloats(n * n, 1), [n, n]);
       const b = eg.tensor(randomFloats(n * n, 2), [n, n]);
       const f32 = () => a.matmul(b).dispose();
@@ -118,10 +120,10 @@ async function relaxedInt8VsDeterministicF32(sizes: number[]): Promise<BenchReco
       }
       eg.dispose([a, b]);
       const [f, q] = [median(tf), median(ti)];
-      rec(n, q, { dtype: 'int8', relaxed: 'true', deterministicF32Ms: f, speedupVsDeterministicF32: f / q }, 'relaxed int8 in a worker thread, deterministic f32 in the main thread, alternately');
+      rec(dtype, n, q, { dtype, relaxed: 'true', deterministicF32Ms: f, speedupVsDeterministicF32: f / q }, `relaxed ${dtype === 'int8' ? 'int8' : 'f32'} in a worker thread, deterministic f32 in the main thread, alternately`);
     }
   } catch (e) {
-    for (const n of sizes) rec(n, NaN, undefined, (e as Error).message);
+    for (const { n, dtype } of problems) rec(dtype, n, NaN, undefined, (e as Error).message);
   } finally {
     await worker.terminate();
   }
