@@ -32,9 +32,17 @@ export function now(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** Median time (`now()`) of `fn` over `reps` runs after `warmup` runs (ms). */
+/**
+ * Warm-up, wall time (ms): V8 runs new wasm in its baseline tier and new JS in its interpreter until
+ * the optimizing tiers, compiled in the background, take over — ~0.3 s on Node 20/22/24 for a
+ * batch-1 forward called back to back (README, Performance). Without it a 0.1 ms op is timed mostly cold.
+ */
+export const WARMUP_MS = 500;
+
+/** Median time (`now()`) of `fn` over `reps` runs after at least `warmup` runs and `WARMUP_MS` (ms). */
 export async function timeIt(fn: () => unknown | Promise<unknown>, reps = 10, warmup = 3): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
+  const w0 = performance.now();
+  for (let i = 0; i < warmup || performance.now() - w0 < WARMUP_MS; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = now();

@@ -122,15 +122,15 @@ function ratio(r: BenchRecord): string {
  * runtime's own probe can understate the hardware; shares are taken against the best.
  */
 const ceiling = (kind: string): number | undefined => {
-  const gs = merged.filter((o) => o.workload === 'peak' && String(o.size).startsWith(kind) && o.gflops).map((o) => o.gflops as number);
+  const gs = merged.filter((o) => o.workload === 'peak' && (kind === 'relaxed_dot' ? String(o.size).includes(kind) : String(o.size).startsWith(kind)) && o.gflops).map((o) => o.gflops as number);
   return gs.length ? Math.max(...gs) : undefined;
 };
 /** GFLOP/s per thread as a share of the core's simd128 ceiling (int8 rows: of the dot loops'). */
 function ofPeak(r: BenchRecord): string {
   if (r.workload === 'peak' || r.gflops === null || !Number.isFinite(r.gflops)) return '';
   const int8 = r.extra?.dtype === 'int8' || (r.workload === 'int8-gemm' && !String(r.size).endsWith('f32'));
-  // Relaxed-engine int8 rows against the relaxed dot's loop, other int8 rows against i32x4.dot_i16x8_s.
-  const kind = !int8 ? 'f32x4' : r.extra?.relaxed === 'true' ? 'i32x4.relaxed' : 'i32x4.dot_';
+  // Relaxed-engine int8 rows against the relaxed dot's loops, other int8 rows against i32x4.dot_i16x8_s.
+  const kind = !int8 ? 'f32x4' : r.extra?.relaxed === 'true' ? 'relaxed_dot' : 'i32x4.dot_';
   const peak = ceiling(kind);
   return peak ? `${((100 * r.gflops) / (peak * r.threads)).toFixed(0)}%` : '';
 }

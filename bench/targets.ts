@@ -47,11 +47,21 @@ export function checkTargets(records: BenchRecord[], f32Ceiling?: number): Targe
     out.push({ target: 'GEMM 1024, 1 thread: ≥ 75% of the f32x4 mul+add peak (issue 19)', value: `${(100 * share).toFixed(0)}% (${g1024.gflops.toFixed(1)} of ${peak.toFixed(1)} GFLOP/s)`, met: share >= 0.75 });
   }
   // Issue 19 §3: the relaxed engine against the deterministic f32 GEMM, timed in one process.
+  // Where no process held both engines (the browser: one page per engine), the two pages' records.
   for (const [dtype, min] of [['gemm', 1.3], ['int8-gemm', 3]] as const) {
     const r = records.find((x) => x.workload === 'relaxed' && x.size === `${dtype} 1024 vs f32` && Number.isFinite(x.medianMs));
     const x = Number(r?.extra?.speedupVsDeterministicF32);
     const target = `relaxed ${dtype === 'gemm' ? 'f32' : 'int8'} GEMM 1024, 1 thread: ≥ ${min}x the deterministic f32 GEMM (issue 19)`;
-    out.push(r && Number.isFinite(x) ? { target, value: `${x.toFixed(2)}x (${r.medianMs.toFixed(2)} vs ${Number(r.extra?.deterministicF32Ms).toFixed(2)} ms)`, met: x >= min } : { target, value: 'not measurable', met: null });
+    const relaxedPage = find('relaxed', 'edgegrad-relaxed', `${dtype} 1024`, 1);
+    const deterministicPage = find('relaxed', 'edgegrad', 'gemm 1024', 1);
+    if (r && Number.isFinite(x)) {
+      out.push({ target, value: `${x.toFixed(2)}x (${r.medianMs.toFixed(2)} vs ${Number(r.extra?.deterministicF32Ms).toFixed(2)} ms)`, met: x >= min });
+    } else if (relaxedPage && deterministicPage && relaxedPage.extra?.relaxed === 'true') {
+      const y = deterministicPage.medianMs / relaxedPage.medianMs;
+      out.push({ target, value: `${y.toFixed(2)}x (${relaxedPage.medianMs.toFixed(2)} vs ${deterministicPage.medianMs.toFixed(2)} ms, separate pages)`, met: y >= min });
+    } else {
+      out.push({ target, value: 'not measurable', met: null });
+    }
   }
   vs('small CNN inference, batch 1, 1 thread: ≥ 1.5x onnxruntime-web (issue 19)', 'cnn-infer', 'batch 1', 1, 'ort-web', 1.5);
   for (const t of [16, 64]) vs(`Transformer encoder layer forward, batch 1 T${t}, 1 thread: ≥ 1.5x onnxruntime-web on the same graph (issue 19)`, 'transformer-infer', `batch 1 T${t}`, 1, 'ort-web', 1.5);

@@ -9,9 +9,12 @@
  *   of instructions; 16 ops (8 multiply-adds) per dot.
  *
  * - `relaxedDot` (where the runtime validates relaxed SIMD, Node 22+ and Chromium): 12 chains of
- *   `v = i32x4.relaxed_dot_i8x16_i7x16_add_s(w, u, v)` — the relaxed engine's int8 product (its
- *   kernel spells it as `i16x8.relaxed_dot_i8x16_i7x16_s` + `i32x4.dot_i16x8_s` with ones + add,
- *   which x64 V8 runs on the same `pmaddubsw`/`pmaddwd`/`paddd`); 32 ops (16 multiply-adds) each.
+ *   `v = i32x4.relaxed_dot_i8x16_i7x16_add_s(w, u, v)` — the relaxed engine's int8 product; 32 ops
+ *   (16 multiply-adds) each. `relaxedDotSplit`: 10 chains of the spelling the kernel uses where that
+ *   instruction is no single `vpdpbusd` (`i16x8.relaxed_dot_i8x16_i7x16_s` + `i32x4.dot_i16x8_s`
+ *   with ones + add): x64 V8 without AVX-VNNI rebuilds the ones vector inside every
+ *   `_add_s`, so there the split loop is the faster one and the relaxed int8 ceiling is the better
+ *   of the two.
  *
  * Multiplying by 1 and adding 0 keeps the values normal (no denormal stalls); the factors come
  * in as parameters so V8 cannot fold them. Every GEMM/conv figure is reported as a share of `f32`.
@@ -35,7 +38,7 @@ const get = (i: number) => [0x20, ...leb(i)];
 const set = (i: number) => [0x21, ...leb(i)];
 const V128 = 0x7b;
 
-const OP = { i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4Lane: 0x1b, f32x4Lane: 0x1f, f32x4Add: 0xe4, f32x4Mul: 0xe6, i32x4Add: 0xae, dotI16: 0xba, relaxedDotAdd: 0x113 } as const;
+const OP = { i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4Lane: 0x1b, f32x4Lane: 0x1f, f32x4Add: 0xe4, f32x4Mul: 0xe6, i32x4Add: 0xae, dotI16: 0xba, relaxedDotAdd: 0x113, relaxedDotI16: 0x112, i16x8Splat: 0x10 } as const;
 
 /** A counted loop over `body` (param 0 = trips, at least 1). */
 function loop(body: number[]): number[] {
@@ -101,6 +104,32 @@ function relaxedDotBody(): number[] {
   return [...leb(code.length), ...code];
 }
 
+/**
+ * (trips: i32, seed: i32) → i32, the spelling the relaxed int8 kernel uses on x64 without AVX-VNNI:
+ * 10 chains of `v = i32x4.add(i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v, u), ones), v)`.
+ * The chain value is the signed operand, so no product is loop-invariant or shared between chains
+ * (V8 could hoist or merge those). Locals 2..11 chains, 12 = u (bytes in [0, 127]), 13 = ones.
+ */
+function relaxedSplitBody(): number[] {
+  const chains = 10;
+  const init: number[] = [];
+  for (let c = 0; c < chains; c++) init.push(...get(1), 0x41, ...leb(c + 1), 0x6a, ...simd(OP.i32x4Splat), ...set(2 + c));
+  const step: number[] = [];
+  for (let u = 0; u < 2; u++) {
+    for (let c = 0; c < chains; c++) {
+      step.push(...get(2 + c), ...get(12), ...simd(OP.relaxedDotI16), ...get(13), ...simd(OP.dotI16), ...get(2 + c), ...simd(OP.i32x4Add), ...set(2 + c));
+    }
+  }
+  const sum: number[] = [...get(2)];
+  for (let c = 1; c < chains; c++) sum.push(...get(2 + c), ...simd(OP.i32x4Add));
+  const code = [
+    ...vec([[12, V128]]), ...init,
+    0x41, 0x83, 0x86, 0x8c, 0x18, ...simd(OP.i32x4Splat), ...set(12), 0x41, 0x01, ...simd(OP.i16x8Splat), ...set(13),
+    ...loop(step), ...sum, ...simd(OP.i32x4Lane), 0x00, 0x0b,
+  ];
+  return [...leb(code.length), ...code];
+}
+
 /** A signed LEB128 number (small negative constants). */
 function sleb(n: number): number[] {
   const out: number[] = [];
@@ -112,14 +141,15 @@ function sleb(n: number): number[] {
   }
 }
 
-/** The relaxed-dot probe module's bytes (valid only where the runtime has relaxed SIMD). */
+/** The relaxed-dot probe module's bytes (valid only where the runtime has relaxed SIMD): `dot` and `split`. */
 export function relaxedDotModuleBytes(): Uint8Array {
   const types = vec([[0x60, 2, 0x7f, 0x7f, 1, 0x7f]]);
-  const exports = vec([[3, ...[...'dot'].map((ch) => ch.charCodeAt(0)), 0x00, 0x00]]);
+  const name = (s: string) => [...leb(s.length), ...[...s].map((ch) => ch.charCodeAt(0))];
+  const exports = vec([[...name('dot'), 0x00, 0x00], [...name('split'), 0x00, 0x01]]);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, types), ...section(3, vec([[0x00]])), ...section(7, exports),
-    ...section(10, [...leb(1), ...relaxedDotBody()]),
+    ...section(1, types), ...section(3, vec([[0x00], [0x00]])), ...section(7, exports),
+    ...section(10, [...leb(2), ...relaxedDotBody(), ...relaxedSplitBody()]),
   ]);
 }
 
@@ -139,6 +169,7 @@ export function peakModuleBytes(): Uint8Array {
 const F32_PER_TRIP = 2 * 12 * 4;
 const DOT_PER_TRIP = 2 * 8 * 16;
 const RELAXED_DOT_PER_TRIP = 2 * 12 * 32;
+const RELAXED_SPLIT_PER_TRIP = 2 * 10 * 32;
 
 export interface Peak {
   /** f32x4 mul+add, GFLOP/s. */
@@ -147,6 +178,8 @@ export interface Peak {
   dot: number;
   /** i32x4.relaxed_dot_i8x16_i7x16_add_s, G int ops/s; absent where the runtime lacks relaxed SIMD. */
   relaxedDot?: number;
+  /** The same product as i16x8.relaxed_dot_i8x16_i7x16_s + i32x4.dot_i16x8_s (ones) + add. */
+  relaxedDotSplit?: number;
 }
 
 /**
@@ -180,8 +213,9 @@ export async function measurePeak(minMs = 1000, settle = 15): Promise<Peak> {
   const peak: Peak = { f32: best((n) => f32(n, 1, 0), F32_PER_TRIP), dot: best((n) => dot(n, 1), DOT_PER_TRIP) };
   const rbytes = relaxedDotModuleBytes() as BufferSource;
   if (WebAssembly.validate(rbytes)) {
-    const rdot = (await WebAssembly.instantiate(await WebAssembly.compile(rbytes))).exports.dot as (trips: number, seed: number) => number;
-    peak.relaxedDot = best((n) => rdot(n, 1), RELAXED_DOT_PER_TRIP);
+    const r = (await WebAssembly.instantiate(await WebAssembly.compile(rbytes))).exports as Record<'dot' | 'split', (trips: number, seed: number) => number>;
+    peak.relaxedDot = best((n) => r.dot(n, 1), RELAXED_DOT_PER_TRIP);
+    peak.relaxedDotSplit = best((n) => r.split(n, 1), RELAXED_SPLIT_PER_TRIP);
   }
   return peak;
 }

@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as eg from 'edgegrad';
-import { randomFloats } from '../harness.js';
+import { randomFloats, WARMUP_MS } from '../harness.js';
 import { int8GemmProblem } from './int8-problem.js';
 
 /** The f32 product of the same floats as the int8 problem, as a prepared closure. */
@@ -38,7 +38,7 @@ port.on('message', async (m: { n?: number; dtype?: 'float32' | 'int8'; run?: boo
       free?.();
       ({ run, free } = (m.dtype === 'float32' ? f32GemmProblem : int8GemmProblem)(m.n));
       const w0 = performance.now();
-      for (let i = 0; i < 3 || performance.now() - w0 < 300; i++) run();
+      for (let i = 0; i < 3 || performance.now() - w0 < WARMUP_MS; i++) run();
       port.postMessage({ ready: true });
     } else if (m.run) {
       const t = clock();

@@ -12,7 +12,7 @@
  * column of int8 rows counts 2·n³ integer operations.
  */
 import * as eg from 'edgegrad';
-import { main, measure, now, randomFloats, type BenchRecord, type Job, type Workload } from '../harness.js';
+import { main, measure, now, randomFloats, WARMUP_MS, type BenchRecord, type Job, type Workload } from '../harness.js';
 import { int8GemmProblem } from '../lib/int8-problem.js';
 import { loadOrt } from '../lib/peers.js';
 import { buildModel, DT } from '../lib/onnx.js';
@@ -34,7 +34,7 @@ function median(x: number[]): number {
  */
 export function interleaved(fa: () => void, fb: () => void, minReps = 10, targetMs = 3000): [number, number] {
   const w0 = performance.now();
-  for (let i = 0; i < 3 || performance.now() - w0 < 300; i++) {
+  for (let i = 0; i < 3 || performance.now() - w0 < WARMUP_MS; i++) {
     fa();
     fb();
   }
