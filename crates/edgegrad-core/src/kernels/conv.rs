@@ -18,9 +18,8 @@
 //! over the pool), never inside our tasks, because its parallel mode uses a shared scratch slot.
 
 use crate::kernels::elementwise::GRAIN;
-use crate::kernels::gemm::{gemm, gemm_packing_a, Mat, KC as GEMM_KC, MR as GEMM_MR};
+use crate::kernels::gemm::{accumulate_tile, gemm, gemm_packing_a, Mat, KC as GEMM_KC, MR as GEMM_MR, NR as GEMM_NR};
 use crate::kernels::pool::{max_step, takes as max_takes};
-use crate::kernels::relaxed::mul_add;
 use crate::parallel::{for_each, tasks_for, SharedMut};
 use crate::scratch::{self, Slot};
 use crate::simd::F32x4;
@@ -514,9 +513,12 @@ pub fn conv2d_relu_max_pool2(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Con
 /// cost as much as the product itself. (At batch 32 of the benchmark CNN, 6272 pixels, the
 /// packed GEMM was ~7% faster: each packed A panel meets all the output channels.)
 pub const IMPLICIT_MAX_PIXELS: usize = 4096;
-/// Output pixels × output channels of the implicit kernel's register tile (8 accumulators).
-const IG_MR: usize = 4;
-const IG_NR: usize = 8;
+/// Output pixels × output channels of the implicit kernel's register tile (8 accumulators): the
+/// GEMM's, since both run its `accumulate_tile` (each A value a broadcast load, B plain vector
+/// loads, one step per iteration: an unrolled body lets LLVM hoist every load, and V8's 16
+/// registers then spill).
+const IG_MR: usize = GEMM_MR;
+const IG_NR: usize = GEMM_NR;
 
 impl ConvGeom {
     /// True where `conv2d_forward_act` runs the direct kernel (small receptive fields).
@@ -550,30 +552,6 @@ fn store_tile_row(v: &[F32x4; 2], o: &mut [f32]) {
     }
     let n = o.len();
     o.copy_from_slice(&t[..n]);
-}
-
-/// `acc += A·B` over `kc` steps for one tile: `a` walks a packed panel (per step the tile's four
-/// pixel values), `b` an 8-wide weight sliver. The GEMM's micro-kernel loop: each A value a
-/// broadcast load, B plain vector loads, two walking pointers, one step per iteration (an
-/// unrolled body lets LLVM hoist every load to the top, and V8's 16 registers then spill).
-///
-/// # Safety
-/// `a` addresses `kc * 4` readable floats and `b` `kc * IG_NR`.
-#[inline(always)]
-unsafe fn ig_kernel(acc: &mut [[F32x4; 2]; IG_MR], a: *const f32, b: *const f32, kc: usize) {
-    let (mut a, mut b) = (a, b);
-    let end = b.add(kc * IG_NR);
-    while b < end {
-        let b0 = F32x4::load(b);
-        let b1 = F32x4::load(b.add(4));
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = F32x4::load_splat(a.add(r));
-            row[0] = mul_add(row[0], av, b0);
-            row[1] = mul_add(row[1], av, b1);
-        }
-        a = a.add(IG_MR);
-        b = b.add(IG_NR);
-    }
 }
 
 /// The general convolution as an implicit GEMM for few pixels: per tile of 4 output pixels the
@@ -693,7 +671,7 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
                         let kc = GEMM_KC.min(k - pc);
                         let mut acc = [[F32x4::zero(); 2]; IG_MR];
                         // SAFETY: the panel holds k*4 floats and the sliver k*8; pc + kc <= k.
-                        unsafe { ig_kernel(&mut acc, panel.as_ptr().add(pc * IG_MR), wsl.as_ptr().add(pc * IG_NR), kc) };
+                        unsafe { accumulate_tile(&mut acc, panel.as_ptr().add(pc * IG_MR), wsl.as_ptr().add(pc * IG_NR), kc) };
                         for (sr, ar) in sum.iter_mut().zip(&acc) {
                             for (sv, av) in sr.iter_mut().zip(ar) {
                                 *sv = if pc > 0 { sv.add(*av) } else { *av };

@@ -155,18 +155,18 @@ fn pack_a(a: Mat, i0: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
     }
 }
 
-/// C[0..mr, 0..nr] (+)= Ap·Bp for one MR×NR tile.
+/// `acc += Ap·Bp` over `kc` steps of one packed A panel (MR floats per step) and one packed B
+/// sliver (NR floats per step): the register tile every f32 GEMM path shares (this GEMM, the
+/// implicit-GEMM convolution), so they sum the same products in the same order.
 ///
 /// # Safety
-/// `ax` holds `kc*MR` floats (one packed A panel), `bp` holds `kc*NR`, and `c` addresses `mr`
-/// rows of `nr` writable floats at row stride `ldc` that no other thread touches during the call.
+/// `a` addresses `kc * MR` readable floats and `b` `kc * NR`.
 #[inline(always)]
-unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, overwrite: bool) {
-    let mut acc = [[F32x4::zero(); 2]; MR];
+pub(crate) unsafe fn accumulate_tile(acc: &mut [[F32x4; 2]; MR], a: *const f32, b: *const f32, kc: usize) {
     // Walking pointers (no index arithmetic in the loop); the sum over k runs p = 0, 1, ... as
     // it always has, each step one multiply then one add.
-    let (mut a, mut b) = (ax, bp);
-    let end = bp.add(kc * NR);
+    let (mut a, mut b) = (a, b);
+    let end = b.add(kc * NR);
     while b < end {
         let b0 = F32x4::load(b);
         let b1 = F32x4::load(b.add(4));
@@ -179,6 +179,17 @@ unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, l
         a = a.add(MR);
         b = b.add(NR);
     }
+}
+
+/// C[0..mr, 0..nr] (+)= Ap·Bp for one MR×NR tile.
+///
+/// # Safety
+/// `ax` holds `kc*MR` floats (one packed A panel), `bp` holds `kc*NR`, and `c` addresses `mr`
+/// rows of `nr` writable floats at row stride `ldc` that no other thread touches during the call.
+#[inline(always)]
+unsafe fn micro_kernel(kc: usize, ax: *const f32, bp: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, overwrite: bool) {
+    let mut acc = [[F32x4::zero(); 2]; MR];
+    accumulate_tile(&mut acc, ax, bp, kc);
     if mr == MR && nr == NR {
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
