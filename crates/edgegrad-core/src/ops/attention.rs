@@ -19,6 +19,16 @@ use crate::storage::alloc_f32;
 use crate::tensor::Tensor;
 use crate::ensure;
 
+/// A keep-mask checked against the scores' shape (`layout` names its axes in the error): float32
+/// and broadcastable to `scores`. Returns it contiguous, with its strides over `scores`.
+fn checked_mask(m: &Tensor, scores: &[usize], op: &str, layout: &str) -> Result<(Tensor, Vec<usize>)> {
+    ensure!(m.dtype() == DType::F32, DType, "{}: the mask must be float32 (1 = attend, 0 = blocked), got {}", op, m.dtype());
+    let b = broadcast_shapes(m.shape(), scores);
+    ensure!(b.as_deref().ok() == Some(scores), Shape,
+        "attention mask of shape {} does not broadcast to the scores' shape {} ({})", fmt_shape(m.shape()), fmt_shape(scores), layout);
+    Ok((m.contiguous_nograd()?, broadcast_strides(m.shape(), scores)))
+}
+
 /// `softmax(scale * x)` over the last axis, restricted to the keys each row may attend (see the
 /// module docs for `mask` and `causal`). Rows that may attend nothing are all zeros.
 pub fn masked_softmax(x: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f32) -> Result<Tensor> {
@@ -27,17 +37,7 @@ pub fn masked_softmax(x: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f3
     ensure!(x.rank() >= 2, Shape, "{} needs scores of rank >= 2 ([..., queries, keys]), got shape {}", OP, fmt_shape(x.shape()));
     ensure!(scale.is_finite(), Argument, "{}: scale must be finite, got {}", OP, scale);
     let shape = x.shape().to_vec();
-    let mask_c = match mask {
-        Some(m) => {
-            ensure!(m.dtype() == DType::F32, DType, "{}: the mask must be float32 (1 = attend, 0 = blocked), got {}", OP, m.dtype());
-            let b = broadcast_shapes(m.shape(), &shape);
-            ensure!(b.as_deref().ok() == Some(shape.as_slice()), Shape,
-                "attention mask of shape {} does not broadcast to the scores' shape {} ([..., queries, keys])",
-                fmt_shape(m.shape()), fmt_shape(&shape));
-            Some((m.contiguous_nograd()?, broadcast_strides(m.shape(), &shape)))
-        }
-        None => None,
-    };
+    let mask_c = mask.map(|m| checked_mask(m, &shape, OP, "[..., queries, keys]")).transpose()?;
     let xc = x.contiguous_nograd()?;
     let mut out = alloc_f32(xc.numel());
     {
@@ -106,17 +106,7 @@ pub fn packed_self_attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>, 
         "{} needs [batch, length, 3 * embed] with embed a multiple of {} heads, got shape {}", OP, heads, fmt_shape(qkv.shape()));
     let (b, t, e) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
     let scores_shape = [b, heads, t, t];
-    let mask_c = match mask {
-        Some(m) => {
-            ensure!(m.dtype() == DType::F32, DType, "{}: the mask must be float32 (1 = attend, 0 = blocked), got {}", OP, m.dtype());
-            let bs = broadcast_shapes(m.shape(), &scores_shape);
-            ensure!(bs.as_deref().ok() == Some(scores_shape.as_slice()), Shape,
-                "attention mask of shape {} does not broadcast to the scores' shape {} ([batch, heads, queries, keys])",
-                fmt_shape(m.shape()), fmt_shape(&scores_shape));
-            Some((m.contiguous_nograd()?, broadcast_strides(m.shape(), &scores_shape)))
-        }
-        None => None,
-    };
+    let mask_c = mask.map(|m| checked_mask(m, &scores_shape, OP, "[batch, heads, queries, keys]")).transpose()?;
     let xc = qkv.contiguous_nograd()?;
     let mut out = alloc_f32(b * t * e);
     if b * t * e > 0 {
