@@ -42,14 +42,8 @@ pub fn masked_softmax(x: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f3
     let mut out = alloc_f32(xc.numel());
     {
         let xv = xc.f32s()?;
-        let mv = match &mask_c {
-            Some((m, _)) => Some(m.f32s()?),
-            None => None,
-        };
-        let mref = match (&mask_c, &mv) {
-            (Some((_, strides)), Some(data)) => Some(MaskRef { data, strides }),
-            _ => None,
-        };
+        let mv = mask_c.as_ref().map(|(m, _)| m.f32s()).transpose()?;
+        let mref = mask_c.as_ref().zip(mv.as_deref()).map(|((_, strides), data)| MaskRef { data, strides });
         masked_softmax_forward(&xv, ScoreDims { shape: &shape }, scale, mref, causal, &mut out);
     }
     let out = new_f32(out, &shape)?;
@@ -113,14 +107,8 @@ pub fn packed_self_attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>, 
         let mut scores = alloc_f32(t * t);
         let mut probs = alloc_f32(t * t);
         let xv = xc.f32s()?;
-        let mv = match &mask_c {
-            Some((m, _)) => Some(m.f32s()?),
-            None => None,
-        };
-        let mref = match (&mask_c, &mv) {
-            (Some((_, strides)), Some(data)) => Some(MaskRef { data, strides }),
-            _ => None,
-        };
+        let mv = mask_c.as_ref().map(|(m, _)| m.f32s()).transpose()?;
+        let mref = mask_c.as_ref().zip(mv.as_deref()).map(|((_, strides), data)| MaskRef { data, strides });
         packed_self_attention_forward(&xv, b, t, heads, scale, mref, causal, &mut scores, &mut probs, &mut out);
     }
     new_f32(out, &[b, t, e])
