@@ -5,11 +5,12 @@
 //! exactly one task in a fixed order: so results are bitwise identical for any thread count.
 //!
 //! On wasm with atomics the pool is the calling thread plus workers started by the host (Node
-//! `worker_threads` or Web Workers), each running `worker_loop` on the same shared memory. Idle
-//! workers sleep in `memory.atomic.wait32` (no spinning). The calling thread takes tasks too; when
+//! `worker_threads` or Web Workers), each running `worker_loop` on the same shared memory. After a
+//! job a worker watches for the next one for a few tens of µs (ops come in bursts), then sleeps
+//! in `memory.atomic.wait32`; idle time is spent asleep. The calling thread takes tasks too; when
 //! it runs out of tasks it closes the job and spins until the helpers inside it finish the tasks
 //! they already claimed; a worker that wakes after that skips the closed job, so a small job
-//! costs the caller a notify, not a worker's wake-up.
+//! never waits for a worker's wake-up.
 //! It never executes a blocking wait: a browser's main thread forbids it, and on Node's main
 //! thread we measured V8 corrupting the caller's shadow stack after `memory.atomic.wait32`
 //! returned (reproduced with every reduction kernel; gone with the spin). The spin is bounded by
@@ -124,6 +125,10 @@ mod imp {
     /// Futex word workers sleep on; bumped once per job.
     static GENERATION: AtomicU32 = AtomicU32::new(0);
     static WORKERS: AtomicUsize = AtomicUsize::new(0);
+    /// Workers inside (or about to enter) `memory.atomic.wait32` on GENERATION.
+    static SLEEPING: AtomicU32 = AtomicU32::new(0);
+    /// Checks of GENERATION a worker makes after a job before it sleeps (a few tens of µs).
+    const SPIN_BEFORE_SLEEP: u32 = 1 << 15;
     static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
     /// Set by a worker that panicked inside a job (it left the job in `on_panic`): the job's
@@ -220,8 +225,12 @@ mod imp {
         // No helper is inside: the previous `run` returned only once STATE was 0.
         STATE.store(OPEN, Ordering::SeqCst);
         GENERATION.fetch_add(1, Ordering::SeqCst);
-        unsafe {
-            memory_atomic_notify(GENERATION.as_ptr() as *mut i32, (threads - 1) as u32);
+        // Workers still spinning after the last job see the new generation without a notify
+        // (which enters the host's futex table); only sleepers need one.
+        if SLEEPING.load(Ordering::SeqCst) > 0 {
+            unsafe {
+                memory_atomic_notify(GENERATION.as_ptr() as *mut i32, (threads - 1) as u32);
+            }
         }
         IN_JOB.with(|j| j.set(true));
         drain(f, 0);
@@ -243,8 +252,23 @@ mod imp {
         set_current_thread(id);
         let mut seen = GENERATION.load(Ordering::SeqCst);
         loop {
-            unsafe {
-                memory_atomic_wait32(GENERATION.as_ptr() as *mut i32, seen as i32, -1);
+            // Ops come in quick succession (a Transformer layer's forward is a dozen of them), and
+            // waking a sleeping worker (a futex and, on a VM, an interrupt to a halted vCPU) costs
+            // tens of microseconds, more than a small op's whole job. So a worker that just left a
+            // job watches for the next one for a bounded while before it sleeps.
+            let mut spins = 0;
+            while GENERATION.load(Ordering::SeqCst) == seen && spins < SPIN_BEFORE_SLEEP {
+                core::hint::spin_loop();
+                spins += 1;
+            }
+            if GENERATION.load(Ordering::SeqCst) == seen {
+                // Counted before the wait, so a caller that bumps GENERATION after this either
+                // sees the sleeper and notifies it, or bumped it before the wait's comparison.
+                SLEEPING.fetch_add(1, Ordering::SeqCst);
+                unsafe {
+                    memory_atomic_wait32(GENERATION.as_ptr() as *mut i32, seen as i32, -1);
+                }
+                SLEEPING.fetch_sub(1, Ordering::SeqCst);
             }
             if SHUTDOWN.load(Ordering::SeqCst) {
                 return;
