@@ -4,10 +4,11 @@
 //! only, so results are bitwise identical for any thread count.
 
 use crate::kernels::elementwise::GRAIN;
-use crate::kernels::gemm::{gemm, Mat};
+use crate::kernels::gemm::{gemm, gemm_in_task, Mat};
 use crate::kernels::math;
 use crate::kernels::reduce::{row_max, row_sum};
-use crate::parallel::{for_each, tasks_for, SharedMut};
+use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
+use crate::scratch::{self, Slot};
 use crate::simd::F32x4;
 
 /// A keep-mask (nonzero = attend) read through broadcast strides over the scores' shape.
@@ -128,31 +129,56 @@ pub fn masked_softmax_backward(p: &[f32], g: &[f32], tk: usize, scale: f32, out:
 /// element is bitwise what `bmm` + `masked_softmax` + `bmm` give on the materialised heads: gemm's
 /// sum order does not depend on strides, and a contiguous head reads as the same path (A rows
 /// with unit column stride, Kᵀ with unit row stride, V rows with unit column stride).
-/// `mask` strides address `[b, heads, t, t]`; `scores` and `probs` hold `t * t` floats each.
+/// `mask` strides address `[b, heads, t, t]`. Scores live in per-thread scratch.
+///
+/// With at least as many (batch, head) pairs as threads, each pair is one task (its products on
+/// that thread): at inference lengths a head's products are a few µs, too small to split, and a
+/// split per product would cost the pool four joins per head. Fewer pairs (long sequences, few
+/// heads) run in order with each product split over the pool. Same bits either way.
 #[allow(clippy::too_many_arguments)]
-pub fn packed_self_attention_forward(
-    qkv: &[f32], b: usize, t: usize, heads: usize, scale: f32, mask: Option<MaskRef>, causal: bool,
-    scores: &mut [f32], probs: &mut [f32], out: &mut [f32],
-) {
+pub fn packed_self_attention_forward(qkv: &[f32], b: usize, t: usize, heads: usize, scale: f32, mask: Option<MaskRef>, causal: bool, out: &mut [f32]) {
     let e = out.len() / (b * t).max(1);
     let d = e / heads.max(1);
     let row = 3 * e;
     assert!(qkv.len() == b * t * row && out.len() == b * t * e && d * heads == e, "packed_self_attention_forward: sizes do not fit");
-    assert!(scores.len() >= t * t && probs.len() >= t * t, "packed_self_attention_forward: score buffers too small");
-    let (s, p) = (&mut scores[..t * t], &mut probs[..t * t]);
-    for bi in 0..b {
+    let out_len = out.len();
+    let optr = SharedMut(out.as_mut_ptr());
+    // One (batch, head) pair on pool thread `thread`, its scores and probabilities in that
+    // thread's scratch; `split` lets the products use the whole pool (only outside a task).
+    let pair = |pi: usize, thread: usize, split: bool| {
+        let (bi, h) = (pi / heads, pi % heads);
         let base = bi * t * row;
-        for h in 0..heads {
-            let q = Mat { data: qkv, offset: base + h * d, rs: row, cs: 1 };
-            let kt = Mat { data: qkv, offset: base + e + h * d, rs: 1, cs: row };
-            let v = Mat { data: qkv, offset: base + 2 * e + h * d, rs: row, cs: 1 };
+        let q = Mat { data: qkv, offset: base + h * d, rs: row, cs: 1 };
+        let kt = Mat { data: qkv, offset: base + e + h * d, rs: 1, cs: row };
+        let v = Mat { data: qkv, offset: base + 2 * e + h * d, rs: row, cs: 1 };
+        // SAFETY: `thread` is the pool index of the thread running this closure, and nothing
+        // else borrows its Misc slot meanwhile (gemm and the softmax use other slots or none).
+        let buf = unsafe { scratch::per_thread(Slot::Misc, thread, 2 * t * t) };
+        let (s, p) = buf[..2 * t * t].split_at_mut(t * t);
+        let head_mask = mask.map(|m| {
+            let r = m.strides.len();
+            MaskRef { data: &m.data[bi * m.strides[r - 4] + h * m.strides[r - 3]..], strides: &m.strides[r - 2..] }
+        });
+        let c_off = bi * t * e + h * d;
+        if split {
             gemm(t, t, d, q, kt, s, 0, t, false);
-            let head_mask = mask.map(|m| {
-                let r = m.strides.len();
-                MaskRef { data: &m.data[bi * m.strides[r - 4] + h * m.strides[r - 3]..], strides: &m.strides[r - 2..] }
-            });
             masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
-            gemm(t, d, t, Mat::row_major(p, t), v, out, bi * t * e + h * d, e, false);
+            // SAFETY: outside any task, this call is the only writer of `out`.
+            let o = unsafe { optr.slice(0, out_len) };
+            gemm(t, d, t, Mat::row_major(p, t), v, o, c_off, e, false);
+        } else {
+            let sp = SharedMut(s.as_mut_ptr());
+            // SAFETY: `s` is this thread's scratch (t*t floats); the pair writes columns
+            // h*d..(h+1)*d of batch bi's rows of `out`, which no other pair writes.
+            unsafe { gemm_in_task(thread, t, t, d, q, kt, sp, t * t, 0, t, false) };
+            masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
+            unsafe { gemm_in_task(thread, t, d, t, Mat::row_major(p, t), v, optr, out_len, c_off, e, false) };
         }
+    };
+    let pairs = b * heads;
+    if pairs >= num_threads() {
+        for_each(pairs, &|pi, thread| pair(pi, thread, false));
+    } else {
+        (0..pairs).for_each(|pi| pair(pi, current_thread(), true));
     }
 }

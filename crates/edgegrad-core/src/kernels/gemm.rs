@@ -231,6 +231,19 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_off: 
     gemm_impl(m, n, k, a, b, SharedMut(c.as_mut_ptr()), c_off, ldc, accumulate, mode);
 }
 
+/// `gemm` inside a pool task: the whole product on pool thread `thread` (as `for_each` gives it),
+/// with that thread's scratch and no nested split; bitwise `gemm`'s result. C has `c_len`
+/// elements behind `c`.
+///
+/// # Safety
+/// The elements of C this product writes (m rows of n at `c_off`, stride `ldc`) belong to this
+/// task alone while it runs, and `c` points to `c_len` valid floats.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_in_task(thread: usize, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_len: usize, c_off: usize, ldc: usize, accumulate: bool) {
+    assert!(m == 0 || n == 0 || c_off + (m - 1) * ldc + n <= c_len, "gemm: C is too small");
+    gemm_impl(m, n, k, a, b, c, c_off, ldc, accumulate, Mode::Serial(thread));
+}
+
 /// C (+)= A·B where A (m×k) exists only as a packing function: `pack(i0, mc, pc, kc, out)` writes
 /// rows `i0..i0+mc`, columns `pc..pc+kc` of A in `pack_a`'s panel layout (zero rows past `mc`).
 /// Needs `m > SMALL_M` (the matrix-vector path reads A directly). The sum over k runs in the
@@ -421,9 +434,9 @@ fn gemm_blocked(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: SharedMut
                 }
             });
             let m_tiles = m.div_ceil(MC);
-            // Enough tiles to keep several threads busy even when m is small.
-            // (One thread: one tile per row block, so each A block is packed once, not once per tile.)
-            let n_tiles = if matches!(mode, Mode::Serial(_)) { 1 } else { (8usize.div_ceil(m_tiles)).min(slivers).max(1) };
+            // Small m: two tiles per thread, enough to balance the pool while each A block (packed
+            // once per tile) is packed few times. (One thread: one tile per row block.)
+            let n_tiles = if matches!(mode, Mode::Serial(_)) { 1 } else { (2 * num_threads()).div_ceil(m_tiles).min(slivers).max(1) };
             let slivers_per_tile = slivers.div_ceil(n_tiles);
             run(m_tiles * n_tiles, &|t, thread| {
                 let (mi, ni) = (t / n_tiles, t % n_tiles);

@@ -104,12 +104,10 @@ pub fn packed_self_attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>, 
     let xc = qkv.contiguous_nograd()?;
     let mut out = alloc_f32(b * t * e);
     if b * t * e > 0 {
-        let mut scores = alloc_f32(t * t);
-        let mut probs = alloc_f32(t * t);
         let xv = xc.f32s()?;
         let mv = mask_c.as_ref().map(|(m, _)| m.f32s()).transpose()?;
         let mref = mask_c.as_ref().zip(mv.as_deref()).map(|((_, strides), data)| MaskRef { data, strides });
-        packed_self_attention_forward(&xv, b, t, heads, scale, mref, causal, &mut scores, &mut probs, &mut out);
+        packed_self_attention_forward(&xv, b, t, heads, scale, mref, causal, &mut out);
     }
     new_f32(out, &[b, t, e])
 }
