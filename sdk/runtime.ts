@@ -14,8 +14,8 @@
  * whether it runs and `relaxedReason` why not.
  *
  * The pool: `threads - 1` workers (Node `worker_threads` or Web Workers, behind one bootstrap,
- * `worker.js`) instantiate the same module on the same memory and sleep in `memory.atomic.wait`
- * until a kernel posts work. The thread that calls edgegrad joins the work itself and never
+ * `worker.js`) instantiate the same module on the same memory; after a job a worker watches for
+ * the next one for a few tens of µs, then sleeps in `memory.atomic.wait` until a kernel posts work. The thread that calls edgegrad joins the work itself and never
  * blocks: browsers forbid `Atomics.wait` on their main thread, so the caller waits for the last
  * tasks of a kernel by spinning — only while other threads finish tasks they already claimed,
  * never while idle. Everything stays synchronous for the caller, and works unchanged on a browser
