@@ -82,6 +82,11 @@ impl<T> SharedMut<T> {
     }
 }
 
+/// Whether this code runs inside a pool job (a task, or a worker): nested kernels run inline.
+pub fn in_parallel_region() -> bool {
+    imp::in_parallel_region()
+}
+
 pub fn available_threads() -> usize {
     imp::available()
 }

@@ -5,7 +5,7 @@
 //! task, so two threads never share a slot. Shared slots are grown by the calling thread before a
 //! parallel region and written by tasks at disjoint offsets.
 
-use crate::parallel::MAX_THREADS;
+use crate::parallel::{in_parallel_region, num_threads, MAX_THREADS};
 use std::cell::UnsafeCell;
 
 #[derive(Clone, Copy)]
@@ -63,6 +63,27 @@ pub unsafe fn per_thread(slot: Slot, thread: usize, len: usize) -> &'static mut 
         v.resize(len, 0.0);
     }
     &mut v[..len]
+}
+
+/// Grows `slot` to at least `len` floats for every pool thread, before a job whose tasks take it:
+/// tasks go to whichever thread claims them first, so otherwise a thread could meet a size for
+/// the first time many steps into a loop and grow wasm memory there. With it, memory stops growing
+/// once each shape has run once, whatever the scheduling. Inside a task (nested kernels run
+/// inline on one thread) it does nothing: `per_thread` grows the one slot used.
+///
+/// # Safety
+/// No borrow of these slots may be live. Workers touch their slots only inside jobs, so outside a
+/// parallel region the caller may grow theirs.
+pub unsafe fn reserve(slot: Slot, len: usize) {
+    if in_parallel_region() {
+        return;
+    }
+    for thread in 0..num_threads().min(MAX_THREADS) {
+        let v = &mut *store::cell(slot as usize, thread);
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+    }
 }
 
 /// A shared buffer of at least `len` floats, returned as a raw pointer that tasks can write at

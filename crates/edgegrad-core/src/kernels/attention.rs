@@ -4,7 +4,7 @@
 //! only, so results are bitwise identical for any thread count.
 
 use crate::kernels::elementwise::GRAIN;
-use crate::kernels::gemm::{gemm, gemm_in_task, Mat};
+use crate::kernels::gemm::{gemm, gemm_in_task, reserve_in_tasks, Mat};
 use crate::kernels::math;
 use crate::kernels::reduce::{row_max, row_sum};
 use crate::parallel::{current_thread, for_each, num_threads, tasks_for, SharedMut};
@@ -177,6 +177,10 @@ pub fn packed_self_attention_forward(qkv: &[f32], b: usize, t: usize, heads: usi
     };
     let pairs = b * heads;
     if pairs >= num_threads() {
+        reserve_in_tasks(t, t, d);
+        reserve_in_tasks(t, d, t);
+        // SAFETY: before the job; no Misc borrow is live.
+        unsafe { scratch::reserve(Slot::Misc, 2 * t * t) };
         for_each(pairs, &|pi, thread| pair(pi, thread, false));
     } else {
         (0..pairs).for_each(|pi| pair(pi, current_thread(), true));

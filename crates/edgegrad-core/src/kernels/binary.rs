@@ -95,6 +95,11 @@ pub fn binary_gemm(m: usize, n: usize, k: usize, src: ASrc<f32>, bits: &[i8], al
     let m_tiles = m.div_ceil(MC);
     let n_tiles = 8usize.div_ceil(m_tiles).min(slivers).max(1);
     let per = slivers.div_ceil(n_tiles);
+    // SAFETY: before the job; no GemmA or Misc borrow is live.
+    unsafe {
+        scratch::reserve(Slot::GemmA, MC.min(m).div_ceil(MR) * MR * k);
+        scratch::reserve(Slot::Misc, k * NR);
+    }
     let task = |t: usize, thread: usize| {
         let (mi, ni) = (t / n_tiles, t % n_tiles);
         let i0 = mi * MC;

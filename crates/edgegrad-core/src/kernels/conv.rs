@@ -615,6 +615,8 @@ fn implicit_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu:
     let tiles = pixels.div_ceil(IG_MR);
     let per = (GRAIN / (IG_MR * k * cout).max(1)).max(1);
     let op = SharedMut(out.as_mut_ptr());
+    // SAFETY: before the job; no ConvPatch borrow is live.
+    unsafe { scratch::reserve(Slot::ConvPatch, k * IG_MR) };
     for_each(tasks_for(tiles, per), &|t, thread| {
         // SAFETY: `thread` is this task's pool thread and nothing else borrows its slot.
         let panel = unsafe { scratch::per_thread(Slot::ConvPatch, thread, k * IG_MR) };
@@ -770,6 +772,8 @@ fn direct_impl(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, relu: b
         let (ph, pw) = (g.oh / 2, g.ow / 2);
         let rows = g.n * ph;
         let per = (GRAIN / (2 * g.ow * cp * k).max(1)).max(1);
+        // SAFETY: before the job; no ConvPatch borrow is live.
+        unsafe { scratch::reserve(Slot::ConvPatch, 2 * row_len) };
         for_each(tasks_for(rows, per), &|t, thread| {
             // SAFETY: `thread` is this task's pool thread and nothing else borrows its slot.
             let pair = unsafe { scratch::per_thread(Slot::ConvPatch, thread, 2 * row_len) };

@@ -231,6 +231,20 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], c_off: 
     gemm_impl(m, n, k, a, b, SharedMut(c.as_mut_ptr()), c_off, ldc, accumulate, mode);
 }
 
+/// Grows every pool thread's packing scratch for products of this shape run by `gemm_in_task`
+/// (or `gemm_batched`'s tasks), before the job that runs them (see `scratch::reserve`).
+pub fn reserve_in_tasks(m: usize, n: usize, k: usize) {
+    if m <= SMALL_M || n == 0 || k == 0 {
+        return; // the matrix-vector path uses no scratch
+    }
+    let kc = KC.min(k);
+    // SAFETY: called before the job, outside any task (inside one, reserve does nothing).
+    unsafe {
+        scratch::reserve(Slot::GemmA, MC.min(m).div_ceil(MR) * MR * kc);
+        scratch::reserve(Slot::GemmB, NC.min(n).div_ceil(NR) * NR * kc);
+    }
+}
+
 /// `gemm` inside a pool task: the whole product on pool thread `thread` (as `for_each` gives it),
 /// with that thread's scratch and no nested split; bitwise `gemm`'s result. C has `c_len`
 /// elements behind `c`.
@@ -281,6 +295,7 @@ pub fn gemm_batched(
     let small = m * n * k < PAR_MIN_WORK * 4;
     if batch > 1 && small && num_threads() > 1 {
         // Many small products (attention heads): one product per task.
+        reserve_in_tasks(m, n, k);
         for_each(batch, &|i, thread| {
             gemm_impl(m, n, k, a.at_offset(i * a_stride), b.at_offset(i * b_stride), cp, i * c_stride, n, accumulate, Mode::Serial(thread));
         });
@@ -438,6 +453,10 @@ fn gemm_blocked(m: usize, n: usize, k: usize, pack: &PackA, b: Mat, c: SharedMut
             // once per tile) is packed few times. (One thread: one tile per row block.)
             let n_tiles = if matches!(mode, Mode::Serial(_)) { 1 } else { (2 * num_threads()).div_ceil(m_tiles).min(slivers).max(1) };
             let slivers_per_tile = slivers.div_ceil(n_tiles);
+            if matches!(mode, Mode::Parallel) {
+                // SAFETY: before the job; no GemmA borrow is live.
+                unsafe { scratch::reserve(Slot::GemmA, MC.min(m).div_ceil(MR) * MR * kc) };
+            }
             run(m_tiles * n_tiles, &|t, thread| {
                 let (mi, ni) = (t / n_tiles, t % n_tiles);
                 let i0 = mi * MC;

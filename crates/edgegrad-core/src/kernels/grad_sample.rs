@@ -329,6 +329,8 @@ pub fn embedding_per_example(idx: &[i32], g: &[f32], b: usize, t: usize, d: usiz
 pub fn embedding_norms_sq(idx: &[i32], g: &[f32], b: usize, t: usize, d: usize, out: &mut [f32]) {
     assert!(idx.len() == b * t && g.len() == b * t * d && out.len() == b, "embedding_norms_sq: buffer sizes do not match");
     let optr = SharedMut(out.as_mut_ptr());
+    // SAFETY: before the job; no Misc borrow is live.
+    unsafe { scratch::reserve(Slot::Misc, d) };
     for_each(tasks_for(b, 1), &|i, thread| {
         // SAFETY: `thread` is this task's pool index; no other borrow of this slot is live here.
         let acc = unsafe { scratch::per_thread(Slot::Misc, thread, d) };

@@ -1059,6 +1059,10 @@ fn qgemm_with<K: TileKernel>(m: usize, n: usize, k: usize, src: ASrc<i8>, packed
         QEpilogue::Int8 { rq, .. } => RqVec::new(rq),
         _ => RqVec::new(&Requant { left: 0, right: 0, zero_point: 0, qmin: 0, qmax: 0 }),
     };
+    if parallel {
+        // SAFETY: before the job; no GemmA borrow is live. (i32 words, one per float.)
+        unsafe { scratch::reserve(Slot::GemmA, MC.min(m).div_ceil(MR) * MR * kw) };
+    }
     run_tasks(m_tiles * n_tiles, parallel, &|t, thread| {
         let (mi, ni) = (t / n_tiles, t % n_tiles);
         let i0 = mi * MC;
