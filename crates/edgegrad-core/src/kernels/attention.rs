@@ -159,21 +159,22 @@ pub fn packed_self_attention_forward(qkv: &[f32], b: usize, t: usize, heads: usi
             let r = m.strides.len();
             MaskRef { data: &m.data[bi * m.strides[r - 4] + h * m.strides[r - 3]..], strides: &m.strides[r - 2..] }
         });
-        let c_off = bi * t * e + h * d;
-        if split {
-            gemm(t, t, d, q, kt, s, 0, t, false);
-            masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
-            // SAFETY: outside any task, this call is the only writer of `out`.
-            let o = unsafe { optr.slice(0, out_len) };
-            gemm(t, d, t, Mat::row_major(p, t), v, o, c_off, e, false);
-        } else {
-            let sp = SharedMut(s.as_mut_ptr());
-            // SAFETY: `s` is this thread's scratch (t*t floats); the pair writes columns
-            // h*d..(h+1)*d of batch bi's rows of `out`, which no other pair writes.
-            unsafe { gemm_in_task(thread, t, t, d, q, kt, sp, t * t, 0, t, false) };
-            masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
-            unsafe { gemm_in_task(thread, t, d, t, Mat::row_major(p, t), v, optr, out_len, c_off, e, false) };
-        }
+        // One product into C (`c_len` floats behind `c`): split over the pool, or on this thread.
+        let product = |m: usize, n: usize, k: usize, a: Mat, b: Mat, c: SharedMut<f32>, c_len: usize, c_off: usize, ldc: usize| {
+            // SAFETY: `c` is this thread's score scratch or `out`; the pair writes only its own
+            // head's columns h*d..(h+1)*d of batch bi's rows, which no other pair writes, and a
+            // split product runs outside any task, as the only writer.
+            unsafe {
+                if split {
+                    gemm(m, n, k, a, b, c.slice(0, c_len), c_off, ldc, false);
+                } else {
+                    gemm_in_task(thread, m, n, k, a, b, c, c_len, c_off, ldc, false);
+                }
+            }
+        };
+        product(t, t, d, q, kt, SharedMut(s.as_mut_ptr()), t * t, 0, t);
+        masked_softmax_forward(s, ScoreDims { shape: &[t, t] }, scale, head_mask, causal, p);
+        product(t, d, t, Mat::row_major(p, t), v, optr, out_len, bi * t * e + h * d, e);
     };
     let pairs = b * heads;
     if pairs >= num_threads() {
